@@ -1,0 +1,1 @@
+"""Public, registered, serializable Keras 3 attention layers."""
