@@ -1,0 +1,1 @@
+"""Applications built on keras_attention: each trains, evaluates, plots and exports."""

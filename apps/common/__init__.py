@@ -1,0 +1,1 @@
+"""What every application shares: flags, strategy, data cache, training glue, export, metrics."""

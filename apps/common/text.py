@@ -1,0 +1,153 @@
+"""In-graph text processing shared by the text apps (sentiment, translation).
+
+`standardize` and `split_words` are TensorFlow ops, so the same code builds the
+vocabulary in Python and tokenizes raw strings inside the exported SavedModel:
+training and serving can never disagree. Bytes that are not valid UTF-8 are
+replaced (U+FFFD), never an error.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+
+import tensorflow as tf
+
+PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
+
+# Words (letters, digits, apostrophes inside words) and single punctuation marks.
+_TOKEN_PATTERN = r"([^\w\s'’]|['’](?:\s|$))"
+
+
+def standardize(text: tf.Tensor, lowercase: bool = True) -> tf.Tensor:
+    """Repairs UTF-8, normalizes (NFKC), lower-cases and spaces out punctuation."""
+    text = tf.strings.unicode_transcode(
+        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8")
+    text = tf.strings.regex_replace(text, r"<[^>]{0,40}>", " ")  # stray HTML tags
+    if lowercase:
+        text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.regex_replace(text, _TOKEN_PATTERN, r" \1 ")
+    return tf.strings.strip(text)
+
+
+def split_words(text: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
+    """`[batch]` strings -> ragged `[batch, (words)]` tokens."""
+    return tf.strings.split(standardize(text, lowercase))
+
+
+def build_vocabulary(texts, max_size: int, min_count: int = 1, reserved=(PAD, UNK),
+                     lowercase: bool = True, batch: int = 4096) -> list[str]:
+    """The `max_size` most frequent tokens of `texts` after `reserved` ones (ties by token)."""
+    counts: collections.Counter = collections.Counter()
+    texts = list(texts)
+    for i in range(0, len(texts), batch):
+        tokens = split_words(tf.constant(texts[i : i + batch]), lowercase).flat_values
+        counts.update(t.decode("utf-8") for t in tokens.numpy())
+    ranked = sorted(
+        (t for t, c in counts.items() if c >= min_count and t not in reserved),
+        key=lambda t: (-counts[t], t),
+    )
+    return list(reserved) + ranked[: max(0, max_size - len(reserved))]
+
+
+class Tokenizer(tf.Module):
+    """Raw strings <-> padded ids, as TensorFlow ops (lives inside SavedModels).
+
+    Id 0 is padding, id 1 unknown; `START`/`END` are added when `bos_eos=True`.
+
+    Args:
+        vocabulary: list of tokens; index = id. Must start with PAD, UNK.
+        max_length: tokens kept per text (longer texts are truncated; END counts).
+        bos_eos: wrap each text in START ... END (decoder targets).
+        lowercase: lower-case before splitting.
+    """
+
+    def __init__(self, vocabulary, max_length: int, bos_eos: bool = False,
+                 lowercase: bool = True, name=None):
+        super().__init__(name=name)
+        vocabulary = list(vocabulary)
+        if vocabulary[:2] != [PAD, UNK]:
+            raise ValueError(f"vocabulary must start with {PAD!r}, {UNK!r}; got {vocabulary[:2]}")
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("vocabulary has duplicate tokens.")
+        if bos_eos and (START not in vocabulary or END not in vocabulary):
+            raise ValueError(f"bos_eos=True needs {START!r} and {END!r} in the vocabulary.")
+        if max_length <= 0:
+            raise ValueError(f"max_length must be positive, got {max_length}.")
+        self.vocabulary = vocabulary
+        self.max_length = int(max_length)
+        self.bos_eos = bos_eos
+        self.lowercase = lowercase
+        keys = tf.constant(vocabulary)
+        ids = tf.range(len(vocabulary), dtype=tf.int64)
+        self._to_id = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, ids), default_value=1
+        )
+        self._to_token = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(ids, keys), default_value=UNK
+        )
+        self.start_id = vocabulary.index(START) if START in vocabulary else -1
+        self.end_id = vocabulary.index(END) if END in vocabulary else -1
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary)
+
+    def tokenize(self, text: tf.Tensor):
+        """`[batch]` strings -> (`tokens` `[batch, max_length]` strings, `ids` int32).
+
+        Padding positions hold "" and id 0. With `bos_eos`, START and END wrap the
+        (truncated) words.
+        """
+        text = tf.convert_to_tensor(text, tf.string)
+        words = split_words(text, self.lowercase)
+        if self.bos_eos:
+            words = words[:, : self.max_length - 2]
+            batch = tf.shape(text)[0]
+            start = tf.fill([batch, 1], START)
+            end = tf.fill([batch, 1], END)
+            words = tf.concat([start, words, end], axis=1)
+        else:
+            words = words[:, : self.max_length]
+        tokens = words.to_tensor(default_value="", shape=[None, self.max_length])
+        ids = tf.ragged.map_flat_values(self._to_id.lookup, words)
+        ids = ids.to_tensor(default_value=0, shape=[None, self.max_length])
+        return tokens, tf.cast(ids, tf.int32)
+
+    def lookup_tokens(self, ids: tf.Tensor) -> tf.Tensor:
+        """int ids -> token strings (padding gives "")."""
+        ids = tf.cast(ids, tf.int64)
+        tokens = self._to_token.lookup(ids)
+        return tf.where(ids == 0, tf.constant(""), tokens)
+
+    def detokenize(self, ids: tf.Tensor) -> tf.Tensor:
+        """`[batch, T]` ids -> `[batch]` strings: stops at END, drops PAD/START, joins words."""
+        ids = tf.cast(ids, tf.int64)
+        if self.end_id >= 0:
+            ended = tf.cumsum(tf.cast(ids == self.end_id, tf.int32), axis=1) > 0
+            ids = tf.where(ended, tf.zeros_like(ids), ids)
+        keep = ids != 0
+        if self.start_id >= 0:
+            keep &= ids != self.start_id
+        tokens = tf.ragged.boolean_mask(self._to_token.lookup(ids), keep)
+        text = tf.strings.reduce_join(tokens, axis=1, separator=" ")
+        # Re-attach punctuation that standardize spaced out.
+        text = tf.strings.regex_replace(text, r" ([.,!?;:%)\]}])", r"\1")
+        text = tf.strings.regex_replace(text, r"([(\[{¿¡]) ", r"\1")
+        return text
+
+    def save(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"vocabulary": self.vocabulary, "max_length": self.max_length,
+                       "bos_eos": self.bos_eos, "lowercase": self.lowercase}, f,
+                      ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path: str) -> Tokenizer:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+        return cls(**spec)
