@@ -1,0 +1,59 @@
+"""The in-graph tokenizer: defined results for every input a client can send."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.common import text
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    vocab = text.build_vocabulary(
+        ["The film is great.", "A bad, bad film!"], 32,
+        reserved=(text.PAD, text.UNK, text.START, text.END),
+    )
+    return text.Tokenizer(vocab, max_length=6, bos_eos=True)
+
+
+def test_vocabulary_ranks_by_frequency():
+    vocab = text.build_vocabulary(["b a a", "c a b"], 10)
+    assert vocab == [text.PAD, text.UNK, "a", "b", "c"]
+
+
+def test_tokenize_pads_truncates_and_maps_unknowns(tokenizer):
+    tokens, ids = tokenizer.tokenize(tf.constant(["The film is GREAT.", "zebra", "", "a " * 50]))
+    tokens, ids = tokens.numpy(), ids.numpy()
+    assert ids.shape == (4, 6) and ids.dtype == np.int32
+    assert [t.decode() for t in tokens[0]] == ["[START]", "the", "film", "is", "great", "[END]"]
+    assert ids[1, 1] == 1 and tokens[1, 1] == b"zebra"  # unknown id, original token kept
+    assert ids[2].tolist() == [tokenizer.start_id, tokenizer.end_id, 0, 0, 0, 0]
+    assert ids[3, -1] == tokenizer.end_id  # truncated, END kept
+
+
+def test_bad_bytes_and_empty_batch(tokenizer):
+    tokens, ids = tokenizer.tokenize(tf.constant([b"\xff\xfe film \xc3"]))
+    assert ids.shape == (1, 6)
+    assert "film" in [t.decode() for t in tokens.numpy()[0]]
+    _, ids = tokenizer.tokenize(tf.constant([], tf.string))
+    assert ids.shape == (0, 6)
+
+
+def test_detokenize_stops_at_end(tokenizer):
+    _, ids = tokenizer.tokenize(tf.constant(["the film ."]))  # START the film . END PAD
+    ids = tf.concat([ids[:, :-1], [[tokenizer.vocabulary.index("bad")]]], axis=1)
+    assert tokenizer.detokenize(ids).numpy()[0] == b"the film."
+
+
+def test_save_load(tmp_path, tokenizer):
+    path = str(tmp_path / "vocab.json")
+    tokenizer.save(path)
+    again = text.Tokenizer.load(path)
+    assert again.vocabulary == tokenizer.vocabulary and again.max_length == 6
+
+
+def test_rejects_bad_vocabulary():
+    with pytest.raises(ValueError, match="must start with"):
+        text.Tokenizer(["a", "b"], 4)
+    with pytest.raises(ValueError, match="max_length"):
+        text.Tokenizer([text.PAD, text.UNK], 0)
