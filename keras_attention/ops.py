@@ -1,9 +1,404 @@
 """Functional attention ops built on `keras.ops` (backend-agnostic).
 
 `masked_softmax`, `merge_masks` and `causal_mask` are the masking primitives
-every layer uses; `scaled_dot_product_attention` is the core attention kernel.
+every layer uses; `scaled_dot_product_attention` is the core attention kernel,
+with a plain path and an exact memory-efficient path (`chunk_size=...`).
 """
 
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from keras_attention import _validation as v
 from keras_attention._masking import causal_mask, masked_softmax, merge_masks
 
-__all__ = ["causal_mask", "masked_softmax", "merge_masks"]
+__all__ = ["causal_mask", "masked_softmax", "merge_masks", "scaled_dot_product_attention"]
+
+# Finite stand-in for -inf in the float32 running max of the chunked path: masked
+# scores are set to it and then explicitly zeroed after `exp`, so no NaN appears.
+_NEG = -1e30
+
+
+def scaled_dot_product_attention(
+    query,
+    key,
+    value,
+    mask=None,
+    is_causal=False,
+    scale=None,
+    dropout_rate=0.0,
+    seed=None,
+    training=False,
+    chunk_size=None,
+    return_attention_scores=False,
+):
+    """Scaled dot-product attention over `(batch, heads, T, dim)` tensors.
+
+    ```
+    S = scale · Q Kᵀ                 (scale defaults to 1 / sqrt(dim))
+    P = masked_softmax(S, mask)      (fully masked rows are all zeros)
+    O = dropout(P) V
+    ```
+    With `chunk_size`, the keys and values are visited in chunks of `chunk_size`
+    with a running max `m`, running sum `l` and running output (online softmax):
+    for each chunk `j`, `m' = max(m, rowmax(S_j))`,
+    `l' = l·exp(m − m') + rowsum(exp(S_j − m'))`,
+    `O' = O·exp(m − m') + exp(S_j − m') V_j`; finally `O / l`. The result is exact
+    (not an approximation). The gradient is a custom one that recomputes each
+    chunk's scores from `(Q, K, V, O, logsumexp)` (the FlashAttention backward:
+    `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dO ⊙ O))`,
+    `dQ = scale · dS K`, `dK = scale · dSᵀ Q`), so neither pass holds a
+    `(T_q, T_k)` tensor: memory is `O(T_q · chunk_size)` per batch and head.
+    The chunked path computes in float32 whatever the input dtype. Masks given as
+    `(batch, T_k)` and `is_causal` are applied per chunk; a `(batch, T_q, T_k)`
+    mask is sliced per chunk.
+
+    Args:
+        query: `(batch, heads, T_q, dim)`.
+        key: `(batch, heads, T_k, dim)`.
+        value: `(batch, heads, T_k, dim_v)`.
+        mask: optional boolean, True = may attend. `(batch, T_k)` (a key padding
+            mask; unlike NumPy broadcasting, rank 2 is never read as
+            `(T_q, T_k)`), `(batch, T_q, T_k)`, or rank 4 broadcastable to
+            `(batch, heads, T_q, T_k)`.
+        is_causal: if True, query `i` attends to keys `j <= i` only.
+        scale: the score scale; defaults to `1 / sqrt(dim)`.
+        dropout_rate: dropout on the attention weights (training only). On the
+            chunked path each chunk's dropout mask comes from a counter-based hash
+            of the seed and the (batch, head, query, key) position, so the backward
+            pass regenerates exactly the forward mask (its random draws differ
+            from the plain path's, which uses `keras.random.dropout`).
+        seed: int, `keras.random.SeedGenerator` or None, for the dropout.
+        training: whether dropout is applied.
+        chunk_size: None for the plain path; a positive int for the exact
+            memory-efficient path with key chunks of this size (`T_k` need not be
+            a multiple of it).
+        return_attention_scores: also return the post-softmax weights (plain
+            path only: the chunked path never forms them).
+
+    Returns:
+        `(batch, heads, T_q, dim_v)` in the dtype of `query`, and with
+        `return_attention_scores` also the weights `(batch, heads, T_q, T_k)`.
+
+    Example:
+    ```python
+    q = k = v = keras.random.normal((2, 4, 128, 16))
+    out = scaled_dot_product_attention(q, k, v, is_causal=True, chunk_size=32)
+    ```
+
+    Reference:
+        Vaswani et al., "Attention Is All You Need", 2017;
+        Rabe & Staats, "Self-attention Does Not Need O(n²) Memory", 2021;
+        Dao et al., "FlashAttention", 2022.
+    """
+    v.rate("dropout_rate", dropout_rate)
+    v.positive_int("chunk_size", chunk_size, allow_none=True)
+    v.rank("query", query.shape, 4)
+    v.rank("key", key.shape, 4)
+    v.rank("value", value.shape, 4)
+    if mask is not None:
+        mask = ops.convert_to_tensor(mask)
+        v.rank("mask", mask.shape, (2, 3, 4))
+        mask = _mask_to_rank4(mask)
+    return attention(
+        query,
+        key,
+        value,
+        mask=mask,
+        causal_offset=0 if is_causal else None,
+        scale=scale,
+        dropout_rate=dropout_rate,
+        seed=seed,
+        training=training,
+        chunk_size=chunk_size,
+        return_attention_scores=return_attention_scores,
+    )
+
+
+def _mask_to_rank4(mask):
+    """`(B, T_k)` -> `(B, 1, 1, T_k)`; `(B, T_q, T_k)` -> `(B, 1, T_q, T_k)`."""
+    rank = len(mask.shape)
+    if rank == 2:
+        mask = mask[:, None, None, :]
+    elif rank == 3:
+        mask = mask[:, None, :, :]
+    return ops.cast(mask, "bool")
+
+
+def attention(
+    query,
+    key,
+    value,
+    mask=None,
+    causal_offset=None,
+    scale=None,
+    dropout_rate=0.0,
+    seed=None,
+    training=False,
+    chunk_size=None,
+    return_attention_scores=False,
+):
+    """The kernel behind `scaled_dot_product_attention` (no argument checks).
+
+    `mask` is None or rank 4 broadcastable to `(batch, heads, T_q, T_k)`;
+    `causal_offset` is None (no causal mask) or an int / int scalar tensor:
+    query `i` sees key `j` iff `j <= i + causal_offset` (used by cached decoding).
+    """
+    if scale is None:
+        scale = 1.0 / math.sqrt(float(query.shape[-1]))
+    dropping = bool(training) and dropout_rate > 0
+    if chunk_size is not None:
+        if return_attention_scores:
+            raise ValueError(
+                "`return_attention_scores=True` cannot be combined with `chunk_size`: the "
+                "memory-efficient path never forms the (T_q, T_k) weights. Received: "
+                f"chunk_size={chunk_size}, return_attention_scores=True"
+            )
+        return _chunked_attention(
+            query,
+            key,
+            value,
+            mask,
+            causal_offset,
+            scale,
+            chunk_size,
+            dropout_rate=dropout_rate if dropping else 0.0,
+            seed=seed,
+        )
+
+    q = ops.multiply(query, ops.cast(scale, query.dtype))
+    scores = ops.einsum("bhqd,bhkd->bhqk", q, key)
+    if causal_offset is not None:
+        t_q, t_k = ops.shape(query)[2], ops.shape(key)[2]
+        causal = causal_mask(t_q, t_k, offset=causal_offset)[None, None]
+        mask = causal if mask is None else ops.logical_and(mask, causal)
+    weights = masked_softmax(scores, mask)
+    dropped = weights
+    if dropping:
+        dropped = keras.random.dropout(weights, dropout_rate, seed=seed)
+    out = ops.einsum("bhqk,bhkd->bhqd", dropped, value)
+    if return_attention_scores:
+        return out, weights
+    return out
+
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x, c: int):
+    """`(x * c) mod 2**32` for int64 `x` in [0, 2**32) without int64 overflow."""
+    lo = ops.multiply(x, c & 0xFFFF)
+    hi = ops.bitwise_and(ops.multiply(x, c >> 16), 0xFFFF)
+    return ops.bitwise_and(lo + ops.multiply(hi, 65536), _MASK32)
+
+
+def _hash32(x):
+    """A 32-bit integer mixing function (xorshift-multiply, "lowbias32") on int64."""
+    x = ops.bitwise_xor(x, ops.right_shift(x, 16))
+    x = _mul32(x, 0x7FEB352D)
+    x = ops.bitwise_xor(x, ops.right_shift(x, 15))
+    x = _mul32(x, 0x846CA68B)
+    return ops.bitwise_xor(x, ops.right_shift(x, 16))
+
+
+def _dropout_row_keys(seed, batch, heads, t_q):
+    """Per-(batch, head, query) int64 keys `(B, H, T_q, 1)` for the dropout hash.
+
+    `seed` is a length-2 integer tensor (drawn once per call, so the forward and
+    the backward pass see the same dropout mask).
+    """
+    s = ops.cast(seed, "int64")
+    base = _hash32(ops.bitwise_xor(_hash32(ops.bitwise_and(s[0], _MASK32)), s[1] & _MASK32))
+    bh = ops.arange(batch, dtype="int64")[:, None] * ops.cast(heads, "int64")
+    bh = bh + ops.arange(heads, dtype="int64")[None, :]
+    key = _hash32(ops.bitwise_xor(base, ops.bitwise_and(bh, _MASK32)))[..., None]
+    rows = ops.arange(t_q, dtype="int64")[None, None, :]
+    return _hash32(ops.bitwise_xor(key, rows))[..., None]
+
+
+def _dropout_keep(row_keys, cols, rate):
+    """Boolean keep mask `(B, H, T_q, len(cols))` for global key indices `cols`."""
+    bits = _hash32(ops.bitwise_xor(row_keys, ops.cast(cols, "int64")))
+    threshold = int(round(rate * (1 << 24)))
+    return ops.greater_equal(ops.right_shift(bits, 8), threshold)
+
+
+def _chunked_attention(
+    query, key, value, mask, causal_offset, scale, chunk_size, dropout_rate=0.0, seed=None
+):
+    """Online-softmax attention over key chunks with a FlashAttention backward.
+
+    With `dropout_rate > 0` the dropout mask of each chunk comes from a
+    counter-based hash of (seed, batch, head, query, key), so the backward pass
+    regenerates exactly the mask of the forward pass without storing it.
+    """
+    in_dtype = keras.backend.standardize_dtype(query.dtype)
+    q = ops.cast(query, "float32")
+    k = ops.cast(key, "float32")
+    val = ops.cast(value, "float32")
+
+    c = chunk_size
+    b, h, t_q = ops.shape(q)[0], ops.shape(q)[1], ops.shape(q)[2]
+    t_k = ops.shape(k)[2]
+    d_k, d_v = ops.shape(k)[3], ops.shape(val)[3]
+    if isinstance(t_k, int):
+        n = -(-t_k // c)
+    else:
+        n = (t_k + c - 1) // c
+    pad = n * c - t_k
+    no_pad = isinstance(pad, int) and pad == 0
+
+    def to_chunks(x, d):
+        if not no_pad:
+            x = ops.pad(x, [[0, 0], [0, 0], [0, pad], [0, 0]])
+        return ops.reshape(x, (b, h, n, c, d))
+
+    k_r = to_chunks(k, d_k)
+    v_r = to_chunks(val, d_v)
+
+    # A mask without a T_k axis applies to every chunk as it is; one with a T_k
+    # axis is padded and cut into chunks (it is only as large as the caller made it).
+    mask_r = None
+    mask_broadcast = None
+    if mask is not None:
+        if mask.shape[-1] == 1:
+            mask_broadcast = mask
+        else:
+            m = (
+                mask
+                if no_pad
+                else ops.pad(mask, [[0, 0], [0, 0], [0, 0], [0, pad]], constant_values=False)
+            )
+            ms = ops.shape(m)
+            mask_r = ops.reshape(m, (ms[0], ms[1], ms[2], n, c))
+
+    scale_f = ops.cast(scale, "float32")
+    if causal_offset is not None:
+        causal_offset = ops.cast(causal_offset, "int32")
+    t_k_i = ops.cast(t_k, "int32")
+
+    row_keys = None
+    if dropout_rate > 0:
+        seed_values = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=seed)
+        row_keys = _dropout_row_keys(seed_values, b, h, t_q)
+        keep_scale = 1.0 / (1.0 - dropout_rate)
+
+    def chunk(j, qs, k_r, v_r):
+        """Scores `(B, H, T_q, C)`, validity, dropout multiplier, chunk j's keys/values."""
+        kj = ops.take(k_r, j, axis=2)
+        vj = ops.take(v_r, j, axis=2)
+        s = ops.einsum("bhqd,bhkd->bhqk", qs, kj)
+        cols = ops.cast(j, "int32") * c + ops.arange(c, dtype="int32")
+        valid = ops.less(cols, t_k_i)[None, None, None, :]
+        if causal_offset is not None:
+            rows = ops.arange(t_q, dtype="int32")
+            causal = ops.less_equal(cols[None, :], rows[:, None] + causal_offset)
+            valid = ops.logical_and(valid, causal[None, None])
+        if mask_r is not None:
+            valid = ops.logical_and(valid, ops.take(mask_r, j, axis=3))
+        if mask_broadcast is not None:
+            valid = ops.logical_and(valid, mask_broadcast)
+        drop = None
+        if row_keys is not None:
+            keep = _dropout_keep(row_keys, cols, dropout_rate)
+            drop = ops.where(keep, keep_scale, 0.0)
+        return s, valid, drop, kj, vj
+
+    @ops.custom_gradient
+    def _attend(q, k_r, v_r):
+        qs = q * scale_f
+        m0 = ops.full((b, h, t_q), _NEG, dtype="float32")
+        l0 = ops.zeros((b, h, t_q), dtype="float32")
+        acc0 = ops.zeros((b, h, t_q, d_v), dtype="float32")
+
+        def body(j, carry):
+            m, denom, acc = carry
+            s, valid, drop, _, vj = chunk(j, qs, k_r, v_r)
+            s = ops.where(valid, s, _NEG)
+            m_new = ops.maximum(m, ops.max(s, axis=-1))
+            p = ops.where(valid, ops.exp(s - m_new[..., None]), 0.0)
+            alpha = ops.exp(m - m_new)
+            denom = denom * alpha + ops.sum(p, axis=-1)
+            pd = p if drop is None else p * drop
+            acc = acc * alpha[..., None] + ops.einsum("bhqk,bhkd->bhqd", pd, vj)
+            return m_new, denom, acc
+
+        m, denom, acc = ops.fori_loop(0, n, body, (m0, l0, acc0))
+        seen = ops.greater(denom, 0.0)
+        safe = ops.where(seen, denom, 1.0)
+        out = acc / safe[..., None]
+        lse = ops.where(seen, m + ops.log(safe), 0.0)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            d_out = ops.cast(upstream, "float32")
+            # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
+            delta = ops.sum(d_out * out, axis=-1)[..., None]
+
+            def back(j, carry):
+                dq, dk, dv = carry
+                s, valid, drop, kj, vj = chunk(j, qs, k_r, v_r)
+                p = ops.where(valid, ops.exp(s - lse[..., None]), 0.0)
+                pd = p if drop is None else p * drop
+                dvj = ops.einsum("bhqk,bhqd->bhkd", pd, d_out)
+                dp = ops.einsum("bhqd,bhkd->bhqk", d_out, vj)
+                if drop is not None:
+                    dp = dp * drop
+                ds = p * (dp - delta)
+                dq = dq + ops.einsum("bhqk,bhkd->bhqd", ds, kj) * scale_f
+                dkj = ops.einsum("bhqk,bhqd->bhkd", ds, qs)
+                start = [0, 0, ops.cast(j, "int32"), 0, 0]
+                dk = ops.slice_update(dk, start, dkj[:, :, None])
+                dv = ops.slice_update(dv, start, dvj[:, :, None])
+                return dq, dk, dv
+
+            init = (ops.zeros_like(q), ops.zeros_like(k_r), ops.zeros_like(v_r))
+            return ops.fori_loop(0, n, back, init)
+
+        return out, grad
+
+    out = _attend(q, k_r, v_r)
+    return ops.cast(out, in_dtype)
+
+
+def layer_masks(query_mask=None, value_mask=None, attention_mask=None, chunked=False):
+    """Turns a layer's masks into the kernel's rank-4 `mask` and a query-row mask.
+
+    Returns `(mask, row_mask)`: `mask` is None or boolean broadcastable to
+    `(batch, heads, T_q, T_k)`; `row_mask` is None or `(batch, 1, T_q, 1)` to
+    multiply into the kernel's output. On the plain path the query mask goes into
+    `mask` (so returned weights of masked rows are zeros); on the chunked path it
+    comes back as `row_mask`, because broadcasting it against a key mask would
+    form the `(T_q, T_k)` tensor that path avoids. Both give the same output.
+    `attention_mask` may be `(T_q, T_k)`, `(batch, T_q, T_k)` or rank 4.
+    """
+    mask = None
+    if attention_mask is not None:
+        attention_mask = ops.cast(attention_mask, "bool")
+        rank = len(attention_mask.shape)
+        if rank == 2:
+            attention_mask = attention_mask[None, None]
+        elif rank == 3:
+            attention_mask = attention_mask[:, None]
+        elif rank != 4:
+            raise ValueError(
+                "`attention_mask` must have rank 2, 3 or 4 (broadcastable to "
+                "(batch, heads, T_q, T_k)). Received: "
+                f"attention_mask.shape={tuple(attention_mask.shape)}"
+            )
+        mask = attention_mask
+    if value_mask is not None:
+        vm = ops.cast(value_mask, "bool")[:, None, None, :]
+        mask = vm if mask is None else ops.logical_and(mask, vm)
+    row_mask = None
+    if query_mask is not None:
+        qm = ops.cast(query_mask, "bool")[:, None, :, None]
+        if chunked:
+            row_mask = qm
+        else:
+            mask = qm if mask is None else ops.logical_and(mask, qm)
+    return mask, row_mask

@@ -1,0 +1,117 @@
+"""What greedy and beam search share: the result type, the length penalty, buffers."""
+
+from __future__ import annotations
+
+import collections
+
+import tensorflow as tf
+
+DecodeResult = collections.namedtuple(
+    "DecodeResult", ["sequences", "scores", "lengths", "attention"]
+)
+DecodeResult.__doc__ = """The chosen hypothesis of each batch item.
+
+Fields:
+    sequences: int32 `(batch, max_length)`: the generated tokens, the end token
+        included when one was generated, `pad_token` after it.
+    scores: float32 `(batch,)`: the hypothesis' score, `log P(Y|X) / lp(|Y|)`.
+    lengths: int32 `(batch,)`: tokens generated, the end token included.
+    attention: float32 `(batch, max_length, *A)`: the attention weights the step
+        function returned at each generated token (`A` = its shape per row, e.g.
+        `(T_in,)` or `(H', W')`), zeros after the end; None if the step function
+        returns None.
+"""
+
+
+def length_penalty(length, alpha):
+    """Wu et al. (2016): `lp(Y) = (5 + |Y|)^α / (5 + 1)^α`; `alpha=0` gives 1."""
+    length = tf.cast(length, tf.float32)
+    return tf.pow((5.0 + length) / 6.0, tf.cast(alpha, tf.float32))
+
+
+def check_arguments(max_length, length_penalty_alpha, beam_width=1):
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
+        raise ValueError(
+            f"`max_length` must be a positive Python int. Received: max_length={max_length!r}"
+        )
+    if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width <= 0:
+        raise ValueError(
+            f"`beam_width` must be a positive Python int. Received: beam_width={beam_width!r}"
+        )
+    if not isinstance(length_penalty_alpha, (int, float)) or isinstance(
+        length_penalty_alpha, bool
+    ) or length_penalty_alpha < 0:
+        raise ValueError(
+            "`length_penalty` (alpha) must be a number >= 0. "
+            f"Received: length_penalty={length_penalty_alpha!r}"
+        )
+
+
+def call_step(step_fn, tokens, state):
+    """Calls the step function and checks/normalizes what it returns."""
+    out = step_fn(tokens, state)
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise ValueError(
+            "`step_fn(tokens, state)` must return `(logits, new_state, attention)`; "
+            f"received {type(out).__name__!s}: {out!r:.200}"
+        )
+    logits, new_state, attention = out
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape.rank != 2:
+        raise ValueError(
+            f"`step_fn` must return logits of shape (batch, vocab). Received: {logits.shape}"
+        )
+    tf.nest.assert_same_structure(state, new_state)
+    if attention is not None:
+        attention = tf.cast(attention, tf.float32)
+    return logits, new_state, attention
+
+
+def one_hot_time(t, length, extra_dims):
+    """A `(1, length, 1, ..., 1)` indicator of position `t` (with `extra_dims` trailing 1s)."""
+    hot = tf.one_hot(t, length, dtype=tf.float32)
+    return tf.reshape(hot, [1, length] + [1] * extra_dims)
+
+
+def write_time(buffer, t, values):
+    """`buffer[:, t] = values` for a buffer `(N, L, ...)` that is zero at `t`."""
+    extra = values.shape.rank - 1
+    hot = one_hot_time(t, buffer.shape[1], extra)
+    return buffer + tf.cast(hot, buffer.dtype) * tf.expand_dims(values, 1)
+
+
+def pad_after(sequences, lengths, pad_token):
+    positions = tf.range(tf.shape(sequences)[1])[None, :]
+    return tf.where(positions < lengths[:, None], sequences, tf.cast(pad_token, sequences.dtype))
+
+
+def zero_after(attention, lengths):
+    if attention is None:
+        return None
+    positions = tf.range(tf.shape(attention)[1])[None, :]
+    keep = tf.cast(positions < lengths[:, None], attention.dtype)
+    keep = tf.reshape(keep, tf.concat([tf.shape(keep), tf.ones([attention.shape.rank - 2],
+                                                                 tf.int32)], 0))
+    return attention * keep
+
+
+def expand_to_beams(nested, beam_width):
+    """Repeats every row of every tensor in `nested` `beam_width` times (row b -> b*K..b*K+K-1)."""
+    return tf.nest.map_structure(lambda x: tf.repeat(x, beam_width, axis=0), nested)
+
+
+def gather_rows(nested, indices):
+    return tf.nest.map_structure(lambda x: tf.gather(x, indices, axis=0), nested)
+
+
+def attention_buffer(step_attention, rows, max_length):
+    """A zero `(rows, max_length, *A)` buffer for the step attention `(rows, *A)`.
+
+    Without attention (None) a `(rows, max_length, 0)` placeholder keeps the loop
+    variables uniform.
+    """
+    if step_attention is None:
+        return tf.zeros([rows, max_length, 0], tf.float32)
+    inner = step_attention.shape.as_list()[1:]
+    buffer = tf.zeros(tf.concat([[rows, max_length], tf.shape(step_attention)[1:]], 0))
+    return tf.ensure_shape(buffer, [None, max_length] + inner)

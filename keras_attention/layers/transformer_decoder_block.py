@@ -1,0 +1,356 @@
+"""Transformer decoder block (Vaswani et al. 2017) with cached incremental decoding."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_attention import _validation
+from keras_attention.layers import _transformer_checks
+from keras_attention.layers.multi_head_attention import MultiHeadAttention
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class TransformerDecoderBlock(keras.layers.Layer):
+    """One Transformer decoder layer: causal self-attention, cross-attention, feed-forward.
+
+    Post-norm (`norm_first=False`, the original paper), with `e` the encoder output:
+
+        x = LayerNorm(x + Dropout(SelfAttention(x, x, causal)))
+        x = LayerNorm(x + Dropout(CrossAttention(x, e)))
+        y = LayerNorm(x + Dropout(W₂ act(W₁ x + b₁) + b₂))
+
+    Pre-norm (`norm_first=True`) normalises the input of each sub-layer instead:
+    `x = x + Dropout(SubLayer(LayerNorm(x)))`. A block first called without
+    `encoder_sequence` (and without `cross_attention_cache`) is decoder-only
+    (GPT-style) and has no cross-attention.
+
+    Incremental decoding: pass `self_attention_cache` `(batch, 2, max_len,
+    num_heads, key_dim)` (zeros to start) and `self_attention_cache_update_index`
+    (the position of the first of the `T_dec` new steps, int or int scalar
+    tensor). The new steps' keys and values are written into the cache and
+    attend to every cached position before them and causally among themselves.
+    The cross-attention cache (keys and values of the encoder output, see
+    `MultiHeadAttention.compute_cache`) is computed from `encoder_sequence` on
+    the first cached call when not given, and is returned for reuse; it can
+    also be passed without a self-attention cache, to skip projecting the
+    encoder output again.
+
+    Args:
+        num_heads: number of attention heads (self and cross).
+        intermediate_dim: hidden width of the feed-forward network.
+        key_dim: size of each head; defaults to `dim // num_heads`, which
+            requires `dim` to be divisible by `num_heads`.
+        dropout: dropout rate of the attention weights and of the residual
+            branches.
+        activation: activation of the feed-forward hidden layer.
+        norm_first: pre-norm (True) or post-norm (False).
+        layer_norm_epsilon: epsilon of the layer normalisations.
+
+    Call arguments:
+        decoder_sequence: `(batch, T_dec, dim)`.
+        encoder_sequence: `(batch, T_enc, dim_enc)` or None.
+        decoder_padding_mask: boolean `(batch, T_dec)`, True for real steps;
+            defaults to the Keras mask of `decoder_sequence`. It masks padded
+            steps as queries and as keys (with a cache: the keys written in
+            this call; earlier cache positions stay visible).
+        encoder_padding_mask: boolean `(batch, T_enc)`, True for real steps;
+            defaults to the Keras mask of `encoder_sequence`.
+        use_causal_mask: forbid attention to later decoder steps (ignored with
+            a self-attention cache, which is always causal).
+        return_attention_scores: also return the self- and cross-attention
+            weights.
+        self_attention_cache: `(batch, 2, max_len, num_heads, key_dim)` or None.
+        self_attention_cache_update_index: int or int scalar tensor.
+        cross_attention_cache: `(batch, 2, T_enc, num_heads, key_dim)` or None.
+        training: whether dropout is active.
+
+    Returns:
+        `output` `(batch, T_dec, dim)`; with `return_attention_scores`, the
+        tuple `(output, self_scores (batch, num_heads, T_dec, T_keys),
+        cross_scores (batch, num_heads, T_dec, T_enc))` where `T_keys` is
+        `T_dec`, or `max_len` with a cache. With `self_attention_cache`, the
+        tuple ends with the updated `self_attention_cache, cross_attention_cache`.
+        A decoder-only block leaves out `cross_scores` and
+        `cross_attention_cache` (as keras-hub's `TransformerDecoder` does).
+
+    Example:
+        >>> block = TransformerDecoderBlock(num_heads=2, intermediate_dim=32)
+        >>> dec, enc = keras.random.normal((2, 5, 16)), keras.random.normal((2, 7, 16))
+        >>> block(dec, enc).shape
+        (2, 5, 16)
+        >>> cache = keras.ops.zeros((2, 2, 5, 2, 8))
+        >>> y, cache, cross = block(dec[:, :1], enc, self_attention_cache=cache,
+        ...                         self_attention_cache_update_index=0)
+
+    Reference:
+        Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        intermediate_dim,
+        key_dim=None,
+        dropout=0.0,
+        activation="relu",
+        norm_first=False,
+        layer_norm_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _transformer_checks.check_block_args(
+            num_heads, intermediate_dim, key_dim, dropout, layer_norm_epsilon
+        )
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.key_dim = key_dim
+        self.dropout = _validation.rate("dropout", dropout)
+        self.activation = keras.activations.get(activation)
+        self.norm_first = bool(norm_first)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.supports_masking = True
+
+    def build(
+        self,
+        decoder_sequence_shape,
+        encoder_sequence_shape=None,
+        cross_attention_cache_shape=None,
+    ):
+        head_dim = _transformer_checks.head_dim(
+            "decoder_sequence", decoder_sequence_shape, self.num_heads, self.key_dim
+        )
+        self._head_dim = head_dim
+        dim = decoder_sequence_shape[-1]
+        policy = self.dtype_policy
+        self.self_attention = MultiHeadAttention(
+            num_heads=self.num_heads,
+            key_dim=head_dim,
+            dropout=self.dropout,
+            dtype=policy,
+            name="self_attention",
+        )
+        self.self_attention.build(decoder_sequence_shape, decoder_sequence_shape)
+        self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm")
+        self.self_attention_layer_norm.build(decoder_sequence_shape)
+        self.self_attention_dropout = keras.layers.Dropout(
+            self.dropout, dtype=policy, name="self_attention_dropout"
+        )
+
+        self.cross_attention = None
+        if encoder_sequence_shape is not None or cross_attention_cache_shape is not None:
+            if encoder_sequence_shape is not None:
+                _validation.rank("encoder_sequence", encoder_sequence_shape, 3)
+                encoder_dim = encoder_sequence_shape[-1]
+            else:
+                # Built from a cache only: assume the encoder has the decoder's width.
+                encoder_dim = dim
+            self.cross_attention = MultiHeadAttention(
+                num_heads=self.num_heads,
+                key_dim=head_dim,
+                dropout=self.dropout,
+                dtype=policy,
+                name="cross_attention",
+            )
+            self.cross_attention.build(decoder_sequence_shape, (None, None, encoder_dim))
+            self.cross_attention_layer_norm = self._layer_norm("cross_attention_layer_norm")
+            self.cross_attention_layer_norm.build(decoder_sequence_shape)
+            self.cross_attention_dropout = keras.layers.Dropout(
+                self.dropout, dtype=policy, name="cross_attention_dropout"
+            )
+
+        self.feedforward_intermediate_dense = keras.layers.Dense(
+            self.intermediate_dim,
+            activation=self.activation,
+            dtype=policy,
+            name="feedforward_intermediate_dense",
+        )
+        self.feedforward_intermediate_dense.build(decoder_sequence_shape)
+        self.feedforward_output_dense = keras.layers.Dense(
+            dim, dtype=policy, name="feedforward_output_dense"
+        )
+        self.feedforward_output_dense.build(
+            tuple(decoder_sequence_shape[:-1]) + (self.intermediate_dim,)
+        )
+        self.feedforward_layer_norm = self._layer_norm("feedforward_layer_norm")
+        self.feedforward_layer_norm.build(decoder_sequence_shape)
+        self.feedforward_dropout = keras.layers.Dropout(
+            self.dropout, dtype=policy, name="feedforward_dropout"
+        )
+
+    def _layer_norm(self, name):
+        return keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+        )
+
+    def call(
+        self,
+        decoder_sequence,
+        encoder_sequence=None,
+        decoder_padding_mask=None,
+        encoder_padding_mask=None,
+        use_causal_mask=True,
+        return_attention_scores=False,
+        self_attention_cache=None,
+        self_attention_cache_update_index=None,
+        cross_attention_cache=None,
+        training=None,
+        mask=None,
+        decoder_sequence_mask=None,
+        encoder_sequence_mask=None,
+    ):
+        has_cross = self.cross_attention is not None
+        if not has_cross and (encoder_sequence is not None or cross_attention_cache is not None):
+            raise ValueError(
+                "This block was built without cross-attention (first called without "
+                "`encoder_sequence`), so it cannot take `encoder_sequence` or "
+                "`cross_attention_cache`."
+            )
+        if has_cross and encoder_sequence is None and cross_attention_cache is None:
+            raise ValueError(
+                "This block has cross-attention: pass `encoder_sequence` or "
+                "`cross_attention_cache`. Received: encoder_sequence=None"
+            )
+        if self_attention_cache is not None and self_attention_cache_update_index is None:
+            raise ValueError(
+                "`self_attention_cache_update_index` is required with `self_attention_cache`. "
+                "Received: self_attention_cache_update_index=None"
+            )
+        # Keras fills `mask` (one tensor argument) or `<argument>_mask` (several)
+        # with the Keras masks of the inputs.
+        if decoder_padding_mask is None:
+            decoder_padding_mask = (
+                decoder_sequence_mask if decoder_sequence_mask is not None else mask
+            )
+        if encoder_padding_mask is None:
+            encoder_padding_mask = encoder_sequence_mask
+        use_cache = self_attention_cache is not None
+
+        # Causal self-attention.
+        x = decoder_sequence
+        residual = x
+        if self.norm_first:
+            x = self.self_attention_layer_norm(x)
+        if self_attention_cache is not None:
+            x, self_scores, self_attention_cache = self.self_attention(
+                x,
+                x,
+                query_mask=decoder_padding_mask,
+                value_mask=decoder_padding_mask,
+                return_attention_scores=True,
+                cache=self_attention_cache,
+                cache_update_index=self_attention_cache_update_index,
+                training=training,
+            )
+        else:
+            x, self_scores = self.self_attention(
+                x,
+                x,
+                query_mask=decoder_padding_mask,
+                value_mask=decoder_padding_mask,
+                use_causal_mask=use_causal_mask,
+                return_attention_scores=True,
+                training=training,
+            )
+        x = residual + self.self_attention_dropout(x, training=training)
+        if not self.norm_first:
+            x = self.self_attention_layer_norm(x)
+
+        # Cross-attention over the encoder output.
+        cross_scores = None
+        if has_cross:
+            residual = x
+            if self.norm_first:
+                x = self.cross_attention_layer_norm(x)
+            if use_cache and cross_attention_cache is None:
+                cross_attention_cache = self.cross_attention.compute_cache(encoder_sequence)
+            if cross_attention_cache is not None:
+                x, cross_scores, cross_attention_cache = self.cross_attention(
+                    x,
+                    # Ignored next to a cache; a copy has no Keras mask to pick up.
+                    keras.ops.copy(x) if encoder_sequence is None else encoder_sequence,
+                    query_mask=decoder_padding_mask,
+                    value_mask=encoder_padding_mask,
+                    return_attention_scores=True,
+                    cache=cross_attention_cache,
+                    training=training,
+                )
+            else:
+                x, cross_scores = self.cross_attention(
+                    x,
+                    encoder_sequence,
+                    query_mask=decoder_padding_mask,
+                    value_mask=encoder_padding_mask,
+                    return_attention_scores=True,
+                    training=training,
+                )
+            x = residual + self.cross_attention_dropout(x, training=training)
+            if not self.norm_first:
+                x = self.cross_attention_layer_norm(x)
+
+        # Position-wise feed-forward network.
+        residual = x
+        if self.norm_first:
+            x = self.feedforward_layer_norm(x)
+        x = self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
+        x = residual + self.feedforward_dropout(x, training=training)
+        if not self.norm_first:
+            x = self.feedforward_layer_norm(x)
+
+        outputs = (x,)
+        if return_attention_scores:
+            outputs += (self_scores,) + ((cross_scores,) if has_cross else ())
+        if use_cache:
+            outputs += (self_attention_cache,) + ((cross_attention_cache,) if has_cross else ())
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def compute_mask(self, decoder_sequence, mask=None):
+        return mask
+
+    def compute_output_shape(self, decoder_sequence_shape):
+        return tuple(decoder_sequence_shape)
+
+    def compute_output_spec(
+        self,
+        decoder_sequence,
+        encoder_sequence=None,
+        return_attention_scores=False,
+        self_attention_cache=None,
+        cross_attention_cache=None,
+        **kwargs,
+    ):
+        dtype = self.compute_dtype
+        shape = decoder_sequence.shape
+        batch, t_dec = shape[0], shape[1]
+        has_cross = self.cross_attention is not None
+        if cross_attention_cache is not None:
+            t_enc = cross_attention_cache.shape[2]
+        elif encoder_sequence is not None:
+            t_enc = encoder_sequence.shape[1]
+        outputs = (keras.KerasTensor(shape, dtype=dtype),)
+        if return_attention_scores:
+            t_keys = t_dec if self_attention_cache is None else self_attention_cache.shape[2]
+            outputs += (keras.KerasTensor((batch, self.num_heads, t_dec, t_keys), dtype=dtype),)
+            if has_cross:
+                outputs += (keras.KerasTensor((batch, self.num_heads, t_dec, t_enc), dtype=dtype),)
+        if self_attention_cache is not None:
+            cache_dtype = self_attention_cache.dtype
+            outputs += (keras.KerasTensor(self_attention_cache.shape, dtype=cache_dtype),)
+            if has_cross:
+                cross_shape = (batch, 2, t_enc, self.num_heads, self._head_dim)
+                outputs += (keras.KerasTensor(cross_shape, dtype=cache_dtype),)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "key_dim": self.key_dim,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "norm_first": self.norm_first,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
