@@ -92,10 +92,62 @@ def atomic_export(base: str, write: Callable[[str], None], version: int | None =
     return final
 
 
-def save_module(module: tf.Module, signatures: dict, base: str, version: int | None = None) -> str:
-    """Exports a `tf.Module` with named signatures (e.g. {"serving_default": fn}) atomically."""
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def write_warmup_requests(export_path: str, model_name: str, requests) -> str:
+    """Writes TF Serving warmup records (PredictionLog) into a SavedModel directory.
+
+    TF Serving replays `assets.extra/tf_serving_warmup_requests` when it loads a
+    version, so the first real request does not pay for graph warm-up.
+
+    Args:
+        export_path: the SavedModel directory.
+        model_name: the name the model is served under (the base path's name).
+        requests: iterable of `(signature_name, {input_name: array-like})`.
+    """
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path = os.path.join(export_path, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature_name, inputs in requests:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name)
+            )
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return path
+
+
+def save_module(module: tf.Module, signatures: dict, base: str, version: int | None = None,
+                warmup=None) -> str:
+    """Exports a `tf.Module` with named signatures (e.g. {"serving_default": fn}) atomically.
+
+    `warmup`, when given, is a list of `(signature_name, {input: value})` written as
+    TF Serving warmup requests inside the version before it becomes visible.
+    """
 
     def write(path):
         tf.saved_model.save(module, path, signatures=signatures)
+        if warmup:
+            write_warmup_requests(path, os.path.basename(os.path.normpath(base)), warmup)
 
     return atomic_export(base, write, version)
+
+
+def read_warmup_requests(export_path: str) -> list:
+    """The `(signature_name, {input: np.ndarray})` pairs stored as warmup requests."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    out = []
+    for record in tf.data.TFRecordDataset(os.path.join(export_path, WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        out.append((request.model_spec.signature_name, inputs))
+    return out

@@ -35,6 +35,20 @@ def test_versions_increase_and_load(tmp_path):
     assert out["y"].numpy().tolist() == [3.0]
 
 
+def test_warmup_requests_are_written_and_replayable(tmp_path):
+    module = _Doubler()
+    path = export.save_module(
+        module, {"serving_default": module.serve}, str(tmp_path / "doubler"),
+        warmup=[("serving_default", {"x": [1.0, 2.0]})],
+    )
+    requests = export.read_warmup_requests(path)
+    assert [name for name, _ in requests] == ["serving_default"]
+    loaded = tf.saved_model.load(path)
+    inputs = {k: tf.constant(v) for k, v in requests[0][1].items()}
+    out = loaded.signatures["serving_default"](**inputs)
+    assert out["y"].numpy().tolist() == [2.0, 4.0]
+
+
 def test_failed_writer_leaves_nothing(tmp_path):
     base = str(tmp_path / "m")
 
