@@ -22,10 +22,10 @@ import time
 
 from absl import app, flags, logging
 
-APPS = ("sentiment", "translation", "image_classification", "captioning", "keyword_spotting")
+from apps import APPS
+from apps.common.flags import QUICK as _QUICK
 
 _APPS = flags.DEFINE_list("apps", list(APPS), f"Applications to run, from {list(APPS)}.")
-_QUICK = flags.DEFINE_bool("quick", False, "Seconds per app on a small slice of the data.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "Parent of each app's run directory.")
 _EXPORT_BASE = flags.DEFINE_string("export_base", "saved_models", "Parent of each app's exports.")
 _RESULTS_DIR = flags.DEFINE_string("results_dir", "results", "Where the summary table goes.")
@@ -54,8 +54,10 @@ def run_app(name: str, quick: bool, runs_dir: str, export_base: str) -> dict:
         return row
     with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as f:
         metrics = json.load(f)
-    for key in ("dataset", "variant", "metric", "value", "train_seconds", "export_path"):
+    for key in ("dataset", "variant", "metric", "value", "train_seconds"):
         row[key] = metrics.get(key)
+    export = metrics.get("export_path") or metrics.get("export")
+    row["export_path"] = export.get("path") if isinstance(export, dict) else export
     return row
 
 

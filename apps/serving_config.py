@@ -1,7 +1,7 @@
 """Writes a TF Serving model_config_list for every application found under a base dir.
 
 Usage:
-    python -m apps.serving_config --base_dir=$PWD/saved_models > /tmp/models.config
+    python -m apps.serving_config --saved_models_dir=$PWD/saved_models > /tmp/models.config
     tensorflow_model_server --model_config_file=/tmp/models.config --rest_api_port=8501
 
 `saved_models/models.config` is the same list with container paths (/models/...).
@@ -13,9 +13,11 @@ import os
 
 from absl import app, flags
 
-from apps.main import APPS
+from apps import APPS
 
-_BASE_DIR = flags.DEFINE_string("base_dir", "saved_models", "Directory holding <app>/<version>/.")
+_SAVED_MODELS_DIR = flags.DEFINE_string(
+    "saved_models_dir", "saved_models", "Directory holding <app>/<version>/."
+)
 
 
 def model_config_text(base_dir: str, apps=APPS) -> str:
@@ -35,7 +37,7 @@ def model_config_text(base_dir: str, apps=APPS) -> str:
 
 def main(argv):
     del argv
-    print(model_config_text(_BASE_DIR.value), end="")
+    print(model_config_text(_SAVED_MODELS_DIR.value), end="")
 
 
 if __name__ == "__main__":

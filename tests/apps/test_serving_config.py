@@ -11,7 +11,7 @@ from google.protobuf import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from apps.main import APPS
+from apps import APPS
 from apps.serving_config import model_config_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "saved_models"

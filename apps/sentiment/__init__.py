@@ -1,0 +1,1 @@
+"""Sentence sentiment with attention pooling: train, explain (word weights), export."""

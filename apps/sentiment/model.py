@@ -1,0 +1,177 @@
+"""Sentence classifiers that say which words they attended to.
+
+Three variants (`--variant`), all taking token ids `(batch, T)` (0 = padding):
+
+- `bilstm_attention` (default): Embedding(mask_zero) -> BiLSTM ->
+  `AttentionPooling` (Yang et al. 2016) -> Dense softmax.
+- `transformer`: token + learned position embedding -> `TransformerEncoderBlock`s
+  -> `AttentionPooling` -> Dense softmax.
+- `mean_pooling`: the BiLSTM encoder of `bilstm_attention` with a masked mean
+  instead of attention: the baseline attention must beat. Its "attention
+  weights" are the uniform weights 1/len of that mean, so every variant
+  exports the same outputs.
+
+`build_models` returns two Keras models that share every layer: `classifier`
+(ids -> probabilities, for training) and `explainer` (ids -> dict of
+`probabilities` and `attention_weights`, for export and plots).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import ops
+
+from keras_attention import layers as attention_layers
+
+VARIANTS = ("bilstm_attention", "transformer", "mean_pooling")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Size of the model; the defaults are the tuned configuration for `movies`."""
+
+    variant: str = "bilstm_attention"
+    vocab_size: int = 16000  # including [PAD] and [UNK]; the training split has ~17k tokens
+    max_length: int = 50  # tokens; 99% of the movie sentences are shorter
+    embedding_dim: int = 100
+    lstm_units: int = 50  # per direction
+    attention_units: int = 50
+    num_layers: int = 1  # transformer blocks
+    num_heads: int = 4
+    intermediate_dim: int = 128
+    embedding_dropout: float = 0.5
+    dropout: float = 0.5
+    learning_rate: float = 1e-3
+    attention_dropout: float = 0.0  # on the pooling weights
+    attention_hops: int = 1  # > 1: Lin et al.'s multi-hop pooling, hops concatenated
+    attention_penalty: float = 0.0  # Lin et al.'s ||AAᵀ - I||² weight (hops > 1)
+    # Start the context vector(s) at 0: attention begins as the uniform mean and moves
+    # away from it only where that lowers the loss.
+    attention_zero_init: bool = False
+    transformer_dropout: float = 0.1
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant={self.variant!r} is not one of {VARIANTS}.")
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class PaddingMask(keras.layers.Layer):
+    """Token ids `(batch, T)` -> boolean `(batch, T)`, True at real tokens (id != 0)."""
+
+    def call(self, ids):
+        return ops.not_equal(ids, 0)
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(ids.shape, dtype="bool")
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class MaskedMean(keras.layers.Layer):
+    """Mean over the valid steps; also returns its weights (1/len at valid steps, else 0).
+
+    Call arguments:
+        sequence: `(batch, T, dim)`.
+        mask: boolean `(batch, T)`.
+
+    Returns:
+        `(batch, dim)` and the weights `(batch, T)`; an all-padding row gives zeros.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # consumes the Keras mask of `sequence`
+
+    def compute_mask(self, sequence, mask=None):
+        return None
+
+    def call(self, sequence, mask):
+        weights = ops.cast(mask, sequence.dtype)
+        weights = weights / ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1.0)
+        pooled = ops.sum(sequence * ops.expand_dims(weights, -1), axis=1)
+        return pooled, weights
+
+    def compute_output_spec(self, sequence, mask):
+        batch, steps, dim = sequence.shape
+        return (
+            keras.KerasTensor((batch, dim), dtype=self.compute_dtype),
+            keras.KerasTensor((batch, steps), dtype=self.compute_dtype),
+        )
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class HopMean(keras.layers.Layer):
+    """Multi-hop weights `(batch, hops, T)` -> their mean `(batch, T)` (still sums to 1)."""
+
+    def call(self, weights):
+        return ops.mean(weights, axis=1)
+
+    def compute_output_spec(self, weights):
+        return keras.KerasTensor((weights.shape[0], weights.shape[2]), dtype=weights.dtype)
+
+
+def build_models(config: ModelConfig) -> tuple[keras.Model, keras.Model]:
+    """Builds `(classifier, explainer)` sharing weights (see module docstring)."""
+    ids = keras.Input(shape=(config.max_length,), dtype="int32", name="ids")
+    mask = PaddingMask(name="padding_mask")(ids)
+    embed = keras.layers.Embedding(
+        config.vocab_size, config.embedding_dim, name="token_embedding"
+    )(ids)
+    if config.variant == "transformer":
+        positions = attention_layers.PositionEmbedding(
+            config.max_length, name="position_embedding"
+        )(embed)
+        x = keras.layers.Add(name="add_positions")([embed, positions])
+        x = keras.layers.Dropout(config.embedding_dropout, name="embedding_dropout")(x)
+        for i in range(config.num_layers):
+            x = attention_layers.TransformerEncoderBlock(
+                num_heads=config.num_heads,
+                intermediate_dim=config.intermediate_dim,
+                dropout=config.transformer_dropout,
+                name=f"encoder_{i}",
+            )(x, padding_mask=mask)
+    else:
+        x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(
+            embed
+        )
+        x = keras.layers.Bidirectional(
+            keras.layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm"
+        )(x, mask=mask)
+    if config.variant == "mean_pooling":
+        pooled, weights = MaskedMean(name="mean_pooling")(x, mask)
+    else:
+        pooling = attention_layers.AttentionPooling(
+            units=config.attention_units,
+            num_hops=config.attention_hops,
+            dropout=config.attention_dropout,
+            penalty_coefficient=config.attention_penalty,
+            name="attention",
+        )
+        pooled, weights = pooling(x, mask=mask, return_attention_scores=True)
+        if config.attention_zero_init:
+            pooling.context_kernel.assign(ops.zeros_like(pooling.context_kernel))
+        if config.attention_hops > 1:
+            pooled = keras.layers.Flatten(name="concat_hops")(pooled)
+            weights = HopMean(name="mean_of_hops")(weights)
+    h = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
+    probabilities = keras.layers.Dense(
+        2, activation="softmax", dtype="float32", name="probabilities"
+    )(h)
+    classifier = keras.Model(ids, probabilities, name=f"sentiment_{config.variant}")
+    explainer = keras.Model(
+        ids,
+        {"probabilities": probabilities, "attention_weights": weights},
+        name=f"sentiment_{config.variant}_explainer",
+    )
+    return classifier, explainer
+
+
+def compile_classifier(model: keras.Model, config: ModelConfig) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

@@ -1,0 +1,129 @@
+"""Word-level attention pictures: an HTML page and a PNG with each word shaded by its weight.
+
+A row per sentence: the true and the predicted label, the probability of
+"positive", then the words, each on a background whose darkness is its
+attention weight divided by the largest weight in that sentence.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+import numpy as np
+
+
+def _rows(tokens, weights, labels, probabilities, label_names):
+    out = []
+    for toks, w, y, p in zip(tokens, weights, labels, probabilities, strict=True):
+        toks = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in toks]
+        keep = [i for i, t in enumerate(toks) if t]
+        words = [toks[i] for i in keep]
+        w = np.asarray(w, dtype=np.float64)[keep]
+        scale = w / w.max() if len(w) and w.max() > 0 else np.zeros_like(w)
+        predicted = int(np.argmax(p))
+        out.append(
+            {
+                "words": words,
+                "weights": w,
+                "shade": scale,
+                "true": label_names[int(y)],
+                "predicted": label_names[predicted],
+                "p_positive": float(p[1]),
+            }
+        )
+    return out
+
+
+def attention_html(path, tokens, weights, labels, probabilities,
+                   label_names=("negative", "positive"), title="Word attention") -> str:
+    """Writes an HTML page of shaded words; returns `path`."""
+    rows = _rows(tokens, weights, labels, probabilities, label_names)
+    lines = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "div.s{margin:0.8em 0;line-height:1.9}span.w{padding:0.15em 0.2em;border-radius:3px}"
+        "span.m{font-size:80%;color:#555;margin-right:0.6em}"
+        "span.bad{color:#b00}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<p>Each word's background is its attention weight relative to the sentence's "
+        "largest (hover for the weight). true / predicted (P(positive)).</p>",
+    ]
+    for row in rows:
+        ok = row["true"] == row["predicted"]
+        meta = (
+            f'<span class="m{"" if ok else " bad"}">{row["true"]} / {row["predicted"]} '
+            f'({row["p_positive"]:.2f})</span>'
+        )
+        words = "".join(
+            f'<span class="w" title="{w:.3f}" style="background:rgba(220,60,30,{s:.3f})">'
+            f"{html.escape(word)}</span> "
+            for word, w, s in zip(row["words"], row["weights"], row["shade"], strict=True)
+        )
+        lines.append(f'<div class="s">{meta}{words}</div>')
+    lines.append("</body></html>")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def attention_png(path, tokens, weights, labels, probabilities,
+                  label_names=("negative", "positive"), title="Word attention",
+                  width_in: float = 12.0, dpi: int = 100) -> str:
+    """Writes a PNG of shaded words with matplotlib (Agg); returns `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    rows = _rows(tokens, weights, labels, probabilities, label_names)
+    font = FontProperties(size=11)
+    meta_font = FontProperties(size=9)
+    renderer = RendererAgg(10, 10, dpi)
+    px = dpi / 72.0  # points to pixels
+
+    def width(text, prop):
+        w, _, _ = renderer.get_text_width_height_descent(text, prop, ismath=False)
+        return w
+
+    width_px = width_in * dpi
+    margin, gap, line_h, meta_w = 10.0, 5.0 * px, 20.0 * px, 175.0 * px
+    # Lay every word out in pixels first, so the figure gets the height it needs.
+    placed, y = [], 30.0 * px
+    for row in rows:
+        placed.append(("meta", row, margin, y))
+        x = margin + meta_w
+        for word, shade in zip(row["words"], row["shade"], strict=True):
+            w = width(word, font) + 4 * px
+            if x + w > width_px - margin and x > margin + meta_w:
+                x, y = margin + meta_w, y + line_h
+            placed.append(("word", (word, shade), x, y))
+            x += w + gap
+        y += line_h * 1.5
+    height_px = y + margin
+    fig = plt.figure(figsize=(width_in, height_px / dpi), dpi=dpi)
+    cmap = plt.get_cmap("Reds")
+    fig.text(margin / width_px, 1 - (12 * px) / height_px, title, fontsize=12,
+             weight="bold", va="center")
+    for kind, item, x, y in placed:
+        fy = 1 - y / height_px
+        if kind == "meta":
+            ok = item["true"] == item["predicted"]
+            fig.text(x / width_px, fy, f"{item['true']} / {item['predicted']} "
+                     f"({item['p_positive']:.2f})", fontproperties=meta_font, va="center",
+                     color="black" if ok else "#b00000")
+        else:
+            word, shade = item
+            fig.text(x / width_px, fy, word, fontproperties=font, va="center",
+                     bbox={"facecolor": cmap(0.75 * float(shade)), "edgecolor": "none",
+                           "boxstyle": "round,pad=0.15"},
+                     color="white" if shade > 0.8 else "black")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
