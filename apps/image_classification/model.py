@@ -1,0 +1,302 @@
+"""Small image classifiers with CNN attention, and the spatial map each one exposes.
+
+Variants (`ModelConfig.variant`), all for small inputs such as 60x60 digits:
+
+- `plain`: a small ResNet. Stem 5x5/2, three stages of basic residual blocks
+  (widths 16, 32, 64; strides 1, 2, 2), global average pooling, a dense layer.
+- `se`: the same, with `SqueezeExcitation` on every block's residual branch.
+- `cbam`: the same, with `CBAM` on every block's residual branch.
+- `nonlocal`: the plain ResNet with a `NonLocalBlock` after the second stage.
+- `residual_attention`: stem, a `ResidualAttentionModule` at each of the
+  first two scales between strided residual blocks (Wang et al. 2017).
+- `vit`: `PatchEmbedding` (6x6 patches, class token) and pre-norm
+  `TransformerEncoderBlock`s; the class token's final state is classified.
+
+`build(config)` returns a `Classifier`: `model` maps images to logits (trained),
+`explainer` (the same layers and weights) maps images to `(logits,
+attention_map)` where `attention_map` is `(batch, h, w)`, non-negative and
+summing to 1 over `h x w` (the map the SavedModel exports), and `analysis`
+maps images to every map the variant has, by name (all CNNs also have
+`activation`, the last stage's activation map; the ViT also `last_layer`, the
+class token's attention in the last layer). The exported map per variant:
+
+- `cbam`: CBAM's spatial map `M_s` of the block chosen by `map_stage`.
+- `residual_attention`: the soft mask `M` of the module chosen by `map_stage`,
+  averaged over channels.
+- `nonlocal`: the attention each position receives, averaged over all queries.
+- `vit`: attention rollout (Abnar & Zuidema 2020) from the class token to the
+  patches, heads averaged, residual identity added, through every layer.
+- `plain`, `se` (no spatial attention): a gradient-free activation map, the
+  channel-sum of squared activations of the last stage (Zagoruyko & Komodakis
+  2017, "attention transfer").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import ops
+
+from keras_attention import layers as attention_layers
+
+VARIANTS = ("plain", "se", "cbam", "nonlocal", "residual_attention", "vit")
+DEFAULT_VARIANT = "nonlocal"
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The size of every variant (defaults: small enough to train on two CPU cores).
+
+    Attributes:
+        variant: one of `VARIANTS`.
+        input_shape: `(H, W, C)` of the images.
+        num_classes: number of classes.
+        widths: channels of the three ResNet stages.
+        blocks_per_stage: residual blocks per stage.
+        stem_kernel: the stem convolution's side (stride 2).
+        reduction: channel reduction of SE and CBAM's MLP.
+        cbam_kernel: side of CBAM's spatial convolution.
+        map_stage: the stage (0, 1, 2) whose CBAM block / residual attention module
+            (0 or 1) gives the exported map.
+        patch_size, vit_dim, vit_layers, vit_heads, vit_mlp_dim: the ViT.
+        dropout: dropout before the classifier (and in the ViT).
+    """
+
+    variant: str = DEFAULT_VARIANT
+    input_shape: tuple[int, int, int] = (60, 60, 1)
+    num_classes: int = 10
+    widths: tuple[int, int, int] = (16, 32, 64)
+    blocks_per_stage: int = 1
+    stem_kernel: int = 5
+    reduction: int = 4
+    cbam_kernel: int = 7
+    map_stage: int = 1
+    patch_size: int = 6
+    vit_dim: int = 64
+    vit_layers: int = 4
+    vit_heads: int = 4
+    vit_mlp_dim: int = 128
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}.")
+        self.input_shape = tuple(int(d) for d in self.input_shape)
+        self.widths = tuple(int(w) for w in self.widths)
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape must be (H, W, C), got {self.input_shape!r}.")
+        if len(self.widths) != 3 or min(self.widths) < 1:
+            raise ValueError(f"widths must be three positive ints, got {self.widths!r}.")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}.")
+        if self.map_stage not in (0, 1, 2):
+            raise ValueError(f"map_stage must be 0, 1 or 2, got {self.map_stage!r}.")
+        if self.variant == "residual_attention" and self.map_stage == 2:
+            raise ValueError("residual_attention has modules at stages 0 and 1; map_stage=2 "
+                             "is not one of them.")
+        if self.variant == "vit":
+            h, w, _ = self.input_shape
+            if h % self.patch_size or w % self.patch_size:
+                raise ValueError(f"The image size {h}x{w} must be divisible by patch_size="
+                                 f"{self.patch_size}.")
+            if self.vit_dim % self.vit_heads:
+                raise ValueError(f"vit_dim={self.vit_dim} must be divisible by "
+                                 f"vit_heads={self.vit_heads}.")
+
+
+def default_patch_size(height: int, width: int) -> int:
+    """A ViT patch side dividing the image: 6 for 60x60 digits, 4 for 32x32 CIFAR-10."""
+    for size in (6, 4, 8, 5, 7, 3, 2):
+        if height % size == 0 and width % size == 0:
+            return size
+    return 1
+
+
+@dataclasses.dataclass
+class Classifier:
+    """The trained model and two views of it (shared layers and weights).
+
+    `model`: images -> logits (trained). `explainer`: images -> (logits,
+    attention_map `(batch, h, w)`), the map named `primary_map` (exported).
+    `analysis`: images -> {"logits": ..., every map by name} (evaluation).
+    """
+
+    model: keras.Model
+    explainer: keras.Model
+    analysis: keras.Model
+    primary_map: str
+    config: ModelConfig
+
+
+def _normalize_map(attention):
+    """(batch, h, w) non-negative -> sums to 1 over (h, w)."""
+    attention = ops.maximum(ops.cast(attention, "float32"), 0.0)
+    total = ops.sum(attention, axis=(1, 2), keepdims=True)
+    return attention / (total + 1e-9)
+
+
+def _conv(filters, size, strides, name):
+    return keras.layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False,
+                               kernel_initializer="he_normal", name=name)
+
+
+def _basic_block(x, filters, strides, name, attention=None, config=None):
+    """Conv-BN-ReLU-Conv-BN [attention] + shortcut, ReLU. Returns (output, spatial map or None)."""
+    shortcut = x
+    y = _conv(filters, 3, strides, f"{name}_conv1")(x)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
+    y = _conv(filters, 3, 1, f"{name}_conv2")(y)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
+    spatial = None
+    if attention:
+        y, spatial = _attention(y, attention, name, config)
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv(filters, 1, strides, f"{name}_proj")(x)
+        shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    out = keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
+    return out, spatial
+
+
+def _attention(x, attention, name, config):
+    """SE or CBAM on `x`; returns (refined, CBAM's spatial map (batch, H, W, 1) or None)."""
+    if attention == "se":
+        return attention_layers.SqueezeExcitation(reduction=config.reduction,
+                                                  name=f"{name}_se")(x), None
+    return attention_layers.CBAM(
+        reduction=config.reduction, kernel_size=config.cbam_kernel, name=f"{name}_cbam"
+    )(x, return_attention_scores=True)
+
+
+def _stem(inputs, config):
+    x = _conv(config.widths[0], config.stem_kernel, 2, "stem_conv")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    return keras.layers.ReLU(name="stem_relu")(x)
+
+
+def _activation_map(features):
+    """Gradient-free activation attention: sum over channels of squared activations."""
+    return ops.sum(ops.square(ops.cast(features, "float32")), axis=-1)
+
+
+def _head(x, config):
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
+    return keras.layers.Dense(config.num_classes, name="logits")(x)
+
+
+def _resnet(inputs, config):
+    attention = config.variant if config.variant in ("se", "cbam") else None
+    x = _stem(inputs, config)
+    maps = {}
+    for stage, width in enumerate(config.widths):
+        for block in range(config.blocks_per_stage):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x, spatial = _basic_block(x, width, strides, f"stage{stage}_block{block}",
+                                      attention, config)
+            if spatial is not None and block == config.blocks_per_stage - 1:
+                maps[f"cbam_stage{stage}"] = spatial[..., 0]
+        if stage == 1 and config.variant == "nonlocal":
+            x, weights = attention_layers.NonLocalBlock(
+                inter_channels=max(1, width // 2), name="nonlocal"
+            )(x, return_attention_scores=True)
+            received = ops.mean(weights, axis=1)  # (batch, positions): attention received
+            maps["nonlocal"] = ops.reshape(received, (-1, x.shape[1], x.shape[2]))
+    maps["activation"] = _activation_map(x)
+    primary = {"cbam": f"cbam_stage{config.map_stage}", "nonlocal": "nonlocal"}.get(
+        config.variant, "activation"
+    )
+    return _head(x, config), maps, primary
+
+
+def _residual_attention(inputs, config):
+    w0, w1, w2 = config.widths
+    x = _stem(inputs, config)
+    maps = {}
+    x, mask = attention_layers.ResidualAttentionModule(
+        w0, p=0, t=1, r=1, mask_depth=2, bottleneck=False, name="attention0"
+    )(x, return_attention_scores=True)
+    maps["soft_mask_stage0"] = ops.mean(mask, axis=-1)
+    x, _ = _basic_block(x, w1, 2, "down1")
+    x, mask = attention_layers.ResidualAttentionModule(
+        w1, p=0, t=1, r=1, mask_depth=1, bottleneck=False, name="attention1"
+    )(x, return_attention_scores=True)
+    maps["soft_mask_stage1"] = ops.mean(mask, axis=-1)
+    x, _ = _basic_block(x, w2, 2, "down2")
+    maps["activation"] = _activation_map(x)
+    return _head(x, config), maps, f"soft_mask_stage{config.map_stage}"
+
+
+def attention_rollout(scores):
+    """Attention rollout (Abnar & Zuidema 2020) of a list of `(batch, heads, T, T)` weights.
+
+    Per layer: A = mean over heads, A' = (A + I) / 2 rows renormalised; the rollout is
+    A'_L ... A'_1. Returns `(batch, T, T)`: row i is how much token i's final
+    state draws on each input token.
+    """
+    rollout = None
+    for weights in scores:
+        a = ops.mean(ops.cast(weights, "float32"), axis=1)
+        a = 0.5 * a + 0.5 * ops.eye(a.shape[-1], dtype="float32")[None]
+        a = a / ops.sum(a, axis=-1, keepdims=True)
+        rollout = a if rollout is None else ops.matmul(a, rollout)
+    return rollout
+
+
+def _vit(inputs, config):
+    h, w, _ = config.input_shape
+    grid_h, grid_w = h // config.patch_size, w // config.patch_size
+    x = attention_layers.PatchEmbedding(config.patch_size, config.vit_dim, name="patches")(inputs)
+    scores = []
+    for i in range(config.vit_layers):
+        x, s = attention_layers.TransformerEncoderBlock(
+            num_heads=config.vit_heads, intermediate_dim=config.vit_mlp_dim,
+            dropout=config.dropout, activation="gelu", norm_first=True, name=f"encoder{i}",
+        )(x, return_attention_scores=True)
+        scores.append(s)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+    cls = x[:, 0]
+    cls = keras.layers.Dropout(config.dropout, name="head_dropout")(cls)
+    logits = keras.layers.Dense(config.num_classes, name="logits")(cls)
+    rollout = attention_rollout(scores)
+    last = ops.mean(ops.cast(scores[-1], "float32"), axis=1)
+    maps = {
+        "rollout": ops.reshape(rollout[:, 0, 1:], (-1, grid_h, grid_w)),
+        "last_layer": ops.reshape(last[:, 0, 1:], (-1, grid_h, grid_w)),
+    }
+    return logits, maps, "rollout"
+
+
+def build(config: ModelConfig | None = None, **overrides) -> Classifier:
+    """Builds the variant named by `config.variant` (or `overrides`, e.g. `variant="se"`)."""
+    config = dataclasses.replace(config or ModelConfig(), **overrides)
+    inputs = keras.Input(config.input_shape, name="image")
+    if config.variant == "vit":
+        logits, maps, primary = _vit(inputs, config)
+    elif config.variant == "residual_attention":
+        logits, maps, primary = _residual_attention(inputs, config)
+    else:
+        logits, maps, primary = _resnet(inputs, config)
+    maps = {name: _normalize_map(m) for name, m in maps.items()}
+    model = keras.Model(inputs, logits, name=f"classifier_{config.variant}")
+    explainer = keras.Model(inputs, [logits, maps[primary]], name=f"explainer_{config.variant}")
+    analysis = keras.Model(inputs, {"logits": logits, **maps}, name=f"analysis_{config.variant}")
+    return Classifier(model=model, explainer=explainer, analysis=analysis, primary_map=primary,
+                      config=config)
+
+
+def compile_model(model: keras.Model, learning_rate: float, decay_steps: int,
+                  weight_decay: float = 1e-4, jit_compile="auto") -> None:
+    """AdamW with cosine decay and a short warm-up; sparse cross-entropy on logits."""
+    warmup = max(1, min(decay_steps // 20, 200))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate / 10, max(1, decay_steps - warmup), alpha=0.01, warmup_target=learning_rate,
+        warmup_steps=warmup,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
