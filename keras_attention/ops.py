@@ -226,11 +226,27 @@ def _dropout_keep(row_keys, cols, rate):
     return ops.greater_equal(ops.right_shift(bits, 8), threshold)
 
 
+def _serialized(index, value):
+    """`index`, made to depend on the tensor `value` (its value is unchanged).
+
+    A TensorFlow graph while-loop runs up to ten iterations at once; the chunk
+    loops take their chunk index through this, from the previous iteration's
+    result, so one chunk's `(T_q, chunk_size)` tensors are alive at a time.
+    """
+    x = ops.sum(ops.reshape(value, (-1,))[:1])  # (no error if `value` is empty)
+    return index + ops.cast(ops.less(x, x), "int32")
+
+
 def _chunked_attention(
     query, key, value, mask, causal_offset, scale, chunk_size, dropout_rate=0.0, seed=None
 ):
     """Online-softmax attention over key chunks with a FlashAttention backward.
 
+    Each chunk's scores go through one fused softmax; its row max `m_c` and row
+    sum `l_c = 1 / rowmax(softmax)` rescale the chunk into the running result.
+    The backward pass gets `S − logsumexp` and `dP − rowsum(dO ⊙ O)` straight
+    from the matrix products (an extra column `[Q, −lse]·[K, 1]ᵀ`), so each
+    chunk costs two elementwise passes over its `(T_q, chunk_size)` scores.
     With `dropout_rate > 0` the dropout mask of each chunk comes from a
     counter-based hash of (seed, batch, head, query, key), so the backward pass
     regenerates exactly the mask of the forward pass without storing it.
@@ -274,6 +290,7 @@ def _chunked_attention(
             )
             ms = ops.shape(m)
             mask_r = ops.reshape(m, (ms[0], ms[1], ms[2], n, c))
+    masked = not no_pad or causal_offset is not None or mask is not None
 
     scale_f = ops.cast(scale, "float32")
     if causal_offset is not None:
@@ -286,26 +303,25 @@ def _chunked_attention(
         row_keys = _dropout_row_keys(seed_values, b, h, t_q)
         keep_scale = 1.0 / (1.0 - dropout_rate)
 
-    def chunk(j, qs, k_r, v_r):
-        """Scores `(B, H, T_q, C)`, validity, dropout multiplier, chunk j's keys/values."""
-        kj = ops.take(k_r, j, axis=2)
-        vj = ops.take(v_r, j, axis=2)
-        s = ops.einsum("bhqd,bhkd->bhqk", qs, kj)
+    def chunk_masks(j):
+        """Chunk j's validity `(.., T_q | 1, C)` and dropout multiplier (None if unused)."""
         cols = ops.cast(j, "int32") * c + ops.arange(c, dtype="int32")
-        valid = ops.less(cols, t_k_i)[None, None, None, :]
-        if causal_offset is not None:
-            rows = ops.arange(t_q, dtype="int32")
-            causal = ops.less_equal(cols[None, :], rows[:, None] + causal_offset)
-            valid = ops.logical_and(valid, causal[None, None])
-        if mask_r is not None:
-            valid = ops.logical_and(valid, ops.take(mask_r, j, axis=3))
-        if mask_broadcast is not None:
-            valid = ops.logical_and(valid, mask_broadcast)
+        valid = None
+        if masked:
+            valid = ops.less(cols, t_k_i)[None, None, None, :]
+            if causal_offset is not None:
+                rows = ops.arange(t_q, dtype="int32")
+                causal = ops.less_equal(cols[None, :], rows[:, None] + causal_offset)
+                valid = ops.logical_and(valid, causal[None, None])
+            if mask_r is not None:
+                valid = ops.logical_and(valid, ops.take(mask_r, j, axis=3))
+            if mask_broadcast is not None:
+                valid = ops.logical_and(valid, mask_broadcast)
         drop = None
         if row_keys is not None:
             keep = _dropout_keep(row_keys, cols, dropout_rate)
             drop = ops.where(keep, keep_scale, 0.0)
-        return s, valid, drop, kj, vj
+        return valid, drop
 
     @ops.custom_gradient
     def _attend(q, k_r, v_r):
@@ -316,14 +332,26 @@ def _chunked_attention(
 
         def body(j, carry):
             m, denom, acc = carry
-            s, valid, drop, _, vj = chunk(j, qs, k_r, v_r)
-            s = ops.where(valid, s, _NEG)
-            m_new = ops.maximum(m, ops.max(s, axis=-1))
-            p = ops.where(valid, ops.exp(s - m_new[..., None]), 0.0)
+            j = _serialized(j, acc)
+            valid, drop = chunk_masks(j)
+            s = ops.einsum("bhqd,bhkd->bhqk", qs, ops.take(k_r, j, axis=2))
+            if valid is not None:
+                s = ops.where(valid, s, _NEG)
+            # softmax(s) = exp(s − m_c) / l_c, and its row max is exp(0) / l_c.
+            # (A chunk of one key has softmax 1; Keras warns about a softmax over one entry.)
+            p = ops.softmax(s, axis=-1) if c > 1 else ops.ones_like(s)
+            m_c = ops.max(s, axis=-1)
+            l_c = 1.0 / ops.max(p, axis=-1)
+            m_new = ops.maximum(m, m_c)
             alpha = ops.exp(m - m_new)
-            denom = denom * alpha + ops.sum(p, axis=-1)
+            weight = l_c * ops.exp(m_c - m_new)  # this chunk's share of the row sum
+            if valid is not None:
+                # A row with no valid key in the chunk has a uniform p: it counts zero.
+                weight = ops.where(ops.greater(m_c, 0.5 * _NEG), weight, 0.0)
             pd = p if drop is None else p * drop
-            acc = acc * alpha[..., None] + ops.einsum("bhqk,bhkd->bhqd", pd, vj)
+            pv = ops.einsum("bhqk,bhkd->bhqd", pd, ops.take(v_r, j, axis=2))
+            denom = denom * alpha + weight
+            acc = acc * alpha[..., None] + pv * weight[..., None]
             return m_new, denom, acc
 
         m, denom, acc = ops.fori_loop(0, n, body, (m0, l0, acc0))
@@ -338,17 +366,32 @@ def _chunked_attention(
             d_out = ops.cast(upstream, "float32")
             # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
             delta = ops.sum(d_out * out, axis=-1)[..., None]
+            # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta.
+            qs_lse = ops.concatenate([qs, -lse[..., None]], axis=-1)
+            d_out_delta = ops.concatenate([d_out, -delta], axis=-1)
 
             def back(j, carry):
                 dq, dk, dv = carry
-                s, valid, drop, kj, vj = chunk(j, qs, k_r, v_r)
-                p = ops.where(valid, ops.exp(s - lse[..., None]), 0.0)
-                pd = p if drop is None else p * drop
-                dvj = ops.einsum("bhqk,bhqd->bhkd", pd, d_out)
-                dp = ops.einsum("bhqd,bhkd->bhqk", d_out, vj)
-                if drop is not None:
-                    dp = dp * drop
-                ds = p * (dp - delta)
+                j = _serialized(j, dq)
+                valid, drop = chunk_masks(j)
+                kj = ops.take(k_r, j, axis=2)
+                vj = ops.take(v_r, j, axis=2)
+                one = ops.ones_like(kj[..., :1])
+                p = ops.exp(
+                    ops.einsum("bhqd,bhkd->bhqk", qs_lse, ops.concatenate([kj, one], axis=-1))
+                )
+                if valid is not None:
+                    p = ops.where(valid, p, 0.0)
+                if drop is None:
+                    dvj = ops.einsum("bhqk,bhqd->bhkd", p, d_out)
+                    dp = ops.einsum(
+                        "bhqd,bhkd->bhqk", d_out_delta, ops.concatenate([vj, one], axis=-1)
+                    )
+                    ds = p * dp
+                else:
+                    dvj = ops.einsum("bhqk,bhqd->bhkd", p * drop, d_out)
+                    dp = ops.einsum("bhqd,bhkd->bhqk", d_out, vj)
+                    ds = p * (dp * drop - delta)
                 dq = dq + ops.einsum("bhqk,bhkd->bhqd", ds, kj) * scale_f
                 dkj = ops.einsum("bhqk,bhqd->bhkd", ds, qs)
                 start = [0, 0, ops.cast(j, "int32"), 0, 0]

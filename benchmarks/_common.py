@@ -1,0 +1,431 @@
+"""What every benchmark shares: the machine, timing, isolated runs, result files.
+
+- `machine_info()`: CPU model, cores, memory, load average, Python / TensorFlow /
+  Keras versions (read from the installed metadata: nothing is imported).
+- `time_calls(fn, ...)`: median of repeated calls with the warm-up excluded;
+  `time_interleaved({name: fn}, ...)`: the same for several functions called
+  in turn (fair ratios when the machine's load changes).
+- `run_forked(fn, ...)` / `run_subprocess(argv, ...)`: one measurement in a
+  process of its own, with its peak resident set size (the child's own
+  high-water mark from `wait4`, i.e. `ru_maxrss`), a wall-clock limit and a
+  memory cap. Running out of memory is reported as such (`status="oom"`:
+  TensorFlow's `ResourceExhaustedError`, `MemoryError`, the cap, or a SIGKILL
+  from the kernel), never as a hang or a missing row.
+- `write_results(...)`: `<name>.json` and `<name>.md` under `benchmarks/results/`.
+
+`run_forked` forks the calling process: call it from a parent that has
+imported TensorFlow but never executed an op (the TensorFlow runtime and its
+thread pools then start in each child, as in a fresh process, without paying
+for the import again). `run_subprocess` starts a new interpreter instead (for
+measurements that must not share anything with the parent, e.g. a SavedModel
+loaded in a process that does not import the project).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import os
+import pickle
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+GIB = 1024**3
+MIB = 1024**2
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+_OOM_MARKERS = ("ResourceExhausted", "OOM", "out of memory", "bad_alloc", "MemoryError")
+
+
+# ----------------------------------------------------------------------------- machine
+def _cpuinfo() -> dict:
+    info = {"model": platform.processor() or platform.machine(), "flags": []}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name" and "model_name" not in info:
+            info["model_name"] = value
+        elif key == "cache size" and "cache" not in info:
+            info["cache"] = value
+        elif key == "flags" and not info["flags"]:
+            wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile")
+            info["flags"] = [f for f in wanted if f in value.split()]
+    if "model_name" in info:
+        info["model"] = info.pop("model_name")
+    return info
+
+
+def _meminfo() -> dict:
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("MemTotal", "MemAvailable"):
+                    out[key] = int(value.split()[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict:
+    """The machine a benchmark ran on; call it at the start (it records the load)."""
+    cpu = _cpuinfo()
+    mem = _meminfo()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count()
+    return {
+        "cpu_model": cpu.get("model"),
+        "cpu_cache": cpu.get("cache"),
+        "cpu_flags": cpu.get("flags", []),
+        "cores": os.cpu_count(),
+        "cores_usable": usable,
+        "memory_total_bytes": mem.get("MemTotal"),
+        "memory_available_bytes_at_start": mem.get("MemAvailable"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
+        "keras": _version("keras"),
+        "started_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def machine_line(machine: dict) -> str:
+    """One markdown line describing `machine_info()` (plus the load at the end if known)."""
+    load = machine.get("load_average_at_start") or []
+    end = machine.get("load_average_at_end")
+    mem = machine.get("memory_total_bytes")
+    parts = [
+        f"{machine.get('cpu_model')}",
+        f"{machine.get('cores_usable')} usable of {machine.get('cores')} cores",
+        f"{mem / GIB:.1f} GiB RAM" if mem else None,
+        f"TensorFlow {machine.get('tensorflow')}, Keras {machine.get('keras')}",
+        f"load average (1/5/15 min) {'/'.join(str(x) for x in load)} at start"
+        + (f", {'/'.join(str(x) for x in end)} at end" if end else ""),
+        machine.get("started_utc"),
+    ]
+    return "; ".join(p for p in parts if p)
+
+
+def peak_rss_self() -> int | None:
+    """This process's resident set size high-water mark (VmHWM) in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _rss_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+# ------------------------------------------------------------------------------ timing
+def time_calls(fn, repeats=5, warmup=1, budget_s=None, single_call_s=None) -> dict:
+    """Median wall time of `fn()` over `repeats` calls after `warmup` untimed calls.
+
+    Args:
+        fn: the call to time; it must block until its result exists.
+        repeats: the most timed calls.
+        warmup: calls before timing (tracing, compilation, caches), excluded.
+        budget_s: stop timing once the timed calls add up to this (at least one
+            timed call is made).
+        single_call_s: if the first warm-up call alone takes at least this long,
+            it is the measurement (one call, flagged `first_call=True`): one-off
+            costs are then small next to the call, and a second call would double
+            the run.
+
+    Returns:
+        `{"median_s", "times_s", "n", "warmup_s", "first_call"}`.
+    """
+    warm = []
+    for i in range(max(warmup, 0)):
+        start = time.perf_counter()
+        fn()
+        warm.append(time.perf_counter() - start)
+        if i == 0 and single_call_s is not None and warm[0] >= single_call_s:
+            return {
+                "median_s": warm[0],
+                "times_s": [warm[0]],
+                "n": 1,
+                "warmup_s": [],
+                "first_call": True,
+            }
+    times = []
+    for _ in range(max(repeats, 1)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        if budget_s is not None and sum(times) >= budget_s:
+            break
+    return {
+        "median_s": statistics.median(times),
+        "times_s": times,
+        "n": len(times),
+        "warmup_s": warm,
+        "first_call": False,
+    }
+
+
+def time_interleaved(fns: dict, repeats=5, warmup=1, budget_s=None) -> dict:
+    """`time_calls` for several functions called in turn, for fair ratios on a busy machine.
+
+    Each round calls every function once (the order rotates from round to round),
+    so a change in the machine's load hits all of them alike. `budget_s` is per
+    function: timing stops once all timed calls add up to `budget_s * len(fns)`.
+
+    Returns:
+        `{name: {"median_s", "times_s", "n", "warmup_s", "first_call": False}}`.
+    """
+    names = list(fns)
+    warm = {n: [] for n in names}
+    for _ in range(max(warmup, 0)):
+        for n in names:
+            start = time.perf_counter()
+            fns[n]()
+            warm[n].append(time.perf_counter() - start)
+    times = {n: [] for n in names}
+    for r in range(max(repeats, 1)):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            start = time.perf_counter()
+            fns[n]()
+            times[n].append(time.perf_counter() - start)
+        total = sum(sum(t) for t in times.values())
+        if budget_s is not None and total >= budget_s * len(names):
+            break
+    return {
+        n: {"median_s": statistics.median(times[n]), "times_s": times[n], "n": len(times[n]),
+            "warmup_s": warm[n], "first_call": False}
+        for n in names
+    }
+
+
+# ---------------------------------------------------------------------- isolated runs
+@dataclasses.dataclass
+class RunResult:
+    """The outcome of one isolated run.
+
+    `status` is `"ok"`, `"oom"` (out of memory: an allocation failed, the memory
+    cap was passed, or the kernel killed the process), `"timeout"` or `"error"`.
+    `peak_rss_bytes` is the child's own resident set size high-water mark.
+    """
+
+    status: str
+    value: object = None
+    peak_rss_bytes: int | None = None
+    wall_s: float = 0.0
+    reason: str = ""
+    returncode: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether `exc` means the process ran out of memory."""
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    if name in ("ResourceExhaustedError", "ResourceExhausted"):
+        return True
+    return any(m in str(exc)[:2000] for m in _OOM_MARKERS)
+
+
+def _watch(pid, timeout_s, mem_cap_bytes, poll_s):
+    """Waits for `pid`; kills it past the time limit or the memory cap.
+
+    Returns `(wait_status, peak_bytes, killed_reason)`.
+    """
+    start = time.monotonic()
+    seen = 0
+    killed = ""
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            peak = max(seen, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
+            return status, peak, killed
+        rss = _rss_of(pid)
+        if rss:
+            seen = max(seen, rss)
+        if not killed:
+            if mem_cap_bytes and rss and rss > mem_cap_bytes:
+                killed = (
+                    f"out of memory: resident set {rss / GIB:.2f} GiB passed the cap of "
+                    f"{mem_cap_bytes / GIB:.2f} GiB"
+                )
+            elif timeout_s and time.monotonic() - start > timeout_s:
+                killed = f"timeout: still running after {timeout_s:.0f} s"
+            if killed:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        time.sleep(poll_s)
+
+
+def _status_from_wait(status: int, killed: str, fallback_reason: str = ""):
+    if killed:
+        return ("oom" if killed.startswith("out of memory") else "timeout"), killed, None
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGKILL:
+            return "oom", "killed by SIGKILL (the kernel's out-of-memory killer)", -sig
+        return "error", f"killed by signal {sig}", -sig
+    code = os.WEXITSTATUS(status)
+    return ("ok" if code == 0 else "error"), fallback_reason, code
+
+
+def run_forked(fn, *args, timeout_s=None, mem_cap_bytes=None, poll_s=0.05) -> RunResult:
+    """Runs `fn(*args)` in a forked child; returns its (picklable) value and peak RSS.
+
+    An exception in `fn` gives `status="oom"` if it means out of memory (see
+    `is_oom`) and `"error"` otherwise, with the message in `reason`.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd, path = tempfile.mkstemp(prefix="bench-", suffix=".pkl")
+    os.close(fd)
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            try:
+                payload = ("ok", fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                kind = "oom" if is_oom(exc) else "error"
+                msg = f"{type(exc).__name__}: {str(exc).strip()[:500]}"
+                payload = (kind, msg + "\n" + traceback.format_exc(limit=6)[-1500:])
+                code = 3
+            with open(path, "wb") as f:
+                pickle.dump(payload, f)
+        except BaseException:  # noqa: BLE001
+            code = 4
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    status, peak, killed = _watch(pid, timeout_s, mem_cap_bytes, poll_s)
+    wall = time.monotonic() - start
+    payload = None
+    try:
+        with open(path, "rb") as f:
+            payload = pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        pass
+    finally:
+        os.unlink(path)
+    kind, reason, code = _status_from_wait(status, killed)
+    result = RunResult(kind, peak_rss_bytes=peak or None, wall_s=wall, reason=reason,
+                       returncode=code)
+    if payload is not None and not killed:
+        if payload[0] == "ok":
+            result.value = payload[1]
+        else:
+            result.status, result.reason = payload[0], payload[1]
+    elif result.status == "ok":
+        result.status, result.reason = "error", "the child exited without a result"
+    return result
+
+
+def run_subprocess(argv, timeout_s=None, mem_cap_bytes=None, env=None, cwd=None,
+                   poll_s=0.05) -> RunResult:
+    """Runs `argv` in a new process; `stdout`/`stderr` captured, peak RSS measured.
+
+    `status` is `"ok"` for exit code 0; `"oom"` when the cap was passed, the
+    process was SIGKILLed, or its stderr names an out-of-memory error; else
+    `"error"` / `"timeout"`.
+    """
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        status, peak, killed = _watch(proc.pid, timeout_s, mem_cap_bytes, poll_s)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by _watch
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    kind, reason, code = _status_from_wait(status, killed)
+    if kind == "error":
+        tail = stderr.strip().splitlines()[-3:]
+        reason = reason or " | ".join(tail)[-500:]
+        if any(m in stderr[-5000:] for m in _OOM_MARKERS):
+            kind = "oom"
+    return RunResult(kind, peak_rss_bytes=peak or None, wall_s=time.monotonic() - start,
+                     reason=reason, returncode=code, stdout=stdout, stderr=stderr)
+
+
+# ----------------------------------------------------------------------------- output
+def markdown_table(headers, rows) -> str:
+    """A GitHub markdown table; cells are converted with `str`."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join("" if c is None else str(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def fmt_bytes(n) -> str:
+    if n is None:
+        return "–"
+    if abs(n) >= GIB:
+        return f"{n / GIB:.2f} GiB"
+    return f"{n / MIB:.0f} MiB"
+
+
+def fmt_seconds(s) -> str:
+    if s is None:
+        return "–"
+    if s >= 10:
+        return f"{s:.1f} s"
+    if s >= 1:
+        return f"{s:.2f} s"
+    return f"{s * 1000:.3g} ms"
+
+
+def write_results(name: str, record: dict, markdown: str, out_dir: str | None = None):
+    """Writes `<out_dir>/<name>.json` and `<name>.md` (each atomically); returns both paths."""
+    out_dir = out_dir or RESULTS_DIR
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for ext, text in (("json", json.dumps(record, indent=1, sort_keys=False) + "\n"),
+                      ("md", markdown.rstrip() + "\n")):
+        path = os.path.join(out_dir, f"{name}.{ext}")
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        paths.append(path)
+    return tuple(paths)

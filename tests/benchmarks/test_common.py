@@ -1,0 +1,104 @@
+"""`benchmarks/_common.py`: timing, isolated runs that report memory, time-outs and OOM."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from benchmarks import _common
+
+
+def test_time_calls_excludes_the_warm_up_and_takes_the_median():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        if len(calls) == 1:
+            import time
+
+            time.sleep(0.2)  # the warm-up (tracing, compilation) is slow
+
+    timing = _common.time_calls(fn, repeats=3, warmup=1)
+    assert len(calls) == 4 and timing["n"] == 3
+    assert timing["median_s"] < 0.1 and timing["warmup_s"][0] >= 0.2
+    assert not timing["first_call"]
+
+
+def test_time_calls_takes_a_long_first_call_as_the_measurement():
+    import time
+
+    timing = _common.time_calls(lambda: time.sleep(0.05), repeats=5, single_call_s=0.01)
+    assert timing["n"] == 1 and timing["first_call"] and timing["median_s"] >= 0.05
+
+
+def _python(code):
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def test_subprocess_reports_peak_memory_and_output():
+    res = _common.run_subprocess(
+        _python("x = bytearray(300 * 2**20)\nfor i in range(0, len(x), 4096): x[i] = 1\n"
+                "print('done')"),
+        timeout_s=60,
+    )
+    assert res.status == "ok" and res.stdout.strip() == "done"
+    assert res.peak_rss_bytes > 300 * _common.MIB
+
+
+def test_subprocess_past_the_memory_cap_is_reported_as_out_of_memory():
+    code = """
+        import time
+        x = bytearray(600 * 2**20)
+        for i in range(0, len(x), 4096): x[i] = 1
+        time.sleep(30)
+    """
+    res = _common.run_subprocess(_python(code), timeout_s=60, mem_cap_bytes=200 * _common.MIB)
+    assert res.status == "oom" and "cap" in res.reason
+    assert res.wall_s < 30
+
+
+def test_memory_error_and_timeout_are_reported_as_such():
+    oom = _common.run_subprocess(_python("raise MemoryError('no room')"), timeout_s=60)
+    assert oom.status == "oom"
+    slow = _common.run_subprocess(_python("import time; time.sleep(30)"), timeout_s=1)
+    assert slow.status == "timeout" and slow.wall_s < 20
+    bad = _common.run_subprocess(_python("raise ValueError('bad input')"), timeout_s=60)
+    assert bad.status == "error" and "bad input" in bad.reason
+
+
+def test_forked_runs_return_values_and_classify_failures():
+    # In a fresh interpreter, so the fork happens in a process without threads.
+    code = """
+        import json, sys
+        from benchmarks import _common
+
+        def grow():
+            x = bytearray(500 * 2**20)
+            for i in range(0, len(x), 4096): x[i] = 1
+            import time; time.sleep(30)
+
+        def fail():
+            raise MemoryError("no room")
+
+        ok = _common.run_forked(lambda n: n * 2, 21, timeout_s=30)
+        cap = _common.run_forked(grow, timeout_s=30, mem_cap_bytes=150 * 2**20)
+        err = _common.run_forked(fail, timeout_s=30)
+        print(json.dumps([ok.status, ok.value, ok.peak_rss_bytes > 0, cap.status,
+                          err.status, err.reason.splitlines()[0]]))
+    """
+    root = _common.RESULTS_DIR.rsplit("/benchmarks/", 1)[0]
+    out = subprocess.run(_python(code), cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    ok, value, has_peak, cap, err, reason = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (ok, value, has_peak) == ("ok", 42, True)
+    assert cap == "oom"
+    assert err == "oom" and "no room" in reason
+
+
+def test_results_are_written_as_json_and_markdown(tmp_path):
+    paths = _common.write_results("demo", {"a": 1}, "| x |\n|---|\n| 1 |", str(tmp_path))
+    assert json.loads(open(paths[0]).read()) == {"a": 1}
+    assert open(paths[1]).read().startswith("| x |")
+    info = _common.machine_info()
+    assert info["cores"] >= 1 and len(info["load_average_at_start"]) == 3
+    assert "cores" in _common.machine_line(info)
