@@ -59,7 +59,7 @@ def greedy_search(step_fn, initial_state, start_tokens, end_token, max_length,
     pad = tf.cast(pad_token, tf.int32)
     batch = tf.shape(start_tokens)[0]
 
-    def choose(t, state, finished, log_prob, lengths, sequences, attention, step_out):
+    def choose(t, finished, log_prob, lengths, sequences, attention, step_out):
         logits, state, step_attention = step_out
         log_probs = tf.nn.log_softmax(logits, axis=-1)
         chosen = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
@@ -81,7 +81,7 @@ def greedy_search(step_fn, initial_state, start_tokens, end_token, max_length,
     has_attention = first[2] is not None
     attention = _common.attention_buffer(first[2], batch, max_length)
     loop_vars = choose(
-        tf.constant(0), initial_state, tf.zeros([batch], tf.bool), tf.zeros([batch]),
+        tf.constant(0), tf.zeros([batch], tf.bool), tf.zeros([batch]),
         tf.zeros([batch], tf.int32), tf.zeros([batch, max_length], tf.int32), attention,
         first,
     )
@@ -93,7 +93,7 @@ def greedy_search(step_fn, initial_state, start_tokens, end_token, max_length,
         step_out = _common.call_step(step_fn, tokens, state)
         if not has_attention:
             step_out = (step_out[0], step_out[1], None)
-        return choose(t, state, finished, log_prob, lengths, sequences, attention, step_out)
+        return choose(t, finished, log_prob, lengths, sequences, attention, step_out)
 
     _, _, _, _, log_prob, lengths, sequences, attention = tf.while_loop(
         cond, body, loop_vars, maximum_iterations=max_length - 1
