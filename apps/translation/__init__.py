@@ -1,0 +1,1 @@
+"""Translation: English -> French (and more) with RNNsearch, Luong attention and Transformers."""

@@ -1,0 +1,148 @@
+"""Translation quality: sacreBLEU BLEU and chrF, BLEU by source length, alignment pictures.
+
+BLEU and chrF come from the `sacrebleu` package with its default (13a)
+tokenization, on detokenized output against the raw references. The models
+see lower-cased text (`apps.common.text` lower-cases), so the scores are
+case-insensitive (`lowercase=True`, `case:lc` in the signature).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import sacrebleu
+
+from apps.translation import data as translation_data
+from apps.translation import export as translation_export
+from keras_attention import plot
+
+THIRDS = ("short", "middle", "long")
+# Finer source-length bins (tokens) for the curve of BLEU against length.
+BINS = ((1, 3), (4, 6), (7, 10), (11, 15), (16, 1000))
+
+
+def translate_all(module, sentences, batch_size=64) -> dict:
+    """Runs the export module's `translate` over `sentences` in batches (numpy results)."""
+    out = {"translation": [], "attention_weights": [], "source_tokens": [], "target_tokens": []}
+    for i in range(0, len(sentences), batch_size):
+        result = module.translate(np.array(sentences[i : i + batch_size], dtype=object))
+        for key in out:
+            out[key].append(result[key].numpy())
+    if not out["translation"]:
+        return {"translation": [], "raw_translation": []}
+    merged = {key: np.concatenate(values) for key, values in out.items()}
+    merged["translation"] = [t.decode("utf-8") for t in merged["translation"]]
+    # The model's own words, [UNK]s not replaced (for BLEU with and without replacement).
+    raw = translation_export.join_tokens(merged["target_tokens"]).numpy()
+    merged["raw_translation"] = [t.decode("utf-8") for t in raw]
+    return merged
+
+
+def corpus_scores(hypotheses, references) -> dict:
+    """sacreBLEU BLEU and chrF (case-insensitive) with their signatures."""
+    if not hypotheses:
+        return {"bleu": 0.0, "chrf": 0.0, "sentences": 0}
+    bleu = sacrebleu.metrics.BLEU(lowercase=True)
+    chrf = sacrebleu.metrics.CHRF(lowercase=True)
+    b = bleu.corpus_score(hypotheses, [references])
+    c = chrf.corpus_score(hypotheses, [references])
+    return {
+        "bleu": float(b.score),
+        "chrf": float(c.score),
+        "sentences": len(hypotheses),
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
+
+
+def bleu_by_length(sources, hypotheses, references) -> dict:
+    """BLEU of the short, middle and long thirds of the sources (in source tokens)."""
+    buckets, bounds = translation_data.source_length_thirds(list(sources))
+    out = {}
+    for index, name in enumerate(THIRDS):
+        picked = np.flatnonzero(buckets == index)
+        scores = corpus_scores([hypotheses[i] for i in picked], [references[i] for i in picked])
+        out[name] = {
+            "bleu": scores["bleu"], "chrf": scores["chrf"], "sentences": int(len(picked)),
+            "source_tokens": bounds[index],
+        }
+    return out
+
+
+def bleu_by_length_bins(sources, hypotheses, references, bins=BINS) -> list[dict]:
+    """BLEU and chrF of the sentences whose source length (tokens) falls in each bin."""
+    lengths = translation_data.source_lengths(list(sources))
+    out = []
+    for low, high in bins:
+        picked = np.flatnonzero((lengths >= low) & (lengths <= high))
+        scores = corpus_scores([hypotheses[i] for i in picked], [references[i] for i in picked])
+        out.append({"source_tokens": [low, high], "bleu": scores["bleu"],
+                    "chrf": scores["chrf"], "sentences": int(len(picked))})
+    return out
+
+
+def heatmaps(result, sources, directory, count=4, prefix="alignment") -> list[str]:
+    """Alignment heatmaps (target tokens x source tokens) for the first `count` sentences."""
+    paths = []
+    for i in range(min(count, len(sources))):
+        src = [t.decode("utf-8") for t in result["source_tokens"][i] if t]
+        tgt = [t.decode("utf-8") for t in result["target_tokens"][i] if t]
+        if not src or not tgt:
+            continue
+        weights = result["attention_weights"][i][: len(tgt), : len(src)]
+        title = sources[i] if len(sources[i]) <= 60 else sources[i][:57] + "..."
+        paths.append(plot.attention_heatmap(
+            weights, src, tgt, os.path.join(directory, f"{prefix}_{i}.png"), title=title
+        ))
+    return paths
+
+
+def plot_bleu_by_length(by_variant: dict, path: str, title=None, bins_by_variant=None) -> str:
+    """BLEU per source-length third for each variant (bars), and per finer bin (lines).
+
+    The shape of Bahdanau et al. (2015), Fig. 2: BLEU against sentence length,
+    with and without attention.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = 2 if bins_by_variant else 1
+    figure = Figure(figsize=(6.5 * panels, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, panels, 1)
+    variants = list(by_variant)
+    width = 0.8 / max(1, len(variants))
+    labels = None
+    for j, variant in enumerate(variants):
+        thirds = by_variant[variant]
+        values = [thirds[name]["bleu"] for name in THIRDS]
+        labels = [
+            f"{name}\n({thirds[name]['source_tokens'][0]}-{thirds[name]['source_tokens'][1]} "
+            "tokens)" for name in THIRDS
+        ]
+        axes.bar(np.arange(3) + (j - (len(variants) - 1) / 2) * width, values, width,
+                 label=variant)
+    axes.set_xticks(range(3), labels or list(THIRDS))
+    axes.set_ylabel("BLEU (sacreBLEU, case-insensitive)")
+    axes.set_xlabel("source sentence length (thirds of the test split)")
+    axes.legend()
+    axes.set_title(title or "BLEU by source length")
+    if bins_by_variant:
+        curve = figure.add_subplot(1, panels, 2)
+        for variant, bins in bins_by_variant.items():
+            kept = [b for b in bins if b["sentences"]]
+            curve.plot(range(len(kept)), [b["bleu"] for b in kept], marker="o", label=variant)
+            ticks = [f"{b['source_tokens'][0]}-{b['source_tokens'][1]}\n({b['sentences']})"
+                     if b["source_tokens"][1] < 1000 else
+                     f"{b['source_tokens'][0]}+\n({b['sentences']})" for b in kept]
+            curve.set_xticks(range(len(kept)), ticks)
+        curve.set_xlabel("source tokens (sentences)")
+        curve.set_ylabel("BLEU")
+        curve.set_title("BLEU against source length")
+        curve.legend()
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path

@@ -1,0 +1,146 @@
+"""The translation SavedModel: raw English text in, translation and its alignment out.
+
+`serving_default`:
+
+- input `text`: string `[batch]` (any bytes: invalid UTF-8 is replaced, not an error);
+- outputs
+  - `translation`: string `[batch]`, detokenized (lower-cased, as the tokenizer
+    sees text); "" for an input without tokens; an emitted `[UNK]` is replaced
+    by the source word it attended to most (names and numbers are mostly
+    copied; Luong et al. 2015), unless exported with `--unk_replace=false`;
+  - `attention_weights`: float32 `[batch, T_out, T_in]`, the attention of the
+    chosen beam hypothesis: row t is what the decoder looked at to emit target
+    token t (zeros after the end, and for the seq2seq variant, which has none);
+  - `source_tokens`: string `[batch, T_in]` ("" at padding);
+  - `target_tokens`: string `[batch, T_out]`, the emitted tokens (`[UNK]` as
+    emitted), `[END]` included, "" after it;
+
+with `T_in` = the source length limit (longer inputs are truncated) and
+`T_out` = the output length limit. Beam width and length penalty were fixed
+at export. Unknown source words are `[UNK]` to the model.
+
+It needs TensorFlow only:
+
+    model = tf.saved_model.load("saved_models/translation/1")
+    out = model.signatures["serving_default"](text=tf.constant(["Open the file"]))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from apps.common import export as common_export
+from apps.translation import text as translation_text
+from keras_attention.decoding import beam_search, greedy_search
+
+
+def postprocess(text: tf.Tensor) -> tf.Tensor:
+    """Undoes the tokenizer's spacing around punctuation: `a , b` -> `a, b`, `a - b` -> `a-b`.
+
+    Guillemets keep their spaces (French typography; sacreBLEU's 13a tokenizer
+    does not split them off words).
+    """
+    for _ in range(2):  # Overlapping matches (`a - b - c`) need a second pass.
+        text = tf.strings.regex_replace(text, r"(\pN) ([.,]) (\pN)", r"\1\2\3")
+        text = tf.strings.regex_replace(text, r"([\pL\pN]) - ([\pL\pN])", r"\1-\2")
+    text = tf.strings.regex_replace(text, r" ([.,!?;:%)\]}])", r"\1")
+    text = tf.strings.regex_replace(text, r"([(\[{¿¡]) ", r"\1")
+    text = tf.strings.regex_replace(text, r"([\pL\pN]) / ([\pL\pN])", r"\1/\2")
+    return tf.strings.strip(text)
+
+
+def join_tokens(tokens: tf.Tensor) -> tf.Tensor:
+    """`[batch, T]` target token strings -> `[batch]` text; "", [START], [END] are dropped."""
+    tokens = tf.convert_to_tensor(tokens, tf.string)
+    keep = (tokens != "") & (tokens != translation_text.START) & (tokens != translation_text.END)
+    words = tf.ragged.boolean_mask(tokens, keep)
+    return postprocess(tf.strings.reduce_join(words, axis=1, separator=" "))
+
+
+def replace_unknown(target_tokens, attention, source_tokens):
+    """Each emitted [UNK] becomes the source token it attended to most (Luong et al. 2015).
+
+    Rows without attention (all zeros, e.g. the seq2seq variant) are left as they are.
+    """
+    position = tf.argmax(attention, axis=-1, output_type=tf.int32)  # (batch, T_out)
+    aligned = tf.gather(source_tokens, position, batch_dims=1)
+    usable = (target_tokens == translation_text.UNK) & (tf.reduce_max(attention, -1) > 0)
+    return tf.where(usable & (aligned != ""), aligned, target_tokens)
+
+
+class TranslationModule(tf.Module):
+    """Tokenizers + model + beam search, with the `translate` signature function.
+
+    Args:
+        model: an `RNNTranslator` or `TransformerTranslator` (has `encode`,
+            `initial_state`, `step`).
+        source_tokenizer, target_tokenizer: `apps.translation.text.Tokenizer`s (the
+            target one with START/END).
+        beam_width: 1 = greedy search.
+        length_penalty: α of Wu et al. (2016).
+        max_output_length: the most target tokens emitted (END included).
+        unk_replace: in `translation`, replace each emitted [UNK] by the source
+            token it attended to most (`target_tokens` keep the [UNK]).
+    """
+
+    def __init__(self, model, source_tokenizer, target_tokenizer, beam_width=4,
+                 length_penalty=0.6, max_output_length=32, unk_replace=True):
+        super().__init__(name="translation")
+        self.model = model
+        # The tf.Variables under the Keras variables, tracked directly: without this
+        # the SavedModel runs in TF2 (tf.saved_model.load) but TF1-style loaders
+        # (TF Serving's C++ loader, `saved_model_cli run`) find no values for them
+        # ("Could not find variable ..."; keras-team/keras#19274).
+        self.model_variables = [w.value for w in model.weights]
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.beam_width = int(beam_width)
+        self.length_penalty_alpha = float(length_penalty)
+        self.max_output_length = int(max_output_length)
+        self.unk_replace = bool(unk_replace)
+        self.settings = {
+            "beam_width": tf.constant(self.beam_width),
+            "length_penalty": tf.constant(self.length_penalty_alpha),
+            "max_output_length": tf.constant(self.max_output_length),
+            "unk_replace": tf.constant(self.unk_replace),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def translate(self, text):
+        source_tokens, source_ids = self.source_tokenizer.tokenize(text)
+        batch = tf.shape(source_ids)[0]
+        has_tokens = tf.reduce_any(source_ids != 0, axis=1)
+        state = self.model.initial_state(self.model.encode(source_ids, training=False))
+        start = tf.fill([batch], self.target_tokenizer.start_id)
+        end = self.target_tokenizer.end_id
+        if self.beam_width == 1:
+            result = greedy_search(self.model.step, state, start, end, self.max_output_length,
+                                   length_penalty=self.length_penalty_alpha)
+        else:
+            result = beam_search(self.model.step, state, start, end, self.max_output_length,
+                                 beam_width=self.beam_width,
+                                 length_penalty=self.length_penalty_alpha)
+        sequences = tf.where(has_tokens[:, None], result.sequences, 0)
+        attention = result.attention * tf.cast(has_tokens, tf.float32)[:, None, None]
+        target_tokens = self.target_tokenizer.lookup_tokens(sequences)
+        words = target_tokens
+        if self.unk_replace:
+            words = replace_unknown(target_tokens, attention, source_tokens)
+        return {
+            "translation": join_tokens(words),
+            "attention_weights": attention,
+            "source_tokens": source_tokens,
+            "target_tokens": target_tokens,
+        }
+
+
+WARMUP_TEXTS = ("Open the file", "Show all windows", "")
+
+
+def export(module: TranslationModule, base: str, version: int | None = None) -> str:
+    """Writes `<base>/<version>/` atomically (with TF Serving warmup requests); returns it."""
+    warmup = [("serving_default", {"text": np.array(WARMUP_TEXTS, dtype=object)})]
+    return common_export.save_module(
+        module, {"serving_default": module.translate}, base, version=version, warmup=warmup
+    )

@@ -1,0 +1,389 @@
+"""Translation models: GRU encoder-decoders with and without attention, and a Transformer.
+
+Variants (`ModelConfig.variant`):
+
+- `seq2seq`: bidirectional GRU encoder, GRU decoder without attention; the
+  decoder sees the same fixed summary of the source at every step (Cho et al.
+  2014). The baseline: the whole sentence must fit in one vector.
+- `bahdanau` (RNNsearch, Bahdanau et al. 2015): additive attention with the
+  previous decoder state as the query; the context vector is an input of the
+  GRU: `c_t = Attn(s_{t-1}, H)`, `s_t = GRU([e(y_{t-1}); c_t], s_{t-1})`,
+  `ã_t = tanh(W[s_t; c_t; e(y_{t-1})])`. Input feeding (ã_{t-1} as an extra
+  input) is optional.
+- `luong` (Luong et al. 2015, global): `s_t = GRU([e(y_{t-1}); ã_{t-1}], s_{t-1})`
+  (input feeding by default), `c_t = Attn(s_t, H)` with score dot, general or
+  concat, `ã_t = tanh(W_c[c_t; s_t])`.
+- `luong_local`: as `luong` with local-p attention (a predicted window).
+- `transformer`: `TransformerEncoderBlock`/`TransformerDecoderBlock` stacks
+  with sinusoidal positions (Vaswani et al. 2017).
+
+All output `logits = W_o ã_t`. Each family has ONE step function (`step`),
+used token by token by the decoding (greedy/beam search inside a SavedModel);
+the RNN family also trains through it, scanned over the target (teacher
+forcing), so training and decoding cannot disagree. The Transformer trains on
+whole sequences with a causal mask and decodes with key/value caches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+from keras import ops
+
+from keras_attention import layers as attention_layers
+
+VARIANTS = ("seq2seq", "bahdanau", "luong", "luong_local", "transformer")
+SCORES = ("dot", "general", "concat")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Size and kind of a translation model.
+
+    Attributes:
+        variant: one of `VARIANTS`.
+        source_vocab_size, target_vocab_size: vocabulary sizes (ids 0 = padding).
+        embedding_dim: word embedding size (RNN family).
+        units: GRU size (the encoder is bidirectional with units/2 per direction),
+            and the Transformer's model width.
+        attention_units: hidden size of the additive (Bahdanau / concat) scores.
+        score: Luong score `dot`, `general` or `concat`.
+        window: half-width D of the local-p window.
+        input_feeding: feed the previous attentional vector to the GRU; None = the
+            variant's paper default (luong yes, bahdanau no).
+        dropout: dropout rate (embeddings, attentional vectors, Transformer blocks).
+        num_layers, num_heads, intermediate_dim: Transformer sizes.
+        max_target_length: the most target tokens (END included) decoded; the
+            Transformer's cache size.
+    """
+
+    variant: str = "bahdanau"
+    source_vocab_size: int = 8000
+    target_vocab_size: int = 8000
+    embedding_dim: int = 128
+    units: int = 256
+    attention_units: int = 128
+    score: str = "general"
+    window: int = 4
+    input_feeding: bool | None = None
+    dropout: float = 0.1
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_dim: int = 512
+    max_target_length: int = 32
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}. Received: {self.variant!r}")
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}. Received: {self.score!r}")
+        if self.units % 2:
+            raise ValueError(f"units must be even (bidirectional encoder). Received: {self.units}")
+        if self.input_feeding is None:
+            self.input_feeding = self.variant in ("luong", "luong_local")
+
+
+def build_model(config: ModelConfig):
+    """The model of `config.variant`, built (weights created)."""
+    if config.variant == "transformer":
+        model = TransformerTranslator(config)
+    else:
+        model = RNNTranslator(config)
+    return model
+
+
+class RNNTranslator(keras.Model):
+    """Bidirectional GRU encoder + step-wise GRU decoder (seq2seq / Bahdanau / Luong).
+
+    Call arguments:
+        inputs: `(source_ids (batch, T_in), target_in (batch, T_out))` int, 0 = padding.
+
+    Returns:
+        Logits `(batch, T_out, target_vocab_size)`.
+    """
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(name=kwargs.pop("name", f"translator_{config.variant}"), **kwargs)
+        self.config = config
+        c = config
+        self.source_embedding = keras.layers.Embedding(c.source_vocab_size, c.embedding_dim,
+                                                       name="source_embedding")
+        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.embedding_dim,
+                                                       name="target_embedding")
+        self.encoder = keras.layers.Bidirectional(
+            keras.layers.GRU(c.units // 2, return_sequences=True, return_state=True),
+            name="encoder",
+        )
+        self.bridge = keras.layers.Dense(c.units, activation="tanh", name="bridge")
+        self.cell = keras.layers.GRUCell(c.units, name="decoder_cell")
+        self.attention = None
+        if c.variant == "bahdanau":
+            self.attention = attention_layers.BahdanauAttention(c.attention_units,
+                                                                name="attention")
+        elif c.variant == "luong":
+            self.attention = attention_layers.DotProductAttention(
+                score=c.score, units=c.attention_units if c.score == "concat" else None,
+                name="attention",
+            )
+        elif c.variant == "luong_local":
+            self.attention = attention_layers.LocalAttention(
+                window=c.window, mode="local_p", score=c.score,
+                units=c.attention_units if c.score == "concat" else None, name="attention",
+            )
+        self.combine = keras.layers.Dense(c.units, activation="tanh", name="attentional")
+        self.dropout = keras.layers.Dropout(c.dropout)
+        self.output_layer = keras.layers.Dense(c.target_vocab_size, name="logits")
+        self._build_all()
+
+    # Sub-layers are built here, outside any loop: the decoder step runs inside
+    # `ops.scan` / `tf.while_loop`, where variables cannot be created.
+    def _build_all(self):
+        c = self.config
+        self.source_embedding.build((None, None))
+        self.target_embedding.build((None, None))
+        self.encoder.build((None, None, c.embedding_dim))
+        self.bridge.build((None, c.units))
+        context = c.units
+        if c.variant == "bahdanau" or c.variant == "seq2seq":
+            cell_in = c.embedding_dim + context + (c.units if c.input_feeding else 0)
+            combine_in = c.units + context + c.embedding_dim
+        else:
+            cell_in = c.embedding_dim + (c.units if c.input_feeding else 0)
+            combine_in = context + c.units
+        self.cell.build((None, cell_in))
+        if self.attention is not None:
+            self.attention.build((None, c.units), (None, None, context))
+        self.combine.build((None, combine_in))
+        self.output_layer.build((None, None, c.units))
+        self.built = True
+
+    # ------------------------------------------------------------------ encoder
+    def encode(self, source_ids, training=False):
+        """Source ids -> the decoder's memory: a dict of `(batch, ...)` tensors."""
+        mask = ops.not_equal(source_ids, 0)
+        x = self.dropout(self.source_embedding(source_ids), training=training)
+        outputs, forward, backward = self.encoder(x, mask=mask, training=training)
+        summary = ops.concatenate([forward, backward], axis=-1)
+        memory = {"encoded": outputs, "mask": mask, "summary": summary,
+                  "initial": self.bridge(summary)}
+        if self.config.variant == "bahdanau":
+            memory["keys"] = self.attention.project_keys(outputs)
+        return memory
+
+    def initial_state(self, memory):
+        """The decoding state before the first token: memory + (s_0, ã_0)."""
+        state = {k: v for k, v in memory.items() if k not in ("initial", "summary")}
+        if self.config.variant == "seq2seq":
+            state["summary"] = memory["summary"]
+        state["h"] = memory["initial"]
+        state["attentional"] = ops.zeros_like(state["h"])
+        return state
+
+    # --------------------------------------------------------------- the step
+    def _decode_step(self, embedded, h, attentional, memory):
+        """One decoder step on embedded previous tokens `(batch, E)`.
+
+        Returns `(h, attentional, weights (batch, T_in))`.
+        """
+        c = self.config
+        encoded, mask = memory["encoded"], memory["mask"]
+        if c.variant == "bahdanau":
+            context, weights = self.attention(
+                h, encoded, value_mask=mask, projected_keys=memory["keys"],
+                return_attention_scores=True,
+            )
+            parts = [embedded, context] + ([attentional] if c.input_feeding else [])
+            h, _ = self.cell(ops.concatenate(parts, axis=-1), [h])
+            attentional = self.combine(ops.concatenate([h, context, embedded], axis=-1))
+        elif c.variant == "seq2seq":
+            context = memory["summary"]
+            parts = [embedded, context] + ([attentional] if c.input_feeding else [])
+            h, _ = self.cell(ops.concatenate(parts, axis=-1), [h])
+            attentional = self.combine(ops.concatenate([h, context, embedded], axis=-1))
+            weights = ops.zeros(ops.shape(mask), dtype=h.dtype)
+        else:
+            parts = [embedded] + ([attentional] if c.input_feeding else [])
+            h, _ = self.cell(ops.concatenate(parts, axis=-1), [h])
+            context, weights = self.attention(
+                h, encoded, value_mask=mask, return_attention_scores=True
+            )
+            attentional = self.combine(ops.concatenate([context, h], axis=-1))
+        if isinstance(h, (list, tuple)):
+            h = h[0]
+        return h, attentional, weights
+
+    def step(self, tokens, state):
+        """Decoding step: `(tokens (n,), state) -> (logits (n, V), state, attention (n, T_in))`."""
+        embedded = self.target_embedding(tokens)
+        h, attentional, weights = self._decode_step(
+            embedded, state["h"], state["attentional"], state
+        )
+        new_state = dict(state)
+        new_state["h"], new_state["attentional"] = h, attentional
+        return self.output_layer(attentional), new_state, weights
+
+    # ---------------------------------------------------------- teacher forcing
+    def call(self, inputs, training=None, return_attention=False):
+        source_ids, target_in = inputs
+        memory = self.encode(source_ids, training=training)
+        h0 = memory["initial"]
+        embedded = self.dropout(self.target_embedding(target_in), training=training)
+        weights0 = ops.zeros(ops.shape(memory["mask"]), dtype=h0.dtype)
+
+        def scan_step(carry, x):
+            h, attentional, _ = carry
+            out = self._decode_step(x, h, attentional, memory)
+            return out, out
+
+        _, (_, attentional, weights) = ops.scan(
+            scan_step, (h0, ops.zeros_like(h0), weights0),
+            ops.transpose(embedded, (1, 0, 2)),
+        )
+        attentional = ops.transpose(attentional, (1, 0, 2))
+        logits = self.output_layer(self.dropout(attentional, training=training))
+        if return_attention:
+            return logits, ops.transpose(weights, (1, 0, 2))
+        return logits
+
+
+class TransformerTranslator(keras.Model):
+    """Transformer encoder-decoder with sinusoidal positions and cached decoding.
+
+    Call arguments:
+        inputs: `(source_ids (batch, T_in), target_in (batch, T_out))` int, 0 = padding.
+
+    Returns:
+        Logits `(batch, T_out, target_vocab_size)`.
+    """
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(name=kwargs.pop("name", "translator_transformer"), **kwargs)
+        self.config = config
+        c = config
+        if c.units % c.num_heads:
+            raise ValueError(f"units ({c.units}) must be divisible by num_heads ({c.num_heads}).")
+        self.source_embedding = keras.layers.Embedding(c.source_vocab_size, c.units,
+                                                       name="source_embedding")
+        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.units,
+                                                       name="target_embedding")
+        self.positions = attention_layers.SinusoidalPositionEncoding(name="positions")
+        self.encoder_blocks = [
+            attention_layers.TransformerEncoderBlock(
+                c.num_heads, c.intermediate_dim, dropout=c.dropout, name=f"encoder_{i}")
+            for i in range(c.num_layers)
+        ]
+        self.decoder_blocks = [
+            attention_layers.TransformerDecoderBlock(
+                c.num_heads, c.intermediate_dim, dropout=c.dropout, name=f"decoder_{i}")
+            for i in range(c.num_layers)
+        ]
+        self.dropout = keras.layers.Dropout(c.dropout)
+        self.output_layer = keras.layers.Dense(c.target_vocab_size, name="logits")
+        self.head_dim = c.units // c.num_heads
+        self._build_all()
+
+    def _build_all(self):
+        c = self.config
+        self.source_embedding.build((None, None))
+        self.target_embedding.build((None, None))
+        for block in self.encoder_blocks:
+            block.build((None, None, c.units))
+        for block in self.decoder_blocks:
+            block.build((None, None, c.units), (None, None, c.units))
+        self.output_layer.build((None, None, c.units))
+        self.built = True
+
+    def _embed(self, embedding, ids, start_index=0, training=False):
+        x = embedding(ids) * math.sqrt(self.config.units)
+        x = x + self.positions(x, start_index=start_index)
+        return self.dropout(x, training=training)
+
+    def encode(self, source_ids, training=False):
+        mask = ops.not_equal(source_ids, 0)
+        x = self._embed(self.source_embedding, source_ids, training=training)
+        for block in self.encoder_blocks:
+            x = block(x, padding_mask=mask, training=training)
+        return {"encoded": x, "mask": mask}
+
+    def initial_state(self, memory):
+        """Memory + per-layer caches: cross (keys/values of the source) and self (empty)."""
+        encoded = memory["encoded"]
+        batch = ops.shape(encoded)[0]
+        c = self.config
+        state = {"mask": memory["mask"], "index": ops.zeros((batch,), "int32")}
+        for i, block in enumerate(self.decoder_blocks):
+            state[f"cross_{i}"] = block.cross_attention.compute_cache(encoded)
+            state[f"self_{i}"] = ops.zeros(
+                (batch, 2, c.max_target_length, c.num_heads, self.head_dim), encoded.dtype
+            )
+        return state
+
+    def step(self, tokens, state):
+        """Decoding step: `(tokens (n,), state) -> (logits (n, V), state, attention (n, T_in))`.
+
+        The attention returned is the last layer's cross-attention, averaged over heads.
+        """
+        index = state["index"][0]
+        x = self._embed(self.target_embedding, tokens[:, None], start_index=index)
+        new_state = dict(state)
+        cross = None
+        for i, block in enumerate(self.decoder_blocks):
+            x, _, cross, self_cache, cross_cache = block(
+                x, None, encoder_padding_mask=state["mask"], return_attention_scores=True,
+                self_attention_cache=state[f"self_{i}"],
+                self_attention_cache_update_index=index,
+                cross_attention_cache=state[f"cross_{i}"],
+            )
+            new_state[f"self_{i}"] = self_cache
+            new_state[f"cross_{i}"] = cross_cache
+        new_state["index"] = state["index"] + 1
+        logits = self.output_layer(x[:, 0])
+        return logits, new_state, ops.mean(cross[:, :, 0, :], axis=1)
+
+    def call(self, inputs, training=None, return_attention=False):
+        source_ids, target_in = inputs
+        memory = self.encode(source_ids, training=training)
+        target_mask = ops.not_equal(target_in, 0)
+        x = self._embed(self.target_embedding, target_in, training=training)
+        cross = None
+        for block in self.decoder_blocks:
+            x, _, cross = block(
+                x, memory["encoded"], decoder_padding_mask=target_mask,
+                encoder_padding_mask=memory["mask"], use_causal_mask=True,
+                return_attention_scores=True, training=training,
+            )
+        logits = self.output_layer(x)
+        if return_attention:
+            return logits, ops.mean(cross, axis=1)
+        return logits
+
+
+def masked_loss(label_smoothing: float = 0.0):
+    """Token cross-entropy over non-padding targets, with optional label smoothing.
+
+    `loss = -(1-ε) log p(y) - ε · mean_v log p(v)`, averaged over tokens whose label != 0.
+    """
+
+    def loss(y_true, y_pred):
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        labels = ops.cast(y_true, "int32")
+        picked = ops.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
+        per_token = -(1.0 - label_smoothing) * picked
+        if label_smoothing:
+            per_token = per_token - label_smoothing * ops.mean(log_probs, axis=-1)
+        mask = ops.cast(ops.not_equal(labels, 0), "float32")
+        return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    loss.__name__ = "masked_cross_entropy"
+    return loss
+
+
+def masked_accuracy(y_true, y_pred):
+    """Share of non-padding target tokens predicted exactly (teacher forcing)."""
+    labels = ops.cast(y_true, "int32")
+    predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+    mask = ops.cast(ops.not_equal(labels, 0), "float32")
+    hits = ops.cast(ops.equal(labels, predicted), "float32") * mask
+    return ops.sum(hits) / ops.maximum(ops.sum(mask), 1.0)

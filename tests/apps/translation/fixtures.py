@@ -1,0 +1,70 @@
+"""Fixture catalogues for the translation tests: a tiny .mo writer and .deb packages."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+
+HEADER = "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=2; plural=(n > 1);\n"
+
+WORDS = {
+    "open": "ouvrir", "close": "fermer", "the": "le", "file": "fichier", "window": "fenêtre",
+    "new": "nouveau", "save": "enregistrer", "folder": "dossier", "show": "afficher",
+    "hide": "masquer", "all": "tout", "menu": "menu", "large": "grand", "small": "petit",
+    "red": "rouge", "blue": "bleu", "text": "texte", "image": "image", "copy": "copier",
+    "delete": "supprimer",
+}
+
+
+def write_mo(path: str, messages: dict) -> str:
+    """Writes a GNU .mo file: `messages` maps msgid (str, may hold \\x00 / \\x04) to msgstr."""
+    entries = sorted({"": HEADER, **messages}.items(), key=lambda kv: kv[0].encode("utf-8"))
+    ids = [k.encode("utf-8") for k, _ in entries]
+    strs = [v.encode("utf-8") for _, v in entries]
+    n = len(entries)
+    originals = 7 * 4
+    translations = originals + 8 * n
+    data = translations + 8 * n
+    blob, id_table, str_table = b"", [], []
+    for table, items in ((id_table, ids), (str_table, strs)):
+        for item in items:
+            table.append((len(item), data + len(blob)))
+            blob += item + b"\x00"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<7I", 0x950412DE, 0, n, originals, translations, 0, data))
+        for length, offset in id_table + str_table:
+            f.write(struct.pack("<2I", length, offset))
+        f.write(blob)
+    return path
+
+
+def sentence_pairs(count: int, seed: int = 0, min_words=2, max_words=6) -> dict:
+    """`count` distinct word-by-word 'translations' drawn from WORDS."""
+    rng = random.Random(seed)
+    keys = sorted(WORDS)
+    out = {}
+    while len(out) < count:
+        words = [rng.choice(keys) for _ in range(rng.randint(min_words, max_words))]
+        source = " ".join(words).capitalize()
+        out[source] = " ".join(WORDS[w] for w in words).capitalize()
+    return out
+
+
+def build_deb(directory: str, name: str, version: str, catalogues: dict) -> str:
+    """A .deb (made with `dpkg-deb --build`) holding `{language: {domain: messages}}`."""
+    root = os.path.join(directory, f"{name}-root")
+    os.makedirs(os.path.join(root, "DEBIAN"), exist_ok=True)
+    with open(os.path.join(root, "DEBIAN", "control"), "w", encoding="utf-8") as f:
+        f.write(f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
+                "Maintainer: Tests <tests@example.org>\nDescription: test catalogues\n")
+    for language, domains in catalogues.items():
+        folder = os.path.join(root, "usr", "share", "locale", language, "LC_MESSAGES")
+        os.makedirs(folder, exist_ok=True)
+        for domain, messages in domains.items():
+            write_mo(os.path.join(folder, f"{domain}.mo"), messages)
+    deb = os.path.join(directory, f"{name}_{version}_all.deb")
+    subprocess.run(["dpkg-deb", "-Znone", "--build", root, deb], check=True,
+                   capture_output=True)
+    return deb

@@ -1,0 +1,108 @@
+"""Each variant builds, trains a step, and its step function matches teacher forcing."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.translation import model as translation_model
+from keras_attention.decoding import beam_search, greedy_search
+
+START, END = 2, 3
+
+
+def tiny_config(variant, **kwargs):
+    base = dict(variant=variant, source_vocab_size=30, target_vocab_size=25, embedding_dim=8,
+                units=16, attention_units=8, window=2, num_layers=1, num_heads=2,
+                intermediate_dim=16, max_target_length=6, dropout=0.1)
+    base.update(kwargs)
+    return translation_model.ModelConfig(**base)
+
+
+def batch(seed=0):
+    rng = np.random.default_rng(seed)
+    source = rng.integers(4, 30, (4, 7)).astype("int32")
+    source[0, 3:] = 0
+    source[1, 5:] = 0
+    target_in = rng.integers(4, 25, (4, 5)).astype("int32")
+    target_in[:, 0] = START
+    target_out = np.concatenate([target_in[:, 1:], np.full((4, 1), END)], axis=1)
+    target_out[0, 3:] = 0
+    return source, target_in, target_out.astype("int32")
+
+
+@pytest.mark.parametrize("variant, extra", [
+    ("seq2seq", {}),
+    ("bahdanau", {"input_feeding": True}),
+    ("luong", {"score": "dot"}),
+    ("luong_local", {"score": "concat", "input_feeding": False}),
+    ("transformer", {}),
+])
+def test_variant_trains_and_decodes_with_its_training_step(variant, extra):
+    model = translation_model.build_model(tiny_config(variant, **extra))
+    model.compile(optimizer="adam", loss=translation_model.masked_loss(0.1))
+    source, target_in, target_out = batch()
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    loss = model.train_on_batch((source, target_in), target_out)
+    assert np.isfinite(loss)
+    after = model.trainable_weights
+    changed = [not np.allclose(a, b.numpy()) for a, b in zip(before, after, strict=True)]
+    assert sum(changed) >= len(changed) * 0.8, "most weights get gradients"
+
+    # The step function used by decoding reproduces the teacher-forced logits.
+    logits, weights = model((source, target_in), return_attention=True)
+    state = model.initial_state(model.encode(tf.constant(source)))
+    stepped, attention = [], []
+    for t in range(target_in.shape[1]):
+        step_logits, state, step_weights = model.step(tf.constant(target_in[:, t]), state)
+        stepped.append(step_logits.numpy())
+        attention.append(step_weights.numpy())
+    np.testing.assert_allclose(np.stack(stepped, 1), logits.numpy(), atol=1e-4)
+    att = np.stack(attention, 1)
+    np.testing.assert_allclose(att, weights.numpy(), atol=1e-5)
+    if variant == "seq2seq":
+        assert np.all(att == 0)
+    else:
+        # Weights over the real (unpadded) source tokens only; they sum to 1 (to <= 1
+        # for local-p, whose softmax is multiplied by a Gaussian around p_t).
+        sums = att.sum(-1)
+        if variant == "luong_local":
+            assert np.all(sums <= 1 + 1e-5) and np.all(sums > 0)
+        else:
+            np.testing.assert_allclose(sums, 1.0, atol=1e-4)
+        assert np.all(att[0, :, 3:] == 0) and np.all(att[1, :, 5:] == 0)
+
+    # Beam search runs on the same step function.
+    state = model.initial_state(model.encode(tf.constant(source)))
+    beam = beam_search(model.step, state, tf.fill([4], START), END, 6, beam_width=2)
+    greedy = greedy_search(model.step, state, tf.fill([4], START), END, 6)
+    assert beam.sequences.shape == (4, 6) and beam.attention.shape == (4, 6, 7)
+    assert np.all(beam.scores.numpy() >= greedy.scores.numpy() - 1e-4)
+
+
+def test_local_attention_window_is_respected():
+    model = translation_model.build_model(tiny_config("luong_local", window=1))
+    source, target_in, _ = batch(1)
+    source[:] = np.arange(4, 11)
+    _, weights = model((source, target_in), return_attention=True)
+    nonzero = (weights.numpy() > 0).sum(-1)
+    assert nonzero.max() <= 3  # 2D + 1 positions
+
+
+def test_masked_loss_ignores_padding_and_smooths():
+    logits = tf.constant(np.random.default_rng(0).normal(size=(2, 3, 5)), tf.float32)
+    labels = tf.constant([[1, 2, 0], [3, 0, 0]])
+    plain = translation_model.masked_loss(0.0)(labels, logits)
+    log_probs = tf.nn.log_softmax(logits).numpy()
+    expected = -np.mean([log_probs[0, 0, 1], log_probs[0, 1, 2], log_probs[1, 0, 3]])
+    assert float(plain) == pytest.approx(expected, rel=1e-5)
+    smooth = translation_model.masked_loss(0.1)(labels, logits)
+    assert float(smooth) != pytest.approx(float(plain))
+    acc = translation_model.masked_accuracy(labels, tf.one_hot([[1, 4, 4], [3, 4, 4]], 5))
+    assert float(acc) == pytest.approx(2 / 3)
+
+
+def test_bad_config_is_named():
+    with pytest.raises(ValueError, match="variant"):
+        translation_model.ModelConfig(variant="rnn")
+    with pytest.raises(ValueError, match="score"):
+        translation_model.ModelConfig(score="cosine")
