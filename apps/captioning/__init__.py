@@ -1,0 +1,1 @@
+"""Image captioning with soft visual attention (Show, Attend and Tell) on emoji scenes."""
