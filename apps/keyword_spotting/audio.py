@@ -1,0 +1,69 @@
+"""Audio in TensorFlow ops, shared by the input pipeline and the SavedModel."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = 16000
+_HOP = 160  # Step of the loudest-second search (10 ms).
+
+
+def resample(audio: tf.Tensor, rate: tf.Tensor, target: int = SAMPLE_RATE) -> tf.Tensor:
+    """Band-limited (FFT) resampling along the last axis from `rate` Hz to `target` Hz.
+
+    `audio` is `(samples,)` or `(batch, samples)` float32; the spectrum is cut (or
+    zero-extended) at the new Nyquist frequency, so downsampling does not alias.
+    """
+    n = tf.shape(audio)[-1]
+    rate = tf.cast(rate, tf.int32)
+    m = tf.cast(tf.round(tf.cast(n, tf.float64) * target / tf.cast(rate, tf.float64)), tf.int32)
+
+    def fft_resample():
+        spectrum = tf.signal.rfft(audio, fft_length=[n])
+        bins = m // 2 + 1
+        spectrum = spectrum[..., :bins]
+        extra = bins - tf.shape(spectrum)[-1]
+        spectrum = tf.concat(
+            [spectrum, tf.zeros(tf.concat([tf.shape(spectrum)[:-1], [extra]], 0), tf.complex64)],
+            axis=-1,
+        )
+        scale = tf.cast(m, tf.float32) / tf.cast(n, tf.float32)
+        return tf.signal.irfft(spectrum, fft_length=[m]) * scale
+
+    skip = tf.logical_or(tf.equal(rate, target), tf.logical_or(n < 2, m < 2))
+    return tf.cond(skip, lambda: audio, fft_resample)
+
+
+def fit_to_clip(waveforms: tf.Tensor, samples: int = CLIP_SAMPLES) -> tf.Tensor:
+    """`[batch, L]` -> `[batch, samples]`: centered zero padding, or the loudest window."""
+    length = tf.shape(waveforms)[1]
+
+    def loudest():
+        energy = tf.cumsum(tf.square(tf.cast(waveforms, tf.float64)), axis=1)
+        energy = tf.pad(energy, [[0, 0], [1, 0]])
+        starts = tf.range(0, length - samples + 1, _HOP)
+        sums = tf.gather(energy, starts + samples, axis=1) - tf.gather(energy, starts, axis=1)
+        best = tf.gather(starts, tf.argmax(sums, axis=1, output_type=tf.int32))
+        indices = best[:, None] + tf.range(samples)[None, :]
+        return tf.gather(waveforms, indices, batch_dims=1)
+
+    def pad():
+        extra = samples - length
+        return tf.pad(waveforms, [[0, 0], [extra // 2, extra - extra // 2]])
+
+    fitted = tf.cond(length > samples, loudest, pad)
+    return tf.ensure_shape(fitted, [None, samples])
+
+
+def perturb_speed(waveforms: tf.Tensor, low: float = 0.9, high: float = 1.1,
+                  seed=None) -> tf.Tensor:
+    """Plays a batch `(batch, samples)` of clips at one random speed in [low, high] (pitch,
+    formants and tempo together, as a shorter or longer vocal tract would) and fits the
+    clips back to 1 s (`fit_to_clip`). One speed per batch keeps it to a few batched ops.
+
+    Reference: Ko et al., "Audio augmentation for speech recognition", Interspeech 2015.
+    """
+    factor = tf.random.uniform([], low, high, seed=seed)
+    rate = tf.cast(tf.round(SAMPLE_RATE * factor), tf.int32)
+    return fit_to_clip(resample(waveforms, rate))

@@ -1,0 +1,259 @@
+"""Keyword-spotting data: a synthesized speech-commands corpus (tfds), and the input pipeline.
+
+`synthetic_speech_commands` is real synthesized speech from Debian's speech
+engines, built once and cached by tensorflow-datasets:
+
+- espeak-ng 1.51: English accents x voice variants (formant settings, Klatt
+  synthesizers, whisper, ...) x speed (`-s`) x pitch (`-p`);
+- flite 2.2: the voices kal, kal16 (a diphone speaker) and awb, rms, slt
+  (clustergen voices built from real CMU ARCTIC speakers), with duration stretch
+  and pitch varied.
+
+Classes: yes no up down left right on off stop go, zero ... nine, `_silence_`
+(background noise only: white, pink, brown or mains hum at -70..-25 dBFS, or
+digital silence) and `_unknown_` (other words). Every word clip is 1 s of
+16 kHz mono int16: the word (leading and trailing silence trimmed) at a random
+offset, mixed with background noise (white, pink, brown, mains hum, or babble of
+other words spoken by voices of the same split) at a random SNR of 5..30 dB, at
+a random peak level of -30..-1 dBFS.
+
+Splits hold disjoint speakers: the test split uses espeak-ng voice variants
+never used in training (plus the Caribbean accent en-029, test only) and the
+flite voice rms; the validation split uses other held-out espeak-ng variants.
+So validation and test both measure unseen speakers. Variants that are copies
+of one another (linda/belinda, Mario/Michael, m3/Mike, robert/quincy) stay in
+one split.
+
+Synthesis runs two engine processes at a time. The builder checks for the
+engines, installs them with `apt-get install -y espeak-ng flite sox` when they
+are missing and it runs as root, and otherwise says what to install. Engine
+versions, voices and word lists are recorded in the dataset's metadata.
+
+Online users can train on Google Speech Commands instead
+(`--dataset=speech_commands`, through tfds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from apps.keyword_spotting import audio, synth
+from apps.keyword_spotting.synth import CLASSES, CLIP_SAMPLES, SPLITS
+
+
+@dataclasses.dataclass
+class SpeechCommandsConfig(tfds.core.BuilderConfig):
+    """How many clips to synthesize.
+
+    Attributes:
+        clips_per_class: clips per class in (train, validation, test).
+        train_unknown_factor: the train split holds this many times more `_unknown_`
+            clips (many different words make one class); validation and test stay balanced.
+        snr_db: range of the speech-to-noise ratio in dB.
+        level_dbfs: range of the clip's peak level in dB full scale.
+        flite_share: fraction of word clips spoken by flite (where a split has flite voices).
+        babble_pool: words synthesized per split for babble noise.
+        workers: engine processes run at the same time.
+        seed: seeds every random choice (the corpus is the same on every machine
+            with the same engine versions).
+    """
+
+    clips_per_class: tuple[int, int, int] = (300, 40, 80)
+    train_unknown_factor: float = 2.0
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    level_dbfs: tuple[float, float] = (-30.0, -1.0)
+    flite_share: float = 0.2
+    babble_pool: int = 40
+    workers: int = 2
+    seed: int = 20180826
+
+
+# --------------------------------------------------------------------------- tfds builder
+
+
+class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
+    """Speech commands spoken by espeak-ng and flite voices; test voices unseen in training."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "22 classes (10 commands, 10 digits, _silence_, _unknown_); espeak-ng and "
+                 "flite voices; test and validation speakers disjoint from training.",
+    }
+    BUILDER_CONFIGS = [
+        SpeechCommandsConfig(name="default", description="300/40/80 clips per class (600 "
+                             "_unknown_ clips in train)."),
+        SpeechCommandsConfig(name="quick", description="A small corpus to try the pipeline.",
+                             clips_per_class=(24, 6, 8), babble_pool=12),
+    ]
+    DEFAULT_CONFIG_NAME = "default"
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                # 16 kHz mono int16 PCM, stored as raw bytes (tfds' Audio feature ignores
+                # `encoding` for arrays and would store varint int64s).
+                "audio": tfds.features.Tensor(shape=(CLIP_SAMPLES,), dtype=np.int16,
+                                              encoding=tfds.features.Encoding.BYTES,
+                                              doc="1 s of 16 kHz mono int16 PCM"),
+                "label": tfds.features.ClassLabel(names=list(CLASSES)),
+                "word": tfds.features.Text(),
+                "speaker": tfds.features.Text(),
+                "voice": tfds.features.Text(),
+                "noise": tfds.features.Text(),
+                "snr_db": tfds.features.Scalar(np.float32),
+                "word_start": tfds.features.Scalar(np.int32),
+                "word_end": tfds.features.Scalar(np.int32),
+            }),
+            supervised_keys=("audio", "label"),
+            homepage="https://github.com/espeak-ng/espeak-ng",
+            metadata=tfds.core.MetadataDict(),
+            license="Audio synthesized by espeak-ng (GPL-3.0+) and flite (BSD-like); the "
+                    "synthesized output is not covered by the engines' licences.",
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        synth.ensure_engines()
+        config = self.builder_config
+        self.info.metadata.update({
+            "engines": synth.engine_versions(),
+            "classes": list(CLASSES),
+            "unknown_words": list(synth.UNKNOWN_WORDS),
+            "babble_words": list(synth.BABBLE_WORDS),
+            "espeak_accents": {"all_splits": list(synth.ESPEAK_ACCENTS),
+                               "test_only": list(synth.TEST_ONLY_ACCENTS)},
+            "espeak_variants": {k: list(v) for k, v in synth.ESPEAK_VARIANTS.items()},
+            "flite_voices": {k: list(v) for k, v in synth.FLITE_VOICES.items()},
+            "clips_per_class": dict(zip(SPLITS, config.clips_per_class, strict=True)),
+            "train_unknown_factor": config.train_unknown_factor,
+            "snr_db": list(config.snr_db),
+            "level_dbfs": list(config.level_dbfs),
+            "noises": list(synth.NOISES),
+            "seed": config.seed,
+            "validation": "held-out espeak-ng variants (unseen speakers), no flite voice",
+            "test": "held-out espeak-ng variants, accent en-029 and flite rms (unseen speakers)",
+        })
+        return {split: self._generate_examples(split) for split in SPLITS}
+
+    def _generate_examples(self, split: str):
+        config = self.builder_config
+        items, babble = synth.plan(split, config)
+        with tempfile.TemporaryDirectory(prefix="kws-synth-") as workdir:
+            clips = synth.render_all(items, babble, workdir, config.workers)
+            for item, example in zip(items, clips, strict=True):
+                yield item["key"], example
+
+
+# --------------------------------------------------------------------------- input pipeline
+
+
+@dataclasses.dataclass
+class Splits:
+    """tf.data datasets of `(waveform float32 (16000,), label int32)` and the class names."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    class_names: list[str]
+    dataset: str
+    info: tfds.core.DatasetInfo | None = None
+    sizes: dict = dataclasses.field(default_factory=dict)
+    builder: tfds.core.DatasetBuilder | None = None
+
+    def examples(self, split: str, batch_size: int = 64) -> tf.data.Dataset:
+        """Batched dicts of `split` in file order: `waveform`, `label` and, for the synthetic
+        corpus, `speaker`, `word`, `word_start`, `word_end` (samples; -1 for silence)."""
+
+        def convert(features):
+            waveform, label = _to_example(features)
+            out = {"waveform": waveform, "label": label}
+            for key in ("speaker", "word", "word_start", "word_end"):
+                if key in features:
+                    out[key] = features[key]
+            return out
+
+        ds = self.builder.as_dataset(split=split, shuffle_files=False)
+        return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+
+
+def fix_length(audio: tf.Tensor, samples: int = CLIP_SAMPLES) -> tf.Tensor:
+    """Pads (at the end) or crops a 1-D waveform to `samples`."""
+    audio = audio[:samples]
+    return tf.pad(audio, [[0, samples - tf.shape(audio)[0]]])
+
+
+def _to_example(features):
+    audio = tf.cast(features["audio"], tf.float32) / 32768.0
+    return fix_length(audio), tf.cast(features["label"], tf.int32)
+
+
+def builder(data_dir: str | None = None, quick: bool = False, config=None):
+    """The prepared (cached) synthetic corpus builder.
+
+    Args:
+        data_dir: the tfds cache root (see `apps.common.data.data_dir`).
+        quick: the small `quick` config instead of `default`.
+        config: a config name or a `SpeechCommandsConfig` (overrides `quick`).
+    """
+    from apps.common import data as common_data
+
+    root = common_data.data_dir(data_dir)
+    config = config or ("quick" if quick else "default")
+    return common_data.prepare(SyntheticSpeechCommands, root, config=config)
+
+
+def load(dataset: str = "synthetic_speech_commands", data_dir: str | None = None,
+         batch_size: int = 64, quick: bool = False, seed: int = 42, config=None,
+         speed_perturbation: tuple[float, float] | None = (0.9, 1.1)) -> Splits:
+    """Batched, shuffled (train only) datasets for `dataset`.
+
+    Args:
+        dataset: `synthetic_speech_commands` (embedded, built here) or
+            `speech_commands` (Google Speech Commands v0.02 through tfds; online).
+        data_dir: the tfds cache root (see `apps.common.data.data_dir`).
+        batch_size: batch size of every split.
+        quick: the small synthetic corpus (a run of seconds).
+        seed: shuffling seed.
+        config: a builder config (name or object) of the synthetic corpus; overrides `quick`.
+        speed_perturbation: `(low, high)`: every training batch is played at a random speed
+            in this range, each epoch anew (`audio.perturb_speed`); None: off.
+    """
+    from apps.common import data as common_data
+
+    if dataset == "synthetic_speech_commands":
+        ds_builder = builder(data_dir, quick, config)
+    elif dataset == "speech_commands":
+        ds_builder = common_data.online_builder("speech_commands", common_data.data_dir(data_dir))
+    else:
+        raise ValueError(f"--dataset={dataset!r} is not known; use synthetic_speech_commands "
+                         "(built here) or speech_commands (downloaded by tfds).")
+    info = ds_builder.info
+    names = list(info.features["label"].names)
+    sizes = {split: info.splits[split].num_examples for split in SPLITS}
+
+    def pipeline(split: str, training: bool) -> tf.data.Dataset:
+        ds = ds_builder.as_dataset(split=split, shuffle_files=training,
+                                   read_config=tfds.ReadConfig(shuffle_seed=seed))
+        ds = ds.map(_to_example, num_parallel_calls=tf.data.AUTOTUNE)
+        if dataset == "synthetic_speech_commands":
+            ds = ds.cache()
+        if training:
+            ds = ds.shuffle(min(sizes[split], 20000), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size)
+        if training and speed_perturbation:
+            low, high = speed_perturbation
+            ds = ds.map(lambda x, y: (audio.perturb_speed(x, low, high), y),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    return Splits(
+        train=pipeline("train", True), validation=pipeline("validation", False),
+        test=pipeline("test", False), class_names=names, dataset=dataset, info=info, sizes=sizes,
+        builder=ds_builder,
+    )

@@ -1,0 +1,350 @@
+"""Speech synthesis and mixing for the synthetic speech-commands corpus (numpy only).
+
+Kept free of TensorFlow: it is the part that can run (and be tested) without it.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import os
+import shutil
+import subprocess
+import wave
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = 16000
+COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SILENCE = "_silence_"
+UNKNOWN = "_unknown_"
+CLASSES = COMMANDS + DIGITS + (SILENCE, UNKNOWN)
+# Speech Commands' auxiliary words without "tree" (en-029 says "three" as "tree"), and ten more.
+UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "wow",
+                 "backward", "forward", "follow", "learn", "visual", "welcome", "kitchen",
+                 "orange", "purple", "sister", "coffee", "music", "pencil", "summer", "camera",
+                 "lucky")
+# Words that make babble noise (never a class word nor an unknown word).
+BABBLE_WORDS = ("water", "morning", "paper", "people", "little", "maybe", "hello", "thanks",
+                "window", "garden", "number", "yellow", "river", "market", "table", "doctor")
+
+ENGINES = ("espeak-ng", "flite")
+APT_PACKAGES = ("espeak-ng", "flite", "sox")
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+                  "en-gb-x-gbcwmd", "en-us-nyc")
+TEST_ONLY_ACCENTS = ("en-029",)
+ESPEAK_VARIANTS = {
+    "train": ("m1", "m2", "m4", "m5", "m7", "m8", "Nguyen", "f1", "f3", "f4", "croak", "klatt",
+              "klatt2", "klatt3", "klatt4", "Alex", "Andy", "Lee", "Annie", "Denis", "Gene",
+              "Storm", "adam", "benjamin", "boris", "ed", "iven", "max", "michel", "miguel",
+              "paul", "pedro", "rob", "sandro", "shelby", "travis", "victor", "grandma",
+              "grandpa", "zac", "whisper", "whisperf", "pablo", "john", "norbert", "Tweaky",
+              "announcer", "kaukovalta", "Alicia", "Andrea", "Diogo", "Hugo", "Gene2", "iven2",
+              "caleb"),
+    "validation": ("m6", "f5", "edward", "robert", "quincy", "marcelo", "anika"),
+    "test": ("m3", "Mike", "f2", "david", "Mario", "Michael", "belinda", "linda", "gustave",
+             "steph", "Jacky"),
+}
+FLITE_VOICES = {"train": ("kal", "kal16", "awb", "slt"), "validation": (), "test": ("rms",)}
+# Mean F0 (Hz) around which flite's pitch is varied, per voice.
+_FLITE_F0 = {"kal": 105.0, "kal16": 105.0, "awb": 115.0, "rms": 100.0, "slt": 175.0}
+NOISES = ("white", "pink", "brown", "hum", "babble")  # Babble last: never in _silence_.
+SPLITS = ("train", "validation", "test")
+
+
+# --------------------------------------------------------------------------- engines
+
+
+class EnginesMissing(RuntimeError):
+    """The speech engines are not installed and cannot be installed here."""
+
+
+def _missing_engines() -> list[str]:
+    return [e for e in ENGINES if shutil.which(e) is None]
+
+
+def ensure_engines(install: bool = True) -> None:
+    """Makes sure espeak-ng and flite are on PATH, installing them with apt-get as root.
+
+    Raises:
+        EnginesMissing: when they are missing and cannot be installed (not root,
+            no apt-get, or apt-get failed), with the command to run.
+    """
+    missing = _missing_engines()
+    if not missing:
+        return
+    command = "apt-get install -y " + " ".join(APT_PACKAGES)
+    hint = (f"The synthetic_speech_commands corpus needs the speech engines {', '.join(missing)}. "
+            f"Install them with `sudo {command}` and run again.")
+    can_install = (install and hasattr(os, "geteuid") and os.geteuid() == 0
+                   and shutil.which("apt-get") is not None)
+    if not can_install:
+        raise EnginesMissing(hint)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    print(f"Installing the speech engines: {command}", flush=True)
+    ok = subprocess.run(command.split(), env=env, capture_output=True, check=False).returncode == 0
+    if not ok:  # Package lists may be missing or stale.
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
+        result = subprocess.run(command.split(), env=env, capture_output=True, text=True,
+                                check=False)
+        if result.returncode != 0:
+            raise EnginesMissing(f"{hint} (`{command}` failed: {result.stderr.strip()[-300:]})")
+    missing = _missing_engines()
+    if missing:
+        raise EnginesMissing(hint)
+
+
+def engine_versions() -> dict[str, str]:
+    """Versions of the engines (and their Debian packages, where dpkg knows them)."""
+    out = {}
+    espeak = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True,
+                            check=False).stdout.strip()
+    out["espeak-ng"] = espeak.split("Data at")[0].strip()
+    flite = subprocess.run(["flite", "--version"], capture_output=True, text=True,
+                           check=False).stdout
+    out["flite"] = " ".join(line.strip() for line in flite.splitlines() if "version" in line)
+    if shutil.which("dpkg-query"):
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Package}=${Version}\n", *ENGINES, "espeak-ng-data"],
+            capture_output=True, text=True, check=False,
+        )
+        out["debian_packages"] = " ".join(result.stdout.split())
+    return out
+
+
+# --------------------------------------------------------------------------- audio (numpy)
+
+
+def read_wav(path: str) -> tuple[np.ndarray, int]:
+    """A PCM WAV file as float32 mono in [-1, 1] and its sample rate (Python's `wave`)."""
+    with wave.open(path, "rb") as f:
+        rate, channels, width = f.getframerate(), f.getnchannels(), f.getsampwidth()
+        raw = f.readframes(f.getnframes())
+    if width == 2:
+        audio = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    elif width == 1:
+        audio = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 4:
+        audio = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648.0
+    else:
+        raise ValueError(f"{path}: {8 * width}-bit WAV is not supported; expected 8, 16 or 32.")
+    return audio.reshape(-1, channels).mean(axis=1), rate
+
+
+def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited (FFT) resampling of a 1-D signal from `rate` to `target` Hz."""
+    if rate == target or audio.size == 0:
+        return audio.astype(np.float32)
+    n = audio.size
+    m = max(1, int(round(n * target / rate)))
+    spectrum = np.fft.rfft(audio)
+    out = np.zeros(m // 2 + 1, dtype=spectrum.dtype)
+    keep = min(out.size, spectrum.size)
+    out[:keep] = spectrum[:keep]
+    return (np.fft.irfft(out, m) * (m / n)).astype(np.float32)
+
+
+def trim(audio: np.ndarray, threshold_db: float = -40.0, margin: int = 320) -> np.ndarray:
+    """Cuts leading and trailing silence (10 ms frames below `threshold_db` of the peak)."""
+    frame = SAMPLE_RATE // 100
+    n = audio.size // frame
+    if n == 0:
+        return audio
+    rms = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    active = np.nonzero(rms > rms.max() * 10 ** (threshold_db / 20))[0]
+    if active.size == 0:
+        return audio
+    start = max(0, active[0] * frame - margin)
+    end = min(audio.size, (active[-1] + 1) * frame + margin)
+    return audio[start:end]
+
+
+def _colored(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Noise with power spectrum ~ 1/f^exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    freqs[0] = freqs[1]
+    spectrum *= freqs ** (-exponent / 2)
+    spectrum[0] = 0.0
+    noise = np.fft.irfft(spectrum, n)
+    return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
+
+
+def make_noise(kind: str, rng: np.random.Generator, babble_pool=(), n: int = CLIP_SAMPLES):
+    """One second of background noise of `kind` (see NOISES), unit RMS."""
+    if kind == "white":
+        noise = rng.standard_normal(n)
+    elif kind == "pink":
+        noise = _colored(rng, n, 1.0)
+    elif kind == "brown":
+        noise = _colored(rng, n, 2.0)
+    elif kind == "hum":
+        t = np.arange(n) / SAMPLE_RATE
+        base = rng.choice([50.0, 60.0])
+        noise = sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6))
+                    for k in range(1, 8))
+        noise = noise / np.sqrt(np.mean(noise**2)) + 0.1 * rng.standard_normal(n)
+    elif kind == "babble":
+        noise = 0.05 * rng.standard_normal(n)
+        for _ in range(int(rng.integers(3, 7))) if len(babble_pool) else ():
+            word = babble_pool[int(rng.integers(len(babble_pool)))]
+            word = word / (np.sqrt(np.mean(word**2)) + 1e-9)
+            start = int(rng.integers(-word.size // 2, n - word.size // 2))
+            lo, hi = max(0, start), min(n, start + word.size)
+            noise[lo:hi] += rng.uniform(0.3, 1.0) * word[lo - start : hi - start]
+    else:
+        raise ValueError(f"Unknown noise kind {kind!r}; expected one of {NOISES}.")
+    noise = np.asarray(noise, np.float64)
+    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+def voice_id(engine: str, speaker: str, accent: str = "") -> str:
+    return f"espeak-ng/{accent}+{speaker}" if engine == "espeak-ng" else f"flite/{speaker}"
+
+
+def synthesize(item: dict, workdir: str) -> np.ndarray:
+    """The word of `item` spoken by its voice: float32 16 kHz mono, silences trimmed."""
+    path = os.path.join(workdir, f"{item['key']}.wav")
+    if item["engine"] == "espeak-ng":
+        cmd = ["espeak-ng", "-v", f"{item['accent']}+{item['speaker']}",
+               "-s", str(item["speed"]), "-p", str(item["pitch"]), "-w", path, item["word"]]
+    else:
+        cmd = ["flite", "-voice", item["speaker"], "-t", item["word"], "-o", path,
+               "--setf", f"duration_stretch={item['stretch']:.3f}",
+               "--setf", f"int_f0_target_mean={item['f0']:.1f}"]
+    cmd[0] = shutil.which(cmd[0]) or cmd[0]  # A full path and close_fds=False: posix_spawn.
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, close_fds=False)
+    if result.returncode != 0 or not os.path.exists(path):
+        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr[-300:]}")
+    try:
+        audio, rate = read_wav(path)
+    finally:
+        os.remove(path)
+    return trim(resample(audio, rate))
+
+
+def _voices(split: str):
+    accents = ESPEAK_ACCENTS + (TEST_ONLY_ACCENTS if split == "test" else ())
+    return ESPEAK_VARIANTS[split], FLITE_VOICES[split], accents
+
+
+def _draw_voice(rng: np.random.Generator, split: str, config) -> dict:
+    variants, flite_voices, accents = _voices(split)
+    if flite_voices and rng.random() < config.flite_share:
+        speaker = str(rng.choice(flite_voices))
+        return {"engine": "flite", "speaker": speaker, "accent": "",
+                "stretch": float(rng.uniform(0.8, 1.2)),
+                "f0": float(_FLITE_F0[speaker] * rng.uniform(0.85, 1.2))}
+    return {"engine": "espeak-ng", "speaker": str(rng.choice(variants)),
+            "accent": str(rng.choice(accents)), "speed": int(rng.integers(130, 201)),
+            "pitch": int(rng.integers(25, 76))}
+
+
+def plan(split: str, config) -> tuple[list[dict], list[dict]]:
+    """Every clip's recipe (voice, word, noise, SNR, level, offset) and the babble words.
+
+    Deterministic: a function of the split and `config.seed` only.
+    """
+    index = SPLITS.index(split)
+    per_class = config.clips_per_class[index]
+    rng = np.random.default_rng([config.seed, index])
+    babble = []
+    for i in range(config.babble_pool):
+        item = _draw_voice(rng, split, config)
+        item.update(key=f"{split}-babble-{i}", word=str(rng.choice(BABBLE_WORDS)))
+        babble.append(item)
+    items = []
+    for label in CLASSES:
+        count = per_class
+        if label == UNKNOWN and split == "train":
+            count = int(round(per_class * getattr(config, "train_unknown_factor", 1.0)))
+        for _ in range(count):
+            item = {"label": label, "noise": str(rng.choice(NOISES)),
+                    "snr_db": float(rng.uniform(*config.snr_db)),
+                    "level_dbfs": float(rng.uniform(*config.level_dbfs)),
+                    "offset": float(rng.random()), "seed": int(rng.integers(2**31))}
+            if label == SILENCE:
+                item.update(engine="", speaker="", accent="", word="")
+                # Background noise without words (babble would be an unknown word), and
+                # some digital silence.
+                item["noise"] = "zero" if rng.random() < 0.1 else str(rng.choice(NOISES[:-1]))
+                item["level_dbfs"] = float(rng.uniform(-70.0, -25.0))  # Noise RMS.
+            else:
+                word = str(rng.choice(UNKNOWN_WORDS)) if label == UNKNOWN else label
+                item.update(_draw_voice(rng, split, config), word=word)
+            items.append(item)
+    order = rng.permutation(len(items))
+    items = [items[i] for i in order]
+    for i, item in enumerate(items):
+        item["key"] = f"{split}-{i:06d}"
+    return items, babble
+
+
+def render(item: dict, babble_pool, workdir: str) -> dict:
+    """Synthesizes and mixes one clip; returns the tfds example."""
+    rng = np.random.default_rng(item["seed"])
+    noise_kind = item["noise"]
+    clip = np.zeros(CLIP_SAMPLES, np.float32)
+    start = end = -1
+    if item["label"] == SILENCE:
+        if noise_kind != "zero":
+            clip = make_noise(noise_kind, rng, babble_pool) * 10 ** (item["level_dbfs"] / 20)
+        snr = float("-inf")
+    else:
+        speech = synthesize(item, workdir)
+        if speech.size > CLIP_SAMPLES:  # Rare: a slow voice; keep the middle second.
+            cut = (speech.size - CLIP_SAMPLES) // 2
+            speech = speech[cut : cut + CLIP_SAMPLES]
+        start = int(item["offset"] * (CLIP_SAMPLES - speech.size))
+        end = start + speech.size
+        clip[start:end] = speech
+        speech_rms = np.sqrt(np.mean(speech**2)) + 1e-9
+        noise = make_noise(noise_kind, rng, babble_pool)
+        clip = clip + noise * speech_rms * 10 ** (-item["snr_db"] / 20)
+        peak = np.max(np.abs(clip)) + 1e-9
+        clip = clip / peak * 10 ** (item["level_dbfs"] / 20)
+        snr = item["snr_db"]
+    audio = np.clip(np.round(clip * 32767.0), -32768, 32767).astype(np.int16)
+    return {
+        "audio": audio,
+        "label": item["label"],
+        "word": item["word"],
+        "speaker": f"{item['engine']}/{item['speaker']}" if item["engine"] else "",
+        "voice": voice_id(item["engine"], item["speaker"], item["accent"])
+        if item["engine"] else "",
+        "noise": noise_kind,
+        "snr_db": np.float32(snr),
+        "word_start": np.int32(start),
+        "word_end": np.int32(end),
+    }
+
+
+# --------------------------------------------------------------------------- parallel rendering
+
+
+def render_all(items: list[dict], babble: list[dict], workdir: str, workers: int = 2):
+    """Yields `render(item)` for every item, in order, with `workers` engines running at once.
+
+    Threads drive the engine processes (spawned with posix_spawn, cheap even from
+    a large process); `workers=0` renders one clip at a time.
+    """
+    if workers <= 0:
+        pool_audio = [synthesize(item, workdir) for item in babble]
+        for item in items:
+            yield render(item, pool_audio, workdir)
+        return
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        pool_audio = list(pool.map(lambda item: synthesize(item, workdir), babble))
+        window = 64 * workers  # Bounded look-ahead: memory stays small on big splits.
+        pending = collections.deque()
+        for item in items:
+            pending.append(pool.submit(render, item, pool_audio, workdir))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -1,0 +1,74 @@
+"""The synthetic_speech_commands builder on a handful of clips synthesized here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from apps.keyword_spotting import data, synth
+
+
+def _examples(builder, split):
+    return list(builder.as_dataset(split=split).as_numpy_iterator())
+
+
+def test_builder_writes_balanced_splits_of_unseen_voices(tiny_corpus):
+    root, config = tiny_corpus
+    builder = data.builder(root, config=config)  # Cached: verified, not rebuilt.
+    assert builder.info.features["label"].names == list(synth.CLASSES)
+    speakers = {}
+    for split, per_class in zip(synth.SPLITS, config.clips_per_class, strict=True):
+        examples = _examples(builder, split)
+        labels = [synth.CLASSES[int(e["label"])] for e in examples]
+        unknown = 2 * per_class if split == "train" else per_class  # train_unknown_factor
+        assert labels.count(synth.UNKNOWN) == unknown
+        assert all(labels.count(c) == per_class for c in synth.CLASSES if c != synth.UNKNOWN)
+        assert len(examples) == per_class * (len(synth.CLASSES) - 1) + unknown
+        speakers[split] = {e["speaker"] for e in examples if e["speaker"]}
+        for e in examples:
+            audio = e["audio"]
+            assert audio.dtype == np.int16 and audio.shape == (16000,)
+            name = synth.CLASSES[e["label"]]
+            if name == synth.SILENCE:
+                assert e["word_start"] == -1 and e["speaker"] == b""
+                continue
+            assert name == synth.UNKNOWN or e["word"].decode() == name
+            start, end = int(e["word_start"]), int(e["word_end"])
+            assert 0 <= start < end <= 16000
+            x = audio.astype(np.float64)
+            rest = np.delete(x, np.s_[start:end])
+            inside = np.sqrt(np.mean(x[start:end] ** 2))
+            outside = np.sqrt(np.mean(rest**2)) if rest.size else 0.0
+            assert inside > outside  # Speech stands above the noise (SNR >= 5 dB).
+            assert e["snr_db"] >= config.snr_db[0] - 1e-3
+    assert not speakers["train"] & speakers["test"]
+    assert not speakers["train"] & speakers["validation"]
+
+
+def test_builder_records_engines_and_voices(tiny_corpus):
+    root, config = tiny_corpus
+    metadata = data.builder(root, config=config).info.metadata
+    assert "eSpeak NG" in metadata["engines"]["espeak-ng"]
+    assert "flite" in metadata["engines"]["flite"]
+    assert metadata["flite_voices"]["test"] == ["rms"]
+    assert set(metadata["espeak_variants"]["test"]).isdisjoint(metadata["espeak_variants"]["train"])
+    assert metadata["clips_per_class"] == {"train": 2, "validation": 1, "test": 1}
+
+
+def test_input_pipeline(tiny_corpus):
+    root, config = tiny_corpus
+    splits = data.load(data_dir=root, config=config, batch_size=8)
+    assert splits.class_names == list(synth.CLASSES)
+    assert splits.sizes == {"train": 46, "validation": 22, "test": 22}
+    waveform, label = next(iter(splits.train))
+    assert waveform.shape == (8, 16000) and waveform.dtype.name == "float32"
+    assert label.dtype.name == "int32"
+    assert np.abs(waveform.numpy()).max() <= 1.0
+    details = next(iter(splits.examples("test", 22)))
+    assert set(details) >= {"waveform", "label", "speaker", "word_start", "word_end"}
+    assert details["waveform"].shape == (22, 16000)
+
+
+def test_unknown_dataset_is_refused():
+    with pytest.raises(ValueError, match="speech_commands"):
+        data.load("librispeech")

@@ -1,0 +1,185 @@
+"""The SavedModel: both signatures after reload in a process without this project; bad WAVs."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.keyword_spotting import audio, export
+from tests.apps.serving_checks import run_isolated
+
+
+def _wav(samples, rate=16000, channels=1, width=2):
+    """WAV bytes of float samples `(n,)` or `(n, channels)` in [-1, 1]."""
+    samples = np.asarray(samples, np.float64).reshape(-1, channels)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(width)
+        f.setframerate(rate)
+        if width == 2:
+            f.writeframes(np.round(samples * 32767).astype("<i2").tobytes())
+        else:
+            f.writeframes(np.round(samples * 127 + 128).astype(np.uint8).tobytes())
+    return buffer.getvalue()
+
+
+def _tones(rate, seconds, freqs=(440.0, 1250.0, 3100.0)):
+    t = np.arange(int(round(rate * seconds))) / rate
+    return sum(np.sin(2 * np.pi * f * t) for f in freqs) / (2 * len(freqs))
+
+
+def test_resample_in_graph_matches_the_tone_and_length():
+    x = tf.constant(_tones(44100, 0.5, (1000.0,)), tf.float32)
+    y = audio.resample(x, tf.constant(44100)).numpy()
+    assert y.shape == (8000,)
+    assert abs(np.argmax(np.abs(np.fft.rfft(y))) * 16000 / y.size - 1000.0) < 3.0
+    same = audio.resample(x, tf.constant(16000))
+    np.testing.assert_array_equal(same, x)
+    batch = audio.resample(tf.stack([x, 0.5 * x]), tf.constant(44100)).numpy()
+    np.testing.assert_allclose(batch, np.stack([y, 0.5 * y]), atol=1e-5)
+
+
+def test_fit_to_clip_pads_short_and_keeps_the_loudest_second():
+    short = audio.fit_to_clip(tf.ones([2, 4000])).numpy()
+    assert short.shape == (2, 16000)
+    assert short[:, :6000].sum() == 0 and short[:, 6000:10000].min() == 1
+    long = np.zeros((1, 48000), np.float32)
+    long[0, 30000:34000] = 1.0  # A burst in the middle of 3 s.
+    out = audio.fit_to_clip(tf.constant(long)).numpy()
+    assert out.shape == (1, 16000) and out.sum() == 4000.0
+
+
+def test_speed_perturbation_shifts_pitch_and_keeps_one_second():
+    tones = tf.constant(np.stack([_tones(16000, 1.0, (1000.0,))] * 2), tf.float32)
+    peaks = []
+    for seed in range(6):
+        out = audio.perturb_speed(tones, 0.8, 1.2, seed=seed).numpy()
+        assert out.shape == (2, 16000)
+        np.testing.assert_allclose(out[0], out[1])  # One speed per batch.
+        peaks.append(np.argmax(np.abs(np.fft.rfft(out[0]))) * 16000 / out.shape[1])
+    assert 790 <= min(peaks) < max(peaks) <= 1210 and max(peaks) - min(peaks) > 20
+
+
+def test_truncated_canonical_wav_is_repaired():
+    wav = _wav(_tones(16000, 1.0))
+    cut = wav[: 44 + 2 * 5000 + 1]  # A stream cut short mid-sample.
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.audio.decode_wav(cut)
+    audio, rate = tf.audio.decode_wav(export._repair_truncated(tf.constant(cut), 0))
+    assert int(rate) == 16000 and audio.shape == (5000, 1)
+
+
+_SERVE = r"""
+import io, wave
+model = tf.saved_model.load(ARGS["path"])
+serve, wave_sig = model.signatures["serving_default"], model.signatures["waveform"]
+RESULT = {
+    "signatures": sorted(model.signatures.keys()),
+    "wav_inputs": sorted(serve.structured_input_signature[1].keys()),
+    "waveform_inputs": sorted(wave_sig.structured_input_signature[1].keys()),
+    "outputs": sorted(serve.structured_outputs.keys()),
+    "class_names": [c.decode() for c in model.class_names.numpy()],
+}
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+def call_wav(paths):
+    out = serve(audio_wav=tf.constant([read(p) for p in paths], tf.string))
+    return {k: v.numpy() for k, v in out.items()}
+def summary(out):
+    return {"label": [x.decode() for x in out["label"]],
+            "probabilities": out["probabilities"].tolist(),
+            "attention_weights": out["attention_weights"].tolist()}
+RESULT["wav"] = summary(call_wav(ARGS["good"]))
+wave_out = wave_sig(waveform=tf.constant(np.load(ARGS["waveforms"])))
+RESULT["waveform"] = summary({k: v.numpy() for k, v in wave_out.items()})
+empty = serve(audio_wav=tf.constant([], tf.string))
+RESULT["empty_shapes"] = [list(empty[k].shape) for k in ("probabilities", "attention_weights")]
+RESULT["errors"] = {}
+for name, item in ARGS["bad"].items():
+    try:
+        call_wav([item])
+        RESULT["errors"][name] = None
+    except tf.errors.InvalidArgumentError as err:
+        RESULT["errors"][name] = err.message
+RESULT["after_errors"] = summary(call_wav(ARGS["good"][:1]))["label"]
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tiny_run, tmp_path_factory):
+    path = tiny_run["export_path"]
+    files = tmp_path_factory.mktemp("kws_inputs")
+
+    def write(name, content):
+        (files / name).write_bytes(content)
+        return str(files / name)
+
+    clip = _tones(16000, 1.0)
+    good = {
+        "mono_16k": _wav(clip),
+        "stereo_48k_band_limited": _wav(np.stack([_tones(48000, 1.0)] * 2, axis=1), 48000, 2),
+        "short_8k": _wav(_tones(8000, 0.4), 8000),
+        "long_22k": _wav(_tones(22050, 2.5), 22050),
+        "silence": _wav(np.zeros(16000)),
+        "no_samples": _wav(np.zeros(0)),
+        "truncated_stream": _wav(clip)[:20000],
+    }
+    junk_riff = b"RIFF" + (100).to_bytes(4, "little") + b"WAVE" + b"LIST" + b"\0" * 20
+    bad = {
+        "empty": b"",
+        "not_wav": b"<html>not a wav file</html>" * 3,
+        "eight_bit": _wav(clip[:1600], width=1),
+        "truncated_odd_header": junk_riff,
+    }
+    np.save(files / "waveforms.npy", np.stack([clip, np.zeros(16000)]).astype(np.float32))
+    result = run_isolated(
+        _SERVE, path=path, good=[write(k, v) for k, v in good.items()],
+        bad={k: write(k, v) for k, v in bad.items()}, waveforms=str(files / "waveforms.npy"),
+    )
+    return result, list(good), tiny_run["class_names"]
+
+
+def test_signatures_and_names_after_reload(served):
+    result, _, class_names = served
+    assert result["signatures"] == ["serving_default", "waveform"]
+    assert result["wav_inputs"] == ["audio_wav"]
+    assert result["waveform_inputs"] == ["waveform"]
+    assert result["outputs"] == ["attention_weights", "label", "probabilities"]
+    assert result["class_names"] == class_names
+
+
+def test_wav_bytes_of_any_rate_and_channels_give_defined_results(served):
+    result, good, class_names = served
+    wav = result["wav"]
+    probabilities = np.array(wav["probabilities"])
+    weights = np.array(wav["attention_weights"])
+    assert probabilities.shape == (len(good), len(class_names))
+    assert weights.shape == (len(good), 51)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-4)
+    assert all(label in class_names for label in wav["label"])
+    assert result["empty_shapes"] == [[0, len(class_names)], [0, 51]]
+    # The same sound at 48 kHz stereo, as 16 kHz mono WAV, and as floats: same answer.
+    by_name = dict(zip(good, probabilities, strict=True))
+    waveform = np.array(result["waveform"]["probabilities"])
+    np.testing.assert_allclose(by_name["mono_16k"], waveform[0], atol=2e-3)
+    np.testing.assert_allclose(by_name["stereo_48k_band_limited"], waveform[0], atol=2e-3)
+    # Silence through both signatures is the same, defined result.
+    np.testing.assert_allclose(by_name["silence"], waveform[1], atol=1e-5)
+    np.testing.assert_allclose(by_name["no_samples"], waveform[1], atol=1e-5)
+
+
+def test_bad_wav_bytes_give_clear_errors_and_the_server_survives(served):
+    result, good, _ = served
+    errors = result["errors"]
+    assert "audio_wav[0] is not a WAV file" in errors["empty"]
+    assert "audio_wav[0] is not a WAV file" in errors["not_wav"]
+    assert "16-bit" in errors["eight_bit"]
+    assert "audio_wav[0] is truncated" in errors["truncated_odd_header"]
+    assert result["after_errors"] == result["wav"]["label"][:1]

@@ -1,0 +1,114 @@
+"""Synthesis plan and audio helpers of the synthetic corpus (numpy only; no engine needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from apps.keyword_spotting import synth
+
+
+@dataclasses.dataclass
+class _Config:
+    clips_per_class: tuple = (6, 2, 3)
+    train_unknown_factor: float = 1.5
+    snr_db: tuple = (5.0, 30.0)
+    level_dbfs: tuple = (-30.0, -1.0)
+    flite_share: float = 0.3
+    babble_pool: int = 4
+    workers: int = 2
+    seed: int = 7
+
+
+def _tone(freq, rate, seconds=1.0):
+    t = np.arange(int(rate * seconds)) / rate
+    return np.sin(2 * np.pi * freq * t).astype(np.float32)
+
+
+def _peak_hz(x, rate):
+    spectrum = np.abs(np.fft.rfft(x))
+    return np.argmax(spectrum) * rate / x.size
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100])
+def test_resample_keeps_length_and_pitch(rate):
+    y = synth.resample(_tone(1000.0, rate), rate)
+    assert y.dtype == np.float32 and y.size == 16000
+    assert abs(_peak_hz(y, 16000) - 1000.0) < 2.0
+    assert abs(np.sqrt(np.mean(y[1000:-1000] ** 2)) - np.sqrt(0.5)) < 0.02
+
+
+def test_resample_removes_what_16khz_cannot_hold():
+    y = synth.resample(_tone(10000.0, 44100), 44100)  # Above the new Nyquist (8 kHz).
+    assert np.sqrt(np.mean(y**2)) < 0.01
+
+
+def test_trim_cuts_leading_and_trailing_silence():
+    word = _tone(500.0, 16000, 0.3)
+    audio = np.concatenate([np.zeros(8000), word, np.zeros(4000)]).astype(np.float32)
+    out = synth.trim(audio)
+    assert word.size <= out.size <= word.size + 2 * 320 + 160
+    assert np.allclose(out[320 : 320 + 100], word[:100], atol=1e-6)
+
+
+def test_noises_have_unit_rms_and_their_spectral_tilt():
+    rng = np.random.default_rng(0)
+    pool = [_tone(300.0, 16000, 0.4), _tone(700.0, 16000, 0.3)]
+    low_share = {}
+    for kind in synth.NOISES:
+        noise = synth.make_noise(kind, rng, pool)
+        assert noise.shape == (16000,) and noise.dtype == np.float32
+        assert abs(np.sqrt(np.mean(noise**2)) - 1.0) < 1e-3
+        power = np.abs(np.fft.rfft(noise)) ** 2
+        low_share[kind] = power[: power.size // 16].sum() / power.sum()  # Below 500 Hz.
+    assert low_share["white"] < low_share["pink"] < low_share["brown"]
+    with pytest.raises(ValueError, match="noise kind"):
+        synth.make_noise("rain", rng)
+
+
+def test_plan_is_deterministic_balanced_and_holds_out_speakers():
+    config = _Config()
+    plans = {split: synth.plan(split, config)[0] for split in synth.SPLITS}
+    assert plans["train"] == synth.plan("train", config)[0]
+    assert plans["train"] != synth.plan("train", dataclasses.replace(config, seed=8))[0]
+    speakers = {}
+    for split, items in plans.items():
+        per_class = config.clips_per_class[synth.SPLITS.index(split)]
+        labels = [item["label"] for item in items]
+        unknown = 9 if split == "train" else per_class
+        assert labels.count(synth.UNKNOWN) == unknown
+        assert all(labels.count(c) == per_class for c in synth.CLASSES if c != synth.UNKNOWN)
+        speakers[split] = {(i["engine"], i["speaker"]) for i in items if i["engine"]}
+        for item in items:
+            if item["label"] in synth.COMMANDS + synth.DIGITS:
+                assert item["word"] == item["label"]
+            elif item["label"] == synth.UNKNOWN:
+                assert item["word"] in synth.UNKNOWN_WORDS
+    assert not speakers["train"] & speakers["test"]
+    assert not speakers["train"] & speakers["validation"]
+    assert not speakers["validation"] & speakers["test"]
+    assert ("flite", "rms") in speakers["test"]
+    train_accents = {i["accent"] for i in plans["train"]}
+    assert not set(synth.TEST_ONLY_ACCENTS) & train_accents
+
+
+def test_silence_clips_are_noise_or_digital_zero():
+    item = {"label": synth.SILENCE, "engine": "", "speaker": "", "accent": "", "word": "",
+            "noise": "pink", "snr_db": 10.0, "level_dbfs": -40.0, "offset": 0.5, "seed": 3,
+            "key": "x"}
+    noisy = synth.render(item, [], "/nonexistent")
+    assert noisy["audio"].dtype == np.int16 and noisy["audio"].shape == (16000,)
+    rms_dbfs = 20 * np.log10(np.sqrt(np.mean((noisy["audio"] / 32768.0) ** 2)))
+    assert abs(rms_dbfs - -40.0) < 0.5
+    assert noisy["word_start"] == -1 and noisy["speaker"] == ""
+    zero = synth.render({**item, "noise": "zero"}, [], "/nonexistent")
+    assert not np.any(zero["audio"])
+
+
+def test_missing_engines_say_what_to_install(monkeypatch):
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    monkeypatch.setattr(synth.os, "geteuid", lambda: 1000)
+    with pytest.raises(synth.EnginesMissing, match="apt-get install -y espeak-ng flite sox"):
+        synth.ensure_engines()
