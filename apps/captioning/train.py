@@ -154,6 +154,8 @@ def score(captioned) -> dict:
 def run(config: TrainConfig) -> dict:
     """Trains, evaluates, plots and exports; returns the metrics dict (also written as JSON)."""
     wall_start = time.perf_counter()
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = common_strategy.get_strategy(config.strategy)
     training.set_seed(config.seed)
     data_dir = common_data.data_dir(config.data_dir)
     model_dir = training.run_dir(config.model_dir, APP)
@@ -186,7 +188,6 @@ def run(config: TrainConfig) -> dict:
     val_ds = data_lib.training_pipeline(val_split, tokenizer, mc.image_size, config.batch_size,
                                         cache=cache)
 
-    strategy = common_strategy.get_strategy(config.strategy)
     steps = max(1, epochs * math.ceil(sizes["train"] / config.batch_size))
     with strategy.scope():
         model = model_lib.build_model(mc, tokenizer.start_id, tokenizer.end_id)

@@ -92,11 +92,12 @@ def run(config: TrainConfig) -> dict:
     """Trains, evaluates (accuracy, localization), plots and exports; returns the metrics."""
     if config.variant not in model_lib.VARIANTS:
         raise ValueError(f"variant must be one of {model_lib.VARIANTS}, got {config.variant!r}.")
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = common_strategy.get_strategy(config.strategy)
     common_training.set_seed(config.seed)
     model_dir = common_training.run_dir(
         config.model_dir or os.path.join("runs", APP, config.variant), APP
     )
-    strategy = common_strategy.get_strategy(config.strategy)
     bundle = data_lib.load(
         config.dataset, config.data_dir, config.batch_size, config.seed, config.quick,
         config=config.data_config, builder_kwargs=config.builder_kwargs,

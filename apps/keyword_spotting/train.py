@@ -176,9 +176,10 @@ def run(config: TrainConfig) -> dict:
         raise ValueError(f"dataset={config.dataset!r} is not one of {DATASETS}.")
     if config.variant not in model.VARIANTS:
         raise ValueError(f"variant={config.variant!r} is not one of {model.VARIANTS}.")
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = common_strategy.get_strategy(config.strategy)
     training.set_seed(config.seed)
     os.makedirs(config.model_dir, exist_ok=True)
-    strategy = common_strategy.get_strategy(config.strategy)
     splits = data.load(config.dataset, config.data_dir, config.batch_size, config.quick,
                        config.seed, config.corpus)
     steps_per_epoch = max(1, -(-splits.sizes["train"] // config.batch_size))

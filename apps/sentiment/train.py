@@ -128,6 +128,8 @@ def _evaluate(model, split, tokenizer, batch_size) -> dict:
 def run(config: TrainConfig) -> dict:
     """Trains, evaluates, plots and exports; returns the metrics dict (also written as JSON)."""
     mc = config.model
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = common_strategy.get_strategy(config.strategy)
     training.set_seed(config.seed)
     data_dir = common_data.data_dir(config.data_dir)
     model_dir = training.run_dir(config.model_dir, APP)
@@ -147,7 +149,6 @@ def run(config: TrainConfig) -> dict:
     )
     val_ds = sentiment_data.make_dataset(splits["validation"], tokenizer, config.batch_size)
 
-    strategy = common_strategy.get_strategy(config.strategy)
     with strategy.scope():
         classifier, explainer = sentiment_model.build_models(mc)
         sentiment_model.compile_classifier(classifier, mc)
@@ -195,7 +196,11 @@ def run(config: TrainConfig) -> dict:
     if common_strategy.is_chief(strategy):
         examples = _pick_examples(splits["test"], tokenizer, config.attention_examples)
         tokens, ids = tokenizer.tokenize(tf.constant(list(examples.texts), tf.string))
-        out = explainer.predict(ids, verbose=0) if len(examples) else None
+        # A direct call, not `predict`: under MultiWorkerMirroredStrategy `predict`
+        # gathers across workers, and only the chief is here.
+        out = keras.tree.map_structure(
+            np.asarray, explainer(ids, training=False)
+        ) if len(examples) else None
         if out is not None:
             args = (tokens.numpy(), out["attention_weights"], examples.labels,
                     out["probabilities"])

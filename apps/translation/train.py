@@ -148,6 +148,8 @@ def run(config: TrainConfig) -> dict:
     """Trains, evaluates, plots and exports; returns the metrics (also in metrics.json)."""
     if config.quick:
         config = quick_config(config)
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = common_strategy.get_strategy(config.strategy)
     training.set_seed(config.seed)
     data_dir = common_data.data_dir(config.data_dir)
     model_dir = training.run_dir(config.model_dir, APP)
@@ -176,7 +178,6 @@ def run(config: TrainConfig) -> dict:
     val_ds = translation_data.make_dataset(validation, source_tokenizer, target_tokenizer,
                                            config.batch_size) if len(validation) else None
 
-    strategy = common_strategy.get_strategy(config.strategy)
     model_config = config.model_config(source_tokenizer.vocabulary_size,
                                        target_tokenizer.vocabulary_size)
     peak = config.learning_rate or (1e-3 if config.variant == "transformer" else 2e-3)
