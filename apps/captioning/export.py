@@ -27,6 +27,7 @@ It needs TensorFlow only:
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from apps.common import export as common_export
@@ -102,7 +103,9 @@ def save(module: CaptionerModule, base: str, version: int | None = None) -> str:
         "serving_default": module.serving_default,
         "caption_images": module.caption_images,
     }
-    return common_export.save_module(module, signatures, base, version=version)
+    warmup = [("serving_default", {"image_bytes": np.array(
+        [common_export.warmup_png(), common_export.warmup_png(120, 80, seed=1)], dtype=object)})]
+    return common_export.save_module(module, signatures, base, version=version, warmup=warmup)
 
 
 def export(model, tokenizer, base: str, beam_width: int = 3, version: int | None = None) -> str:

@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -138,6 +139,20 @@ def save_module(module: tf.Module, signatures: dict, base: str, version: int | N
             write_warmup_requests(path, os.path.basename(os.path.normpath(base)), warmup)
 
     return atomic_export(base, write, version)
+
+
+def warmup_png(height: int = 64, width: int = 64, seed: int = 0) -> bytes:
+    """A small noise RGB PNG, for image apps' warmup requests."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    return tf.io.encode_png(pixels).numpy()
+
+
+def warmup_wav(samples: int = 16000, rate: int = 16000, seed: int = 0) -> bytes:
+    """Quiet mono noise as 16-bit PCM WAV bytes, for audio apps' warmup requests."""
+    rng = np.random.default_rng(seed)
+    audio = (0.01 * rng.standard_normal((samples, 1))).astype(np.float32)
+    return tf.audio.encode_wav(audio, rate).numpy()
 
 
 def read_warmup_requests(export_path: str) -> list:

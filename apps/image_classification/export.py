@@ -23,6 +23,7 @@ names `image_bytes[i]`; a 1x1 image is a defined (uniform) input.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from apps.common import export as common_export
@@ -90,4 +91,6 @@ def export(explainer, class_names, image_shape, base: str, invert_light_backgrou
         "serving_default": module.serving_default,
         "predict_images": module.predict_images,
     }
-    return common_export.save_module(module, signatures, base, version)
+    warmup = [("serving_default", {"image_bytes": np.array(
+        [common_export.warmup_png(), common_export.warmup_png(17, 90, seed=1)], dtype=object)})]
+    return common_export.save_module(module, signatures, base, version, warmup=warmup)

@@ -28,9 +28,10 @@ The module also carries `class_names` (a string variable) for clients.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
-from apps.common.export import save_module
+from apps.common.export import save_module, warmup_wav
 from apps.keyword_spotting.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_to_clip, resample
 
 MAX_SECONDS = 30
@@ -160,4 +161,9 @@ def export(explainer, class_names, base: str, version: int | None = None) -> str
         "serving_default": module.serve_wav.get_concrete_function(),
         "waveform": module.serve_waveform.get_concrete_function(),
     }
-    return save_module(module, signatures, base, version)
+    warmup = [
+        ("serving_default", {"audio_wav": np.array(
+            [warmup_wav(), warmup_wav(8000, 8000, seed=1)], dtype=object)}),
+        ("waveform", {"waveform": np.zeros((1, CLIP_SAMPLES), np.float32)}),
+    ]
+    return save_module(module, signatures, base, version, warmup=warmup)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from apps.captioning import data, train
 from tests.apps.captioning.fixtures import font_or_skip, tiny_model, tiny_scenes
-from tests.apps.serving_checks import run_isolated
+from tests.apps.serving_checks import replay_warmup, run_isolated
 
 
 def _encode(array, fmt):
@@ -169,3 +169,8 @@ def test_saved_model_cli_shows_the_named_signature(trained):
     assert "inputs['image_bytes']" in proc.stdout
     for name in ("caption", "tokens", "attention_weights"):
         assert f"outputs['{name}']" in proc.stdout
+
+
+def test_warmup_requests_replay_without_the_project(trained):
+    answered = replay_warmup(trained["export_path"])
+    assert [name for name, _ in answered] == ["serving_default"]

@@ -17,7 +17,7 @@ from PIL import Image
 
 from apps.image_classification import data, train
 from tests.apps.image_classification.fixtures import write_fixture_csv
-from tests.apps.serving_checks import run_isolated
+from tests.apps.serving_checks import replay_warmup, run_isolated
 
 
 def _encode(array, fmt):
@@ -140,3 +140,8 @@ def test_saved_model_cli_shows_the_named_signature(trained):
     assert "inputs['image_bytes']" in proc.stdout
     for name in ("probabilities", "label", "attention_map"):
         assert f"outputs['{name}']" in proc.stdout
+
+
+def test_warmup_requests_replay_without_the_project(trained):
+    answered = replay_warmup(trained["export"])
+    assert [name for name, _ in answered] == ["serving_default"]

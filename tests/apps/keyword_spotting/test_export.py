@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import wave
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from apps.keyword_spotting import audio, export
-from tests.apps.serving_checks import run_isolated
+from tests.apps.serving_checks import replay_warmup, run_isolated
 
 
 def _wav(samples, rate=16000, channels=1, width=2):
@@ -183,3 +186,22 @@ def test_bad_wav_bytes_give_clear_errors_and_the_server_survives(served):
     assert "16-bit" in errors["eight_bit"]
     assert "audio_wav[0] is truncated" in errors["truncated_odd_header"]
     assert result["after_errors"] == result["wav"]["label"][:1]
+
+
+def test_warmup_requests_replay_without_the_project(tiny_run):
+    answered = replay_warmup(tiny_run["export_path"])
+    assert [name for name, _ in answered] == ["serving_default", "waveform"]
+    for _, outputs in answered:
+        assert outputs == ["attention_weights", "label", "probabilities"]
+
+
+def test_saved_model_cli_lists_both_signatures(tiny_run):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([cli, "show", "--dir", tiny_run["export_path"], "--all"],
+                           capture_output=True, text=True, timeout=300, check=False,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for text in ("signature_def['serving_default']", "signature_def['waveform']",
+                 "inputs['audio_wav']", "inputs['waveform']", "outputs['label']",
+                 "outputs['probabilities']", "outputs['attention_weights']"):
+        assert text in shown.stdout, text

@@ -22,7 +22,7 @@ from apps.common import text as common_text
 from apps.sentiment import data, model, plots, train
 from apps.sentiment import export as sentiment_export
 from tests.apps.sentiment import fixture_archive
-from tests.apps.serving_checks import run_isolated
+from tests.apps.serving_checks import replay_warmup, run_isolated
 from tests.layer_checks import one_training_step_changes_weights
 
 TINY = dict(vocab_size=200, max_length=16, embedding_dim=16, lstm_units=8, attention_units=8,
@@ -375,3 +375,8 @@ def test_flags_map_to_the_config():
     with flagsaver.flagsaver(variant="cnn"), pytest.raises(flags.ValidationError,
                                                            match="--variant='cnn'"):
         train.config_from_flags()
+
+
+def test_warmup_requests_replay_without_the_project(trained):
+    answered = replay_warmup(trained["metrics"]["export"])
+    assert [name for name, _ in answered] == ["serving_default"]

@@ -12,7 +12,7 @@ from absl import flags
 
 from apps.common import export as common_export
 from apps.translation import train
-from tests.apps.serving_checks import run_isolated
+from tests.apps.serving_checks import replay_warmup, run_isolated
 from tests.apps.translation import fixtures
 
 MAX_TOKENS = 10
@@ -170,3 +170,8 @@ def test_flags_map_to_the_config():
             train.config_from_flags()
     finally:
         flags.FLAGS.unparse_flags()
+
+
+def test_warmup_requests_replay_without_the_project(trained):
+    answered = replay_warmup(trained["metrics"]["export"])
+    assert [name for name, _ in answered] == ["serving_default"]
