@@ -49,6 +49,12 @@ BACKBONES = {
 }
 
 
+# Which state queries the attention: h_{t-1} before the LSTM step (Xu et al. 2015),
+# or h_t after it, the LSTM fed the mean feature instead of the context (the
+# "spatial attention" of Lu et al. 2017, "Knowing when to look").
+ATTEND_FROM = ("previous", "current")
+
+
 @dataclasses.dataclass
 class ModelConfig:
     """The captioner's sizes and options.
@@ -79,6 +85,10 @@ class ModelConfig:
             memory, so the map of the step that names the object points elsewhere;
             with it, naming an object reliably needs the object in the context of
             that very step.
+        attend_from: "previous" (Xu et al.: α_t from h_{t-1}, ẑ_t fed to the LSTM)
+            or "current" (Lu et al. 2017: h_t = LSTM([E y_{t-1}; ā]), α_t and ẑ_t
+            from h_t, ẑ_t used by the output layer only, so a word can only be
+            read from the context of its own step).
         doubly_stochastic: λ of the doubly stochastic regularization.
         learning_rate: Adam's learning rate.
     """
@@ -96,6 +106,7 @@ class ModelConfig:
     attention_units: int = 128
     dropout: float = 0.2
     context_dropout: float = 0.0
+    attend_from: str = "previous"
     doubly_stochastic: float = 0.01
     learning_rate: float = 2e-3
 
@@ -122,6 +133,9 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
         if not 0 <= self.context_dropout < 1:
             raise ValueError(f"context_dropout must be in [0, 1), got {self.context_dropout}.")
+        if self.attend_from not in ATTEND_FROM:
+            raise ValueError(f"attend_from must be one of {ATTEND_FROM}, got "
+                             f"{self.attend_from!r}.")
         if self.doubly_stochastic < 0:
             raise ValueError(f"doubly_stochastic (λ) must be >= 0, got {self.doubly_stochastic}.")
 
@@ -218,17 +232,22 @@ class ShowAttendTell(keras.Model):
         if not self.attention.built:
             self.attention.build((None, self.config.units), tuple(features.shape))
         mean = ops.mean(features, axis=1)
-        return {
+        state = {
             "h": self.init_h(mean),
             "c": self.init_c(mean),
             "features": features,
             "keys": self.attention.project_keys(features),
         }
+        if self.config.attend_from == "current":
+            state["mean"] = mean
+        return state
 
     def step(self, tokens, state, training=False):
         """One decoder step: previous tokens `(batch,)` -> `(logits, new_state, α (batch, L))`."""
         h, c = state["h"], state["c"]
         embedded = self.embedding(tokens)
+        if self.config.attend_from == "current":
+            return self._step_current(embedded, state, training)
         context, alpha = self.attention(
             h, state["features"], projected_keys=state["keys"], return_attention_scores=True
         )
@@ -244,6 +263,20 @@ class ShowAttendTell(keras.Model):
                 + self.out_context(context))
         logits = self.out_logits(self.output_dropout(deep, training=training))
         new_state = {"h": h, "c": c, "features": state["features"], "keys": state["keys"]}
+        return logits, new_state, alpha
+
+    def _step_current(self, embedded, state, training):
+        """`attend_from="current"`: LSTM first (fed ā), then attention queried by h_t."""
+        output, (h, c) = self.lstm(ops.concatenate([embedded, state["mean"]], axis=-1),
+                                   [state["h"], state["c"]], training=training)
+        context, alpha = self.attention(
+            h, state["features"], projected_keys=state["keys"], return_attention_scores=True
+        )
+        context = self.gate(h) * context
+        deep = (embedded + self.out_hidden(self.hidden_dropout(output, training=training))
+                + self.out_context(context))
+        logits = self.out_logits(self.output_dropout(deep, training=training))
+        new_state = dict(state, h=h, c=c)
         return logits, new_state, alpha
 
     # -------------------------------------------------------------- training

@@ -73,6 +73,9 @@ _LAMBDA = flags.DEFINE_float(
     "caption_lambda", None, "λ of the doubly stochastic attention regularization (default 0.01).")
 _LEARNING_RATE = flags.DEFINE_float("caption_learning_rate", None,
                                     "Adam's initial learning rate (cosine decay; default 2e-3).")
+_ATTEND_FROM = flags.DEFINE_enum(
+    "attend_from", None, list(model_lib.ATTEND_FROM),
+    "Attention query: previous (h_{t-1}, Xu et al. 2015) or current (h_t, Lu et al. 2017).")
 _PLOTS = flags.DEFINE_integer("caption_plots", 8, "Test images drawn with per-word attention.")
 _FONT = flags.DEFINE_string(
     "emoji_font", None, f"NotoColorEmoji.ttf to draw emoji_scenes with (also ${data_lib.FONT_ENV}; "
@@ -274,6 +277,7 @@ def config_from_flags() -> TrainConfig:
         max_length=common_flags.positive(_MAX_LENGTH, defaults.max_length),
         doubly_stochastic=common_flags.resolve(_LAMBDA, defaults.doubly_stochastic),
         learning_rate=common_flags.resolve(_LEARNING_RATE, defaults.learning_rate),
+        attend_from=common_flags.resolve(_ATTEND_FROM, defaults.attend_from),
     )
     return TrainConfig(
         dataset=dataset,

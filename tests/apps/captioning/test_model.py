@@ -45,8 +45,9 @@ def _stepwise(model, x):
     return np.stack(logits, 1), np.stack(alphas, 1)
 
 
-def test_training_call_equals_the_decoding_step_and_adds_the_penalty():
-    config = tiny_model(doubly_stochastic=0.5)
+@pytest.mark.parametrize("attend_from", model_lib.ATTEND_FROM)
+def test_training_call_equals_the_decoding_step_and_adds_the_penalty(attend_from):
+    config = tiny_model(doubly_stochastic=0.5, attend_from=attend_from)
     model = model_lib.build_model(config, 2, 3)
     x = _inputs(config, seed=1)
     logits = keras.ops.convert_to_numpy(model(x))
@@ -125,8 +126,9 @@ def test_greedy_decoding_follows_the_argmax_of_each_step():
                                    keras.ops.convert_to_numpy(alpha)[live], rtol=1e-5)
 
 
-def test_beam_search_runs_in_a_tf_function():
-    config = tiny_model()
+@pytest.mark.parametrize("attend_from", model_lib.ATTEND_FROM)
+def test_beam_search_runs_in_a_tf_function(attend_from):
+    config = tiny_model(attend_from=attend_from)
     model = model_lib.build_model(config, 2, 3)
 
     @tf.function
@@ -171,3 +173,19 @@ def test_masked_loss_and_accuracy_ignore_padding():
     full = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
         targets, logits, from_logits=True))
     assert loss == pytest.approx(full[0, :2].mean(), rel=1e-5)
+
+
+def test_attention_from_the_current_state_is_queried_by_the_new_h():
+    """attend_from="current": α_t comes from h_t (after the LSTM step), not from h_{t-1}."""
+    model = model_lib.build_model(tiny_model(attend_from="current"), 2, 3)
+    x = _inputs(model.config, batch=2, seed=5)
+    state = model.initial_state(model.encode(x["image"]))
+    _, new_state, alpha = model.step(x["tokens"][:, 0], state)
+    _, from_new = model.attention(new_state["h"], state["features"],
+                                  projected_keys=state["keys"], return_attention_scores=True)
+    _, from_old = model.attention(state["h"], state["features"],
+                                  projected_keys=state["keys"], return_attention_scores=True)
+    np.testing.assert_allclose(alpha, from_new, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(alpha, from_old, atol=1e-4)
+    with pytest.raises(ValueError, match="attend_from"):
+        tiny_model(attend_from="next")
