@@ -121,7 +121,7 @@ def latest_version(base: str) -> str | None:
 
 
 def train_examples(metrics: dict) -> int | None:
-    for key in ("split_sizes", "sizes", "splits"):
+    for key in ("split_sizes", "sizes", "splits", "pairs"):
         sizes = metrics.get(key)
         if isinstance(sizes, dict) and isinstance(sizes.get("train"), int):
             return sizes["train"]

@@ -17,34 +17,44 @@ import tensorflow as tf
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 
 # Words (letters, digits, apostrophes inside words) and single punctuation marks.
+# RE2's `\w` is ASCII-only: this splits "fenêtre" into "fen ê tre".
 _TOKEN_PATTERN = r"([^\w\s'’]|['’](?:\s|$))"
+# The same with Unicode classes (`\pL` letters, `\pN` digits, `\pM` combining
+# marks): for accented and non-Latin scripts (translation).
+_UNICODE_TOKEN_PATTERN = r"([^\pL\pN\pM_\s'’]|['’](?:\s|$))"
 
 
-def standardize(text: tf.Tensor, lowercase: bool = True) -> tf.Tensor:
+def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = False) -> tf.Tensor:
     """Repairs UTF-8, normalizes (NFKC), lower-cases and spaces out punctuation."""
     text = tf.strings.unicode_transcode(
         text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
     )
     text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8")
     text = tf.strings.regex_replace(text, r"<[^>]{0,40}>", " ")  # stray HTML tags
+    if unicode_words:  # Unicode spaces too (French puts no-break spaces before ":")
+        text = tf.strings.regex_replace(text, r"[\p{Z}\s]+", " ")
     if lowercase:
         text = tf.strings.lower(text, encoding="utf-8")
-    text = tf.strings.regex_replace(text, _TOKEN_PATTERN, r" \1 ")
+    pattern = _UNICODE_TOKEN_PATTERN if unicode_words else _TOKEN_PATTERN
+    text = tf.strings.regex_replace(text, pattern, r" \1 ")
     return tf.strings.strip(text)
 
 
-def split_words(text: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
+def split_words(text: tf.Tensor, lowercase: bool = True,
+                unicode_words: bool = False) -> tf.RaggedTensor:
     """`[batch]` strings -> ragged `[batch, (words)]` tokens."""
-    return tf.strings.split(standardize(text, lowercase))
+    return tf.strings.split(standardize(text, lowercase, unicode_words))
 
 
 def build_vocabulary(texts, max_size: int, min_count: int = 1, reserved=(PAD, UNK),
-                     lowercase: bool = True, batch: int = 4096) -> list[str]:
+                     lowercase: bool = True, batch: int = 4096,
+                     unicode_words: bool = False) -> list[str]:
     """The `max_size` most frequent tokens of `texts` after `reserved` ones (ties by token)."""
     counts: collections.Counter = collections.Counter()
     texts = list(texts)
     for i in range(0, len(texts), batch):
-        tokens = split_words(tf.constant(texts[i : i + batch]), lowercase).flat_values
+        tokens = split_words(tf.constant(texts[i : i + batch]), lowercase,
+                             unicode_words).flat_values
         counts.update(t.decode("utf-8") for t in tokens.numpy())
     ranked = sorted(
         (t for t, c in counts.items() if c >= min_count and t not in reserved),
@@ -63,7 +73,11 @@ class Tokenizer(tf.Module):
         max_length: tokens kept per text (longer texts are truncated; END counts).
         bos_eos: wrap each text in START ... END (decoder targets).
         lowercase: lower-case before splitting.
+
+    Subclasses set `unicode_words = True` for Unicode-aware splitting.
     """
+
+    unicode_words = False
 
     def __init__(self, vocabulary, max_length: int, bos_eos: bool = False,
                  lowercase: bool = True, name=None):
@@ -103,7 +117,7 @@ class Tokenizer(tf.Module):
         (truncated) words.
         """
         text = tf.convert_to_tensor(text, tf.string)
-        words = split_words(text, self.lowercase)
+        words = split_words(text, self.lowercase, self.unicode_words)
         if self.bos_eos:
             words = words[:, : self.max_length - 2]
             batch = tf.shape(text)[0]
