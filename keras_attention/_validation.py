@@ -52,3 +52,13 @@ def same_dim(name_a: str, dim_a, name_b: str, dim_b):
             f"The last dimension of `{name_a}` ({dim_a}) must equal that of `{name_b}` "
             f"({dim_b})."
         )
+
+
+def scores_without_chunks(return_attention_scores: bool, chunk_size):
+    """The memory-efficient (chunked) path never forms the weights it would return."""
+    if return_attention_scores and chunk_size is not None:
+        raise ValueError(
+            "`return_attention_scores=True` cannot be used with the memory-efficient "
+            f"path. Received: chunk_size={chunk_size}; use chunk_size=None to get "
+            "the weights."
+        )

@@ -263,12 +263,7 @@ class MultiHeadAttention(keras.layers.Layer):
         cache=None,
         cache_update_index=None,
     ):
-        if return_attention_scores and self.chunk_size is not None:
-            raise ValueError(
-                "`return_attention_scores=True` cannot be used with the memory-efficient "
-                f"path. Received: chunk_size={self.chunk_size}; use chunk_size=None to get "
-                "the weights."
-            )
+        v.scores_without_chunks(return_attention_scores, self.chunk_size)
         if cache_update_index is not None and cache is None:
             raise ValueError(
                 "`cache_update_index` needs a `cache`. Received: "

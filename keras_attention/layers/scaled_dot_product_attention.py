@@ -84,12 +84,7 @@ class ScaledDotProductAttention(keras.layers.Layer):
         return_attention_scores=False,
         training=None,
     ):
-        if return_attention_scores and self.chunk_size is not None:
-            raise ValueError(
-                "`return_attention_scores=True` cannot be used with the memory-efficient "
-                f"path. Received: chunk_size={self.chunk_size}; use chunk_size=None to get "
-                "the weights."
-            )
+        v.scores_without_chunks(return_attention_scores, self.chunk_size)
         key = value if key is None else key
         one_head = len(query.shape) == 3
         if one_head:
