@@ -225,6 +225,7 @@ def run(config: TrainConfig) -> dict:
         "split_sizes": splits.sizes,
         "class_names": names,
         "validation_accuracy": float(history.history.get("val_accuracy", [float("nan")])[-1]),
+        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
         "test_accuracy": accuracy,
         "test_accuracy_per_class": per_class,
         "test_accuracy_per_speaker": per_speaker,

@@ -16,6 +16,7 @@ def test_run_writes_metrics_plots_and_a_versioned_export(tiny_run):
     assert metrics["variant"] == "attention_rnn"
     assert metrics["metric"] == "test_accuracy_unseen_voices"
     assert 0.0 <= metrics["value"] <= 1.0 and metrics["train_seconds"] > 0
+    assert len(metrics["history"]["val_accuracy"]) == 1  # one epoch, per-epoch curve kept
     assert metrics["split_sizes"] == {"train": 46, "validation": 22, "test": 22}
     assert np.array(metrics["confusion_matrix"]).sum() == 22
     assert set(metrics["test_accuracy_per_speaker"]).isdisjoint(
