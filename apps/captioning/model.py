@@ -1,5 +1,5 @@
 """Show, Attend and Tell (Xu et al. 2015): a CNN grid encoder and an LSTM decoder with
-soft attention.
+soft attention, and the spatial attention of Lu et al. 2017.
 
 The encoder turns an image into a grid of L = H' x W' feature vectors a_i of
 size D (a small CNN trained from scratch, or a `keras.applications` backbone);
@@ -20,10 +20,23 @@ mean token cross-entropy plus the doubly stochastic regularization
     λ Σ_i (1 − Σ_t α_ti)²                (eq. 14; t over the caption's tokens)
 
 which pushes the model to look at every part of the image over a caption.
-While training, the LSTM's copy of ẑ_t can be dropped for whole steps
-(`context_dropout`, off by default: at 0.5 it cut test BLEU-4 from 0.78 to 0.45
-and left the attention at uniform), an attempt to make the step that names an
-object look at it.
+
+That is `attend_from="previous"`. Trained so, the decoder learns to look at an
+object one step early (while it emits "the") and to carry it to the noun in
+its LSTM state: on emoji_scenes the attention at the step that names an object
+was 2.1x uniform inside its box, and 7.1x at the step before. The default,
+`attend_from="current"`, is the "spatial attention" of Lu et al. 2017:
+
+    h_t, c_t = LSTM([E y_{t-1}; ā], (h_{t-1}, c_{t-1}))
+    α_t, ẑ_t from h_t (as above, with h_t for h_{t-1})
+    p(y_t) = softmax(L_o(E y_{t-1} + L_h h_t + L_z ẑ_t))
+
+The context reaches only the output layer of its own step, so a word can only
+be read from where that step looks: 6.6x uniform, and BLEU-4 0.914 against
+0.843, at the same budget (README).
+With "previous", the LSTM's copy of ẑ_t can be dropped for whole steps while
+training (`context_dropout`, off by default: at 0.5 it cut test BLEU-4 from
+0.78 to 0.45 and left the attention at uniform).
 Decoding (greedy or beam search) runs `keras_attention.decoding` with the step
 function `ShowAttendTell.step`, inside the graph (SavedModel).
 """
@@ -106,7 +119,7 @@ class ModelConfig:
     attention_units: int = 128
     dropout: float = 0.2
     context_dropout: float = 0.0
-    attend_from: str = "previous"
+    attend_from: str = "current"
     doubly_stochastic: float = 0.01
     learning_rate: float = 2e-3
 
@@ -136,6 +149,9 @@ class ModelConfig:
         if self.attend_from not in ATTEND_FROM:
             raise ValueError(f"attend_from must be one of {ATTEND_FROM}, got "
                              f"{self.attend_from!r}.")
+        if self.context_dropout and self.attend_from != "previous":
+            raise ValueError("context_dropout drops the LSTM's copy of the context, which only "
+                             'attend_from="previous" has.')
         if self.doubly_stochastic < 0:
             raise ValueError(f"doubly_stochastic (λ) must be >= 0, got {self.doubly_stochastic}.")
 

@@ -86,7 +86,7 @@ def test_the_gate_scales_the_context():
 
 
 def test_context_dropout_hides_the_context_from_the_lstm_only():
-    config = tiny_model(context_dropout=0.999)
+    config = tiny_model(context_dropout=0.999, attend_from="previous")
     model = model_lib.build_model(config, 2, 3)
     x = _inputs(config, seed=4)
     state = model.initial_state(model.encode(x["image"]))
