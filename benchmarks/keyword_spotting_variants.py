@@ -12,7 +12,7 @@ training seconds, milliseconds per clip at evaluation, parameters. Writes
 
 Usage (from the repository root):
 
-    python -m benchmarks.keyword_spotting_variants                    # seed 42, 20 epochs
+    python -m benchmarks.keyword_spotting_variants                    # seed 42, 12 epochs
     python -m benchmarks.keyword_spotting_variants --kws_seeds=1,2,3
     python -m benchmarks.keyword_spotting_variants --kws_variants=kwt,cnn --kws_epochs=10
     taskset -c 0,1 python -m benchmarks.keyword_spotting_variants     # two cores

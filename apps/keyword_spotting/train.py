@@ -69,7 +69,7 @@ class TrainConfig:
     model_dir: str = os.path.join("runs", APP)
     export_dir: str | None = os.path.join("saved_models", APP)
     variant: str = "attention_rnn"
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 64
     learning_rate: float = 2e-3
     seed: int = 42
