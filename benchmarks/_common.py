@@ -42,6 +42,24 @@ GIB = 1024**3
 MIB = 1024**2
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
+# Put first in a `python -c` script: from then on nothing of this project can be
+# imported (the project is installed in editable mode), as where TF Serving runs
+# a SavedModel: TensorFlow, numpy, and nothing of ours.
+ISOLATION_PRELUDE = """
+import importlib.abc, sys
+class _Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("keras_attention", "apps", "tests", "benchmarks"):
+            raise ImportError(f"{name} must not be importable where models are served")
+        return None
+sys.meta_path.insert(0, _Refuse())
+sys.path = [p for p in sys.path if p not in ("", ".")]
+import json, os, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+import tensorflow as tf
+"""
+
 _OOM_MARKERS = ("ResourceExhausted", "OOM", "out of memory", "bad_alloc", "MemoryError")
 
 

@@ -39,12 +39,13 @@ _REPEATS = flags.DEFINE_integer("repeats", 100, "Batch-1 calls timed per app (af
 _OUT = flags.DEFINE_string("out_dir", None, "Results directory (default benchmarks/results).")
 _NAME = flags.DEFINE_string("results_name", "apps", "Base name of the result files.")
 
-# (validation metric in the run's history, target, the target's source).
+# (validation metric in the run's history, target, the target's source); translation's
+# target is relative to the baseline, so it has no time to target here.
 TARGETS = {
     "sentiment": ("val_accuracy", 0.78, "issue 3: movies accuracy >= 0.78"),
     "image_classification": ("val_accuracy", 0.95, "issue 5: accuracy >= 95%"),
     "keyword_spotting": ("val_accuracy", 0.95, "issue 6: accuracy >= 95%"),
-    "translation": ("bleu", 0.0,
+    "translation": (None, None,
                     "issue 4: bahdanau BLEU >= seq2seq + 5 (see translation_variants)"),
     "captioning": ("bleu4", 0.6, "issue 5: BLEU-4 >= 0.6"),
 }
@@ -52,21 +53,8 @@ TARGETS = {
 LATENCY_TARGET_MS = {"sentiment": 10, "image_classification": 10, "keyword_spotting": 10,
                      "translation": 100, "captioning": 100}
 
-# Runs in a fresh interpreter that refuses to import the project.
-_SERVE = r"""
-import importlib.abc, sys
-class _Refuse(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("keras_attention", "apps", "tests", "benchmarks"):
-            raise ImportError(f"{name} must not be importable where models are served")
-        return None
-sys.meta_path.insert(0, _Refuse())
-sys.path = [p for p in sys.path if p not in ("", ".")]
-import json, os, time
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import numpy as np
-import tensorflow as tf
-
+# Runs in a fresh interpreter that cannot import the project.
+_SERVE = _common.ISOLATION_PRELUDE + r"""
 args = json.loads(sys.argv[1])
 fn = tf.saved_model.load(args["path"]).signatures["serving_default"]
 name = list(fn.structured_input_signature[1])[0]

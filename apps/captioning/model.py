@@ -275,11 +275,14 @@ class ShowAttendTell(keras.Model):
             lstm_context = context * keep[:, None]
         output, (h, c) = self.lstm(ops.concatenate([embedded, lstm_context], axis=-1), [h, c],
                                    training=training)
+        logits = self._deep_output(embedded, output, context, training)
+        return logits, dict(state, h=h, c=c), alpha
+
+    def _deep_output(self, embedded, output, context, training):
+        """Logits of L_o(E y_{t-1} + L_h h_t + L_z ẑ_t) (eq. 7), with dropout."""
         deep = (embedded + self.out_hidden(self.hidden_dropout(output, training=training))
                 + self.out_context(context))
-        logits = self.out_logits(self.output_dropout(deep, training=training))
-        new_state = {"h": h, "c": c, "features": state["features"], "keys": state["keys"]}
-        return logits, new_state, alpha
+        return self.out_logits(self.output_dropout(deep, training=training))
 
     def _step_current(self, embedded, state, training):
         """`attend_from="current"`: LSTM first (fed ā), then attention queried by h_t."""
@@ -289,11 +292,8 @@ class ShowAttendTell(keras.Model):
             h, state["features"], projected_keys=state["keys"], return_attention_scores=True
         )
         context = self.gate(h) * context
-        deep = (embedded + self.out_hidden(self.hidden_dropout(output, training=training))
-                + self.out_context(context))
-        logits = self.out_logits(self.output_dropout(deep, training=training))
-        new_state = dict(state, h=h, c=c)
-        return logits, new_state, alpha
+        logits = self._deep_output(embedded, output, context, training)
+        return logits, dict(state, h=h, c=c), alpha
 
     # -------------------------------------------------------------- training
     def call(self, inputs, training=False):

@@ -95,6 +95,8 @@ def _fix_keras_multi_worker_fit() -> None:
 
         return keras.tree.map_structure(one, values)
 
+    original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
+
     def maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = self._distribute_strategy
         if strategy is not None and iterator is not None and data_batch is None:
@@ -107,7 +109,6 @@ def _fix_keras_multi_worker_fit() -> None:
                 break
         return original_build(self, data_batch=data_batch)
 
-    original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
     tf_trainer.reduce_per_replica = reduce_per_replica
     tf_trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
     tf_trainer._keras_attention_patched = True

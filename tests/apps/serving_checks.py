@@ -15,21 +15,7 @@ import sys
 import tempfile
 import textwrap
 
-_PRELUDE = """
-import importlib.abc, sys
-class _Refuse(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("keras_attention", "apps", "tests"):
-            raise ImportError(f"{name} must not be importable where models are served")
-        return None
-sys.meta_path.insert(0, _Refuse())
-sys.path = [p for p in sys.path if p not in ("", ".")]
-import os
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import json
-import numpy as np
-import tensorflow as tf
-"""
+from benchmarks._common import ISOLATION_PRELUDE
 
 
 def run_isolated(code: str, timeout: float = 300, **values) -> dict:
@@ -39,7 +25,7 @@ def run_isolated(code: str, timeout: float = 300, **values) -> dict:
     The code must assign a JSON-serialisable dict to `RESULT`; it is returned.
     """
     script = (
-        _PRELUDE
+        ISOLATION_PRELUDE
         + f"ARGS = json.loads({json.dumps(json.dumps(values))})\n"
         + textwrap.dedent(code)
         + "\nprint('@@RESULT@@' + json.dumps(RESULT))\n"

@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import h5py
@@ -37,15 +36,8 @@ def archive(tmp_path_factory):
 
 
 def _command(archive, root, name, epochs, *extra):
-    return [
-        sys.executable, "-m", "apps.sentiment.train",
-        f"--vader_archive={archive}",
-        f"--data_dir={root / ('data_' + name)}",
-        f"--model_dir={root / ('run_' + name)}",
-        f"--export_dir={root / ('export_' + name)}",
-        f"--epochs={epochs}", "--batch_size=16", "--max_words=12", "--vocab_words=64",
-        "--attention_examples=2", *extra,
-    ]
+    return fixture_archive.train_command(archive, root / f"data_{name}", root / f"run_{name}",
+                                         root / f"export_{name}", epochs, *extra)
 
 
 def _env(**extra):

@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -56,10 +55,8 @@ def test_server_answers_sentiment_over_rest_and_grpc(tmp_path):
     sdist, _, _ = fixture_archive.make(str(tmp_path / "archive"))
     export_base = tmp_path / "saved_models"
     trained = subprocess.run(
-        [sys.executable, "-m", "apps.sentiment.train", f"--vader_archive={sdist}",
-         f"--data_dir={tmp_path / 'data'}", f"--model_dir={tmp_path / 'run'}",
-         f"--export_dir={export_base / 'sentiment'}", "--epochs=1", "--batch_size=16",
-         "--max_words=12", "--vocab_words=64", "--attention_examples=2"],
+        fixture_archive.train_command(sdist, tmp_path / "data", tmp_path / "run",
+                                      export_base / "sentiment"),
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]

@@ -14,10 +14,8 @@ def test_apps_benchmark_reports_throughput_target_and_latency(tmp_path):
     sdist, _, _ = fixture_archive.make(str(tmp_path / "archive"))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     trained = subprocess.run(
-        [sys.executable, "-m", "apps.sentiment.train", f"--vader_archive={sdist}",
-         f"--data_dir={tmp_path / 'data'}", f"--model_dir={tmp_path / 'runs' / 'sentiment'}",
-         f"--export_dir={tmp_path / 'saved' / 'sentiment'}", "--epochs=2", "--batch_size=16",
-         "--max_words=12", "--vocab_words=64", "--attention_examples=2"],
+        fixture_archive.train_command(sdist, tmp_path / "data", tmp_path / "runs" / "sentiment",
+                                      tmp_path / "saved" / "sentiment", 2),
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]

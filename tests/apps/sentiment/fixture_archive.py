@@ -76,3 +76,16 @@ def make(directory: str, sizes=None) -> tuple[str, str, dict]:
             inner.getvalue(),
         )
     return sdist, inner_path, tables
+
+
+def train_command(archive: str, data_dir, model_dir, export_dir, epochs: int = 1,
+                  *extra: str) -> list[str]:
+    """`python -m apps.sentiment.train` on this fixture with a tiny model (a few seconds)."""
+    import sys
+
+    return [
+        sys.executable, "-m", "apps.sentiment.train", f"--vader_archive={archive}",
+        f"--data_dir={data_dir}", f"--model_dir={model_dir}", f"--export_dir={export_dir}",
+        f"--epochs={epochs}", "--batch_size=16", "--max_words=12", "--vocab_words=64",
+        "--attention_examples=2", *extra,
+    ]
