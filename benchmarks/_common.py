@@ -30,6 +30,7 @@ import json
 import os
 import pickle
 import platform
+import random
 import signal
 import statistics
 import subprocess
@@ -250,6 +251,28 @@ def time_interleaved(fns: dict, repeats=5, warmup=1, budget_s=None) -> dict:
             "warmup_s": warm[n], "first_call": False}
         for n in names
     }
+
+
+def paired_ratio_interval(times, reference_times, confidence=0.95, resamples=2000, seed=0):
+    """Median of the per-round ratios `times[i] / reference_times[i]`, with a bootstrap interval.
+
+    The two lists come from `time_interleaved` (round `i` called both functions
+    back to back), so pairing them cancels most load changes. Returns
+    `(median, low, high)`, or None with fewer than 3 pairs. A ratio whose whole
+    interval lies above 1.0 is slower beyond the measurement's noise.
+    """
+    n = min(len(times), len(reference_times))
+    if n < 3:
+        return None
+    ratios = [a / b for a, b in zip(times[:n], reference_times[:n])]
+    rng = random.Random(seed)
+    medians = sorted(
+        statistics.median(rng.choices(ratios, k=n)) for _ in range(resamples)
+    )
+    tail = (1.0 - confidence) / 2.0
+    low = medians[int(tail * (resamples - 1))]
+    high = medians[int(round((1.0 - tail) * (resamples - 1)))]
+    return statistics.median(ratios), low, high
 
 
 # ---------------------------------------------------------------------- isolated runs

@@ -311,9 +311,9 @@ class MultiHeadAttention(keras.layers.Layer):
         mask, row_mask = layer_masks(query_mask, value_mask, attention_mask, chunked)
 
         result = attention(
-            ops.transpose(q, (0, 2, 1, 3)),
-            ops.transpose(k, (0, 2, 1, 3)),
-            ops.transpose(val, (0, 2, 1, 3)),
+            q,
+            k,
+            val,
             mask=mask,
             causal_offset=causal_offset,
             dropout_rate=self.dropout,
@@ -321,11 +321,12 @@ class MultiHeadAttention(keras.layers.Layer):
             training=bool(training) and self.dropout > 0,
             chunk_size=self.chunk_size,
             return_attention_scores=return_attention_scores,
+            heads_first=False,
         )
         context, scores = result if return_attention_scores else (result, None)
-        if row_mask is not None:
-            context = context * ops.cast(row_mask, context.dtype)
-        output = self._output_dense(ops.transpose(context, (0, 2, 1, 3)))
+        if row_mask is not None:  # (B, 1, T_q, 1) -> the context's (B, T_q, 1, 1)
+            context = context * ops.cast(ops.swapaxes(row_mask, 1, 2), context.dtype)
+        output = self._output_dense(context)
 
         outputs = (output,)
         if return_attention_scores:
