@@ -33,8 +33,9 @@ Time: the implementations of one comparison (same family, T, pass, mode) are
 built in one more process and called in turn, one warm-up call each, then up to
 `--repeats` rounds (the order rotates), so that a change of load on a shared
 machine hits them alike; the table gives the median (`in turn`). A case whose
-first call took `--single_call_s` or more is timed by that call (`1st call`:
-its one-off tracing/compiling is then small next to it); a case with nothing to
+first call took `--single_call_s` (600 s) or more is timed by that call (`1st
+call`: its one-off tracing/compiling is then small next to it; every shorter
+case is timed after a warm-up call); a case with nothing to
 compare against is timed in its own process (`alone`). Shapes of
 `T >= --long_from` run only in `--long_modes`; the `dot_product` and `additive`
 families in `--other_modes`, up to `--other_max_len`; a plain path whose `(T, T)` tensors
@@ -43,11 +44,11 @@ cannot fit under the cap is skipped with the size that ruled it out.
 FLOP count (dot-product families): a forward pass counts `4·B·H·T_q·T_k·d`
 (`Q Kᵀ` and `P V`: `2·B·H·T_q·T_k·d` each; for `dot_product`, `H·d` is the
 feature size and `H = 1`); forward + backward counts `--fwd_bwd_flop_factor`
-(2.5) times that. The projections of multi-head attention are not counted. The
-backward pass's four matrix products alone are twice the forward's (so a
-factor of 3 would count every product once, FlashAttention's benchmarks use 3.5
-to include the recomputation): with 2.5 the forward + backward rates are a
-conservative figure. The machine's reference is the median rate of a float32
+(3) times that: the backward pass's four matrix products (`dV`, `dP`, `dQ`,
+`dK`) are twice the forward's, and each product is counted once. The
+recomputed scores of the chunked backward get no credit (FlashAttention's
+benchmarks count them: 3.5). The projections of multi-head attention are not
+counted. The machine's reference is the median rate of a float32
 `tf.linalg.matmul` of `--gemm_size`² in a `tf.function`, measured at the start
 and at the end of the run; each case's share is its counted rate over the
 faster of the two. `additive` cases are dominated by `tanh`, not by
@@ -105,7 +106,7 @@ _HEAD_DIM = flags.DEFINE_integer("head_dim", 64, "Size per head d (also the addi
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per case (median), after 1 warm-up.")
 _BUDGET = flags.DEFINE_float("budget_s", 20.0, "Stop timing a case once its timed calls add up "
                              "to this many seconds (at least one timed call).")
-_SINGLE_CALL = flags.DEFINE_float("single_call_s", 20.0, "A case whose first call takes this "
+_SINGLE_CALL = flags.DEFINE_float("single_call_s", 600.0, "A case whose first call takes this "
                                   "long is timed by that call alone (flagged).")
 _MODES = flags.DEFINE_list("modes", ["eager", "function", "xla"], "eager, function, xla.")
 _LONG_FROM = flags.DEFINE_integer("long_from", 8192, "From this T on, only --long_modes run.")
@@ -125,7 +126,7 @@ _OTHER_MAX = flags.DEFINE_integer("other_max_len", 2048, "Largest T for the sing
 _CHECK_MAX = flags.DEFINE_integer("check_max_len", 2048, "Check outputs against Keras' for "
                                   "T up to this.")
 _GEMM = flags.DEFINE_integer("gemm_size", 4096, "Size of the reference float32 matmul.")
-_FACTOR = flags.DEFINE_float("fwd_bwd_flop_factor", 2.5, "Counted FLOPs of forward + "
+_FACTOR = flags.DEFINE_float("fwd_bwd_flop_factor", 3.0, "Counted FLOPs of forward + "
                              "backward over forward.")
 _TIMEOUT = flags.DEFINE_float("case_timeout_s", 900.0, "Wall-clock limit per case (process).")
 _MEM_CAP = flags.DEFINE_float("mem_cap_gib", None, "Memory cap per case (resident set); "

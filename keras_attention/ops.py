@@ -20,6 +20,9 @@ __all__ = ["causal_mask", "masked_softmax", "merge_masks", "scaled_dot_product_a
 # Finite stand-in for -inf in the float32 running max of the chunked path: masked
 # scores are set to it and then explicitly zeroed after `exp`, so no NaN appears.
 _NEG = -1e30
+# Query rows per block on the chunked path (score tiles of `_QUERY_BLOCK x chunk_size`
+# per batch and head); T_q up to this is a single block.
+_QUERY_BLOCK = 1024
 
 
 def scaled_dot_product_attention(
@@ -255,12 +258,18 @@ def _chunked_attention(
 ):
     """Online-softmax attention over key chunks with a FlashAttention backward.
 
-    Each chunk's scores go through one fused softmax; its row max `m_c` and row
-    sum `l_c = 1 / rowmax(softmax)` rescale the chunk into the running result.
-    The backward pass gets `S − logsumexp` and `dP − rowsum(dO ⊙ O)` straight
-    from the matrix products (an extra column `[Q, −lse]·[K, 1]ᵀ`), so each
-    chunk costs two elementwise passes over its `(T_q, chunk_size)` scores.
-    With `dropout_rate > 0` the dropout mask of each chunk comes from a
+    The queries are visited in blocks of up to `_QUERY_BLOCK` rows and, for each
+    block, the keys in chunks of `chunk_size`, so every score tile is at most
+    `(_QUERY_BLOCK, chunk_size)` per batch and head whatever T_q: small enough to
+    stay in a CPU's cache between the elementwise passes that follow its matrix
+    product (with all of T_q in one tile, each pass streams it through memory).
+    Each tile costs four elementwise passes over its scores (row max, subtract,
+    exp, row sum) besides its two matrix products.
+    The backward pass visits the key chunks and, within each, the query blocks;
+    it gets `S − logsumexp` and `dP − rowsum(dO ⊙ O)` straight from the matrix
+    products (an extra column `[Q, −lse]·[K, 1]ᵀ`), so each tile costs two
+    elementwise passes over its scores.
+    With `dropout_rate > 0` the dropout mask of each tile comes from a
     counter-based hash of (seed, batch, head, query, key), so the backward pass
     regenerates exactly the mask of the forward pass without storing it.
     """
@@ -273,21 +282,38 @@ def _chunked_attention(
     b, h, t_q = ops.shape(q)[0], ops.shape(q)[1], ops.shape(q)[2]
     t_k = ops.shape(k)[2]
     d_k, d_v = ops.shape(k)[3], ops.shape(val)[3]
-    if isinstance(t_k, int):
-        n = -(-t_k // c)
-    else:
-        n = (t_k + c - 1) // c
-    pad = n * c - t_k
+    n, pad = _blocks(t_k, c)
     no_pad = isinstance(pad, int) and pad == 0
+    # T_q unknown when the graph is traced: one block of all rows (the number of
+    # blocks must be static for Keras' TensorFlow `scan`).
+    bq = max(1, min(_QUERY_BLOCK, t_q)) if isinstance(t_q, int) else t_q
+    nq, row_pad = _blocks(t_q, bq) if isinstance(t_q, int) else (1, 0)
 
     def to_chunks(x, d):
         if not no_pad:
             x = ops.pad(x, [[0, 0], [0, 0], [0, pad], [0, 0]])
         return ops.reshape(x, (b, h, n, c, d))
 
+    def row_blocks(x):
+        """`(s0, s1, T_q, ...)` -> `(nq, s0, s1, bq, ...)`: the query blocks, first."""
+        shape = ops.shape(x)
+        if not (isinstance(row_pad, int) and row_pad == 0):
+            x = ops.pad(x, [[0, 0], [0, 0], [0, row_pad]] + [[0, 0]] * (len(x.shape) - 3))
+        x = ops.reshape(x, (shape[0], shape[1], nq, bq, *shape[3:]))
+        return ops.moveaxis(x, 2, 0)
+
+    def from_row_blocks(x):
+        """The inverse of `row_blocks` (padding rows dropped)."""
+        shape = ops.shape(x)
+        x = ops.reshape(ops.moveaxis(x, 0, 2), (shape[1], shape[2], nq * bq, *shape[4:]))
+        return x[:, :, :t_q]
+
     k_r = to_chunks(k, d_k)
     v_r = to_chunks(val, d_v)
 
+    # Row-wise inputs of a query block (its index, and the rows of any mask or
+    # dropout key that has a T_q axis) travel with the block through the scans.
+    rows = {"index": ops.arange(nq, dtype="int32")}
     # A mask without a T_k axis applies to every chunk as it is; one with a T_k
     # axis is padded and cut into chunks (it is only as large as the caller made it).
     mask_r = None
@@ -303,6 +329,9 @@ def _chunked_attention(
             )
             ms = ops.shape(m)
             mask_r = ops.reshape(m, (ms[0], ms[1], ms[2], n, c))
+        for name, m in (("mask_r", mask_r), ("mask_broadcast", mask_broadcast)):
+            if m is not None and m.shape[2] != 1:
+                rows[name] = row_blocks(m)
     masked = not no_pad or causal_offset is not None or mask is not None
 
     scale_f = ops.cast(scale, "float32")
@@ -310,68 +339,71 @@ def _chunked_attention(
         causal_offset = ops.cast(causal_offset, "int32")
     t_k_i = ops.cast(t_k, "int32")
 
-    row_keys = None
     if dropout_rate > 0:
         seed_values = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=seed)
-        row_keys = _dropout_row_keys(seed_values, b, h, t_q)
+        rows["row_keys"] = row_blocks(_dropout_row_keys(seed_values, b, h, t_q))
         keep_scale = 1.0 / (1.0 - dropout_rate)
 
-    def chunk_masks(j):
-        """Chunk j's validity `(.., T_q | 1, C)` and dropout multiplier (None if unused)."""
+    def tile_masks(j, block):
+        """Tile (block, j)'s validity `(.., bq | 1, C)` and dropout multiplier (None if unused)."""
         cols = ops.cast(j, "int32") * c + ops.arange(c, dtype="int32")
         valid = None
         if masked:
             valid = ops.less(cols, t_k_i)[None, None, None, :]
             if causal_offset is not None:
-                rows = ops.arange(t_q, dtype="int32")
-                causal = ops.less_equal(cols[None, :], rows[:, None] + causal_offset)
+                r = block["index"] * bq + ops.arange(bq, dtype="int32")
+                causal = ops.less_equal(cols[None, :], r[:, None] + causal_offset)
                 valid = ops.logical_and(valid, causal[None, None])
             if mask_r is not None:
-                valid = ops.logical_and(valid, ops.take(mask_r, j, axis=3))
+                valid = ops.logical_and(valid, ops.take(block.get("mask_r", mask_r), j, axis=3))
             if mask_broadcast is not None:
-                valid = ops.logical_and(valid, mask_broadcast)
+                valid = ops.logical_and(valid, block.get("mask_broadcast", mask_broadcast))
         drop = None
-        if row_keys is not None:
-            keep = _dropout_keep(row_keys, cols, dropout_rate)
+        if "row_keys" in block:
+            keep = _dropout_keep(block["row_keys"], cols, dropout_rate)
             drop = ops.where(keep, keep_scale, 0.0)
         return valid, drop
 
     @ops.custom_gradient
     def _attend(q, k_r, v_r):
         qs = q * scale_f
-        m0 = ops.full((b, h, t_q), _NEG, dtype="float32")
-        l0 = ops.zeros((b, h, t_q), dtype="float32")
-        acc0 = ops.zeros((b, h, t_q, d_v), dtype="float32")
 
-        def body(j, carry):
-            m, denom, acc = carry
-            j = _serialized(j, acc)
-            valid, drop = chunk_masks(j)
-            s = ops.einsum("bhqd,bhkd->bhqk", qs, ops.take(k_r, j, axis=2))
-            if valid is not None:
-                s = ops.where(valid, s, _NEG)
-            # softmax(s) = exp(s − m_c) / l_c, and its row max is exp(0) / l_c.
-            # (A chunk of one key has softmax 1; Keras warns about a softmax over one entry.)
-            p = ops.softmax(s, axis=-1) if c > 1 else ops.ones_like(s)
-            m_c = ops.max(s, axis=-1)
-            l_c = 1.0 / ops.max(p, axis=-1)
-            m_new = ops.maximum(m, m_c)
-            alpha = ops.exp(m - m_new)
-            weight = l_c * ops.exp(m_c - m_new)  # this chunk's share of the row sum
-            if valid is not None:
-                # A row with no valid key in the chunk has a uniform p: it counts zero.
-                weight = ops.where(ops.greater(m_c, 0.5 * _NEG), weight, 0.0)
-            pd = p if drop is None else p * drop
-            pv = ops.einsum("bhqk,bhkd->bhqd", pd, ops.take(v_r, j, axis=2))
-            denom = denom * alpha + weight
-            acc = acc * alpha[..., None] + pv * weight[..., None]
-            return m_new, denom, acc
+        def forward_block(carry, block):
+            qi = block["q"]
+            m0 = ops.full((b, h, bq), _NEG, dtype="float32")
+            l0 = ops.zeros((b, h, bq), dtype="float32")
+            acc0 = ops.zeros((b, h, bq, d_v), dtype="float32")
 
-        m, denom, acc = ops.fori_loop(0, n, body, (m0, l0, acc0))
-        seen = ops.greater(denom, 0.0)
-        safe = ops.where(seen, denom, 1.0)
-        out = acc / safe[..., None]
-        lse = ops.where(seen, m + ops.log(safe), 0.0)
+            def body(j, state):
+                m, denom, acc = state
+                valid, drop = tile_masks(j, block)
+                s = ops.einsum("bhqd,bhkd->bhqk", qi, ops.take(k_r, j, axis=2))
+                if valid is not None:
+                    s = ops.where(valid, s, _NEG)
+                m_new = ops.maximum(m, ops.max(s, axis=-1))
+                # Rows with no valid key yet subtract 0, so their masked scores give
+                # exp(_NEG) = 0 (not exp(_NEG − _NEG) = 1).
+                shift = ops.where(ops.greater(m_new, 0.5 * _NEG), m_new, 0.0)
+                p = ops.exp(s - shift[..., None])
+                alpha = ops.exp(m - m_new)
+                pd = p if drop is None else p * drop
+                pv = ops.einsum("bhqk,bhkd->bhqd", pd, ops.take(v_r, j, axis=2))
+                denom = denom * alpha + ops.sum(p, axis=-1)
+                acc = acc * alpha[..., None] + pv
+                return m_new, denom, acc
+
+            m, denom, acc = ops.fori_loop(0, n, body, (m0, l0, acc0))
+            seen = ops.greater(denom, 0.0)
+            safe = ops.where(seen, denom, 1.0)
+            lse = ops.where(seen, m + ops.log(safe), 0.0)
+            result = (acc / safe[..., None], lse)
+            return result, result
+
+        # (Keras' TensorFlow `scan` wants the outputs shaped like the carry: the carry
+        # is a block's result, unused.)
+        init = (ops.zeros((b, h, bq, d_v), "float32"), ops.zeros((b, h, bq), "float32"))
+        _, (out_b, lse_b) = ops.scan(forward_block, init, dict(rows, q=row_blocks(qs)))
+        out = from_row_blocks(out_b)
 
         def grad(*args, upstream=None):
             if upstream is None:
@@ -380,45 +412,70 @@ def _chunked_attention(
             # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
             delta = ops.sum(d_out * out, axis=-1)[..., None]
             # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta.
-            qs_lse = ops.concatenate([qs, -lse[..., None]], axis=-1)
-            d_out_delta = ops.concatenate([d_out, -delta], axis=-1)
+            d_out_b = row_blocks(d_out)
+            blocks = dict(
+                rows,
+                qs=row_blocks(qs),
+                qs_lse=ops.concatenate([row_blocks(qs), -lse_b[..., None]], axis=-1),
+                d_out=d_out_b,
+                d_out_delta=ops.concatenate([d_out_b, -row_blocks(delta)], axis=-1),
+            )
 
             def back(j, carry):
-                dq, dk, dv = carry
-                j = _serialized(j, dq)
-                valid, drop = chunk_masks(j)
+                dq_b, dk, dv = carry
+                j = _serialized(j, dq_b)
                 kj = ops.take(k_r, j, axis=2)
                 vj = ops.take(v_r, j, axis=2)
                 one = ops.ones_like(kj[..., :1])
-                p = ops.exp(
-                    ops.einsum("bhqd,bhkd->bhqk", qs_lse, ops.concatenate([kj, one], axis=-1))
-                )
-                if valid is not None:
-                    p = ops.where(valid, p, 0.0)
-                if drop is None:
-                    dvj = ops.einsum("bhqk,bhqd->bhkd", p, d_out)
-                    dp = ops.einsum(
-                        "bhqd,bhkd->bhqk", d_out_delta, ops.concatenate([vj, one], axis=-1)
-                    )
-                    ds = p * dp
-                else:
-                    dvj = ops.einsum("bhqk,bhqd->bhkd", p * drop, d_out)
-                    dp = ops.einsum("bhqd,bhkd->bhqk", d_out, vj)
-                    ds = p * (dp * drop - delta)
-                dq = dq + ops.einsum("bhqk,bhkd->bhqd", ds, kj) * scale_f
-                dkj = ops.einsum("bhqk,bhqd->bhkd", ds, qs)
+                kj_one = ops.concatenate([kj, one], axis=-1)
+                vj_one = ops.concatenate([vj, one], axis=-1)
+
+                def back_block(sums, _):
+                    i, dkj, dvj, _ = sums
+                    # The block is taken here (not scanned over as `xs`, which would copy
+                    # every block into a TensorArray once per key chunk).
+                    block = {name: ops.take(x, i, axis=0) for name, x in blocks.items()}
+                    valid, drop = tile_masks(j, block)
+                    p = ops.exp(ops.einsum("bhqd,bhkd->bhqk", block["qs_lse"], kj_one))
+                    if valid is not None:
+                        p = ops.where(valid, p, 0.0)
+                    if drop is None:
+                        dvj = dvj + ops.einsum("bhqk,bhqd->bhkd", p, block["d_out"])
+                        ds = p * ops.einsum("bhqd,bhkd->bhqk", block["d_out_delta"], vj_one)
+                    else:
+                        dvj = dvj + ops.einsum("bhqk,bhqd->bhkd", p * drop, block["d_out"])
+                        dp = ops.einsum("bhqd,bhkd->bhqk", block["d_out"], vj)
+                        ds = p * (dp * drop + block["d_out_delta"][..., -1:])
+                    dkj = dkj + ops.einsum("bhqk,bhqd->bhkd", ds, block["qs"])
+                    dq_i = ops.einsum("bhqk,bhkd->bhqd", ds, kj) * scale_f
+                    sums = (i + 1, dkj, dvj, dq_i)
+                    return sums, sums
+
+                zeros = (ops.zeros((), "int32"), ops.zeros_like(kj), ops.zeros_like(vj),
+                         ops.zeros_like(dq_b[0]))
+                (_, dkj, dvj, _), (_, _, _, dq_parts) = ops.scan(back_block, zeros, length=nq)
                 start = [0, 0, ops.cast(j, "int32"), 0, 0]
                 dk = ops.slice_update(dk, start, dkj[:, :, None])
                 dv = ops.slice_update(dv, start, dvj[:, :, None])
-                return dq, dk, dv
+                return dq_b + dq_parts, dk, dv
 
-            init = (ops.zeros_like(q), ops.zeros_like(k_r), ops.zeros_like(v_r))
-            return ops.fori_loop(0, n, back, init)
+            init = (ops.zeros_like(blocks["qs"]), ops.zeros_like(k_r), ops.zeros_like(v_r))
+            dq_b, dk, dv = ops.fori_loop(0, n, back, init)
+            return from_row_blocks(dq_b), dk, dv
 
         return out, grad
 
     out = _attend(q, k_r, v_r)
     return ops.cast(out, in_dtype)
+
+
+def _blocks(length, size):
+    """`(number of blocks of `size` covering `length`, padding)` (ints, or tensors if dynamic)."""
+    if isinstance(length, int) and isinstance(size, int):
+        count = -(-length // size)
+    else:
+        count = (length + size - 1) // size
+    return count, count * size - length
 
 
 def layer_masks(query_mask=None, value_mask=None, attention_mask=None, chunked=False):

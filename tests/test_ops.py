@@ -130,8 +130,17 @@ def _case_mask(kind, b, t_q, t_k):
     return None
 
 
+@pytest.fixture(params=[None, 3], ids=["one_query_block", "query_blocks_of_3"])
+def query_block(request, monkeypatch):
+    """The chunked path with all queries in one block, and in blocks of 3 rows (the
+    last one padded), so that every case also runs the query tiling."""
+    if request.param is not None:
+        monkeypatch.setattr(ka_ops, "_QUERY_BLOCK", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("case", sorted(CHUNK_CASES))
-def test_chunked_equals_plain_in_values_and_gradients(case):
+def test_chunked_equals_plain_in_values_and_gradients(case, query_block):
     c = CHUNK_CASES[case]
     q, k, v = _qkv(t_q=c["t_q"], t_k=c["t_k"])
     mask = _case_mask(c["mask"], 2, c["t_q"], c["t_k"])
@@ -179,7 +188,7 @@ def test_chunked_float16_accumulates_in_float32():
     assert np.asarray(ref).shape == np.asarray(out).shape
 
 
-def test_chunked_runs_under_xla_with_gradients():
+def test_chunked_runs_under_xla_with_gradients(query_block):
     q, k, v = _qkv(t_q=9, t_k=13)
     mask = tf.constant(_padding_mask(2, 13))
 
@@ -197,7 +206,7 @@ def test_chunked_runs_under_xla_with_gradients():
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_chunked_with_unknown_static_shapes():
+def test_chunked_with_unknown_static_shapes(query_block):
     q, k, v = _qkv(t_q=5, t_k=9)
     mask = _padding_mask(2, 9)
     spec = tf.TensorSpec((None, None, None, 4))
@@ -253,9 +262,24 @@ def test_chunked_graph_holds_no_t_q_by_t_k_tensor():
     shapes = _graph_shapes(lambda q, k, v: forward_backward(q, k, v, 16), q, k, v)
     assert quadratic(shapes) == []
     assert any(s[-2:] == (64, 16) for s in shapes if len(s) >= 2)
+    return forward_backward
 
 
-def test_chunked_dropout_is_exact_in_values_and_gradients():
+def test_chunked_query_blocks_bound_the_score_tiles(monkeypatch):
+    forward_backward = test_chunked_graph_holds_no_t_q_by_t_k_tensor()
+    q, k, v = (tf.random.normal((1, 2, 64, 8)) for _ in range(3))
+    expected = forward_backward(q, k, v, 16)
+    monkeypatch.setattr(ka_ops, "_QUERY_BLOCK", 8)
+    shapes = _graph_shapes(lambda q, k, v: forward_backward(q, k, v, 16), q, k, v)
+    # With query blocks of 8 rows, no tile holds all 64 query rows: (8, 16) at most.
+    assert not any(len(s) >= 2 and s[-2:] == (64, 16) for s in shapes)
+    assert any(len(s) >= 2 and s[-2:] == (8, 16) for s in shapes)
+    got = forward_backward(q, k, v, 16)
+    for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(expected), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_chunked_dropout_is_exact_in_values_and_gradients(query_block):
     b, h, t_q, t_k, rate = 2, 2, 5, 11, 0.3
     q, k, v = _qkv(b, h, t_q, t_k)
     mask = _padding_mask(b, t_k)
