@@ -8,6 +8,7 @@ with a plain path and an exact memory-efficient path (`chunk_size=...`).
 from __future__ import annotations
 
 import math
+import types
 
 import keras
 from keras import ops
@@ -256,19 +257,21 @@ def _serialized(index, value):
 def _chunked_attention(
     query, key, value, mask, causal_offset, scale, chunk_size, dropout_rate=0.0, seed=None
 ):
-    """Online-softmax attention over key chunks with a FlashAttention backward.
+    """Online-softmax attention over score tiles with a FlashAttention backward.
 
-    The queries are visited in blocks of up to `_QUERY_BLOCK` rows and, for each
-    block, the keys in chunks of `chunk_size`, so every score tile is at most
-    `(_QUERY_BLOCK, chunk_size)` per batch and head whatever T_q: small enough to
+    The forward pass visits the queries in blocks of up to `_QUERY_BLOCK` rows
+    and, for each block, the keys in chunks of `chunk_size`; the backward pass
+    visits the keys in blocks of up to `_QUERY_BLOCK` and, within each, the
+    queries in blocks of `chunk_size` rows. Either way a score tile is at most
+    `_QUERY_BLOCK x chunk_size` per batch and head whatever T: small enough to
     stay in a CPU's cache between the elementwise passes that follow its matrix
-    product (with all of T_q in one tile, each pass streams it through memory).
-    Each tile costs four elementwise passes over its scores (row max, subtract,
-    exp, row sum) besides its two matrix products.
-    The backward pass visits the key chunks and, within each, the query blocks;
-    it gets `S − logsumexp` and `dP − rowsum(dO ⊙ O)` straight from the matrix
-    products (an extra column `[Q, −lse]·[K, 1]ᵀ`), so each tile costs two
-    elementwise passes over its scores.
+    product, and the backward's full-size accumulations (of `dQ`) happen once
+    per key block, not once per chunk. A forward tile costs four elementwise
+    passes (row max, subtract, exp, row sum) besides its two matrix products.
+    The backward gets `S − logsumexp` and `dP − rowsum(dO ⊙ O)` straight from
+    the matrix products (an extra column `[Q, −lse]·[K, 1]ᵀ`), so each tile
+    costs two elementwise passes. With T_q unknown when the graph is traced,
+    both passes use one block of all query rows and key chunks of `chunk_size`.
     With `dropout_rate > 0` the dropout mask of each tile comes from a
     counter-based hash of (seed, batch, head, query, key), so the backward pass
     regenerates exactly the mask of the forward pass without storing it.
@@ -278,105 +281,111 @@ def _chunked_attention(
     k = ops.cast(key, "float32")
     val = ops.cast(value, "float32")
 
-    c = chunk_size
     b, h, t_q = ops.shape(q)[0], ops.shape(q)[1], ops.shape(q)[2]
     t_k = ops.shape(k)[2]
-    d_k, d_v = ops.shape(k)[3], ops.shape(val)[3]
-    n, pad = _blocks(t_k, c)
-    no_pad = isinstance(pad, int) and pad == 0
-    # T_q unknown when the graph is traced: one block of all rows (the number of
-    # blocks must be static for Keras' TensorFlow `scan`).
-    bq = max(1, min(_QUERY_BLOCK, t_q)) if isinstance(t_q, int) else t_q
-    nq, row_pad = _blocks(t_q, bq) if isinstance(t_q, int) else (1, 0)
-
-    def to_chunks(x, d):
-        if not no_pad:
-            x = ops.pad(x, [[0, 0], [0, 0], [0, pad], [0, 0]])
-        return ops.reshape(x, (b, h, n, c, d))
-
-    def row_blocks(x):
-        """`(s0, s1, T_q, ...)` -> `(nq, s0, s1, bq, ...)`: the query blocks, first."""
-        shape = ops.shape(x)
-        if not (isinstance(row_pad, int) and row_pad == 0):
-            x = ops.pad(x, [[0, 0], [0, 0], [0, row_pad]] + [[0, 0]] * (len(x.shape) - 3))
-        x = ops.reshape(x, (shape[0], shape[1], nq, bq, *shape[3:]))
-        return ops.moveaxis(x, 2, 0)
-
-    def from_row_blocks(x):
-        """The inverse of `row_blocks` (padding rows dropped)."""
-        shape = ops.shape(x)
-        x = ops.reshape(ops.moveaxis(x, 0, 2), (shape[1], shape[2], nq * bq, *shape[4:]))
-        return x[:, :, :t_q]
-
-    k_r = to_chunks(k, d_k)
-    v_r = to_chunks(val, d_v)
-
-    # Row-wise inputs of a query block (its index, and the rows of any mask or
-    # dropout key that has a T_q axis) travel with the block through the scans.
-    rows = {"index": ops.arange(nq, dtype="int32")}
-    # A mask without a T_k axis applies to every chunk as it is; one with a T_k
-    # axis is padded and cut into chunks (it is only as large as the caller made it).
-    mask_r = None
-    mask_broadcast = None
-    if mask is not None:
-        if mask.shape[-1] == 1:
-            mask_broadcast = mask
-        else:
-            m = (
-                mask
-                if no_pad
-                else ops.pad(mask, [[0, 0], [0, 0], [0, 0], [0, pad]], constant_values=False)
-            )
-            ms = ops.shape(m)
-            mask_r = ops.reshape(m, (ms[0], ms[1], ms[2], n, c))
-        for name, m in (("mask_r", mask_r), ("mask_broadcast", mask_broadcast)):
-            if m is not None and m.shape[2] != 1:
-                rows[name] = row_blocks(m)
-    masked = not no_pad or causal_offset is not None or mask is not None
-
+    d_v = ops.shape(val)[3]
     scale_f = ops.cast(scale, "float32")
     if causal_offset is not None:
         causal_offset = ops.cast(causal_offset, "int32")
     t_k_i = ops.cast(t_k, "int32")
-
+    row_keys = None
     if dropout_rate > 0:
         seed_values = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=seed)
-        rows["row_keys"] = row_blocks(_dropout_row_keys(seed_values, b, h, t_q))
+        row_keys = _dropout_row_keys(seed_values, b, h, t_q)
         keep_scale = 1.0 / (1.0 - dropout_rate)
+    # A mask without a T_k axis applies to every tile as it is; one with a T_k
+    # axis is padded and cut into tiles (it is only as large as the caller made it).
+    mask_cols = mask if mask is not None and mask.shape[-1] != 1 else None
+    mask_broadcast = mask if mask is not None and mask.shape[-1] == 1 else None
 
-    def tile_masks(j, block):
-        """Tile (block, j)'s validity `(.., bq | 1, C)` and dropout multiplier (None if unused)."""
-        cols = ops.cast(j, "int32") * c + ops.arange(c, dtype="int32")
-        valid = None
-        if masked:
-            valid = ops.less(cols, t_k_i)[None, None, None, :]
-            if causal_offset is not None:
-                r = block["index"] * bq + ops.arange(bq, dtype="int32")
-                causal = ops.less_equal(cols[None, :], r[:, None] + causal_offset)
-                valid = ops.logical_and(valid, causal[None, None])
-            if mask_r is not None:
-                valid = ops.logical_and(valid, ops.take(block.get("mask_r", mask_r), j, axis=3))
-            if mask_broadcast is not None:
-                valid = ops.logical_and(valid, block.get("mask_broadcast", mask_broadcast))
-        drop = None
-        if "row_keys" in block:
-            keep = _dropout_keep(block["row_keys"], cols, dropout_rate)
-            drop = ops.where(keep, keep_scale, 0.0)
-        return valid, drop
+    def tiling(rows_per_block, keys_per_chunk):
+        """Query blocks and key chunks of these sizes (the sizes are capped by T)."""
+        c = min(keys_per_chunk, t_k) if isinstance(t_k, int) else keys_per_chunk
+        c = max(c, 1)
+        n, pad = _blocks(t_k, c)
+        no_pad = isinstance(pad, int) and pad == 0
+        if isinstance(t_q, int):
+            bq = max(1, min(rows_per_block, t_q))
+            nq, row_pad = _blocks(t_q, bq)
+        else:  # One block of all rows: Keras' TensorFlow `scan` needs a static length.
+            bq, nq, row_pad = t_q, 1, 0
+
+        def key_chunks(x):
+            """`(s0, s1, s2, T_k, ...)` -> `(s0, s1, s2, n, c, ...)` (padded)."""
+            shape = ops.shape(x)
+            if not no_pad:
+                widths = [[0, 0]] * len(x.shape)
+                widths[3] = [0, pad]
+                x = ops.pad(x, widths, constant_values=False if x.dtype == "bool" else 0)
+            return ops.reshape(x, (shape[0], shape[1], shape[2], n, c, *shape[4:]))
+
+        def row_blocks(x):
+            """`(s0, s1, T_q, ...)` -> `(nq, s0, s1, bq, ...)`: the query blocks, first."""
+            shape = ops.shape(x)
+            if not (isinstance(row_pad, int) and row_pad == 0):
+                x = ops.pad(x, [[0, 0], [0, 0], [0, row_pad]] + [[0, 0]] * (len(x.shape) - 3))
+            x = ops.reshape(x, (shape[0], shape[1], nq, bq, *shape[3:]))
+            return ops.moveaxis(x, 2, 0)
+
+        def from_row_blocks(x):
+            """The inverse of `row_blocks` (padding rows dropped)."""
+            shape = ops.shape(x)
+            x = ops.reshape(ops.moveaxis(x, 0, 2), (shape[1], shape[2], nq * bq, *shape[4:]))
+            return x[:, :, :t_q]
+
+        # Row-wise inputs of a query block (its index, and the rows of any mask or
+        # dropout key that has a T_q axis) go with the block.
+        rows = {"index": ops.arange(nq, dtype="int32")}
+        tiled_mask = None if mask_cols is None else key_chunks(mask_cols)
+        for name, m in (("mask", tiled_mask), ("mask_broadcast", mask_broadcast)):
+            if m is not None and m.shape[2] != 1:
+                rows[name] = row_blocks(m)
+        if row_keys is not None:
+            rows["row_keys"] = row_blocks(row_keys)
+        masked = not no_pad or causal_offset is not None or mask is not None
+
+        def tile_masks(j, block):
+            """Tile (block, j)'s validity `(.., bq | 1, c)` and dropout multiplier (or None)."""
+            cols = ops.cast(j, "int32") * c + ops.arange(c, dtype="int32")
+            valid = None
+            if masked:
+                valid = ops.less(cols, t_k_i)[None, None, None, :]
+                if causal_offset is not None:
+                    r = block["index"] * bq + ops.arange(bq, dtype="int32")
+                    causal = ops.less_equal(cols[None, :], r[:, None] + causal_offset)
+                    valid = ops.logical_and(valid, causal[None, None])
+                if tiled_mask is not None:
+                    tile = ops.take(block.get("mask", tiled_mask), j, axis=3)
+                    valid = ops.logical_and(valid, tile)
+                if mask_broadcast is not None:
+                    valid = ops.logical_and(valid, block.get("mask_broadcast", mask_broadcast))
+            drop = None
+            if "row_keys" in block:
+                keep = _dropout_keep(block["row_keys"], cols, dropout_rate)
+                drop = ops.where(keep, keep_scale, 0.0)
+            return valid, drop
+
+        return types.SimpleNamespace(
+            c=c, n=n, bq=bq, nq=nq, key_chunks=key_chunks, row_blocks=row_blocks,
+            from_row_blocks=from_row_blocks, rows=rows, tile_masks=tile_masks,
+            from_key_chunks=lambda x: ops.reshape(x, (b, h, n * c, -1))[:, :, :t_k],
+        )
 
     @ops.custom_gradient
-    def _attend(q, k_r, v_r):
+    def _attend(q, k, val):
         qs = q * scale_f
+        fw = tiling(_QUERY_BLOCK, chunk_size)
+        k_r, v_r = fw.key_chunks(k[:, :, None])[:, :, 0], fw.key_chunks(val[:, :, None])[:, :, 0]
 
         def forward_block(carry, block):
             qi = block["q"]
-            m0 = ops.full((b, h, bq), _NEG, dtype="float32")
-            l0 = ops.zeros((b, h, bq), dtype="float32")
-            acc0 = ops.zeros((b, h, bq, d_v), dtype="float32")
+            m0 = ops.full((b, h, fw.bq), _NEG, dtype="float32")
+            l0 = ops.zeros((b, h, fw.bq), dtype="float32")
+            acc0 = ops.zeros((b, h, fw.bq, d_v), dtype="float32")
 
             def body(j, state):
                 m, denom, acc = state
-                valid, drop = tile_masks(j, block)
+                valid, drop = fw.tile_masks(j, block)
                 s = ops.einsum("bhqd,bhkd->bhqk", qi, ops.take(k_r, j, axis=2))
                 if valid is not None:
                     s = ops.where(valid, s, _NEG)
@@ -392,7 +401,7 @@ def _chunked_attention(
                 acc = acc * alpha[..., None] + pv
                 return m_new, denom, acc
 
-            m, denom, acc = ops.fori_loop(0, n, body, (m0, l0, acc0))
+            m, denom, acc = ops.fori_loop(0, fw.n, body, (m0, l0, acc0))
             seen = ops.greater(denom, 0.0)
             safe = ops.where(seen, denom, 1.0)
             lse = ops.where(seen, m + ops.log(safe), 0.0)
@@ -401,31 +410,35 @@ def _chunked_attention(
 
         # (Keras' TensorFlow `scan` wants the outputs shaped like the carry: the carry
         # is a block's result, unused.)
-        init = (ops.zeros((b, h, bq, d_v), "float32"), ops.zeros((b, h, bq), "float32"))
-        _, (out_b, lse_b) = ops.scan(forward_block, init, dict(rows, q=row_blocks(qs)))
-        out = from_row_blocks(out_b)
+        init = (ops.zeros((b, h, fw.bq, d_v), "float32"), ops.zeros((b, h, fw.bq), "float32"))
+        _, (out_b, lse_b) = ops.scan(forward_block, init, dict(fw.rows, q=fw.row_blocks(qs)))
+        out = fw.from_row_blocks(out_b)
+        lse = fw.from_row_blocks(lse_b)
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
             d_out = ops.cast(upstream, "float32")
+            # Key blocks of up to _QUERY_BLOCK and query blocks of chunk_size rows.
+            bw = tiling(chunk_size, _QUERY_BLOCK) if isinstance(t_q, int) else fw
+            kb = bw.key_chunks(k[:, :, None])[:, :, 0]
+            vb = bw.key_chunks(val[:, :, None])[:, :, 0]
             # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
             delta = ops.sum(d_out * out, axis=-1)[..., None]
             # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta.
-            d_out_b = row_blocks(d_out)
             blocks = dict(
-                rows,
-                qs=row_blocks(qs),
-                qs_lse=ops.concatenate([row_blocks(qs), -lse_b[..., None]], axis=-1),
-                d_out=d_out_b,
-                d_out_delta=ops.concatenate([d_out_b, -row_blocks(delta)], axis=-1),
+                bw.rows,
+                qs=bw.row_blocks(qs),
+                qs_lse=bw.row_blocks(ops.concatenate([qs, -lse[..., None]], axis=-1)),
+                d_out=bw.row_blocks(d_out),
+                d_out_delta=bw.row_blocks(ops.concatenate([d_out, -delta], axis=-1)),
             )
 
             def back(j, carry):
                 dq_b, dk, dv = carry
                 j = _serialized(j, dq_b)
-                kj = ops.take(k_r, j, axis=2)
-                vj = ops.take(v_r, j, axis=2)
+                kj = ops.take(kb, j, axis=2)
+                vj = ops.take(vb, j, axis=2)
                 one = ops.ones_like(kj[..., :1])
                 kj_one = ops.concatenate([kj, one], axis=-1)
                 vj_one = ops.concatenate([vj, one], axis=-1)
@@ -433,9 +446,9 @@ def _chunked_attention(
                 def back_block(sums, _):
                     i, dkj, dvj, _ = sums
                     # The block is taken here (not scanned over as `xs`, which would copy
-                    # every block into a TensorArray once per key chunk).
+                    # every block into a TensorArray once per key block).
                     block = {name: ops.take(x, i, axis=0) for name, x in blocks.items()}
-                    valid, drop = tile_masks(j, block)
+                    valid, drop = bw.tile_masks(j, block)
                     p = ops.exp(ops.einsum("bhqd,bhkd->bhqk", block["qs_lse"], kj_one))
                     if valid is not None:
                         p = ops.where(valid, p, 0.0)
@@ -453,19 +466,19 @@ def _chunked_attention(
 
                 zeros = (ops.zeros((), "int32"), ops.zeros_like(kj), ops.zeros_like(vj),
                          ops.zeros_like(dq_b[0]))
-                (_, dkj, dvj, _), (_, _, _, dq_parts) = ops.scan(back_block, zeros, length=nq)
+                (_, dkj, dvj, _), (_, _, _, dq_parts) = ops.scan(back_block, zeros, length=bw.nq)
                 start = [0, 0, ops.cast(j, "int32"), 0, 0]
                 dk = ops.slice_update(dk, start, dkj[:, :, None])
                 dv = ops.slice_update(dv, start, dvj[:, :, None])
                 return dq_b + dq_parts, dk, dv
 
-            init = (ops.zeros_like(blocks["qs"]), ops.zeros_like(k_r), ops.zeros_like(v_r))
-            dq_b, dk, dv = ops.fori_loop(0, n, back, init)
-            return from_row_blocks(dq_b), dk, dv
+            init = (ops.zeros_like(blocks["qs"]), ops.zeros_like(kb), ops.zeros_like(vb))
+            dq_b, dk, dv = ops.fori_loop(0, bw.n, back, init)
+            return bw.from_row_blocks(dq_b), bw.from_key_chunks(dk), bw.from_key_chunks(dv)
 
         return out, grad
 
-    out = _attend(q, k_r, v_r)
+    out = _attend(q, k, val)
     return ops.cast(out, in_dtype)
 
 

@@ -241,40 +241,40 @@ def _graph_shapes(fn, *args):
     return shapes
 
 
+def _causal_forward_backward(q, k, v, chunk):
+    mask = tf.ones((1, 64), tf.bool)
+    with tf.GradientTape() as tape:
+        tape.watch([q, k, v])
+        out = sdpa(q, k, v, mask=mask, is_causal=True, chunk_size=chunk)
+        loss = tf.reduce_sum(out * out)
+    return out, tape.gradient(loss, [q, k, v])
+
+
+def _tiles(shapes, rows, cols):
+    return [s for s in shapes if len(s) >= 2 and s[-2:] == (rows, cols)]
+
+
 def test_chunked_graph_holds_no_t_q_by_t_k_tensor():
     q, k, v = (tf.random.normal((1, 2, 64, 8)) for _ in range(3))
-    mask = tf.ones((1, 64), tf.bool)
-
-    def forward_backward(q, k, v, chunk):
-        with tf.GradientTape() as tape:
-            tape.watch([q, k, v])
-            out = sdpa(q, k, v, mask=mask, is_causal=True, chunk_size=chunk)
-            loss = tf.reduce_sum(out * out)
-        return out, tape.gradient(loss, [q, k, v])
-
-    def quadratic(shapes):
-        return [s for s in shapes if len(s) >= 2 and s[-2:] == (64, 64)]
-
     # The inspection sees the score matrix of the plain path ...
-    assert quadratic(_graph_shapes(lambda q, k, v: forward_backward(q, k, v, None), q, k, v))
+    assert _tiles(_graph_shapes(lambda q, k, v: _causal_forward_backward(q, k, v, None), q, k, v),
+                  64, 64)
     # ... and nothing of that size on the chunked path, forward or backward, while
     # the per-chunk scores (64, 16) inside the loops are seen.
-    shapes = _graph_shapes(lambda q, k, v: forward_backward(q, k, v, 16), q, k, v)
-    assert quadratic(shapes) == []
-    assert any(s[-2:] == (64, 16) for s in shapes if len(s) >= 2)
-    return forward_backward
+    shapes = _graph_shapes(lambda q, k, v: _causal_forward_backward(q, k, v, 16), q, k, v)
+    assert _tiles(shapes, 64, 64) == []
+    assert _tiles(shapes, 64, 16)
 
 
 def test_chunked_query_blocks_bound_the_score_tiles(monkeypatch):
-    forward_backward = test_chunked_graph_holds_no_t_q_by_t_k_tensor()
-    q, k, v = (tf.random.normal((1, 2, 64, 8)) for _ in range(3))
-    expected = forward_backward(q, k, v, 16)
+    q, k, v = (tf.random.normal((1, 2, 64, 5)) for _ in range(3))
+    expected = _causal_forward_backward(q, k, v, 16)
     monkeypatch.setattr(ka_ops, "_QUERY_BLOCK", 8)
-    shapes = _graph_shapes(lambda q, k, v: forward_backward(q, k, v, 16), q, k, v)
-    # With query blocks of 8 rows, no tile holds all 64 query rows: (8, 16) at most.
-    assert not any(len(s) >= 2 and s[-2:] == (64, 16) for s in shapes)
-    assert any(len(s) >= 2 and s[-2:] == (8, 16) for s in shapes)
-    got = forward_backward(q, k, v, 16)
+    shapes = _graph_shapes(lambda q, k, v: _causal_forward_backward(q, k, v, 16), q, k, v)
+    # Blocks of 8 query rows forward, of 8 keys backward: no tile holds all 64 rows.
+    assert _tiles(shapes, 64, 16) == [] and _tiles(shapes, 64, 8) == []
+    assert _tiles(shapes, 8, 16) and _tiles(shapes, 16, 8)
+    got = _causal_forward_backward(q, k, v, 16)
     for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(expected), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
