@@ -24,6 +24,8 @@ _NEG = -1e30
 # Query rows per block on the chunked path (score tiles of `_QUERY_BLOCK x chunk_size`
 # per batch and head); T_q up to this is a single block.
 _QUERY_BLOCK = 1024
+# Keys per block in the chunked backward pass (with query blocks of `chunk_size` rows).
+_KEY_BLOCK = 1024
 
 
 def scaled_dot_product_attention(
@@ -261,9 +263,9 @@ def _chunked_attention(
 
     The forward pass visits the queries in blocks of up to `_QUERY_BLOCK` rows
     and, for each block, the keys in chunks of `chunk_size`; the backward pass
-    visits the keys in blocks of up to `_QUERY_BLOCK` and, within each, the
+    visits the keys in blocks of up to `_KEY_BLOCK` and, within each, the
     queries in blocks of `chunk_size` rows. Either way a score tile is at most
-    `_QUERY_BLOCK x chunk_size` per batch and head whatever T: small enough to
+    `1024 x chunk_size` per batch and head whatever T: small enough to
     stay in a CPU's cache between the elementwise passes that follow its matrix
     product, and the backward's full-size accumulations (of `dQ`) happen once
     per key block, not once per chunk. A forward tile costs four elementwise
@@ -419,8 +421,8 @@ def _chunked_attention(
             if upstream is None:
                 (upstream,) = args
             d_out = ops.cast(upstream, "float32")
-            # Key blocks of up to _QUERY_BLOCK and query blocks of chunk_size rows.
-            bw = tiling(chunk_size, _QUERY_BLOCK) if isinstance(t_q, int) else fw
+            # Key blocks of up to _KEY_BLOCK and query blocks of chunk_size rows.
+            bw = tiling(chunk_size, _KEY_BLOCK) if isinstance(t_q, int) else fw
             kb = bw.key_chunks(k[:, :, None])[:, :, 0]
             vb = bw.key_chunks(val[:, :, None])[:, :, 0]
             # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.

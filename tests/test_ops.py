@@ -136,6 +136,7 @@ def query_block(request, monkeypatch):
     last one padded), so that every case also runs the query tiling."""
     if request.param is not None:
         monkeypatch.setattr(ka_ops, "_QUERY_BLOCK", request.param)
+        monkeypatch.setattr(ka_ops, "_KEY_BLOCK", request.param)
     return request.param
 
 
@@ -270,6 +271,7 @@ def test_chunked_query_blocks_bound_the_score_tiles(monkeypatch):
     q, k, v = (tf.random.normal((1, 2, 64, 5)) for _ in range(3))
     expected = _causal_forward_backward(q, k, v, 16)
     monkeypatch.setattr(ka_ops, "_QUERY_BLOCK", 8)
+    monkeypatch.setattr(ka_ops, "_KEY_BLOCK", 8)
     shapes = _graph_shapes(lambda q, k, v: _causal_forward_backward(q, k, v, 16), q, k, v)
     # Blocks of 8 query rows forward, of 8 keys backward: no tile holds all 64 rows.
     assert _tiles(shapes, 64, 16) == [] and _tiles(shapes, 64, 8) == []
