@@ -57,10 +57,14 @@ def scaled_dot_product_attention(
     chunk's scores from `(Q, K, V, O, logsumexp)` (the FlashAttention backward:
     `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(dO ⊙ O))`,
     `dQ = scale · dS K`, `dK = scale · dSᵀ Q`), so neither pass holds a
-    `(T_q, T_k)` tensor: memory is `O(T_q · chunk_size)` per batch and head.
+    `(T_q, T_k)` tensor. The queries are also taken in blocks (of up to 1024
+    rows forward; backward, the keys in blocks of up to 1024 against query
+    blocks of `chunk_size`), so a score tile is at most `1024 · chunk_size` per
+    batch and head whatever the lengths (a T_q unknown when tracing is one
+    block), and memory beyond that is `O((T_q + T_k) · dim)`.
     The chunked path computes in float32 whatever the input dtype. Masks given as
-    `(batch, T_k)` and `is_causal` are applied per chunk; a `(batch, T_q, T_k)`
-    mask is sliced per chunk.
+    `(batch, T_k)` and `is_causal` are applied per tile; a `(batch, T_q, T_k)`
+    mask is sliced per tile.
 
     Args:
         query: `(batch, heads, T_q, dim)`.
