@@ -264,7 +264,7 @@ def paired_ratio_interval(times, reference_times, confidence=0.95, resamples=200
     n = min(len(times), len(reference_times))
     if n < 3:
         return None
-    ratios = [a / b for a, b in zip(times[:n], reference_times[:n])]
+    ratios = [a / b for a, b in zip(times[:n], reference_times[:n], strict=True)]
     rng = random.Random(seed)
     medians = sorted(
         statistics.median(rng.choices(ratios, k=n)) for _ in range(resamples)

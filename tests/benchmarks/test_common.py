@@ -102,3 +102,16 @@ def test_results_are_written_as_json_and_markdown(tmp_path):
     info = _common.machine_info()
     assert info["cores"] >= 1 and len(info["load_average_at_start"]) == 3
     assert "cores" in _common.machine_line(info)
+
+
+def test_paired_ratio_interval_brackets_the_median_of_round_ratios():
+    ours = [1.0, 1.1, 0.9, 1.2, 1.0, 1.05, 0.95]
+    ref = [1.0] * 7
+    median, low, high = _common.paired_ratio_interval(ours, ref, seed=1)
+    assert median == 1.0
+    assert min(ours) <= low <= median <= high <= max(ours)
+    # A steady 20% slowdown under 2x load swings: the pairing cancels the swings.
+    load = [1.0, 2.0, 1.0, 2.0, 1.5]
+    median, low, high = _common.paired_ratio_interval([1.2 * x for x in load], load)
+    assert median == low == high == 1.2
+    assert _common.paired_ratio_interval([1.0, 2.0], [1.0, 2.0]) is None
