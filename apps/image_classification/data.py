@@ -81,6 +81,29 @@ class ClutteredDigitsConfig(tfds.core.BuilderConfig):
     seed: int = 2014
 
 
+def config_with(**changes) -> ClutteredDigitsConfig | None:
+    """The default config with `changes` (None values ignored), named after them.
+
+    None when nothing changes (the default config). The name lists the changed
+    fields, e.g. `canvas_size_100_min_clutter_8_max_clutter_8`, so every variant
+    gets its own cache directory. Raises ValueError, naming the field, for values
+    the builder cannot draw.
+    """
+    changes = {k: v for k, v in changes.items() if v is not None}
+    fields = {f.name for f in dataclasses.fields(ClutteredDigitsConfig)}
+    unknown = sorted(set(changes) - fields)
+    if unknown:
+        raise ValueError(f"Unknown cluttered_digits config fields: {unknown}.")
+    default = ClutteredDigitsConfig(name="default")
+    changes = {k: v for k, v in changes.items() if getattr(default, k) != v}
+    if not changes:
+        return None
+    name = "_".join(f"{k}_{v}" for k, v in sorted(changes.items()))
+    config = ClutteredDigitsConfig(name=name, **changes)
+    _check_config(config)
+    return config
+
+
 def _check_config(config: ClutteredDigitsConfig) -> None:
     if config.canvas_size < DIGIT_SIZE:
         raise ValueError(f"canvas_size must be >= {DIGIT_SIZE}, got {config.canvas_size}.")

@@ -61,6 +61,17 @@ _TRAIN_CANVASES = flags.DEFINE_integer(
     "Canvases drawn per training digit of cluttered_digits (default 4; another value builds "
     "another dataset config).",
 )
+_CANVAS_SIZE = flags.DEFINE_integer(
+    "canvas_size", None,
+    "Side of the cluttered_digits canvas in pixels (default 60; e.g. 100 for Mnih et al.'s "
+    "larger setting). Another value builds another dataset config.",
+)
+_MIN_CLUTTER = flags.DEFINE_integer(
+    "min_clutter", None, "Fewest clutter fragments per canvas (default 4; another config)."
+)
+_MAX_CLUTTER = flags.DEFINE_integer(
+    "max_clutter", None, "Most clutter fragments per canvas (default 8; another config)."
+)
 
 
 @dataclasses.dataclass
@@ -168,14 +179,15 @@ def main(argv):
     del argv
     variant = common_flags.choice(common_flags.VARIANT, model_lib.DEFAULT_VARIANT,
                                   model_lib.VARIANTS)
-    data_config = None
-    if _TRAIN_CANVASES.value is not None:
-        if _TRAIN_CANVASES.value < 1:
-            raise flags.ValidationError("--train_canvases must be a positive integer.")
-        data_config = data_lib.ClutteredDigitsConfig(
-            name=f"train_canvases_{_TRAIN_CANVASES.value}",
-            train_canvases=_TRAIN_CANVASES.value,
+    try:
+        data_config = data_lib.config_with(
+            train_canvases=_TRAIN_CANVASES.value, canvas_size=_CANVAS_SIZE.value,
+            min_clutter=_MIN_CLUTTER.value, max_clutter=_MAX_CLUTTER.value,
         )
+    except ValueError as e:
+        raise flags.ValidationError(
+            f"--train_canvases/--canvas_size/--min_clutter/--max_clutter: {e}"
+        ) from e
     config = TrainConfig(
         variant=variant,
         dataset=common_flags.resolve(common_flags.DATASET, data_lib.EMBEDDED),

@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ import tensorflow_datasets as tfds
 from apps.common import data as common_data
 from apps.image_classification import data
 from tests.apps.image_classification.fixtures import fake_digits, write_fixture_csv
+
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 _TINY = dict(train_canvases=3, eval_canvases=2, min_clutter=3, max_clutter=5)
 
@@ -103,6 +107,32 @@ def test_bad_config_and_bad_csv_are_reported(tmp_path):
     bad.write_text("1,2,3\n4,5,6\n")
     with pytest.raises(ValueError, match="785 columns"):
         data.read_digits(str(bad))
+
+
+def test_config_with_names_the_changes_and_keeps_the_default_as_none():
+    assert data.config_with() is None
+    assert data.config_with(canvas_size=60, min_clutter=None) is None  # the defaults
+    config = data.config_with(canvas_size=100, min_clutter=8, max_clutter=8)
+    assert (config.canvas_size, config.min_clutter, config.max_clutter) == (100, 8, 8)
+    assert config.name == "canvas_size_100_min_clutter_8"  # max_clutter 8 is the default
+    assert config.train_canvases == 4
+    with pytest.raises(ValueError, match="min_clutter"):
+        data.config_with(min_clutter=9)  # above the default max_clutter of 8
+    with pytest.raises(ValueError, match="train_canvases"):
+        data.config_with(train_canvases=0)
+    with pytest.raises(ValueError, match="fragment_sise"):
+        data.config_with(fragment_sise=4)
+
+
+def test_a_bad_clutter_flag_is_a_usage_error_naming_it(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "apps.image_classification.train", "--min_clutter=9",
+         f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=120, cwd=_ROOT,
+    )
+    assert proc.returncode != 0
+    assert "--min_clutter" in proc.stderr and "min_clutter <= max_clutter" in proc.stderr
+    assert not (tmp_path / "cluttered_digits").exists()
 
 
 def test_load_gives_scaled_batches_and_boxes(tmp_path):
