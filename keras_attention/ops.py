@@ -316,14 +316,14 @@ def _chunked_attention(
         else:  # One block of all rows: Keras' TensorFlow `scan` needs a static length.
             bq, nq, row_pad = t_q, 1, 0
 
-        def key_chunks(x):
-            """`(s0, s1, s2, T_k, ...)` -> `(s0, s1, s2, n, c, ...)` (padded)."""
+        def key_chunks(x, axis):
+            """The T_k axis `axis` of `x` padded and split into `(n, c)`."""
             shape = ops.shape(x)
             if not no_pad:
                 widths = [[0, 0]] * len(x.shape)
-                widths[3] = [0, pad]
+                widths[axis] = [0, pad]
                 x = ops.pad(x, widths, constant_values=False if x.dtype == "bool" else 0)
-            return ops.reshape(x, (shape[0], shape[1], shape[2], n, c, *shape[4:]))
+            return ops.reshape(x, (*shape[:axis], n, c, *shape[axis + 1:]))
 
         def row_blocks(x):
             """`(s0, s1, T_q, ...)` -> `(nq, s0, s1, bq, ...)`: the query blocks, first."""
@@ -342,7 +342,7 @@ def _chunked_attention(
         # Row-wise inputs of a query block (its index, and the rows of any mask or
         # dropout key that has a T_q axis) go with the block.
         rows = {"index": ops.arange(nq, dtype="int32")}
-        tiled_mask = None if mask_cols is None else key_chunks(mask_cols)
+        tiled_mask = None if mask_cols is None else key_chunks(mask_cols, 3)
         for name, m in (("mask", tiled_mask), ("mask_broadcast", mask_broadcast)):
             if m is not None and m.shape[2] != 1:
                 rows[name] = row_blocks(m)
@@ -372,7 +372,7 @@ def _chunked_attention(
             return valid, drop
 
         return types.SimpleNamespace(
-            c=c, n=n, bq=bq, nq=nq, key_chunks=key_chunks, row_blocks=row_blocks,
+            n=n, bq=bq, nq=nq, key_chunks=key_chunks, row_blocks=row_blocks,
             from_row_blocks=from_row_blocks, rows=rows, tile_masks=tile_masks,
             from_key_chunks=lambda x: ops.reshape(x, (b, h, n * c, -1))[:, :, :t_k],
         )
@@ -381,7 +381,7 @@ def _chunked_attention(
     def _attend(q, k, val):
         qs = q * scale_f
         fw = tiling(_QUERY_BLOCK, chunk_size)
-        k_r, v_r = fw.key_chunks(k[:, :, None])[:, :, 0], fw.key_chunks(val[:, :, None])[:, :, 0]
+        k_r, v_r = fw.key_chunks(k, 2), fw.key_chunks(val, 2)
 
         def forward_block(carry, block):
             qi = block["q"]
@@ -427,8 +427,7 @@ def _chunked_attention(
             d_out = ops.cast(upstream, "float32")
             # Key blocks of up to _KEY_BLOCK and query blocks of chunk_size rows.
             bw = tiling(chunk_size, _KEY_BLOCK) if isinstance(t_q, int) else fw
-            kb = bw.key_chunks(k[:, :, None])[:, :, 0]
-            vb = bw.key_chunks(val[:, :, None])[:, :, 0]
+            kb, vb = bw.key_chunks(k, 2), bw.key_chunks(val, 2)
             # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
             delta = ops.sum(d_out * out, axis=-1)[..., None]
             # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta.

@@ -84,8 +84,8 @@ class ClutteredDigitsConfig(tfds.core.BuilderConfig):
 def config_with(**changes) -> ClutteredDigitsConfig | None:
     """The default config with `changes` (None values ignored), named after them.
 
-    None when nothing changes (the default config). The name lists the changed
-    fields, e.g. `canvas_size_100_min_clutter_8_max_clutter_8`, so every variant
+    None when nothing changes (the default config). The name lists the fields
+    that differ from the default, e.g. `canvas_size_100_min_clutter_8`, so every variant
     gets its own cache directory. Raises ValueError, naming the field, for values
     the builder cannot draw.
     """
