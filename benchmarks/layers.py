@@ -51,8 +51,12 @@ benchmarks count them: 3.5). The projections of multi-head attention are not
 counted. The machine's reference is the median rate of a float32
 `tf.linalg.matmul` of `--gemm_size`² in a `tf.function`, measured at the start
 and at the end of the run; each case's share is its counted rate over the
-faster of the two. `additive` cases are dominated by `tanh`, not by
-matrix products: no rate is given.
+faster of the two. Cases with `T >= --long_from` also measure the GEMM in
+their own process right after they are timed; the large-T target is judged on
+that share (the machine's rate moves by up to 2x between minutes on a shared
+VM; the case and its reference then see the same machine), and both are shown.
+`additive` cases are dominated by `tanh`, not by matrix products: no rate is
+given.
 
 Usage (from the repository root):
 
@@ -307,6 +311,10 @@ def job_case(spec: dict) -> dict:
             single_call_s=cfg["single_call_s"],
         )
     timing["vm_hwm_bytes"] = _common.peak_rss_self()
+    if spec.get("gemm_after"):
+        # The reference again, in this process right after the case (after its peak
+        # memory is read: the GEMM's buffers must not count as the case's).
+        timing["gemm_after"] = gemm_rate(cfg["gemm_size"], cfg)
     return timing
 
 
@@ -317,9 +325,14 @@ def job_group(spec: dict) -> dict:
         name: _prepare(name, spec["seq_len"], spec["mode"], spec["pass"], cfg)
         for name in spec["impls"]
     }
-    return _common.time_interleaved(
+    timings = _common.time_interleaved(
         calls, repeats=cfg["repeats"], warmup=1, budget_s=cfg["budget_s"]
     )
+    if spec.get("gemm_after"):
+        gemm = gemm_rate(cfg["gemm_size"], cfg)
+        for timing in timings.values():
+            timing["gemm_after"] = gemm
+    return timings
 
 
 def job_baseline(spec: dict) -> dict:
@@ -330,8 +343,12 @@ def job_baseline(spec: dict) -> dict:
 
 
 def job_gemm(spec: dict) -> dict:
+    """The machine's reference in a process of its own."""
+    return gemm_rate(spec["n"], spec["cfg"])
+
+
+def gemm_rate(n: int, cfg: dict) -> dict:
     """The machine's reference: float32 matmul rate (median of repeats)."""
-    n, cfg = spec["n"], spec["cfg"]
     a = tf.random.stateless_normal((n, n), seed=(3, 4))
     b = tf.random.stateless_normal((n, n), seed=(5, 6))
     matmul = tf.function(lambda: tf.linalg.matmul(a, b))
@@ -432,7 +449,8 @@ def _settings() -> dict:
             seq_lens=[16], batch=1, heads=2, head_dim=8, repeats=2, budget_s=5.0,
             other_modes=["function"],
             chunk_size=4, other_max_len=16, check_max_len=16, gemm_size=128,
-            long_from=10**9, case_timeout_s=min(cfg["case_timeout_s"], 300.0),
+            long_from=_LONG_FROM.value if _LONG_FROM.present else 10**9,
+            case_timeout_s=min(cfg["case_timeout_s"], 300.0),
         )
     for name, values, allowed in (("modes", cfg["modes"], MODES),
                                   ("long_modes", cfg["long_modes"], MODES),
@@ -483,7 +501,7 @@ def _fmt_case(row: dict) -> str:
     if row.get("ratio_vs_reference") is not None:
         parts.append(f"x{row['ratio_vs_reference']:.2f} vs {row['reference']}")
     if row.get("gflops") is not None:
-        parts.append(f"{row['gflops']:.1f} GFLOP/s ({100 * row['gemm_share']:.0f}% of GEMM)")
+        parts.append(f"{row['gflops']:.1f} GFLOP/s ({_share_cell(row)} of GEMM)")
     parts.append(f"peak {_common.fmt_bytes(row['peak_rss_bytes'])}")
     return head + " " + ", ".join(parts)
 
@@ -529,15 +547,20 @@ def run_group(group: dict, cfg: dict, gemm_gflops: float | None,
             row["status"], row["reason"] = res.status, _first_line(res.reason)
         return res.status == "ok"
 
+    # Long cases also measure the reference GEMM in their own process, right after.
+    gemm_after = t >= cfg["long_from"] and any(r["flops"] for r in rows.values())
+
     def set_timing(name, timing, how):
         rows[name].update(
             median_s=timing["median_s"], times_s=timing["times_s"], n_timed=timing["n"],
             warmup_s=timing["warmup_s"], first_call=timing["first_call"],
             timing="1st call" if timing["first_call"] else how,
         )
+        if timing.get("gemm_after") and rows[name]["flops"]:
+            rows[name]["gemm_in_process_gflops"] = timing["gemm_after"]["gflops"]
 
     def alone(name):
-        res = _run_job(dict(spec, impl=name), cfg)
+        res = _run_job(dict(spec, impl=name, gemm_after=gemm_after), cfg)
         if record(name, res):
             set_timing(name, res.value, "alone")
 
@@ -560,7 +583,7 @@ def run_group(group: dict, cfg: dict, gemm_gflops: float | None,
             alone(short[0])
         elif short:
             res = _run_job({"job": "group", "seq_len": t, "pass": pass_, "mode": mode,
-                            "impls": short, "cfg": cfg}, cfg)
+                            "impls": short, "gemm_after": gemm_after, "cfg": cfg}, cfg)
             if res.status == "ok":
                 for name in short:
                     set_timing(name, res.value[name], "in turn")
@@ -578,6 +601,8 @@ def run_group(group: dict, cfg: dict, gemm_gflops: float | None,
             row["gflops"] = row["flops"] / row["median_s"] / 1e9
             if gemm_gflops:
                 row["gemm_share"] = row["gflops"] / gemm_gflops
+            if row.get("gemm_in_process_gflops"):
+                row["gemm_share_in_process"] = row["gflops"] / row["gemm_in_process_gflops"]
         if ref is not None and row is not ref:
             row["reference"] = ref["impl"]
             if ref["status"] == "ok":
@@ -625,6 +650,16 @@ def _ratio_cell(row: dict) -> str:
     cell = f"{row['ratio_vs_reference']:.2f}"
     if "paired_ratio_low" in row:
         cell += f" [{row['paired_ratio_low']:.2f}, {row['paired_ratio_high']:.2f}]"
+    return cell
+
+
+def _share_cell(row: dict) -> str:
+    """The share of the run's GEMM rate, and of the one measured in the case's process."""
+    if not row.get("gemm_share"):
+        return "–"
+    cell = f"{100 * row['gemm_share']:.0f}%"
+    if row.get("gemm_share_in_process"):
+        cell += f" ({100 * row['gemm_share_in_process']:.0f}% in-process)"
     return cell
 
 
@@ -678,10 +713,19 @@ def targets(rows: list, cfg: dict) -> dict:
     if chunked:
         t_max = max(r["seq_len"] for r in chunked)
         at = [r for r in chunked if r["seq_len"] == t_max]
+        # Judged against the GEMM measured in the case's own process right after it
+        # (the machine as the case found it); the run-wide share is kept beside it.
+        def judged(r):
+            return r.get("gemm_share_in_process", r["gemm_share"])
+
         out[f"chunked_T={t_max}_share_of_GEMM"] = {
-            "target": ">= 50% of the measured GEMM rate at large T (the largest T >= 8192)",
-            "met": all(r["gemm_share"] >= 0.5 for r in at),
-            "shares": {f"{r['pass']} {r['mode']}": round(r["gemm_share"], 3) for r in at},
+            "target": ">= 50% of the measured GEMM rate at large T (the largest T >= 8192), "
+                      "the GEMM measured in the case's process right after it",
+            "met": all(judged(r) >= 0.5 for r in at),
+            "shares": {f"{r['pass']} {r['mode']}": round(judged(r), 3) for r in at},
+            "shares_of_run_gemm": {
+                f"{r['pass']} {r['mode']}": round(r["gemm_share"], 3) for r in at
+            },
         }
     return out
 
@@ -754,7 +798,7 @@ def markdown(record: dict) -> str:
                 r["seq_len"], r["pass"], r["mode"], r["impl"], time_cell,
                 _ratio_cell(r),
                 f"{r['gflops']:.1f}" if r.get("gflops") else "–",
-                f"{100 * r['gemm_share']:.0f}%" if r.get("gemm_share") else "–",
+                _share_cell(r),
                 _common.fmt_bytes(r.get("peak_rss_bytes")),
                 _common.fmt_bytes(r.get("peak_rss_over_baseline_bytes")),
                 "" if ok else r["reason"],

@@ -17,14 +17,18 @@ PASSES = ("forward", "backward")
 MODES = ("eager", "function", "xla")
 
 
-def test_tiny_run_writes_every_case_with_times_memory_and_ratios(tmp_path):
+def _run(tmp_path, *flags):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
     proc = subprocess.run(
-        [sys.executable, "benchmarks/layers.py", "--tiny", f"--out_dir={tmp_path}"],
+        [sys.executable, "benchmarks/layers.py", "--tiny", f"--out_dir={tmp_path}", *flags],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    record = json.loads((tmp_path / "layers_tiny.json").read_text())
+    return json.loads((tmp_path / "layers_tiny.json").read_text())
+
+
+def test_tiny_run_writes_every_case_with_times_memory_and_ratios(tmp_path):
+    record = _run(tmp_path)
 
     machine = record["machine"]
     assert machine["cpu_model"] and machine["cores"] >= 1
@@ -49,6 +53,8 @@ def test_tiny_run_writes_every_case_with_times_memory_and_ratios(tmp_path):
         assert row["peak_rss_bytes"] > row["peak_rss_over_baseline_bytes"], key
         if key[0] != "additive":
             assert row["gflops"] > 0 and row["gemm_share"] > 0, key
+        # Short cases: no GEMM in their own process.
+        assert "gemm_in_process_gflops" not in row, key
         if key[1] not in REFERENCES:
             assert row["ratio_vs_reference"] > 0, key
 
@@ -63,3 +69,17 @@ def test_tiny_run_writes_every_case_with_times_memory_and_ratios(tmp_path):
         for impl in impls:
             assert f"| {impl} |" in md
     assert "GFLOP/s" in md and machine["cpu_model"] in md and "--tiny" in md
+
+
+def test_long_cases_measure_the_reference_in_their_own_process(tmp_path):
+    record = _run(tmp_path, "--long_from=16", "--cases=keras_mha,mha_chunked",
+                  "--passes=backward")
+    rows = {c["impl"]: c for c in record["cases"]}
+    assert set(rows) == {"keras_mha", "mha_chunked"}
+    for name, row in rows.items():
+        assert row["mode"] == "function", name  # --long_modes: function only
+        assert row["gemm_in_process_gflops"] > 0, name
+        np_share = row["gflops"] / row["gemm_in_process_gflops"]
+        assert abs(row["gemm_share_in_process"] - np_share) < 1e-9, name
+    md = (tmp_path / "layers_tiny.md").read_text()
+    assert "in-process)" in md
