@@ -253,6 +253,24 @@ def time_interleaved(fns: dict, repeats=5, warmup=1, budget_s=None) -> dict:
     }
 
 
+def bootstrap_interval(values, statistic=statistics.median, confidence=0.95, resamples=2000,
+                       seed=0):
+    """`(statistic(values), low, high)`: a percentile bootstrap interval of the statistic.
+
+    Returns None with fewer than 3 values.
+    """
+    values = list(values)
+    n = len(values)
+    if n < 3:
+        return None
+    rng = random.Random(seed)
+    stats = sorted(statistic(rng.choices(values, k=n)) for _ in range(resamples))
+    tail = (1.0 - confidence) / 2.0
+    low = stats[int(tail * (resamples - 1))]
+    high = stats[int(round((1.0 - tail) * (resamples - 1)))]
+    return statistic(values), low, high
+
+
 def paired_ratio_interval(times, reference_times, confidence=0.95, resamples=2000, seed=0):
     """Median of the per-round ratios `times[i] / reference_times[i]`, with a bootstrap interval.
 
@@ -262,17 +280,8 @@ def paired_ratio_interval(times, reference_times, confidence=0.95, resamples=200
     interval lies above 1.0 is slower beyond the measurement's noise.
     """
     n = min(len(times), len(reference_times))
-    if n < 3:
-        return None
     ratios = [a / b for a, b in zip(times[:n], reference_times[:n], strict=True)]
-    rng = random.Random(seed)
-    medians = sorted(
-        statistics.median(rng.choices(ratios, k=n)) for _ in range(resamples)
-    )
-    tail = (1.0 - confidence) / 2.0
-    low = medians[int(tail * (resamples - 1))]
-    high = medians[int(round((1.0 - tail) * (resamples - 1)))]
-    return statistics.median(ratios), low, high
+    return bootstrap_interval(ratios, statistics.median, confidence, resamples, seed)
 
 
 # ---------------------------------------------------------------------- isolated runs

@@ -34,6 +34,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from apps.sentiment import model as sentiment_model  # noqa: E402
 from apps.sentiment import train  # noqa: E402
+from benchmarks import _common  # noqa: E402
 
 _SEEDS = flags.DEFINE_list("seeds", ["42"], "Seeds; every variant runs with each.")
 _VARIANTS = flags.DEFINE_list("variants", list(sentiment_model.VARIANTS), "Variants to run.")
@@ -125,12 +126,58 @@ def markdown(record: dict) -> str:
         cells += [_fmt([r["train_seconds"] for r in rows], 0),
                   _fmt([r["train_cpu_seconds"] for r in rows], 0), str(rows[0]["params"])]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    paired = paired_differences(record)
+    if paired:
+        lines += [
+            "",
+            f"Paired by seed against `{BASELINE}` (a seed fixes the data order and the "
+            "initialisation): movies test accuracy difference, mean with a 95% "
+            "bootstrap interval over seeds, and how many seeds it won / tied / lost.",
+            "",
+            "| variant | mean difference | 95% interval | won / tied / lost |",
+            "|---|---|---|---|",
+        ]
+        for variant, p in paired.items():
+            interval = ("–" if p["low"] is None
+                        else f"[{p['low']:+.4f}, {p['high']:+.4f}]")
+            lines.append(f"| {variant} | {p['mean']:+.4f} | {interval} | "
+                         f"{p['won']} / {p['tied']} / {p['lost']} |")
     return "\n".join(lines) + "\n"
+
+
+BASELINE = "mean_pooling"
+
+
+def paired_differences(record: dict) -> dict:
+    """`{variant: mean, low, high, won, tied, lost}`: test accuracy minus the baseline's,
+    over the seeds both ran (the interval is None with fewer than 3 seeds)."""
+    by_seed = {(r["variant"], r["seed"]): r["test_accuracy"] for r in record["results"]}
+    out = {}
+    for variant in dict.fromkeys(r["variant"] for r in record["results"]):
+        if variant == BASELINE:
+            continue
+        seeds = sorted(s for v, s in by_seed if v == variant and (BASELINE, s) in by_seed)
+        if not seeds:
+            continue
+        diffs = [by_seed[(variant, s)] - by_seed[(BASELINE, s)] for s in seeds]
+        interval = _common.bootstrap_interval(diffs, statistics.fmean)
+        out[variant] = {
+            "mean": statistics.fmean(diffs),
+            "low": interval[1] if interval else None,
+            "high": interval[2] if interval else None,
+            "won": sum(d > 0 for d in diffs),
+            "tied": sum(d == 0 for d in diffs),
+            "lost": sum(d < 0 for d in diffs),
+            "seeds": seeds,
+            "differences": diffs,
+        }
+    return out
 
 
 def main(argv):
     del argv
     record = benchmark(_VARIANTS.value, _SEEDS.value, _DATA.value, _ARCHIVE.value, _RUNS.value)
+    record["paired_with_" + BASELINE] = paired_differences(record)
     os.makedirs(_OUT.value, exist_ok=True)
     json_path = os.path.join(_OUT.value, "sentiment_variants.json")
     with open(json_path, "w", encoding="utf-8") as f:

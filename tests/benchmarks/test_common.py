@@ -1,9 +1,12 @@
 """`benchmarks/_common.py`: timing, isolated runs that report memory, time-outs and OOM."""
 
 import json
+import statistics
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from benchmarks import _common
 
@@ -115,3 +118,11 @@ def test_paired_ratio_interval_brackets_the_median_of_round_ratios():
     median, low, high = _common.paired_ratio_interval([1.2 * x for x in load], load)
     assert median == low == high == 1.2
     assert _common.paired_ratio_interval([1.0, 2.0], [1.0, 2.0]) is None
+
+
+def test_bootstrap_interval_of_a_mean():
+    values = [0.01, -0.02, 0.03, 0.0, 0.02]
+    mean, low, high = _common.bootstrap_interval(values, statistics.fmean, seed=3)
+    assert mean == pytest.approx(statistics.fmean(values))
+    assert min(values) <= low < mean < high <= max(values)
+    assert _common.bootstrap_interval([1.0, 2.0]) is None
