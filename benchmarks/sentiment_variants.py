@@ -14,6 +14,8 @@ Usage:
     python benchmarks/sentiment_variants.py                    # seed 42, from the repo root
     python benchmarks/sentiment_variants.py --seeds=1,2,3      # mean over seeds
     taskset -c 0,1 python benchmarks/sentiment_variants.py     # two cores
+    python benchmarks/sentiment_variants.py --variants=bilstm_attention,mean_pooling \
+        --model_config='{"attention_hops": 4}' --out=benchmarks/results/sentiment_hops4
 
 Targets (issue 3): movies test accuracy >= 0.78 with <= 5 minutes of training
 on two CPU cores; `bilstm_attention` and `transformer` each beat `mean_pooling`.
@@ -42,6 +44,34 @@ _OUT = flags.DEFINE_string("out", "benchmarks/results", "Where the JSON and mark
 _DATA = flags.DEFINE_string("bench_data_dir", None, "Dataset cache (default: the app's).")
 _RUNS = flags.DEFINE_string("runs", "runs/benchmarks/sentiment", "Run directories.")
 _ARCHIVE = flags.DEFINE_string("bench_archive", None, "Local vaderSentiment-3.3.2.tar.gz.")
+_MODEL_CONFIG = flags.DEFINE_string(
+    "model_config", None,
+    'JSON object of ModelConfig fields for every variant, e.g. \'{"attention_hops": 4}\' '
+    "(an ablation; use --out to keep the default results).",
+)
+
+
+def parse_model_config(text: str | None) -> dict:
+    """`--model_config` -> ModelConfig overrides; a bad value raises a UsageError naming it."""
+    if not text:
+        return {}
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise app.UsageError(f"--model_config is not JSON ({e}): {text!r}") from e
+    if not isinstance(values, dict):
+        raise app.UsageError(f"--model_config must be a JSON object, got {text!r}")
+    fields = {f.name for f in dataclasses.fields(sentiment_model.ModelConfig)} - {"variant"}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise app.UsageError(
+            f"--model_config: unknown field(s) {unknown}; ModelConfig has {sorted(fields)}"
+        )
+    try:
+        sentiment_model.ModelConfig(**values)
+    except (TypeError, ValueError) as e:
+        raise app.UsageError(f"--model_config: {e}") from e
+    return values
 
 
 def _mean(values):
@@ -113,7 +143,9 @@ def markdown(record: dict) -> str:
         f"Sentiment variants on `{record['dataset']}` ({record['results'][0]['epochs']} epochs, "
         f"best epoch on validation, seeds {', '.join(map(str, seeds))}; "
         f"{record['machine']['cpus_usable']} usable CPU cores, load average at end "
-        f"{record['machine']['load_average_at_end'][0]:.1f}).",
+        f"{record['machine']['load_average_at_end'][0]:.1f})"
+        + (f"; model config overrides `{json.dumps(record['model_config_overrides'])}`"
+           if record.get("model_config_overrides") else "") + ".",
         "",
         "| variant | movies test acc | " + " | ".join(f"{d} acc (OOD)" for d in domains)
         + " | train time (s) | train CPU time (s) | params |",
@@ -176,7 +208,12 @@ def paired_differences(record: dict) -> dict:
 
 def main(argv):
     del argv
-    record = benchmark(_VARIANTS.value, _SEEDS.value, _DATA.value, _ARCHIVE.value, _RUNS.value)
+    overrides = parse_model_config(_MODEL_CONFIG.value)
+    base = train.TrainConfig()
+    base = dataclasses.replace(base, model=dataclasses.replace(base.model, **overrides))
+    record = benchmark(_VARIANTS.value, _SEEDS.value, _DATA.value, _ARCHIVE.value, _RUNS.value,
+                       base=base)
+    record["model_config_overrides"] = overrides
     record["paired_with_" + BASELINE] = paired_differences(record)
     os.makedirs(_OUT.value, exist_ok=True)
     json_path = os.path.join(_OUT.value, "sentiment_variants.json")

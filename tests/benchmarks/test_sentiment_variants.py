@@ -1,6 +1,7 @@
 """The sentiment benchmark's seed-paired comparison against mean_pooling (no training)."""
 
 import pytest
+from absl import app
 
 from benchmarks import sentiment_variants
 
@@ -41,3 +42,16 @@ def test_markdown_has_the_paired_table():
                   machine={"cpus_usable": 2, "load_average_at_end": [0.5, 0.5, 0.5]})
     md = sentiment_variants.markdown(record)
     assert "| bilstm_attention | +0.0100 | – | 1 / 0 / 0 |" in md
+
+
+def test_model_config_flag_is_checked_before_any_run():
+    assert sentiment_variants.parse_model_config(None) == {}
+    assert sentiment_variants.parse_model_config('{"attention_hops": 4}') == {"attention_hops": 4}
+    for text, needle in [
+        ("{nope", "not JSON"),
+        ("[1]", "JSON object"),
+        ('{"attention_hop": 4}', "attention_hop"),
+        ('{"variant": "transformer"}', "variant"),  # chosen by --variants
+    ]:
+        with pytest.raises(app.UsageError, match=needle):
+            sentiment_variants.parse_model_config(text)
