@@ -27,7 +27,6 @@ import dataclasses
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -36,7 +35,12 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from apps.sentiment import model as sentiment_model  # noqa: E402
 from apps.sentiment import train  # noqa: E402
-from benchmarks import _common  # noqa: E402
+from benchmarks._sentiment_report import (  # noqa: E402
+    BASELINE,
+    markdown,
+    paired_differences,
+    parse_model_config,
+)
 
 _SEEDS = flags.DEFINE_list("seeds", ["42"], "Seeds; every variant runs with each.")
 _VARIANTS = flags.DEFINE_list("variants", list(sentiment_model.VARIANTS), "Variants to run.")
@@ -51,37 +55,6 @@ _MODEL_CONFIG = flags.DEFINE_string(
 )
 
 
-def parse_model_config(text: str | None) -> dict:
-    """`--model_config` -> ModelConfig overrides; a bad value raises a UsageError naming it."""
-    if not text:
-        return {}
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise app.UsageError(f"--model_config is not JSON ({e}): {text!r}") from e
-    if not isinstance(values, dict):
-        raise app.UsageError(f"--model_config must be a JSON object, got {text!r}")
-    fields = {f.name for f in dataclasses.fields(sentiment_model.ModelConfig)} - {"variant"}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise app.UsageError(
-            f"--model_config: unknown field(s) {unknown}; ModelConfig has {sorted(fields)}"
-        )
-    try:
-        sentiment_model.ModelConfig(**values)
-    except (TypeError, ValueError) as e:
-        raise app.UsageError(f"--model_config: {e}") from e
-    return values
-
-
-def _mean(values):
-    return statistics.fmean(values) if values else float("nan")
-
-
-def _fmt(values, digits=3):
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{_mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def benchmark(variants, seeds, data_dir=None, archive=None, runs="runs/benchmarks/sentiment",
@@ -133,77 +106,6 @@ def benchmark(variants, seeds, data_dir=None, archive=None, runs="runs/benchmark
         "model_config": dataclasses.asdict(base.model),
         "results": results,
     }
-
-
-def markdown(record: dict) -> str:
-    variants = list(dict.fromkeys(r["variant"] for r in record["results"]))
-    seeds = sorted({r["seed"] for r in record["results"]})
-    domains = sorted({d for r in record["results"] for d in r["out_of_domain"]})
-    lines = [
-        f"Sentiment variants on `{record['dataset']}` ({record['results'][0]['epochs']} epochs, "
-        f"best epoch on validation, seeds {', '.join(map(str, seeds))}; "
-        f"{record['machine']['cpus_usable']} usable CPU cores, load average at end "
-        f"{record['machine']['load_average_at_end'][0]:.1f})"
-        + (f"; model config overrides `{json.dumps(record['model_config_overrides'])}`"
-           if record.get("model_config_overrides") else "") + ".",
-        "",
-        "| variant | movies test acc | " + " | ".join(f"{d} acc (OOD)" for d in domains)
-        + " | train time (s) | train CPU time (s) | params |",
-        "|---|---|" + "---|" * len(domains) + "---|---|---|",
-    ]
-    for variant in variants:
-        rows = [r for r in record["results"] if r["variant"] == variant]
-        cells = [_fmt([r["test_accuracy"] for r in rows])]
-        cells += [_fmt([r["out_of_domain"][d] for r in rows]) for d in domains]
-        cells += [_fmt([r["train_seconds"] for r in rows], 0),
-                  _fmt([r["train_cpu_seconds"] for r in rows], 0), str(rows[0]["params"])]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    paired = paired_differences(record)
-    if paired:
-        lines += [
-            "",
-            f"Paired by seed against `{BASELINE}` (a seed fixes the data order and the "
-            "initialisation): movies test accuracy difference, mean with a 95% "
-            "bootstrap interval over seeds, and how many seeds it won / tied / lost.",
-            "",
-            "| variant | mean difference | 95% interval | won / tied / lost |",
-            "|---|---|---|---|",
-        ]
-        for variant, p in paired.items():
-            interval = ("–" if p["low"] is None
-                        else f"[{p['low']:+.4f}, {p['high']:+.4f}]")
-            lines.append(f"| {variant} | {p['mean']:+.4f} | {interval} | "
-                         f"{p['won']} / {p['tied']} / {p['lost']} |")
-    return "\n".join(lines) + "\n"
-
-
-BASELINE = "mean_pooling"
-
-
-def paired_differences(record: dict) -> dict:
-    """`{variant: mean, low, high, won, tied, lost}`: test accuracy minus the baseline's,
-    over the seeds both ran (the interval is None with fewer than 3 seeds)."""
-    by_seed = {(r["variant"], r["seed"]): r["test_accuracy"] for r in record["results"]}
-    out = {}
-    for variant in dict.fromkeys(r["variant"] for r in record["results"]):
-        if variant == BASELINE:
-            continue
-        seeds = sorted(s for v, s in by_seed if v == variant and (BASELINE, s) in by_seed)
-        if not seeds:
-            continue
-        diffs = [by_seed[(variant, s)] - by_seed[(BASELINE, s)] for s in seeds]
-        interval = _common.bootstrap_interval(diffs, statistics.fmean)
-        out[variant] = {
-            "mean": statistics.fmean(diffs),
-            "low": interval[1] if interval else None,
-            "high": interval[2] if interval else None,
-            "won": sum(d > 0 for d in diffs),
-            "tied": sum(d == 0 for d in diffs),
-            "lost": sum(d < 0 for d in diffs),
-            "seeds": seeds,
-            "differences": diffs,
-        }
-    return out
 
 
 def main(argv):

@@ -1,9 +1,9 @@
-"""The sentiment benchmark's seed-paired comparison against mean_pooling (no training)."""
+"""The sentiment benchmark's report: seed-paired comparison against mean_pooling, flag check."""
 
 import pytest
 from absl import app
 
-from benchmarks import sentiment_variants
+from benchmarks import _sentiment_report as report
 
 
 def _record(accuracies):
@@ -20,7 +20,7 @@ def test_paired_differences_pair_by_seed_and_count_wins():
         # Seed 4 has no baseline run: it is left out of the pairs.
         ("transformer", 1): 0.78,
     })
-    paired = sentiment_variants.paired_differences(record)
+    paired = report.paired_differences(record)
     attention = paired["bilstm_attention"]
     assert attention["seeds"] == [1, 2, 3]
     assert attention["differences"] == pytest.approx([0.01, 0.0, -0.01])
@@ -40,13 +40,13 @@ def test_markdown_has_the_paired_table():
                  epochs=1)
     record.update(dataset="vader_sentiment/movies",
                   machine={"cpus_usable": 2, "load_average_at_end": [0.5, 0.5, 0.5]})
-    md = sentiment_variants.markdown(record)
+    md = report.markdown(record)
     assert "| bilstm_attention | +0.0100 | – | 1 / 0 / 0 |" in md
 
 
 def test_model_config_flag_is_checked_before_any_run():
-    assert sentiment_variants.parse_model_config(None) == {}
-    assert sentiment_variants.parse_model_config('{"attention_hops": 4}') == {"attention_hops": 4}
+    assert report.parse_model_config(None) == {}
+    assert report.parse_model_config('{"attention_hops": 4}') == {"attention_hops": 4}
     for text, needle in [
         ("{nope", "not JSON"),
         ("[1]", "JSON object"),
@@ -54,4 +54,4 @@ def test_model_config_flag_is_checked_before_any_run():
         ('{"variant": "transformer"}', "variant"),  # chosen by --variants
     ]:
         with pytest.raises(app.UsageError, match=needle):
-            sentiment_variants.parse_model_config(text)
+            report.parse_model_config(text)
