@@ -23,6 +23,7 @@ import dataclasses
 import keras
 from keras import ops
 
+from keras_attention import _validation
 from keras_attention import layers as attention_layers
 
 VARIANTS = ("bilstm_attention", "transformer", "mean_pooling")
@@ -55,6 +56,19 @@ class ModelConfig:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant={self.variant!r} is not one of {VARIANTS}.")
+        # Checked here, so a bad value fails before any data is loaded.
+        for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units",
+                     "attention_units", "num_layers", "num_heads", "intermediate_dim",
+                     "attention_hops"):
+            _validation.positive_int(name, getattr(self, name))
+        for name in ("embedding_dropout", "dropout", "attention_dropout", "transformer_dropout"):
+            _validation.rate(name, getattr(self, name))
+        for name, strict in (("learning_rate", True), ("attention_penalty", False)):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or value < 0 or (strict and value == 0):
+                kind = "positive" if strict else "non-negative"
+                raise ValueError(f"`{name}` must be a {kind} number. Received: {name}={value!r}")
 
 
 @keras.saving.register_keras_serializable(package="sentiment")

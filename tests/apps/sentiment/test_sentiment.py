@@ -181,6 +181,15 @@ def test_unknown_variant_names_the_choices():
         model.ModelConfig(variant="cnn")
 
 
+@pytest.mark.parametrize("field, value", [
+    ("attention_hops", 0), ("lstm_units", 2.5), ("dropout", 1.0), ("attention_dropout", -0.1),
+    ("learning_rate", 0.0), ("attention_penalty", -1.0), ("learning_rate", True),
+])
+def test_bad_model_config_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"{field}={value!r}"):
+        model.ModelConfig(**{field: value})
+
+
 # ----------------------------------------------------------------------------- run
 
 
