@@ -254,31 +254,37 @@ def run(config: TrainConfig) -> dict:
     return metrics
 
 
-def main(argv):
-    del argv
+def config_from_flags() -> TrainConfig:
+    """The `TrainConfig` the command line asks for (common flags + this app's)."""
     quick = bool(common_flags.QUICK.value)
     model_overrides = {}
     if _RNN_UNITS.value is not None:
         model_overrides["rnn_units"] = _RNN_UNITS.value
     if _KWT_DEPTH.value is not None:
         model_overrides["kwt_depth"] = _KWT_DEPTH.value
-    config = TrainConfig(
+    return TrainConfig(
         dataset=common_flags.choice(common_flags.DATASET, DATASETS[0], DATASETS),
         data_dir=common_flags.DATA_DIR.value,
         model_dir=training.run_dir(common_flags.MODEL_DIR.value, APP),
         export_dir=common_flags.resolve(common_flags.EXPORT_DIR, os.path.join("saved_models", APP)),
         variant=common_flags.choice(common_flags.VARIANT, "attention_rnn",
                                     ("attention_rnn", "kwt", "cnn")),
-        epochs=common_flags.positive(common_flags.EPOCHS, 3 if quick else 20),
-        batch_size=common_flags.positive(common_flags.BATCH_SIZE, 64),
-        learning_rate=_LEARNING_RATE.value or 2e-3,
+        # The defaults are TrainConfig's (the command line used to say 20 epochs
+        # after the default became 12 with corpus 1.1.0).
+        epochs=common_flags.positive(common_flags.EPOCHS, 3 if quick else TrainConfig.epochs),
+        batch_size=common_flags.positive(common_flags.BATCH_SIZE, TrainConfig.batch_size),
+        learning_rate=_LEARNING_RATE.value or TrainConfig.learning_rate,
         seed=common_flags.SEED.value,
         strategy=common_flags.STRATEGY.value,
         quick=quick,
         model=model_overrides,
         sample_clips=8 if _SAMPLE_CLIPS.value is None else _SAMPLE_CLIPS.value,
     )
-    metrics = run(config)
+
+
+def main(argv):
+    del argv
+    metrics = run(config_from_flags())
     print(common_metrics.results_line(APP, metrics["dataset"], metrics["variant"],
                                       metrics["metric"], metrics["value"],
                                       metrics["train_seconds"]))

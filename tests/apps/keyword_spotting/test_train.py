@@ -49,3 +49,20 @@ def test_bad_configuration_is_refused():
         train.run(train.TrainConfig(variant="rnn"))
     with pytest.raises(ValueError, match="dataset='timit'"):
         train.run(train.TrainConfig(dataset="timit"))
+
+
+def test_command_line_defaults_are_the_train_config_defaults():
+    from absl import flags
+    from absl.testing import flagsaver
+
+    flags.FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver():
+        config = train.config_from_flags()
+    # 12 epochs since corpus 1.1.0 (the command line said 20 until it read TrainConfig).
+    assert config.epochs == train.TrainConfig.epochs == 12
+    assert config.batch_size == train.TrainConfig.batch_size
+    assert config.learning_rate == train.TrainConfig.learning_rate
+    with flagsaver.flagsaver(quick=True):
+        assert train.config_from_flags().epochs == 3
+    with flagsaver.flagsaver(epochs=5):
+        assert train.config_from_flags().epochs == 5
