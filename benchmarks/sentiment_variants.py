@@ -55,8 +55,6 @@ _MODEL_CONFIG = flags.DEFINE_string(
 )
 
 
-
-
 def benchmark(variants, seeds, data_dir=None, archive=None, runs="runs/benchmarks/sentiment",
               base: train.TrainConfig | None = None) -> dict:
     """Runs every (variant, seed); returns the record written as JSON."""

@@ -20,6 +20,20 @@ def non_negative_int(name: str, value):
     return value
 
 
+def positive_float(name: str, value):
+    """A number > 0 (not a bool), returned as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive float. Received: {name}={value!r}")
+    return float(value)
+
+
+def non_negative_float(name: str, value):
+    """A number >= 0 (not a bool), returned as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative float. Received: {name}={value!r}")
+    return float(value)
+
+
 def rate(name: str, value):
     """A probability in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

@@ -63,12 +63,8 @@ class ModelConfig:
             _validation.positive_int(name, getattr(self, name))
         for name in ("embedding_dropout", "dropout", "attention_dropout", "transformer_dropout"):
             _validation.rate(name, getattr(self, name))
-        for name, strict in (("learning_rate", True), ("attention_penalty", False)):
-            value = getattr(self, name)
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not number or value < 0 or (strict and value == 0):
-                kind = "positive" if strict else "non-negative"
-                raise ValueError(f"`{name}` must be a {kind} number. Received: {name}={value!r}")
+        _validation.positive_float("learning_rate", self.learning_rate)
+        _validation.non_negative_float("attention_penalty", self.attention_penalty)
 
 
 @keras.saving.register_keras_serializable(package="sentiment")

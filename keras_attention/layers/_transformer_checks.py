@@ -10,15 +10,7 @@ def check_block_args(num_heads, intermediate_dim, key_dim, dropout, layer_norm_e
     _validation.positive_int("intermediate_dim", intermediate_dim)
     _validation.positive_int("key_dim", key_dim, allow_none=True)
     _validation.rate("dropout", dropout)
-    if (
-        isinstance(layer_norm_epsilon, bool)
-        or not isinstance(layer_norm_epsilon, (int, float))
-        or layer_norm_epsilon <= 0
-    ):
-        raise ValueError(
-            "`layer_norm_epsilon` must be a positive float. "
-            f"Received: layer_norm_epsilon={layer_norm_epsilon!r}"
-        )
+    _validation.positive_float("layer_norm_epsilon", layer_norm_epsilon)
 
 
 def head_dim(name, shape, num_heads, key_dim):

@@ -83,16 +83,9 @@ class AttentionPooling(keras.layers.Layer):
         self.units = _validation.positive_int("units", units, allow_none=True)
         self.num_hops = _validation.positive_int("num_hops", num_hops)
         self.dropout = _validation.rate("dropout", dropout)
-        if (
-            isinstance(penalty_coefficient, bool)
-            or not isinstance(penalty_coefficient, (int, float))
-            or penalty_coefficient < 0
-        ):
-            raise ValueError(
-                "`penalty_coefficient` must be a non-negative float. "
-                f"Received: penalty_coefficient={penalty_coefficient!r}"
-            )
-        self.penalty_coefficient = float(penalty_coefficient)
+        self.penalty_coefficient = _validation.non_negative_float(
+            "penalty_coefficient", penalty_coefficient
+        )
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)

@@ -79,7 +79,7 @@ def test_long_cases_measure_the_reference_in_their_own_process(tmp_path):
     for name, row in rows.items():
         assert row["mode"] == "function", name  # --long_modes: function only
         assert row["gemm_in_process_gflops"] > 0, name
-        np_share = row["gflops"] / row["gemm_in_process_gflops"]
-        assert abs(row["gemm_share_in_process"] - np_share) < 1e-9, name
+        expected = row["gflops"] / row["gemm_in_process_gflops"]
+        assert abs(row["gemm_share_in_process"] - expected) < 1e-9, name
     md = (tmp_path / "layers_tiny.md").read_text()
     assert "in-process)" in md
