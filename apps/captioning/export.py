@@ -12,7 +12,11 @@ Signature `serving_default`:
              map over the encoder's grid with which each token was emitted (each
              sums to 1; zeros at padding), `T_out = max_length - 1`.
 Signature `caption_images` takes decoded float32 `images` `[batch, S, S, 3]` in
-[0, 1] and gives the same outputs.
+[0, 1] and gives the same outputs; another shape, a NaN or Inf, or values
+outside [0, 1] fail with an `InvalidArgumentError` naming `images`.
+
+Limits: at most 256 images per request (an `InvalidArgumentError` naming the
+input beyond that).
 
 Bad inputs: empty, non-image, truncated or corrupt bytes, and images declaring
 more than `max_pixels` pixels fail with an `InvalidArgumentError` whose message
@@ -35,7 +39,7 @@ from apps.common import images as common_images
 from apps.common import text as common_text
 
 
-class CaptionerModule(tf.Module):
+class CaptionerModule(common_export.ServingModule):
     """The captioner, its tokenizer and image decoding, with the serving signatures.
 
     Args:
@@ -64,17 +68,26 @@ class CaptionerModule(tf.Module):
             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")],
             autograph=False,
         )
+        # One traced decoder behind both signatures.
+        self._caption_decoded = tf.function(
+            self._caption_checked,
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)], autograph=False,
+        )
 
     def _serve(self, image_bytes):
+        image_bytes = self.check_batch(image_bytes, "image_bytes")
         images = common_images.decode_images(
             image_bytes, self.image_size, self.image_size, 3, keep_aspect=True,
             max_pixels=self.max_pixels,
         )
-        return self.caption_images(images)  # One traced decoder for both signatures.
+        return self._caption_decoded(images)
 
     def _caption(self, images):
         size = self.image_size
-        images = tf.ensure_shape(images, [None, size, size, 3], name="images")
+        images = self.check_batch(images, "images")
+        return self._caption_decoded(common_images.check_images(images, size, size, 3))
+
+    def _caption_checked(self, images):
         # An empty batch skips the model (TensorFlow's CPU convolutions mishandle zero rows).
         return tf.cond(tf.shape(images)[0] > 0, lambda: self._decode(images), self._empty)
 
@@ -97,15 +110,22 @@ class CaptionerModule(tf.Module):
         }
 
 
+    def signatures(self):
+        return {"serving_default": self.serving_default, "caption_images": self.caption_images}
+
+    def warmup_requests(self):
+        pngs = [common_export.warmup_png(), common_export.warmup_png(120, 80, seed=1)]
+        size = self.image_size
+        images = np.random.default_rng(0).random((1, size, size, 3)).astype(np.float32)
+        return [
+            ("serving_default", {"image_bytes": np.array(pngs, dtype=object)}),
+            ("caption_images", {"images": images}),
+        ]
+
+
 def save(module: CaptionerModule, base: str, version: int | None = None) -> str:
     """Writes `module` to `<base>/<version>/` atomically; returns that directory."""
-    signatures = {
-        "serving_default": module.serving_default,
-        "caption_images": module.caption_images,
-    }
-    warmup = [("serving_default", {"image_bytes": np.array(
-        [common_export.warmup_png(), common_export.warmup_png(120, 80, seed=1)], dtype=object)})]
-    return common_export.save_module(module, signatures, base, version=version, warmup=warmup)
+    return common_export.export(module, base, version)
 
 
 def export(model, tokenizer, base: str, beam_width: int = 3, version: int | None = None) -> str:

@@ -1,10 +1,30 @@
-"""Versioned, atomic SavedModel export for TF Serving.
+"""The one serving path of every app: `ServingModule`, and versioned, atomic export.
 
-TF Serving polls `<base>/` and loads the highest integer sub-directory, so a
-version must appear only when complete: we write into a hidden temporary
-directory beside it and `os.rename` it into place (atomic on one filesystem).
-A crash or kill leaves at most a `.tmp-*` directory, which Serving ignores and
-the next export removes.
+Every app's SavedModel is a `ServingModule` subclass that declares its
+signatures (`signatures()`) and its warmup requests (`warmup_requests()`);
+`export(module, base)` does the rest, once for all apps:
+
+- **Variables for every loader.** Keras 3 keeps its `tf.Variable`s behind
+  `keras.Variable` wrappers that `tf.saved_model.save` reaches only through the
+  TF2 object graph. TF2's `tf.saved_model.load` finds them; TF1-style loaders
+  (TF Serving's C++ `LoadSavedModel`, `saved_model_cli run`,
+  `tf.compat.v1.saved_model.loader.load`) restore variables through the
+  SavedModel's saver and failed with "Could not find variable ..."
+  (keras-team/keras#19274). `export` tracks the `tf.Variable` under every Keras
+  variable reachable from the module, so the saver restores them all.
+- **Every signature warmed up.** TF Serving replays
+  `assets.extra/tf_serving_warmup_requests` when it loads a version; `export`
+  writes them and refuses a module whose warmup leaves a signature out.
+- **Bounded requests.** `ServingModule.check_batch` rejects a request of more
+  than `max_batch_size` items (an `InvalidArgumentError` naming the input);
+  `saved_models/batching_parameters.txt` batches at most that many.
+- **Atomic and durable versions.** TF Serving polls `<base>/` and loads the
+  highest integer sub-directory, so a version must appear only when complete:
+  it is written into a hidden temporary directory beside it, every file and
+  directory is fsync'ed, and it is renamed into place (atomic on one
+  filesystem), then `<base>` is fsync'ed. A crash or kill leaves at most a
+  `.tmp-*` directory, which Serving ignores and the next export removes; a
+  power loss cannot leave a complete-looking version with empty files.
 """
 
 from __future__ import annotations
@@ -15,6 +35,7 @@ import shutil
 import time
 from collections.abc import Callable
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -62,6 +83,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_tree(root: str) -> None:
+    """fsyncs every file under `root`, then every directory, deepest first."""
+    for directory, _, files in os.walk(root, topdown=False):
+        for name in files:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(directory)
+
+
 def atomic_export(base: str, write: Callable[[str], None], version: int | None = None) -> str:
     """Calls `write(tmp_dir)` and renames `tmp_dir` to `<base>/<version>`.
 
@@ -85,7 +126,9 @@ def atomic_export(base: str, write: Callable[[str], None], version: int | None =
         write(tmp)
         if not tf.io.gfile.exists(os.path.join(tmp, "saved_model.pb")):
             raise RuntimeError(f"The export writer left no saved_model.pb in {tmp}.")
+        sync_tree(tmp)
         os.rename(tmp, final)
+        _fsync_dir(base)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -125,13 +168,53 @@ def write_warmup_requests(export_path: str, model_name: str, requests) -> str:
     return path
 
 
+def _keras_layers(obj, seen: set) -> list:
+    """The Keras layers reachable from `obj` through attributes, lists, tuples and dicts."""
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, keras.Layer):
+        return [obj]
+    if isinstance(obj, dict):
+        children = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        children = list(obj)
+    elif isinstance(obj, tf.Module):
+        children = [v for k, v in vars(obj).items() if not k.startswith("_keras_variables")]
+    else:
+        return []
+    return [layer for child in children for layer in _keras_layers(child, seen)]
+
+
+def track_keras_variables(module: tf.Module) -> int:
+    """Tracks on `module` the `tf.Variable` under every Keras variable reachable from it.
+
+    The workaround for keras-team/keras#19274 (see the module docstring): without
+    it, TF1-style loaders, TF Serving's among them, cannot restore the model's
+    variables. Returns the number of variables tracked.
+    """
+    variables, ids = [], set()
+    for layer in _keras_layers(module, set()):
+        for variable in layer.variables:
+            value = getattr(variable, "value", variable)
+            if isinstance(value, tf.Variable) and id(value) not in ids:
+                ids.add(id(value))
+                variables.append(value)
+    # A list attribute is tracked by tf.Module's checkpointing (a ListWrapper).
+    module._keras_variables = variables
+    return len(variables)
+
+
 def save_module(module: tf.Module, signatures: dict, base: str, version: int | None = None,
                 warmup=None) -> str:
     """Exports a `tf.Module` with named signatures (e.g. {"serving_default": fn}) atomically.
 
-    `warmup`, when given, is a list of `(signature_name, {input: value})` written as
-    TF Serving warmup requests inside the version before it becomes visible.
+    The Keras variables reachable from `module` are tracked so that every loader,
+    TF Serving's included, restores them (`track_keras_variables`). `warmup`, when
+    given, is a list of `(signature_name, {input: value})` written as TF Serving
+    warmup requests inside the version before it becomes visible.
     """
+    track_keras_variables(module)
 
     def write(path):
         tf.saved_model.save(module, path, signatures=signatures)
@@ -166,3 +249,77 @@ def read_warmup_requests(export_path: str) -> list:
         inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
         out.append((request.model_spec.signature_name, inputs))
     return out
+
+
+MAX_BATCH_SIZE = 256
+
+
+class ServingModule(tf.Module):
+    """The base of every app's SavedModel: signatures, warmup requests, request limits.
+
+    A subclass holds its Keras models and tokenizers as attributes and defines:
+
+    - `signatures()`: `{signature_name: tf.function with an input_signature, or a
+      concrete function}`, `"serving_default"` among them;
+    - `warmup_requests()`: `[(signature_name, {input_name: value})]`, at least one
+      per signature (TF Serving replays them when it loads the version).
+
+    Its signature functions call `check_batch(tensor, name)` on their batched
+    input, and `check_finite(probabilities, name)` before turning scores into a
+    label. `export(module, base)` saves it.
+    """
+
+    #: The most items one request may hold (`check_batch`); the batching
+    #: parameters' `max_batch_size` must not exceed it.
+    max_batch_size = MAX_BATCH_SIZE
+
+    def signatures(self) -> dict:
+        raise NotImplementedError
+
+    def warmup_requests(self) -> list:
+        raise NotImplementedError
+
+    def check_batch(self, tensor: tf.Tensor, name: str) -> tf.Tensor:
+        """`tensor`, after checking its batch (first) dimension is at most `max_batch_size`."""
+        batch = tf.shape(tensor)[0]
+        check = tf.debugging.Assert(batch <= self.max_batch_size, [tf.strings.format(
+            name + " holds {} items; this model answers at most {} per request: split the batch.",
+            (batch, self.max_batch_size))])
+        with tf.control_dependencies([check]):
+            return tf.identity(tensor)
+
+    @staticmethod
+    def check_finite(scores: tf.Tensor, name: str) -> tf.Tensor:
+        """`scores`, after checking they are finite: a NaN or Inf never becomes a label.
+
+        The last guard after each app's input checks; `name` is the input that
+        produced them.
+        """
+        bad = tf.where(tf.logical_not(tf.reduce_all(
+            tf.math.is_finite(scores), axis=tf.range(1, tf.rank(scores)))))
+        check = tf.debugging.Assert(tf.equal(tf.size(bad), 0), [tf.strings.format(
+            name + "[{}] gave non-finite scores (NaN or Inf); the input is out of the range the "
+            "model was built for.", (tf.reduce_max(tf.concat([[-1], bad[:1, 0]], 0)),))])
+        with tf.control_dependencies([check]):
+            return tf.identity(scores)
+
+
+def export(module: ServingModule, base: str, version: int | None = None) -> str:
+    """Saves `module` as `<base>/<version>/` with its signatures and warmup requests.
+
+    Atomic (see `atomic_export`); every signature must have a warmup request.
+    Returns the version directory.
+    """
+    signatures = module.signatures()
+    if "serving_default" not in signatures:
+        raise ValueError(f"{type(module).__name__}.signatures() has no 'serving_default'; "
+                         f"it has {sorted(signatures)}.")
+    warmup = list(module.warmup_requests())
+    unwarmed = sorted(set(signatures) - {name for name, _ in warmup})
+    if unwarmed:
+        raise ValueError(f"{type(module).__name__}.warmup_requests() leaves out the signatures "
+                         f"{unwarmed}; TF Serving replays one request per signature at load.")
+    unknown = sorted({name for name, _ in warmup} - set(signatures))
+    if unknown:
+        raise ValueError(f"Warmup requests name unknown signatures {unknown}.")
+    return save_module(module, signatures, base, version=version, warmup=warmup)

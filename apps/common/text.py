@@ -24,15 +24,28 @@ _TOKEN_PATTERN = r"([^\w\s'’]|['’](?:\s|$))"
 _UNICODE_TOKEN_PATTERN = r"([^\pL\pN\pM_\s'’]|['’](?:\s|$))"
 
 
+#: Bytes of each text a SavedModel reads (`clip_bytes`); the rest is ignored.
+MAX_TEXT_BYTES = 1 << 20
+
+
+def clip_bytes(text: tf.Tensor, limit: int = MAX_TEXT_BYTES) -> tf.Tensor:
+    """The first `limit` bytes of each string (a character cut in two becomes U+FFFD)."""
+    return tf.strings.substr(text, 0, limit)
+
+
 def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = False) -> tf.Tensor:
-    """Repairs UTF-8, normalizes (NFKC), lower-cases and spaces out punctuation."""
+    """Repairs UTF-8, lower-cases and spaces out punctuation.
+
+    Invalid UTF-8 becomes U+FFFD. Control characters (NUL included: `tf.strings.lower`
+    would cut the text there) and every Unicode space (no-break, em, ideographic, ...)
+    separate words like a space. No Unicode normalization is applied (NFKC is not
+    available as a stock TensorFlow op), so "…" stays one token.
+    """
     text = tf.strings.unicode_transcode(
         text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
     )
-    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8")
+    text = tf.strings.regex_replace(text, r"[\p{Z}\p{Cc}\s]+", " ")
     text = tf.strings.regex_replace(text, r"<[^>]{0,40}>", " ")  # stray HTML tags
-    if unicode_words:  # Unicode spaces too (French puts no-break spaces before ":")
-        text = tf.strings.regex_replace(text, r"[\p{Z}\s]+", " ")
     if lowercase:
         text = tf.strings.lower(text, encoding="utf-8")
     pattern = _UNICODE_TOKEN_PATTERN if unicode_words else _TOKEN_PATTERN

@@ -10,7 +10,12 @@ Signature `serving_default`:
              `attention_map` float32 `[batch, h, w]` (sums to 1 over h x w; what it
              is depends on the variant, see `model.py`).
 Signature `predict_images` takes already decoded float32 `images`
-`[batch, H, W, C]` in [0, 1] and gives the same outputs.
+`[batch, H, W, C]` in [0, 1] and gives the same outputs; another shape or
+channel count, a NaN or Inf, or values outside [0, 1] (a 0-255 image) fail
+with an `InvalidArgumentError` naming `images`.
+
+Limits: at most 256 images per request (an `InvalidArgumentError` naming the
+input beyond that).
 
 With `invert_light_background=True` (the digit models: MNIST digits are light
 on dark) a decoded grayscale image whose mean is above 0.5 (dark ink on light
@@ -30,7 +35,7 @@ from apps.common import export as common_export
 from apps.common import images as common_images
 
 
-class ClassifierModule(tf.Module):
+class ClassifierModule(common_export.ServingModule):
     """A `tf.Module` holding the explainer model and its preprocessing.
 
     Args:
@@ -62,6 +67,7 @@ class ClassifierModule(tf.Module):
         )
 
     def _serve(self, image_bytes):
+        image_bytes = self.check_batch(image_bytes, "image_bytes")
         images = common_images.decode_images(
             image_bytes, self.height, self.width, self.channels, keep_aspect=True,
             max_pixels=self.max_pixels,
@@ -69,11 +75,17 @@ class ClassifierModule(tf.Module):
         if self.invert_light_background:
             light = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True) > 0.5
             images = tf.where(light, 1.0 - images, images)
-        return self._predict(images)
+        return self._classify(images, "image_bytes")
 
     def _predict(self, images):
+        images = self.check_batch(images, "images")
+        images = common_images.check_images(images, self.height, self.width, self.channels)
+        return self._classify(images, "images")
+
+    def _classify(self, images, input_name):
         logits, attention_map = self.explainer(images, training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        logits = self.check_finite(tf.cast(logits, tf.float32), input_name)
+        probabilities = tf.nn.softmax(logits, axis=-1)
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {
             "probabilities": probabilities,
@@ -83,14 +95,20 @@ class ClassifierModule(tf.Module):
         }
 
 
+    def signatures(self):
+        return {"serving_default": self.serving_default, "predict_images": self.predict_images}
+
+    def warmup_requests(self):
+        pngs = [common_export.warmup_png(), common_export.warmup_png(17, 90, seed=1)]
+        images = np.random.default_rng(0).random((2, self.height, self.width, self.channels))
+        return [
+            ("serving_default", {"image_bytes": np.array(pngs, dtype=object)}),
+            ("predict_images", {"images": images.astype(np.float32)}),
+        ]
+
+
 def export(explainer, class_names, image_shape, base: str, invert_light_background=False,
            version: int | None = None) -> str:
     """Writes `<base>/<version>/` atomically; returns that directory."""
     module = ClassifierModule(explainer, class_names, image_shape, invert_light_background)
-    signatures = {
-        "serving_default": module.serving_default,
-        "predict_images": module.predict_images,
-    }
-    warmup = [("serving_default", {"image_bytes": np.array(
-        [common_export.warmup_png(), common_export.warmup_png(17, 90, seed=1)], dtype=object)})]
-    return common_export.save_module(module, signatures, base, version, warmup=warmup)
+    return common_export.export(module, base, version)

@@ -9,6 +9,12 @@
   to 0 for a text without tokens), `tokens` string `[batch, T]` ("" at padding),
   with `T = max_length`; longer texts are truncated to their first T tokens.
 
+Limits: at most 256 texts per request (more is an `InvalidArgumentError` naming
+`text`); only the first 1 MiB of each text is read (`MAX_TEXT_BYTES`). NUL and
+other control characters, and Unicode spaces (no-break, em, ...), separate
+words like a space. A text of no words (empty, spaces only) gets probabilities
+from the model's empty input, all-zero attention and no tokens.
+
 It needs TensorFlow only:
 
     model = tf.saved_model.load("saved_models/sentiment/1")
@@ -24,7 +30,7 @@ from apps.common import text as common_text
 from apps.sentiment import data as sentiment_data
 
 
-class SentimentModule(tf.Module):
+class SentimentModule(common_export.ServingModule):
     """Tokenizer + explainer model + label names, with a `serve` signature function."""
 
     def __init__(self, tokenizer: common_text.Tokenizer, explainer, labels=sentiment_data.LABELS):
@@ -36,9 +42,10 @@ class SentimentModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
-        tokens, ids = self.tokenizer.tokenize(text)
+        text = self.check_batch(text, "text")
+        tokens, ids = self.tokenizer.tokenize(common_text.clip_bytes(text))
         out = self.explainer(ids, training=False)
-        probabilities = tf.cast(out["probabilities"], tf.float32)
+        probabilities = self.check_finite(tf.cast(out["probabilities"], tf.float32), "text")
         weights = tf.cast(out["attention_weights"], tf.float32)
         weights = tf.where(ids > 0, weights, tf.zeros_like(weights))
         label = tf.gather(self.label_names, tf.argmax(probabilities, axis=-1, output_type=tf.int32))
@@ -50,10 +57,13 @@ class SentimentModule(tf.Module):
         }
 
 
+    def signatures(self):
+        return {"serving_default": self.serve}
+
+    def warmup_requests(self):
+        return [("serving_default", {"text": ["a gripping, beautifully acted film", ""]})]
+
+
 def export(tokenizer, explainer, base: str, version: int | None = None) -> str:
     """Writes `<base>/<version>/` atomically; returns that directory."""
-    module = SentimentModule(tokenizer, explainer)
-    warmup = [("serving_default", {"text": ["a gripping, beautifully acted film", ""]})]
-    return common_export.save_module(
-        module, {"serving_default": module.serve}, base, version=version, warmup=warmup
-    )
+    return common_export.export(SentimentModule(tokenizer, explainer), base, version)

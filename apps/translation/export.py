@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.common import export as common_export
+from apps.common import text as common_text
 from apps.translation import text as translation_text
 from keras_attention.decoding import beam_search, greedy_search
 
@@ -69,7 +70,7 @@ def replace_unknown(target_tokens, attention, source_tokens):
     return tf.where(usable & (aligned != ""), aligned, target_tokens)
 
 
-class TranslationModule(tf.Module):
+class TranslationModule(common_export.ServingModule):
     """Tokenizers + model + beam search, with the `translate` signature function.
 
     Args:
@@ -88,11 +89,6 @@ class TranslationModule(tf.Module):
                  length_penalty=0.6, max_output_length=32, unk_replace=True):
         super().__init__(name="translation")
         self.model = model
-        # The tf.Variables under the Keras variables, tracked directly: without this
-        # the SavedModel runs in TF2 (tf.saved_model.load) but TF1-style loaders
-        # (TF Serving's C++ loader, `saved_model_cli run`) find no values for them
-        # ("Could not find variable ..."; keras-team/keras#19274).
-        self.model_variables = [w.value for w in model.weights]
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.beam_width = int(beam_width)
@@ -108,7 +104,8 @@ class TranslationModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
-        source_tokens, source_ids = self.source_tokenizer.tokenize(text)
+        text = self.check_batch(text, "text")
+        source_tokens, source_ids = self.source_tokenizer.tokenize(common_text.clip_bytes(text))
         batch = tf.shape(source_ids)[0]
         has_tokens = tf.reduce_any(source_ids != 0, axis=1)
         state = self.model.initial_state(self.model.encode(source_ids, training=False))
@@ -135,12 +132,16 @@ class TranslationModule(tf.Module):
         }
 
 
+    def signatures(self):
+        return {"serving_default": self.translate}
+
+    def warmup_requests(self):
+        return [("serving_default", {"text": np.array(WARMUP_TEXTS, dtype=object)})]
+
+
 WARMUP_TEXTS = ("Open the file", "Show all windows", "")
 
 
 def export(module: TranslationModule, base: str, version: int | None = None) -> str:
     """Writes `<base>/<version>/` atomically (with TF Serving warmup requests); returns it."""
-    warmup = [("serving_default", {"text": np.array(WARMUP_TEXTS, dtype=object)})]
-    return common_export.save_module(
-        module, {"serving_default": module.translate}, base, version=version, warmup=warmup
-    )
+    return common_export.export(module, base, version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import subprocess
 import sys
 import wave
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.keyword_spotting import audio, export
+from apps.keyword_spotting import audio
 from tests.apps.serving_checks import replay_warmup, run_isolated
 
 
@@ -68,13 +69,23 @@ def test_speed_perturbation_shifts_pitch_and_keeps_one_second():
     assert 790 <= min(peaks) < max(peaks) <= 1210 and max(peaks) - min(peaks) > 20
 
 
-def test_truncated_canonical_wav_is_repaired():
-    wav = _wav(_tones(16000, 1.0))
-    cut = wav[: 44 + 2 * 5000 + 1]  # A stream cut short mid-sample.
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        tf.audio.decode_wav(cut)
-    audio, rate = tf.audio.decode_wav(export._repair_truncated(tf.constant(cut), 0))
-    assert int(rate) == 16000 and audio.shape == (5000, 1)
+def _float_wav(samples: np.ndarray, rate: int = 16000) -> bytes:
+    """IEEE float32 mono WAV bytes (format code 3)."""
+    data = np.asarray(samples, "<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
+            + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data"
+            + struct.pack("<I", len(data)) + data)
+
+
+def _with_rate(wav: bytes, rate: int) -> bytes:
+    """A canonical WAV whose header declares another sample rate."""
+    return wav[:24] + struct.pack("<I", rate) + wav[28:]
+
+
+def _with_format(wav: bytes, code: int) -> bytes:
+    """A canonical WAV whose header declares another format code."""
+    return wav[:20] + struct.pack("<H", code) + wav[22:]
 
 
 _SERVE = r"""
@@ -110,6 +121,11 @@ for name, item in ARGS["bad"].items():
         RESULT["errors"][name] = None
     except tf.errors.InvalidArgumentError as err:
         RESULT["errors"][name] = err.message
+try:
+    serve(audio_wav=tf.constant([b"x"] * 257))
+    RESULT["errors"]["too_many"] = None
+except tf.errors.InvalidArgumentError as err:
+    RESULT["errors"]["too_many"] = err.message
 RESULT["after_errors"] = summary(call_wav(ARGS["good"][:1]))["label"]
 """
 
@@ -132,13 +148,17 @@ def served(tiny_run, tmp_path_factory):
         "silence": _wav(np.zeros(16000)),
         "no_samples": _wav(np.zeros(0)),
         "truncated_stream": _wav(clip)[:20000],
+        "eight_bit": _wav(clip[:1600], width=1),
+        "float_1e38": _float_wav(np.full(16000, 1e38)),
     }
     junk_riff = b"RIFF" + (100).to_bytes(4, "little") + b"WAVE" + b"LIST" + b"\0" * 20
     bad = {
         "empty": b"",
         "not_wav": b"<html>not a wav file</html>" * 3,
-        "eight_bit": _wav(clip[:1600], width=1),
         "truncated_odd_header": junk_riff,
+        "rate_int32_max": _with_rate(_wav(clip), 2**31 - 1),
+        "rate_2e9": _with_rate(_wav(clip), 2_000_000_000),
+        "adpcm": _with_format(_wav(clip), 2),
     }
     np.save(files / "waveforms.npy", np.stack([clip, np.zeros(16000)]).astype(np.float32))
     result = run_isolated(
@@ -183,7 +203,10 @@ def test_bad_wav_bytes_give_clear_errors_and_the_server_survives(served):
     errors = result["errors"]
     assert "audio_wav[0] is not a WAV file" in errors["empty"]
     assert "audio_wav[0] is not a WAV file" in errors["not_wav"]
-    assert "16-bit" in errors["eight_bit"]
+    assert "audio_wav[0] has sample rate 2147483647 Hz" in errors["rate_int32_max"]
+    assert "audio_wav[0] has sample rate 2000000000 Hz" in errors["rate_2e9"]
+    assert "audio_wav[0] has format code 0x0002 (MS ADPCM)" in errors["adpcm"]
+    assert "audio_wav holds 257 items; this model answers at most 256" in errors["too_many"]
     assert "audio_wav[0] is truncated" in errors["truncated_odd_header"]
     assert result["after_errors"] == result["wav"]["label"][:1]
 
