@@ -107,7 +107,8 @@ class TrainConfig:
 
 
 def _restore_best():
-    return keras.callbacks.EarlyStopping(
+    """Best validation masked accuracy's weights, kept across a kill (see timed_fit)."""
+    return training.ResumableEarlyStopping(
         monitor="val_masked_accuracy", mode="max", patience=10_000, restore_best_weights=True
     )
 

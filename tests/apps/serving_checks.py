@@ -168,6 +168,20 @@ def replay_warmup(export_path: str) -> list:
     return [[name, sorted(out)] for name, out in zip(signatures, tf2, strict=True)]
 
 
+def tensor_names(export_path: str) -> dict:
+    """`{signature: {"inputs": {key: tensor name}, "outputs": {...}}}` from saved_model.pb."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    return {
+        key: {"inputs": {k: v.name for k, v in sig.inputs.items()},
+              "outputs": {k: v.name for k, v in sig.outputs.items()}}
+        for key, sig in proto.meta_graphs[0].signature_def.items() if not key.startswith("__")
+    }
+
+
 def saved_model_cli_run(export_path: str, signatures: list, inputs: list) -> list:
     """`saved_model_cli run` on each request; returns its outputs (read back from .npy)."""
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
