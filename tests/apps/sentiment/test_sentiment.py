@@ -252,6 +252,11 @@ cases = {
     "long": [long_text.encode()],
     "bad_utf8": [b"\\xff\\xfe", b"good \\xc3\\x28 film"],
     "zero": [],
+    "nul": [b"a gripping film \\x00 no wait , it was dull",
+            b"a gripping film   no wait , it was dull"],
+    "unicode_spaces": ["fine\\u00a0film\\u2003\\u3000!\\u2028ok\\t\\x0b".encode()],
+    "spaces_only": ["  \\u00a0\\u2003\\n".encode()],
+    "huge": [b"dull " * 300000],
 }
 for name, texts in cases.items():
     out = fn(text=tf.constant(texts, dtype=tf.string, shape=[len(texts)]))
@@ -262,6 +267,11 @@ for name, texts in cases.items():
         "tokens": [[t.decode() for t in row] for row in out["tokens"].numpy()],
         "dtypes": {k: v.dtype.name for k, v in out.items()},
     }
+try:
+    fn(text=tf.constant(["ok"] * 257))
+    RESULT["too_many"] = None
+except tf.errors.InvalidArgumentError as err:
+    RESULT["too_many"] = err.message
 """
 
 
@@ -317,6 +327,25 @@ def test_bad_inputs_give_defined_results(served):
 
     zero = served["cases"]["zero"]
     assert zero["probabilities"] == [] and zero["label"] == [] and zero["tokens"] == []
+
+
+def test_nul_and_unicode_spaces_separate_words_and_cut_nothing(served):
+    """A NUL once cut the text (tf.strings.lower stops there): the rest is read now."""
+    nul = served["cases"]["nul"]
+    assert nul["tokens"][0] == nul["tokens"][1]
+    assert "dull" in nul["tokens"][0]
+    np.testing.assert_allclose(nul["probabilities"][0], nul["probabilities"][1], atol=1e-6)
+    spaced = served["cases"]["unicode_spaces"]["tokens"][0]
+    assert spaced[:5] == ["fine", "film", "!", "ok", ""]
+    blank = served["cases"]["spaces_only"]
+    assert blank["tokens"] == [[""] * TINY["max_length"]]
+    assert blank["probabilities"] == served["cases"]["empty"]["probabilities"]
+
+
+def test_request_limits(served):
+    huge = served["cases"]["huge"]  # 1.5 MB: read up to 1 MiB, then the first T tokens
+    assert huge["tokens"] == [["dull"] * TINY["max_length"]]
+    assert "text holds 257 items; this model answers at most 256" in served["too_many"]
 
 
 def test_saved_model_cli_shows_the_signature(trained):
