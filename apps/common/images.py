@@ -53,8 +53,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 DEFAULT_MAX_PIXELS = 25_000_000
-# A GIF's trailer must lie within its last TAIL_BYTES bytes; PNG and JPEG ends
-# are searched there first, and in the whole file only when not found there.
+# A GIF's trailer must lie within its last TAIL_BYTES bytes (PNG and JPEG ends may
+# lie anywhere after the data they close).
 TAIL_BYTES = 1024
 # Check tolerance of `check_images` around [0, 1] (values within it are clipped).
 RANGE_TOLERANCE = 1e-3
@@ -111,11 +111,6 @@ def _number(values, big_endian):
     return tf.reduce_sum(values * weights, axis=-1)
 
 
-def _integer(data, start, count, big_endian):
-    """The unsigned integer in bytes `start .. start + count` of `data` (zero past its end)."""
-    return _number(_read_bytes(data, start, count), big_endian)
-
-
 def _holds(data, start, pattern: bytes, count=None):
     """Whether `data[start:start + count]` (to the end by default) holds the bytes `pattern`."""
     length = _length(data)
@@ -140,35 +135,25 @@ def header_size(data, code, jpeg_size=None):
     `jpeg_size`: `(height, width)` already read from a JPEG's start-of-frame
     segment, `-1` when not found (then TensorFlow's `extract_jpeg_shape` reads it).
     """
-
-    def png():
-        width = _integer(data, 16, 4, big_endian=True)
-        height = _integer(data, 20, 4, big_endian=True)
-        return tf.stack([height, width])
-
-    def extract_jpeg():
-        return tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)
+    head = _read_bytes(data, 0, _BMP_HEADER)
+    # int32 BMP fields: a negative height means a top-down bitmap.
+    bmp = tf.stack([_number(head[22:26], False), _number(head[18:22], False)])
+    bmp = tf.where(bmp >= 2**31, bmp - 2**32, bmp)
+    sizes = tf.stack([
+        tf.stack([_number(head[20:24], True), _number(head[16:20], True)]),  # PNG
+        tf.stack([_number(head[8:10], False), _number(head[6:8], False)]),  # GIF
+        tf.stack([tf.abs(bmp[0]), bmp[1]]),
+    ])
+    size = tf.gather(sizes, tf.gather([0, 0, 0, 1, 2], code))
 
     def jpeg():
+        extract = lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)  # noqa: E731
         if jpeg_size is None:
-            return extract_jpeg()
+            return extract()
         found = tf.stack([tf.cast(v, tf.int64) for v in jpeg_size])
-        return tf.cond(found[0] >= 0, lambda: found, extract_jpeg)
+        return tf.cond(found[0] >= 0, lambda: found, extract)
 
-    def gif():
-        width = _integer(data, 6, 2, big_endian=False)
-        height = _integer(data, 8, 2, big_endian=False)
-        return tf.stack([height, width])
-
-    def bmp():
-        width = _integer(data, 18, 4, big_endian=False)
-        height = _integer(data, 22, 4, big_endian=False)
-        # int32 fields: a negative height means a top-down bitmap.
-        width = tf.where(width >= 2**31, width - 2**32, width)
-        height = tf.where(height >= 2**31, height - 2**32, height)
-        return tf.stack([tf.abs(height), width])
-
-    size = tf.switch_case(code - 1, [png, jpeg, gif, bmp])
+    size = tf.cond(tf.equal(code, 2), jpeg, lambda: size)
     return size[0], size[1]
 
 
@@ -255,25 +240,15 @@ def _jpeg_structure(data):
 
 
 def _orient(image, orientation):
-    """Applies EXIF orientation 1..8 to `[h, w, c]`, as PIL.ImageOps.exif_transpose."""
+    """Applies EXIF orientation 1..8 to `[h, w, c]`, as PIL.ImageOps.exif_transpose.
 
-    def transposed():
-        return tf.transpose(image, [1, 0, 2])
-
-    branches = [
-        lambda: image,
-        lambda: tf.reverse(image, [1]),  # 2: mirror left-right
-        lambda: tf.reverse(image, [0, 1]),  # 3: rotate 180
-        lambda: tf.reverse(image, [0]),  # 4: mirror top-bottom
-        transposed,  # 5: transpose
-        lambda: tf.reverse(transposed(), [1]),  # 6: rotate 90 clockwise
-        lambda: tf.reverse(transposed(), [0, 1]),  # 7: transverse
-        lambda: tf.reverse(transposed(), [0]),  # 8: rotate 90 counter-clockwise
-    ]
-    index = tf.cast(tf.clip_by_value(orientation, 1, 8) - 1, tf.int32)
-    out = tf.switch_case(index, branches)
-    out.set_shape([None, None, image.shape[-1]])
-    return out
+    5..8 transpose first; then 3, 4, 7, 8 reverse the rows and 2, 3, 6, 7 the columns.
+    """
+    orientation = tf.clip_by_value(orientation, 1, 8)
+    image = tf.cond(orientation >= 5, lambda: tf.transpose(image, [1, 0, 2]), lambda: image)
+    flips = tf.stack([tf.reduce_any(tf.equal(orientation, [3, 4, 7, 8])),
+                      tf.reduce_any(tf.equal(orientation, [2, 3, 6, 7]))])
+    return tf.reverse(image, tf.boolean_mask(tf.constant([0, 1]), flips))
 
 
 # ---------------------------------------------------------------------- BMP

@@ -64,6 +64,8 @@ inputs = [t.encode("utf-8") for t in texts] + [
     b"zzyzx qwvbn xkcdq",                  # unknown words only
     " ".join(["open the file"] * 40).encode(),  # far too long
     b"open \\xff\\xfe the \\xc3 file",          # not UTF-8
+    b"open \\x00 the file",                  # a NUL once cut the text there
+    "open\\u00a0the\\u2003file".encode(),    # Unicode spaces separate words
 ]
 out = serve(text=tf.constant(inputs))
 empty = serve(text=tf.constant([], tf.string))
@@ -77,6 +79,11 @@ RESULT = {
     "target_tokens": [[t.decode("utf-8") for t in row] for row in out["target_tokens"].numpy()],
     "empty_shapes": {k: v.shape.as_list() for k, v in empty.items()},
 }
+try:
+    serve(text=tf.constant(["open"] * 257))
+    RESULT["too_many"] = None
+except tf.errors.InvalidArgumentError as err:
+    RESULT["too_many"] = err.message
 """
 
 
@@ -95,7 +102,7 @@ def test_saved_model_round_trip_matches_the_evaluated_translations(served):
                               "translation"]
     assert result["dtypes"] == {"attention_weights": "float32", "source_tokens": "string",
                                 "target_tokens": "string", "translation": "string"}
-    n = len(rows) + 4
+    n = len(rows) + 6
     assert result["shapes"]["translation"] == [n]
     assert result["shapes"]["attention_weights"] == [n, MAX_TOKENS, MAX_TOKENS]
     assert result["shapes"]["source_tokens"] == [n, MAX_TOKENS]
@@ -133,6 +140,10 @@ def test_bad_inputs_have_defined_results(served):
     # Invalid UTF-8 is replaced, not an error.
     assert result["source_tokens"][k + 3][0] == "open"
     assert "\ufffd" in "".join(result["source_tokens"][k + 3])
+    # NUL and Unicode spaces separate words; nothing after them is lost.
+    assert result["source_tokens"][k + 4][:4] == ["open", "the", "file", ""]
+    assert result["source_tokens"][k + 5][:4] == ["open", "the", "file", ""]
+    assert "text holds 257 items; this model answers at most 256" in result["too_many"]
 
 
 def test_saved_model_cli_and_warmup_requests(trained):
