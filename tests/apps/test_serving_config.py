@@ -72,3 +72,13 @@ def test_batching_parameters_parse():
         (ROOT / "batching_parameters.txt").read_text(), _batching_parameters_class()()
     )
     assert params.max_batch_size.value == 32 and params.num_batch_threads.value == 2
+
+
+def test_server_batches_fit_every_signature_limit():
+    """The server never merges requests into a batch a signature would refuse."""
+    from apps.common.export import ServingModule
+
+    params = text_format.Parse(
+        (ROOT / "batching_parameters.txt").read_text(), _batching_parameters_class()()
+    )
+    assert 0 < params.max_batch_size.value <= ServingModule.max_batch_size
