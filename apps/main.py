@@ -7,9 +7,10 @@ Usage:
 
 Each application runs in its own process (`python -m apps.<app>.train`), so one
 app's flags, graphs and memory never leak into the next. Each writes
-`<runs_dir>/<app>/metrics.json` with the keys `dataset`, `variant`, `metric`,
-`value` and `train_seconds`; this job collects them into one table, printed and
-written to `results/summary.md` (and `results/summary.json`).
+`<runs_dir>/<app>/metrics.json` (an `apps.common.metrics.RunResult`: `dataset`,
+`variant`, `metric`, `value`, `train_seconds`, `export_path`, the same keys for
+every app); this job collects them into one table, printed and written to
+`results/summary.md` (and `results/summary.json`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from absl import app, flags, logging
 
 from apps import APPS
 from apps.common.flags import QUICK as _QUICK
+from apps.common.metrics import RunResult
 
 _APPS = flags.DEFINE_list("apps", list(APPS), f"Applications to run, from {list(APPS)}.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "Parent of each app's run directory.")
@@ -52,12 +54,9 @@ def run_app(name: str, quick: bool, runs_dir: str, export_base: str) -> dict:
     if proc.returncode != 0:
         row["status"] = f"failed (exit {proc.returncode})"
         return row
-    with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as f:
-        metrics = json.load(f)
-    for key in ("dataset", "variant", "metric", "value", "train_seconds"):
-        row[key] = metrics.get(key)
-    export = metrics.get("export_path") or metrics.get("export")
-    row["export_path"] = export.get("path") if isinstance(export, dict) else export
+    result = RunResult.read(os.path.join(model_dir, "metrics.json"))
+    for key in ("dataset", "variant", "metric", "value", "train_seconds", "export_path"):
+        row[key] = getattr(result, key)
     return row
 
 
