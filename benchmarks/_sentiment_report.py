@@ -1,4 +1,4 @@
-"""The sentiment benchmark's report: its tables, the seed-paired comparison, its flag check.
+"""The sentiment benchmark's report: its tables, the seed-paired comparison, its config check.
 
 Kept apart from `sentiment_variants` (which defines absl flags at import) so that
 tests can import it next to the other benchmarks.
@@ -6,37 +6,59 @@ tests can import it next to the other benchmarks.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import statistics
 
-from absl import app
+from absl import app, flags
 
-from apps.sentiment import model as sentiment_model
+from apps.common import config as common_config
+from apps.common import flags as common_flags
+from apps.sentiment import train
 from benchmarks import _common
 
+# TrainConfig fields the benchmark sets for every run itself, and why.
+SET_BY_BENCHMARK = {
+    "model.variant": "the benchmark runs each of --variants",
+    "seed": "the benchmark runs each of --seeds",
+    "model_dir": "each run gets its own directory under --runs",
+    "export_dir": "benchmark runs are not exported",
+}
+# The common flags that would set them.
+_FLAG_OF = {"variant": "model.variant", "seed": "seed", "model_dir": "model_dir",
+            "export_dir": "export_dir"}
 
-def parse_model_config(text: str | None) -> dict:
-    """`--model_config` -> ModelConfig overrides; a bad value raises a UsageError naming it."""
-    if not text:
-        return {}
+
+def _refuse_benchmark_keys(pairs) -> None:
+    for pair in pairs:
+        key = pair.partition("=")[0].strip()
+        if key in SET_BY_BENCHMARK:
+            raise app.UsageError(f"--config={key}: {SET_BY_BENCHMARK[key]}; not settable here.")
+
+
+def parse_config(pairs, base: train.TrainConfig | None = None) -> train.TrainConfig:
+    """`--config=KEY=VALUE` pairs applied to `base` (default: the app's `TrainConfig`).
+
+    Checked before any run: a bad key or value, or a field the benchmark sets
+    itself (`SET_BY_BENCHMARK`), is a `UsageError` naming it.
+    """
+    pairs = list(pairs or [])
+    _refuse_benchmark_keys(pairs)
     try:
-        values = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise app.UsageError(f"--model_config is not JSON ({e}): {text!r}") from e
-    if not isinstance(values, dict):
-        raise app.UsageError(f"--model_config must be a JSON object, got {text!r}")
-    fields = {f.name for f in dataclasses.fields(sentiment_model.ModelConfig)} - {"variant"}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise app.UsageError(
-            f"--model_config: unknown field(s) {unknown}; ModelConfig has {sorted(fields)}"
-        )
+        return common_config.apply_overrides(base or train.TrainConfig(), pairs)
+    except flags.ValidationError as err:
+        raise app.UsageError(str(err)) from err
+
+
+def config_from_flags() -> train.TrainConfig:
+    """The `TrainConfig` every run starts from: the app's, with the common flags
+    (`--epochs`, `--data_dir`, ...) and every `--config=KEY=VALUE` applied."""
+    for flag, field in _FLAG_OF.items():
+        if flags.FLAGS[flag].present:
+            raise app.UsageError(f"--{flag}: {SET_BY_BENCHMARK[field]}; not settable here.")
+    _refuse_benchmark_keys(common_flags.CONFIG.value or [])
     try:
-        sentiment_model.ModelConfig(**values)
-    except (TypeError, ValueError) as e:
-        raise app.UsageError(f"--model_config: {e}") from e
-    return values
+        return common_config.from_flags(train.TrainConfig)
+    except flags.ValidationError as err:
+        raise app.UsageError(str(err)) from err
 
 
 def _mean(values):
@@ -58,8 +80,8 @@ def markdown(record: dict) -> str:
         f"best epoch on validation, seeds {', '.join(map(str, seeds))}; "
         f"{record['machine']['cpus_usable']} usable CPU cores, load average at end "
         f"{record['machine']['load_average_at_end'][0]:.1f})"
-        + (f"; model config overrides `{json.dumps(record['model_config_overrides'])}`"
-           if record.get("model_config_overrides") else "") + ".",
+        + ("; config overrides " + " ".join(f"`--config={p}`" for p in overrides)
+           if (overrides := record.get("config_overrides")) else "") + ".",
         "",
         "| variant | movies test acc | " + " | ".join(f"{d} acc (OOD)" for d in domains)
         + " | train time (s) | train CPU time (s) | params |",

@@ -15,7 +15,13 @@ Usage:
     python benchmarks/sentiment_variants.py --seeds=1,2,3      # mean over seeds
     taskset -c 0,1 python benchmarks/sentiment_variants.py     # two cores
     python benchmarks/sentiment_variants.py --variants=bilstm_attention,mean_pooling \
-        --model_config='{"attention_hops": 4}' --out=benchmarks/results/sentiment_hops4
+        --config=model.attention_hops=4 --out=benchmarks/results/sentiment_hops4
+
+The app's common flags (`--epochs`, `--batch_size`, `--data_dir`, `--dataset`,
+...) and `--config=KEY=VALUE` (any field of `apps.sentiment.train.TrainConfig`,
+e.g. `--config=archive=/path/to/vaderSentiment-3.3.2.tar.gz`) set the
+configuration every run starts from; the variant, seed and directories of each
+run are the benchmark's (`--variants`, `--seeds`, `--runs`).
 
 Targets (issue 3): movies test accuracy >= 0.78 with <= 5 minutes of training
 on two CPU cores; `bilstm_attention` and `transformer` each beat `mean_pooling`.
@@ -33,47 +39,40 @@ import time
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from apps.common import flags as common_flags  # noqa: E402
 from apps.sentiment import model as sentiment_model  # noqa: E402
 from apps.sentiment import train  # noqa: E402
 from benchmarks._sentiment_report import (  # noqa: E402
     BASELINE,
+    config_from_flags,
     markdown,
     paired_differences,
-    parse_model_config,
 )
 
 _SEEDS = flags.DEFINE_list("seeds", ["42"], "Seeds; every variant runs with each.")
 _VARIANTS = flags.DEFINE_list("variants", list(sentiment_model.VARIANTS), "Variants to run.")
 _OUT = flags.DEFINE_string("out", "benchmarks/results", "Where the JSON and markdown go.")
-_DATA = flags.DEFINE_string("bench_data_dir", None, "Dataset cache (default: the app's).")
 _RUNS = flags.DEFINE_string("runs", "runs/benchmarks/sentiment", "Run directories.")
-_ARCHIVE = flags.DEFINE_string("bench_archive", None, "Local vaderSentiment-3.3.2.tar.gz.")
-_MODEL_CONFIG = flags.DEFINE_string(
-    "model_config", None,
-    'JSON object of ModelConfig fields for every variant, e.g. \'{"attention_hops": 4}\' '
-    "(an ablation; use --out to keep the default results).",
-)
 
 
-def benchmark(variants, seeds, data_dir=None, archive=None, runs="runs/benchmarks/sentiment",
+def benchmark(variants, seeds, runs="runs/benchmarks/sentiment",
               base: train.TrainConfig | None = None) -> dict:
-    """Runs every (variant, seed); returns the record written as JSON."""
+    """Runs every (variant, seed) from `base`; returns the record written as JSON."""
     base = base or train.TrainConfig()
     results = []
     for variant in variants:
         for seed in seeds:
             config = dataclasses.replace(
                 base,
-                data_dir=data_dir,
-                archive=archive,
                 seed=int(seed),
                 model_dir=os.path.join(runs, f"{variant}-seed{seed}-{int(time.time())}"),
                 export_dir=None,
                 verbose=2,
                 model=dataclasses.replace(base.model, variant=variant),
             )
-            metrics = train.run(config)
-            print(metrics["results_line"], flush=True)
+            result = train.run(config)
+            print(train.results_line(result), flush=True)
+            metrics = result.metrics
             results.append(
                 {
                     "variant": variant,
@@ -108,12 +107,13 @@ def benchmark(variants, seeds, data_dir=None, archive=None, runs="runs/benchmark
 
 def main(argv):
     del argv
-    overrides = parse_model_config(_MODEL_CONFIG.value)
-    base = train.TrainConfig()
-    base = dataclasses.replace(base, model=dataclasses.replace(base.model, **overrides))
-    record = benchmark(_VARIANTS.value, _SEEDS.value, _DATA.value, _ARCHIVE.value, _RUNS.value,
-                       base=base)
-    record["model_config_overrides"] = overrides
+    unknown = sorted(set(_VARIANTS.value) - set(sentiment_model.VARIANTS))
+    if unknown:
+        raise app.UsageError(f"--variants: unknown {unknown}; choose from "
+                             f"{list(sentiment_model.VARIANTS)}.")
+    base = config_from_flags()  # checked before any run
+    record = benchmark(_VARIANTS.value, _SEEDS.value, _RUNS.value, base=base)
+    record["config_overrides"] = list(common_flags.CONFIG.value or [])
     record["paired_with_" + BASELINE] = paired_differences(record)
     os.makedirs(_OUT.value, exist_ok=True)
     json_path = os.path.join(_OUT.value, "sentiment_variants.json")

@@ -27,13 +27,13 @@ import tensorflow as tf
 
 from apps.common import export as common_export
 from apps.common import text as common_text
-from apps.sentiment import data as sentiment_data
+from apps.sentiment.builder import LABELS
 
 
 class SentimentModule(common_export.ServingModule):
     """Tokenizer + explainer model + label names, with a `serve` signature function."""
 
-    def __init__(self, tokenizer: common_text.Tokenizer, explainer, labels=sentiment_data.LABELS):
+    def __init__(self, tokenizer: common_text.Tokenizer, explainer, labels=LABELS):
         super().__init__(name="sentiment")
         self.tokenizer = tokenizer
         self.explainer = explainer
@@ -55,7 +55,6 @@ class SentimentModule(common_export.ServingModule):
             "attention_weights": weights,
             "tokens": tokens,
         }
-
 
     def signatures(self):
         return {"serving_default": self.serve}

@@ -1,6 +1,6 @@
 """Sentence classifiers that say which words they attended to.
 
-Three variants (`--variant`), all taking token ids `(batch, T)` (0 = padding):
+Three variants (`--variant`, i.e. `model.variant`), all taking token ids `(batch, T)` (0 = padding):
 
 - `bilstm_attention` (default): Embedding(mask_zero) -> BiLSTM ->
   `AttentionPooling` (Yang et al. 2016) -> Dense softmax.
@@ -11,14 +11,18 @@ Three variants (`--variant`), all taking token ids `(batch, T)` (0 = padding):
   weights" are the uniform weights 1/len of that mean, so every variant
   exports the same outputs.
 
-`build_models` returns two Keras models that share every layer: `classifier`
-(ids -> probabilities, for training) and `explainer` (ids -> dict of
-`probabilities` and `attention_weights`, for export and plots).
+`build_model` returns `SentimentModels`, two Keras models that share every
+layer: `classifier` (ids -> probabilities, for training) and `explainer` (ids
+-> dict of `probabilities` and `attention_weights`, for export and plots).
+Every `ModelConfig` field is set from the command line with
+`--config=model.FIELD=VALUE` (e.g. `--config=model.attention_hops=4`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Literal, NamedTuple
 
 import keras
 from keras import ops
@@ -26,14 +30,15 @@ from keras import ops
 from keras_attention import _validation
 from keras_attention import layers as attention_layers
 
-VARIANTS = ("bilstm_attention", "transformer", "mean_pooling")
+Variant = Literal["bilstm_attention", "transformer", "mean_pooling"]
+VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Size of the model; the defaults are the tuned configuration for `movies`."""
 
-    variant: str = "bilstm_attention"
+    variant: Variant = "bilstm_attention"
     vocab_size: int = 16000  # including [PAD] and [UNK]; the training split has ~17k tokens
     max_length: int = 50  # tokens; 99% of the movie sentences are shorter
     embedding_dim: int = 100
@@ -122,7 +127,14 @@ class HopMean(keras.layers.Layer):
         return keras.KerasTensor((weights.shape[0], weights.shape[2]), dtype=weights.dtype)
 
 
-def build_models(config: ModelConfig) -> tuple[keras.Model, keras.Model]:
+class SentimentModels(NamedTuple):
+    """What `build_model` returns: two models over the same layers and weights."""
+
+    classifier: keras.Model  # ids -> probabilities [batch, 2]; the one trained
+    explainer: keras.Model  # ids -> {"probabilities", "attention_weights" [batch, T]}
+
+
+def build_model(config: ModelConfig) -> SentimentModels:
     """Builds `(classifier, explainer)` sharing weights (see module docstring)."""
     ids = keras.Input(shape=(config.max_length,), dtype="int32", name="ids")
     mask = PaddingMask(name="padding_mask")(ids)
@@ -175,10 +187,11 @@ def build_models(config: ModelConfig) -> tuple[keras.Model, keras.Model]:
         {"probabilities": probabilities, "attention_weights": weights},
         name=f"sentiment_{config.variant}_explainer",
     )
-    return classifier, explainer
+    return SentimentModels(classifier, explainer)
 
 
-def compile_classifier(model: keras.Model, config: ModelConfig) -> keras.Model:
+def compile_model(model: keras.Model, config: ModelConfig) -> keras.Model:
+    """Adam at `config.learning_rate`, cross-entropy, accuracy (on the classifier)."""
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="sparse_categorical_crossentropy",

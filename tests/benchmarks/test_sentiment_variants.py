@@ -1,8 +1,9 @@
-"""The sentiment benchmark's report: seed-paired comparison against mean_pooling, flag check."""
+"""The sentiment benchmark's report: seed-paired comparison against mean_pooling, config check."""
 
 import pytest
-from absl import app
+from absl import app, flags
 
+from apps.sentiment import train
 from benchmarks import _sentiment_report as report
 
 
@@ -44,14 +45,43 @@ def test_markdown_has_the_paired_table():
     assert "| bilstm_attention | +0.0100 | – | 1 / 0 / 0 |" in md
 
 
-def test_model_config_flag_is_checked_before_any_run():
-    assert report.parse_model_config(None) == {}
-    assert report.parse_model_config('{"attention_hops": 4}') == {"attention_hops": 4}
-    for text, needle in [
-        ("{nope", "not JSON"),
-        ("[1]", "JSON object"),
-        ('{"attention_hop": 4}', "attention_hop"),
-        ('{"variant": "transformer"}', "variant"),  # chosen by --variants
+def test_markdown_names_the_config_overrides():
+    record = _record({("bilstm_attention", 1): 0.80})
+    for r in record["results"]:
+        r.update(out_of_domain={}, train_seconds=1.0, train_cpu_seconds=1.0, params=10,
+                 epochs=1)
+    record.update(dataset="vader_sentiment/movies", config_overrides=["model.attention_hops=4"],
+                  machine={"cpus_usable": 2, "load_average_at_end": [0.5, 0.5, 0.5]})
+    assert "config overrides `--config=model.attention_hops=4`" in report.markdown(record)
+
+
+def test_config_is_checked_before_any_run():
+    assert report.parse_config([]) == train.TrainConfig()
+    config = report.parse_config(["model.attention_hops=4", "epochs=2"])
+    assert config.model.attention_hops == 4 and config.epochs == 2
+    for pairs, needle in [
+        (["model.attention_hop=4"], "no field 'attention_hop'"),
+        (["model.attention_hops=four"], "'four' is not a int"),
+        (["model.attention_hops=0"], "attention_hops=0"),
+        (["attention_hops"], "is not KEY=VALUE"),
+        (["model.variant=transformer"], "--variants"),  # chosen by --variants
+        (["seed=3"], "--seeds"),
     ]:
         with pytest.raises(app.UsageError, match=needle):
-            report.parse_model_config(text)
+            report.parse_config(pairs)
+
+
+def test_common_flags_set_the_base_but_not_what_each_run_sets():
+    flags.FLAGS.unparse_flags()
+    try:
+        flags.FLAGS(["bench", "--epochs=2", "--config=model.attention_zero_init=true"])
+        config = report.config_from_flags()
+        assert config.epochs == 2 and config.model.attention_zero_init
+        for args, needle in [(["--seed=3"], "--seed"), (["--variant=transformer"], "--variants"),
+                             (["--config=model_dir=/tmp/x"], "--runs")]:
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS(["bench", *args])
+            with pytest.raises(app.UsageError, match=needle):
+                report.config_from_flags()
+    finally:
+        flags.FLAGS.unparse_flags()

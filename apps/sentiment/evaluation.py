@@ -1,8 +1,12 @@
-"""Word-level attention pictures: an HTML page and a PNG with each word shaded by its weight.
+"""Scores and pictures of a trained sentiment model on a split.
 
-A row per sentence: the true and the predicted label, the probability of
-"positive", then the words, each on a background whose darkness is its
-attention weight divided by the largest weight in that sentence.
+- `evaluate`: accuracy, and how often the truth / the model says positive.
+- `pick_examples`: a dozen readable test sentences for the pictures.
+- `attention_pictures`: runs the explainer on them and writes, under the run
+  directory, `attention.html` and `attention.png`: a row per sentence with the
+  true and the predicted label, the probability of "positive", then the words,
+  each on a background whose darkness is its attention weight divided by the
+  largest weight in that sentence (`attention_html`, `attention_png`).
 """
 
 from __future__ import annotations
@@ -10,7 +14,61 @@ from __future__ import annotations
 import html
 import os
 
+import keras
 import numpy as np
+import tensorflow as tf
+
+from apps.common import text as common_text
+from apps.sentiment import pipeline
+from apps.sentiment.builder import LABELS
+
+
+def evaluate(model: keras.Model, split: pipeline.Split, tokenizer: common_text.Tokenizer,
+             batch_size: int) -> dict:
+    """Accuracy, and how often the truth / the model says positive (to see a skew)."""
+    if len(split) == 0:
+        return {"accuracy": float("nan"), "examples": 0}
+    ds = pipeline.make_dataset(split, tokenizer, batch_size).map(lambda ids, _: ids)
+    predicted = np.argmax(model.predict(ds, verbose=0), axis=-1)
+    return {
+        "accuracy": float(np.mean(predicted == split.labels)),
+        "examples": len(split),
+        "positive_share": float(np.mean(split.labels == 1)),
+        "predicted_positive_share": float(np.mean(predicted == 1)),
+    }
+
+
+def pick_examples(split: pipeline.Split, tokenizer: common_text.Tokenizer,
+                  n: int) -> pipeline.Split:
+    """The first `n` sentences of 6..30 tokens (readable pictures), else any."""
+    if n <= 0 or len(split) == 0:
+        return split.head(0)
+    _, ids = tokenizer.tokenize(tf.constant(list(split.texts), tf.string))
+    lengths = np.sum(ids.numpy() > 0, axis=1)
+    chosen = [i for i, k in enumerate(lengths) if 6 <= k <= 30][:n]
+    if len(chosen) < n:
+        chosen += [i for i in range(len(split)) if i not in chosen][: n - len(chosen)]
+    return split.take(chosen)
+
+
+def attention_pictures(explainer: keras.Model, examples: pipeline.Split,
+                       tokenizer: common_text.Tokenizer, run_dir: str, title: str) -> dict:
+    """Writes `attention.html` and `attention.png` of `examples` under `run_dir`;
+    returns `{"attention_html": path, "attention_png": path}` (empty without examples)."""
+    if len(examples) == 0:
+        return {}
+    tokens, ids = tokenizer.tokenize(tf.constant(list(examples.texts), tf.string))
+    # A direct call, not `predict`: under MultiWorkerMirroredStrategy `predict`
+    # gathers across workers, and only the chief is here.
+    out = keras.tree.map_structure(np.asarray, explainer(ids, training=False))
+    args = (tokens.numpy(), out["attention_weights"], examples.labels, out["probabilities"])
+    return {
+        "attention_html": attention_html(os.path.join(run_dir, "attention.html"), *args,
+                                         title=title),
+        "attention_png": attention_png(os.path.join(run_dir, "attention.png"), *args,
+                                       title=title),
+    }
+
 
 
 def _rows(tokens, weights, labels, probabilities, label_names):
@@ -36,7 +94,7 @@ def _rows(tokens, weights, labels, probabilities, label_names):
 
 
 def attention_html(path, tokens, weights, labels, probabilities,
-                   label_names=("negative", "positive"), title="Word attention") -> str:
+                   label_names=LABELS, title="Word attention") -> str:
     """Writes an HTML page of shaded words; returns `path`."""
     rows = _rows(tokens, weights, labels, probabilities, label_names)
     lines = [
@@ -71,7 +129,7 @@ def attention_html(path, tokens, weights, labels, probabilities,
 
 
 def attention_png(path, tokens, weights, labels, probabilities,
-                  label_names=("negative", "positive"), title="Word attention",
+                  label_names=LABELS, title="Word attention",
                   width_in: float = 12.0, dpi: int = 100) -> str:
     """Writes a PNG of shaded words with matplotlib (Agg); returns `path`."""
     import matplotlib

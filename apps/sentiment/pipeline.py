@@ -1,0 +1,135 @@
+"""From a prepared sentiment dataset to `tf.data`: splits, tokenizer, batches.
+
+`DATASETS`: the embedded `vader_sentiment` (its `movies` domain by default, or
+`vader_sentiment/<domain>`, built once by `apps.sentiment.builder` through
+`apps.common.data.prepare`), and the public `imdb_reviews` and `glue/sst2`
+(for machines online), read through `apps.common.data.online_builder`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from apps.common import data as common_data
+from apps.common import text as common_text
+from apps.sentiment import builder as sentiment_builder
+from apps.sentiment.builder import DOMAINS, EMBEDDED
+
+ONLINE = ("imdb_reviews", "glue/sst2")
+DATASETS = (EMBEDDED,) + tuple(f"{EMBEDDED}/{d}" for d in DOMAINS) + ONLINE
+
+
+@dataclasses.dataclass
+class Split:
+    """One split in memory: raw texts (bytes) and integer labels (0 negative, 1 positive)."""
+
+    texts: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+    def head(self, n: int) -> Split:
+        return Split(self.texts[:n], self.labels[:n])
+
+    def take(self, indices) -> Split:
+        """The examples at `indices`, in that order."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return Split(self.texts[indices], self.labels[indices])
+
+
+def _to_split(ds: tf.data.Dataset, text_key: str) -> Split:
+    texts, labels = [], []
+    for example in tfds.as_numpy(ds):
+        texts.append(example[text_key])
+        labels.append(example["label"])
+    return Split(np.array(texts, dtype=object), np.array(labels, dtype=np.int32))
+
+
+def domain_of(dataset: str) -> str | None:
+    """The VADER domain of `dataset` (`movies` for plain `vader_sentiment`), else None."""
+    if dataset == EMBEDDED:
+        return sentiment_builder.VaderSentiment.DEFAULT_CONFIG_NAME
+    if dataset.startswith(EMBEDDED + "/"):
+        return dataset.split("/", 1)[1]
+    return None
+
+
+def vader_builder(domain: str, data_dir: str, archive: str | None = None):
+    """The prepared (built once, verified) `vader_sentiment/<domain>` builder."""
+    if domain not in DOMAINS:
+        raise ValueError(f"Unknown VADER domain {domain!r}; expected one of {DOMAINS}.")
+    kwargs = {"archive": archive} if archive else {}
+    return common_data.prepare(sentiment_builder.VaderSentiment, data_dir, config=domain,
+                               **kwargs)
+
+
+def load_splits(dataset: str, data_dir: str, archive: str | None = None) -> dict[str, Split]:
+    """`{"train", "validation", "test"}` -> Split for `dataset` (see `DATASETS`)."""
+    domain = domain_of(dataset)
+    if domain is not None:
+        builder = vader_builder(domain, data_dir, archive)
+        return {
+            name: _to_split(builder.as_dataset(split=name, shuffle_files=False), "text")
+            for name in ("train", "validation", "test")
+        }
+    if dataset == "imdb_reviews":
+        builder = common_data.online_builder("imdb_reviews/plain_text", data_dir)
+        splits = {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}
+        key = "text"
+    elif dataset == "glue/sst2":
+        # GLUE's test labels are hidden (-1): evaluate on its validation split.
+        builder = common_data.online_builder("glue/sst2", data_dir)
+        splits = {"train": "train[:95%]", "validation": "train[95%:]", "test": "validation"}
+        key = "sentence"
+    else:
+        raise ValueError(f"Unknown dataset {dataset!r}; expected one of {DATASETS}.")
+    return {
+        name: _to_split(builder.as_dataset(split=spec, shuffle_files=False), key)
+        for name, spec in splits.items()
+    }
+
+
+def out_of_domain(data_dir: str, archive: str | None = None, train_domain: str = "movies"):
+    """`{domain: Split}` of every VADER domain but `train_domain`, all splits together.
+
+    None of their sentences is trained on, so every example is a test example.
+    """
+    out = {}
+    for domain in DOMAINS:
+        if domain == train_domain:
+            continue
+        builder = vader_builder(domain, data_dir, archive)
+        out[domain] = _to_split(
+            builder.as_dataset(split="train+validation+test", shuffle_files=False), "text"
+        )
+    return out
+
+
+def make_tokenizer(train: Split, vocab_size: int, max_length: int) -> common_text.Tokenizer:
+    """A tokenizer whose vocabulary is the `vocab_size` most frequent training tokens."""
+    texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else t
+             for t in train.texts]
+    vocabulary = common_text.build_vocabulary(texts, vocab_size)
+    return common_text.Tokenizer(vocabulary, max_length)
+
+
+def make_dataset(split: Split, tokenizer: common_text.Tokenizer, batch_size: int,
+                 training: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Batched `(ids [batch, T] int32, label [batch] int32)` pairs.
+
+    `training`: shuffle every epoch (seeded with `seed`); otherwise in order.
+    """
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(list(split.texts), tf.string), split.labels)
+    )
+    if training:
+        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda text, label: (tokenizer.tokenize(text)[1], label),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
