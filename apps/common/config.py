@@ -23,9 +23,49 @@ import dataclasses
 import types
 import typing
 
+from absl import app as absl_app
 from absl import flags
 
 from apps.common import flags as common_flags
+
+@dataclasses.dataclass(frozen=True)
+class CommonTrainConfig:
+    """The fields every app's `TrainConfig` has (the common flags set them).
+
+    An app's `TrainConfig` subclasses it (frozen too), redeclares the defaults
+    that differ and adds its own fields, `model: ModelConfig` among them.
+    """
+
+    dataset: str = ""
+    data_dir: str | None = None
+    model_dir: str | None = None
+    export_dir: str | None = None  # None: do not export
+    epochs: int = 1
+    batch_size: int = 32
+    seed: int = 42
+    strategy: str = "default"
+    quick: bool = False
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        strategies = ("default", "mirrored", "multi_worker", "tpu")
+        if self.strategy not in strategies:
+            raise ValueError(f"strategy must be one of {list(strategies)}, got {self.strategy!r}.")
+
+
+def main_for(config_cls, run, line=lambda result: result.line):
+    """An absl `main` for an app: its config from the command line, `run`, `line(result)`."""
+
+    def main(argv):
+        if len(argv) > 1:
+            raise absl_app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        print(line(run(from_flags(config_cls))), flush=True)
+
+    return main
+
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
