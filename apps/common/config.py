@@ -28,6 +28,7 @@ from absl import flags
 
 from apps.common import flags as common_flags
 
+
 @dataclasses.dataclass(frozen=True)
 class CommonTrainConfig:
     """The fields every app's `TrainConfig` has (the common flags set them).
