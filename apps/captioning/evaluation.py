@@ -1,5 +1,9 @@
 """Scoring captions: BLEU-1..4 (sacrebleu), attention correctness, and the attention figures.
 
+`caption_split` captions every image of a split with the exported graph
+(`export.CaptionerModule.caption_images`: beam search and detokenizing, as
+served); `score` turns that into numbers and `evaluate` does both.
+
 **BLEU** is sacrebleu's corpus BLEU (13a tokenization) of the decoded captions
 against *all* reference captions of each image (a variable number per image),
 with `max_ngram_order` n = 1..4, reported in [0, 1].
@@ -16,9 +20,12 @@ emitted object words and their ratio ("how many times chance").
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
+import tensorflow as tf
 
+from apps.captioning import pipeline
 from apps.common import boxes as common_boxes
 from apps.common import text as common_text
 from keras_attention import plot
@@ -123,3 +130,63 @@ def plot_captions(images, words_list, maps_list, directory: str, references=None
         paths.append(plot.attention_grid(image, np.asarray(maps)[: len(words)], words, path,
                                          title=title, columns=6))
     return paths
+
+
+def caption_split(caption, ds, image_size: int, batch_size: int, limit: int | None = None,
+                  keep: int = 0) -> dict:
+    """Captions every image of `ds` (a `pipeline.Splits` split) with `caption`.
+
+    Args:
+        caption: images `(b, S, S, 3)` -> {caption, tokens, attention_weights}, as
+            the export's `caption_images`.
+        limit: the first `limit` images only (all when None).
+        keep: how many of the images to keep for plots.
+
+    Returns:
+        lists, one entry per image: `hypotheses`, `references`, `words` (emitted),
+        `maps` (one per word), `boxes`, `names` (of the objects), `images` (the
+        first `keep`); and `seconds` spent in `caption`.
+    """
+    out = {"hypotheses": [], "references": [], "words": [], "maps": [], "boxes": [],
+           "names": [], "images": []}
+    seconds = 0.0
+    for images, references, boxes, names in pipeline.evaluation_batches(
+        ds, image_size, batch_size, limit
+    ):
+        start = time.perf_counter()
+        result = caption(tf.constant(images))
+        seconds += time.perf_counter() - start
+        tokens = result["tokens"].numpy()
+        text = result["caption"].numpy()
+        maps = result["attention_weights"].numpy()
+        for i in range(len(images)):
+            words = caption_words(tokens[i])
+            out["hypotheses"].append(text[i].decode("utf-8"))
+            out["references"].append(references[i])
+            out["words"].append(words)
+            out["maps"].append(maps[i, : len(words)])
+            out["boxes"].append(boxes[i])
+            out["names"].append(names[i])
+            if len(out["images"]) < keep:
+                out["images"].append(images[i])
+    out["seconds"] = seconds
+    return out
+
+
+def score(captioned: dict) -> dict:
+    """BLEU-1..4, exact match, attention correctness and the image count of `caption_split`."""
+    metrics = bleu(captioned["hypotheses"], captioned["references"])
+    metrics["exact_match"] = float(np.mean(
+        [h in refs for h, refs in zip(captioned["hypotheses"], captioned["references"],
+                                      strict=True)]
+    )) if captioned["hypotheses"] else float("nan")
+    metrics["attention_correctness"] = attention_correctness(
+        captioned["words"], captioned["maps"], captioned["boxes"], captioned["names"]
+    )
+    metrics["images"] = len(captioned["hypotheses"])
+    return metrics
+
+
+def evaluate(caption, ds, image_size: int, batch_size: int, limit: int | None = None) -> dict:
+    """The scores (`score`) of the captions `caption` gives the images of `ds`."""
+    return score(caption_split(caption, ds, image_size, batch_size, limit))

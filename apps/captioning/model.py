@@ -44,11 +44,13 @@ function `ShowAttendTell.step`, inside the graph (SavedModel).
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import keras
 import tensorflow as tf
 from keras import ops
 
+from apps.common import losses
 from keras_attention import decoding
 from keras_attention.layers import BahdanauAttention, PositionEmbedding
 
@@ -60,19 +62,25 @@ BACKBONES = {
     "efficientnet_b0": ("EfficientNetB0", "efficientnet"),
     "vgg16": ("VGG16", "vgg16"),
 }
-
+Backbone = Literal["small_cnn", "mobilenet_v2", "resnet50", "efficientnet_b0", "vgg16"]
 
 # Which state queries the attention: h_{t-1} before the LSTM step (Xu et al. 2015),
 # or h_t after it, the LSTM fed the mean feature instead of the context (the
 # "spatial attention" of Lu et al. 2017, "Knowing when to look").
 ATTEND_FROM = ("previous", "current")
+VARIANTS = ("soft_attention",)
+
+# The tokenizer's reserved ids (`pipeline.make_tokenizer`: PAD, UNK, START, END).
+START_ID, END_ID = 2, 3
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The captioner's sizes and options.
+    """The captioner's sizes and options (`--config=model.FIELD=VALUE`).
 
     Attributes:
+        variant: the attention: `soft_attention` (deterministic, Xu et al.'s
+            section 4.2; their stochastic "hard" attention is not implemented).
         vocab_size: words in the vocabulary (PAD=0, UNK=1, START, END included).
         max_length: caption length in tokens with START and END (the decoder
             emits at most `max_length - 1` tokens).
@@ -90,6 +98,10 @@ class ModelConfig:
         embed_dim: m, the word embedding (and deep output) size.
         units: n, the LSTM size.
         attention_units: hidden size of the attention MLP.
+        attend_from: "previous" (Xu et al.: α_t from h_{t-1}, ẑ_t fed to the LSTM)
+            or "current" (Lu et al. 2017: h_t = LSTM([E y_{t-1}; ā]), α_t and ẑ_t
+            from h_t, ẑ_t used by the output layer only, so a word can only be
+            read from the context of its own step).
         dropout: dropout on h_t and on the deep output.
         context_dropout: while training, the probability that the LSTM's copy of
             the context ẑ_t is zeroed for a whole step of one caption (the output
@@ -98,32 +110,31 @@ class ModelConfig:
             memory, so the map of the step that names the object points elsewhere;
             with it, naming an object reliably needs the object in the context of
             that very step.
-        attend_from: "previous" (Xu et al.: α_t from h_{t-1}, ẑ_t fed to the LSTM)
-            or "current" (Lu et al. 2017: h_t = LSTM([E y_{t-1}; ā]), α_t and ẑ_t
-            from h_t, ẑ_t used by the output layer only, so a word can only be
-            read from the context of its own step).
         doubly_stochastic: λ of the doubly stochastic regularization.
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's initial learning rate (cosine decay in training).
     """
 
+    variant: Literal["soft_attention"] = "soft_attention"
     vocab_size: int = 64
     max_length: int = 16
     image_size: int = 96
-    backbone: str = "small_cnn"
+    backbone: Backbone = "small_cnn"
     backbone_weights: str | None = None
-    filters: tuple = (32, 64, 128)
+    filters: tuple[int, ...] = (32, 64, 128)
     feature_dim: int = 128
     position_embedding: bool = True
     embed_dim: int = 64
     units: int = 256
     attention_units: int = 128
+    attend_from: Literal["previous", "current"] = "current"
     dropout: float = 0.2
     context_dropout: float = 0.0
-    attend_from: str = "current"
     doubly_stochastic: float = 0.01
     learning_rate: float = 2e-3
 
     def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}.")
         if self.backbone not in BACKBONES:
             raise ValueError(
                 f"backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}."
@@ -154,6 +165,8 @@ class ModelConfig:
                              'attend_from="previous" has.')
         if self.doubly_stochastic < 0:
             raise ValueError(f"doubly_stochastic (λ) must be >= 0, got {self.doubly_stochastic}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
 
 
 def _conv_block(filters, strides=1, name=None):
@@ -209,7 +222,8 @@ class ShowAttendTell(keras.Model):
         `add_loss`, over the non-padding positions.
     """
 
-    def __init__(self, config: ModelConfig, start_id: int = 2, end_id: int = 3, **kwargs):
+    def __init__(self, config: ModelConfig, start_id: int = START_ID, end_id: int = END_ID,
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.start_id = int(start_id)
@@ -351,24 +365,12 @@ def doubly_stochastic_penalty(alphas, mask):
     return ops.mean(ops.sum(ops.square(1.0 - coverage), axis=-1))
 
 
-def masked_loss(targets, logits):
-    """Mean cross-entropy over the non-padding targets (id 0 is padding)."""
-    targets = ops.cast(targets, "int32")
-    mask = ops.cast(ops.not_equal(targets, 0), "float32")
-    losses = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-    return ops.sum(ops.cast(losses, "float32") * mask) / ops.maximum(ops.sum(mask), 1.0)
+def build_model(config: ModelConfig, start_id: int = START_ID,
+                end_id: int = END_ID) -> ShowAttendTell:
+    """A built `ShowAttendTell` (weights created by one call on zeros).
 
-
-def masked_accuracy(targets, logits):
-    """Share of non-padding positions whose most probable token is the target."""
-    targets = ops.cast(targets, "int32")
-    mask = ops.cast(ops.not_equal(targets, 0), "float32")
-    hits = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), targets), "float32")
-    return ops.sum(hits * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
-def build_model(config: ModelConfig, start_id: int, end_id: int) -> ShowAttendTell:
-    """A built `ShowAttendTell` (weights created by one call on zeros)."""
+    `start_id` / `end_id` are the tokenizer's (`pipeline.make_tokenizer` reserves 2 and 3).
+    """
     model = ShowAttendTell(config, start_id=start_id, end_id=end_id, name="show_attend_tell")
     size = config.image_size
     model({"image": ops.zeros((1, size, size, 3)),
@@ -376,12 +378,17 @@ def build_model(config: ModelConfig, start_id: int, end_id: int) -> ShowAttendTe
     return model
 
 
-def compile_model(model: ShowAttendTell, learning_rate: float | None = None,
+def compile_model(model: ShowAttendTell, config: ModelConfig, decay_steps: int | None = None,
                   jit_compile="auto") -> None:
-    rate = model.config.learning_rate if learning_rate is None else learning_rate
+    """Adam (clipnorm 5) at `config.learning_rate`, decayed by a cosine to 2% over
+    `decay_steps` (constant when None); the shared masked token cross-entropy and
+    `masked_accuracy` (logged as `masked_accuracy` / `val_masked_accuracy`)."""
+    rate = config.learning_rate
+    if decay_steps:
+        rate = keras.optimizers.schedules.CosineDecay(rate, int(decay_steps), alpha=0.02)
     model.compile(
         optimizer=keras.optimizers.Adam(rate, clipnorm=5.0),
-        loss=masked_loss,
-        metrics=[masked_accuracy],
+        loss=losses.masked_cross_entropy(),
+        metrics=[losses.masked_accuracy],
         jit_compile=jit_compile,
     )

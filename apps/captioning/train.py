@@ -11,17 +11,25 @@ Usage:
     # A run of seconds, to try the pipeline out:
     python -m apps.captioning.train --quick --export_dir=/tmp/captioning_export
 
+    # Xu et al.'s decoder (attention queried by h_{t-1}, the context fed to the LSTM):
+    python -m apps.captioning.train --config=model.attend_from=previous
+
     # Greedy decoding, another λ for the doubly stochastic regularization:
-    python -m apps.captioning.train --caption_beam_width=1 --caption_lambda=0.0
+    python -m apps.captioning.train --config=beam_width=1 --config=model.doubly_stochastic=0.0
 
     # A keras.applications backbone (random init, or local weights) on larger images:
-    python -m apps.captioning.train --caption_backbone=mobilenet_v2 --caption_image_size=128 \\
-        --caption_backbone_weights=/path/to/mobilenet_v2_notop.h5
+    python -m apps.captioning.train --config=model.backbone=mobilenet_v2 \\
+        --config=model.image_size=128 \\
+        --config=model.backbone_weights=/path/to/mobilenet_v2_notop.h5
 
     # Online machines: COCO captions (Karpathy splits) through tfds.
-    python -m apps.captioning.train --dataset=coco_captions --caption_image_size=224 \\
-        --caption_backbone=resnet50 --caption_backbone_weights=imagenet \\
-        --caption_max_length=24 --epochs=20
+    python -m apps.captioning.train --dataset=coco_captions --config=model.image_size=224 \\
+        --config=model.backbone=resnet50 --config=model.backbone_weights=imagenet \\
+        --config=model.max_length=24 --epochs=20
+
+Every field of `TrainConfig` (and of `ModelConfig`, as `model.FIELD`) is set with
+`--config=KEY=VALUE`; the common flags (`--dataset`, `--epochs`, ...) set the
+fields of the same name (apps/README.md).
 
 Outputs (`--model_dir`, default runs/captioning/): metrics.json (BLEU-1..4,
 attention correctness against uniform, sample captions), plots/caption_NN.png
@@ -37,73 +45,80 @@ import dataclasses
 import math
 import os
 import time
+from typing import Literal
 
-import keras
-import numpy as np
-import tensorflow as tf
-from absl import app, flags, logging
+from absl import app, logging
 
-from apps.captioning import data as data_lib
-from apps.captioning import evaluation
+from apps.captioning import builder as builder_lib
+from apps.captioning import evaluation, pipeline
 from apps.captioning import export as export_lib
 from apps.captioning import model as model_lib
+from apps.common import config as common_config
 from apps.common import data as common_data
-from apps.common import flags as common_flags
 from apps.common import metrics as common_metrics
 from apps.common import strategy as common_strategy
 from apps.common import training
 
 APP = "captioning"
 
-_BEAM_WIDTH = flags.DEFINE_integer(
-    "caption_beam_width", None, "Beam width for test captions and the export (default 3; "
-    "1 = greedy).")
-_BACKBONE = flags.DEFINE_enum(
-    "caption_backbone", None, sorted(model_lib.BACKBONES),
-    "Image encoder: small_cnn (from scratch, default) or a keras.applications backbone.")
-_BACKBONE_WEIGHTS = flags.DEFINE_string(
-    "caption_backbone_weights", None,
-    "Weights of an applications backbone: a local file, or 'imagenet' (needs the network); "
-    "default random initialisation.")
-_IMAGE_SIZE = flags.DEFINE_integer("caption_image_size", None,
-                                   "Side of the square model input (default 96).")
-_MAX_LENGTH = flags.DEFINE_integer(
-    "caption_max_length", None, "Caption tokens with START and END (default 16).")
-_LAMBDA = flags.DEFINE_float(
-    "caption_lambda", None, "λ of the doubly stochastic attention regularization (default 0.01).")
-_LEARNING_RATE = flags.DEFINE_float("caption_learning_rate", None,
-                                    "Adam's initial learning rate (cosine decay; default 2e-3).")
-_ATTEND_FROM = flags.DEFINE_enum(
-    "attend_from", None, list(model_lib.ATTEND_FROM),
-    "Attention query: previous (h_{t-1}, Xu et al. 2015) or current (h_t, Lu et al. 2017).")
-_PLOTS = flags.DEFINE_integer("caption_plots", 8, "Test images drawn with per-word attention.")
-_FONT = flags.DEFINE_string(
-    "emoji_font", None, f"NotoColorEmoji.ttf to draw emoji_scenes with (also ${data_lib.FONT_ENV}; "
-    f"default the Debian package {data_lib.FONT_PACKAGE}).")
-
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything one run needs; `main` fills it from flags, tests build it directly."""
+    """Everything one run needs: `main` fills it from the command line, tests build it.
 
-    dataset: str = data_lib.EMBEDDED
+    Attributes (the common flags set the first nine):
+        dataset: `emoji_scenes` (built here) or `coco_captions` (tfds, online).
+        export_dir: the SavedModel base; None: do not export.
+        beam_width: beam width of test captions and of the export (1 = greedy).
+        plots: test images drawn with the attention map of every word.
+        vocab_size: most words in the vocabulary (PAD, UNK, START, END included).
+        scenes: an `EmojiScenesConfig` (or a config name) of `emoji_scenes`.
+        font_path: the NotoColorEmoji.ttf to draw emoji_scenes with (default
+            `$NOTO_COLOR_EMOJI_FONT`, else the Debian package's).
+        eval_limit: test images scored (None: all).
+        train_eval_images: training images captioned too, to show the gap.
+        verbose: `model.fit`'s verbosity.
+        model: the captioner (`--config=model.FIELD=VALUE`).
+    """
+
+    dataset: Literal["emoji_scenes", "coco_captions"] = pipeline.EMBEDDED
     data_dir: str | None = None
     model_dir: str | None = None
-    export_dir: str | None = "saved_models/captioning"  # None: do not export
+    export_dir: str | None = "saved_models/captioning"
     epochs: int = 10
     batch_size: int = 64
     seed: int = 42
-    strategy: str = "default"
+    strategy: Literal["default", "mirrored", "multi_worker", "tpu"] = "default"
     quick: bool = False
     beam_width: int = 3
     plots: int = 8
     vocab_size: int = 5000
-    scenes: object = None  # An EmojiScenesConfig (or name) for the embedded dataset.
+    scenes: builder_lib.EmojiScenesConfig | str | None = None
     font_path: str | None = None
-    eval_limit: int | None = None  # Test images scored (None: all).
-    train_eval_images: int = 500  # Training images captioned too, to show the gap.
-    verbose: str | int = "auto"
+    eval_limit: int | None = None
+    train_eval_images: int = 500
+    verbose: int | Literal["auto"] = "auto"
     model: model_lib.ModelConfig = dataclasses.field(default_factory=model_lib.ModelConfig)
+
+    def __post_init__(self):
+        if self.dataset not in pipeline.DATASETS:
+            raise ValueError(f"dataset must be one of {pipeline.DATASETS}, got {self.dataset!r}.")
+        for name in ("epochs", "batch_size", "beam_width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        for name in ("plots", "train_eval_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise ValueError(f"eval_limit must be None or >= 1, got {self.eval_limit!r}.")
+        if self.vocab_size < 5:
+            raise ValueError(f"vocab_size must be >= 5 (PAD, UNK, START, END and a word), got "
+                             f"{self.vocab_size!r}.")
+        if self.verbose not in (0, 1, 2, "auto"):
+            raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {self.verbose!r}.")
+        if not isinstance(self.model, model_lib.ModelConfig):
+            raise ValueError(f"model must be a ModelConfig, got {type(self.model).__name__}.")
 
 
 def _restore_best():
@@ -113,59 +128,17 @@ def _restore_best():
     )
 
 
-def caption_split(caption, ds, image_size, batch_size, limit=None, keep=0):
-    """Captions every image of `ds` with `caption` (the export's `caption_images`: images ->
-    {caption, tokens, attention_weights}); returns what scoring and plotting need."""
-    out = {"hypotheses": [], "references": [], "words": [], "maps": [], "boxes": [],
-           "names": [], "images": []}
-    seconds = 0.0
-    for images, references, boxes, names in data_lib.evaluation_batches(
-        ds, image_size, batch_size, limit
-    ):
-        start = time.perf_counter()
-        result = caption(tf.constant(images))
-        seconds += time.perf_counter() - start
-        tokens = result["tokens"].numpy()
-        text = result["caption"].numpy()
-        maps = result["attention_weights"].numpy()
-        for i in range(len(images)):
-            words = evaluation.caption_words(tokens[i])
-            out["hypotheses"].append(text[i].decode("utf-8"))
-            out["references"].append(references[i])
-            out["words"].append(words)
-            out["maps"].append(maps[i, : len(words)])
-            out["boxes"].append(boxes[i])
-            out["names"].append(names[i])
-            if len(out["images"]) < keep:
-                out["images"].append(images[i])
-    out["seconds"] = seconds
-    return out
-
-
-def score(captioned) -> dict:
-    metrics = evaluation.bleu(captioned["hypotheses"], captioned["references"])
-    metrics["exact_match"] = float(np.mean(
-        [h in refs for h, refs in zip(captioned["hypotheses"], captioned["references"],
-                                      strict=True)]
-    )) if captioned["hypotheses"] else float("nan")
-    metrics["attention_correctness"] = evaluation.attention_correctness(
-        captioned["words"], captioned["maps"], captioned["boxes"], captioned["names"]
-    )
-    metrics["images"] = len(captioned["hypotheses"])
-    return metrics
-
-
-def run(config: TrainConfig) -> dict:
-    """Trains, evaluates, plots and exports; returns the metrics dict (also written as JSON)."""
+def run(config: TrainConfig) -> common_metrics.RunResult:
+    """Trains, evaluates, plots and exports; metrics.json is written on the chief."""
     wall_start = time.perf_counter()
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = common_strategy.get_strategy(config.strategy)
     training.set_seed(config.seed)
     data_dir = common_data.data_dir(config.data_dir)
     model_dir = training.run_dir(config.model_dir, APP)
-    kwargs = {"font_path": config.font_path} if config.dataset == data_lib.EMBEDDED else {}
+    kwargs = {"font_path": config.font_path} if config.dataset == pipeline.EMBEDDED else {}
     start = time.perf_counter()
-    splits = data_lib.load_splits(config.dataset, data_dir, config=config.scenes,
+    splits = pipeline.load_splits(config.dataset, data_dir, config=config.scenes,
                                   builder_kwargs=kwargs)
     data_seconds = time.perf_counter() - start
     train_split, val_split, test_split = splits.train, splits.validation, splits.test
@@ -181,22 +154,20 @@ def run(config: TrainConfig) -> dict:
     logging.info("Split sizes: %s", sizes)
 
     mc = config.model
-    tokenizer = data_lib.make_tokenizer(data_lib.caption_texts(train_split), config.vocab_size,
+    tokenizer = pipeline.make_tokenizer(pipeline.caption_texts(train_split), config.vocab_size,
                                         mc.max_length)
     mc = dataclasses.replace(mc, vocab_size=tokenizer.vocabulary_size)
     tokenizer.save(os.path.join(model_dir, "vocabulary.json"))
-    cache = config.dataset == data_lib.EMBEDDED  # a few kB per scene; COCO would not fit
-    train_ds = data_lib.training_pipeline(train_split, tokenizer, mc.image_size,
-                                          config.batch_size, shuffle=True, seed=config.seed,
-                                          cache=cache)
-    val_ds = data_lib.training_pipeline(val_split, tokenizer, mc.image_size, config.batch_size,
-                                        cache=cache)
+    cache = config.dataset == pipeline.EMBEDDED  # a few kB per scene; COCO would not fit
+    train_ds = pipeline.make_dataset(train_split, tokenizer, mc.image_size, config.batch_size,
+                                     training=True, seed=config.seed, cache=cache)
+    val_ds = pipeline.make_dataset(val_split, tokenizer, mc.image_size, config.batch_size,
+                                   cache=cache)
 
     steps = max(1, epochs * math.ceil(sizes["train"] / config.batch_size))
     with strategy.scope():
         model = model_lib.build_model(mc, tokenizer.start_id, tokenizer.end_id)
-        schedule = keras.optimizers.schedules.CosineDecay(mc.learning_rate, steps, alpha=0.02)
-        model_lib.compile_model(model, schedule, jit_compile=False)
+        model_lib.compile_model(model, mc, decay_steps=steps, jit_compile=False)
     cpu_start = time.process_time()
     history, seconds = training.timed_fit(
         model, train_ds, val_ds, epochs=epochs, model_dir=model_dir,
@@ -209,17 +180,10 @@ def run(config: TrainConfig) -> dict:
     keep = config.plots
     # Captions come from the graph that is exported (beam search, detokenizing).
     module = export_lib.CaptionerModule(model, tokenizer, beam_width=config.beam_width)
-    test = caption_split(module.caption_images, test_split, mc.image_size, config.batch_size,
-                         eval_limit, keep=keep)
-    seen = caption_split(module.caption_images, train_split, mc.image_size, config.batch_size,
-                         train_eval)
-    test_scores = score(test)
-    correctness = test_scores["attention_correctness"]
+    test = evaluation.caption_split(module.caption_images, test_split, mc.image_size,
+                                    config.batch_size, eval_limit, keep=keep)
+    test_scores = evaluation.score(test)
     metrics = {
-        "dataset": config.dataset,
-        "variant": f"{mc.backbone}+lstm_soft_attention",
-        "metric": "bleu4",
-        "value": test_scores["bleu4"],
         "config": dataclasses.asdict(mc),
         "epochs": epochs,
         "batch_size": config.batch_size,
@@ -229,7 +193,6 @@ def run(config: TrainConfig) -> dict:
         "params": int(model.count_params()),
         "grid": list(model.grid_shape),
         "data_seconds": data_seconds,
-        "train_seconds": seconds,
         "train_cpu_seconds": train_cpu_seconds,  # all threads: a busy machine inflates wall time
         "split_sizes": sizes,
         "dataset_metadata": {k: v for k, v in splits.metadata.items()
@@ -238,70 +201,50 @@ def run(config: TrainConfig) -> dict:
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
         "test": test_scores,
         "test_caption_ms_per_image": 1000 * test["seconds"] / max(1, len(test["hypotheses"])),
-        "train_subset": score(seen),
+        "train_subset": evaluation.evaluate(module.caption_images, train_split, mc.image_size,
+                                            config.batch_size, train_eval),
         "samples": [
             {"caption": h, "references": r}
             for h, r in zip(test["hypotheses"][:12], test["references"][:12], strict=False)
         ],
     }
+    result = common_metrics.RunResult(
+        app=APP, dataset=config.dataset, variant=f"{mc.backbone}+lstm_{mc.variant}",
+        metric="bleu4", value=test_scores["bleu4"], train_seconds=seconds, metrics=metrics,
+    )
     if common_strategy.is_chief(strategy):
         metrics["plots"] = evaluation.plot_captions(
             test["images"], test["words"][:keep], test["maps"][:keep],
             os.path.join(model_dir, "plots"), references=test["references"][:keep],
         )
         if config.export_dir:
-            metrics["export_path"] = export_lib.save(module, config.export_dir)
+            result.export_path = export_lib.save(module, config.export_dir)
         metrics["wall_seconds"] = time.perf_counter() - wall_start
         metrics["cpu_seconds"] = time.process_time()
-        metrics["metrics_json"] = common_metrics.write_metrics(model_dir, APP, metrics)
-    line = common_metrics.results_line(
-        APP, config.dataset, metrics["variant"], "test_bleu4", test_scores["bleu4"], seconds
-    )
-    line += (
-        f" bleu1={test_scores['bleu1']:.4f} attention_in_box={correctness['attention_in_box']:.3f}"
+        result.write(model_dir)
+    return result
+
+
+def results_line(result: common_metrics.RunResult) -> str:
+    """`result.line` with BLEU-1 and the attention correctness of the test split."""
+    test = result.metrics["test"]
+    correctness = test["attention_correctness"]
+    return (
+        f"{result.line} bleu1={test['bleu1']:.4f}"
+        f" attention_in_box={correctness['attention_in_box']:.3f}"
         f" uniform={correctness['uniform_in_box']:.3f} ratio={correctness['ratio']:.2f}"
     )
-    metrics["results_line"] = line
-    return metrics
 
 
 def config_from_flags() -> TrainConfig:
-    """The `TrainConfig` the command line asks for (common flags + this app's)."""
-    dataset = common_flags.choice(common_flags.DATASET, data_lib.EMBEDDED, data_lib.DATASETS)
-    base = TrainConfig()
-    defaults = model_lib.ModelConfig()
-    model = dataclasses.replace(
-        defaults,
-        backbone=common_flags.resolve(_BACKBONE, defaults.backbone),
-        backbone_weights=common_flags.resolve(_BACKBONE_WEIGHTS, defaults.backbone_weights),
-        image_size=common_flags.positive(_IMAGE_SIZE, defaults.image_size),
-        max_length=common_flags.positive(_MAX_LENGTH, defaults.max_length),
-        doubly_stochastic=common_flags.resolve(_LAMBDA, defaults.doubly_stochastic),
-        learning_rate=common_flags.resolve(_LEARNING_RATE, defaults.learning_rate),
-        attend_from=common_flags.resolve(_ATTEND_FROM, defaults.attend_from),
-    )
-    return TrainConfig(
-        dataset=dataset,
-        data_dir=common_flags.DATA_DIR.value,
-        model_dir=common_flags.MODEL_DIR.value,
-        export_dir=common_flags.resolve(common_flags.EXPORT_DIR, base.export_dir),
-        epochs=common_flags.positive(common_flags.EPOCHS, base.epochs),
-        batch_size=common_flags.positive(common_flags.BATCH_SIZE, base.batch_size),
-        seed=common_flags.resolve(common_flags.SEED, base.seed),
-        strategy=common_flags.STRATEGY.value,
-        quick=bool(common_flags.QUICK.value),
-        beam_width=common_flags.positive(_BEAM_WIDTH, base.beam_width),
-        plots=_PLOTS.value,
-        font_path=_FONT.value,
-        model=model,
-    )
+    """The `TrainConfig` the command line asks for (common flags, then `--config=`)."""
+    return common_config.from_flags(TrainConfig)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    metrics = run(config_from_flags())
-    print(metrics["results_line"], flush=True)
+    print(results_line(run(config_from_flags())), flush=True)
 
 
 if __name__ == "__main__":

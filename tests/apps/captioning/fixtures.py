@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from apps.captioning import data, model
+from apps.captioning import acquire, builder, model
 
 
 def font_or_skip() -> str:
     """The Noto Color Emoji font, installed with apt-get if this runs as root; else a skip."""
     try:
-        path, _ = data.ensure_font()
+        path, _ = acquire.ensure_font()
     except (RuntimeError, FileNotFoundError) as err:
-        pytest.skip(f"{data.FONT_PACKAGE} cannot be had here: {err}")
+        pytest.skip(f"{acquire.FONT_PACKAGE} cannot be had here: {err}")
     return path
 
 
-def tiny_scenes(name: str = "tiny", **overrides) -> data.EmojiScenesConfig:
+def tiny_scenes(name: str = "tiny", **overrides) -> builder.EmojiScenesConfig:
     """A few scenes of the first 8 objects (28 pairs: 20 train, 2 validation, 6 test)."""
     values = dict(train_scenes=12, validation_scenes=3, test_scenes=6, num_objects=8,
                   validation_pairs=0.08, test_pairs=0.2, three_fraction=0.5)
     values.update(overrides)
-    return data.EmojiScenesConfig(name=name, **values)
+    return builder.EmojiScenesConfig(name=name, **values)
 
 
 def tiny_model(**overrides) -> model.ModelConfig:

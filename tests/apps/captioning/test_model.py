@@ -1,11 +1,14 @@
 """The Show, Attend and Tell model: builds, steps, trains, and decodes like it trains."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from apps.captioning import model as model_lib
+from apps.common import losses
 from tests.apps.captioning.fixtures import tiny_model
 
 
@@ -25,7 +28,8 @@ def test_model_builds_trains_a_step_and_exposes_the_grid():
     x = _inputs(config)
     logits = model(x)
     assert tuple(logits.shape) == (3, config.max_length - 1, config.vocab_size)
-    model_lib.compile_model(model, 1e-2, jit_compile=False)
+    model_lib.compile_model(model, dataclasses.replace(config, learning_rate=1e-2),
+                            jit_compile=False)
     before = [w.numpy().copy() for w in model.trainable_weights]
     loss = model.train_on_batch(x, np.roll(x["tokens"], -1, axis=1))
     assert np.isfinite(loss).all()
@@ -160,19 +164,37 @@ def test_bad_configs_are_reported():
         model_lib.ModelConfig(max_length=2)
     with pytest.raises(ValueError, match="doubly_stochastic"):
         model_lib.ModelConfig(doubly_stochastic=-1.0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        model_lib.ModelConfig(learning_rate=0.0)
+    with pytest.raises(ValueError, match="variant"):
+        model_lib.ModelConfig(variant="hard_attention")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model_lib.ModelConfig().units = 3
 
 
-def test_masked_loss_and_accuracy_ignore_padding():
+def test_compile_uses_the_shared_masked_loss_and_accuracy_and_a_cosine_decay():
     targets = np.array([[4, 5, 0, 0]], np.int32)
     logits = np.full((1, 4, 6), -10.0, np.float32)
     logits[0, 0, 4] = logits[0, 1, 1] = 10.0  # right, wrong, then padding
     logits[0, 2:, 0] = 10.0
-    accuracy = float(model_lib.masked_accuracy(targets, logits))
-    assert accuracy == pytest.approx(0.5)
-    loss = float(model_lib.masked_loss(targets, logits))
+    config = tiny_model(vocab_size=6)
+    model = model_lib.build_model(config)
+    model_lib.compile_model(model, config, decay_steps=10, jit_compile=False)
+    loss = float(model.loss(targets, logits))
     full = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
         targets, logits, from_logits=True))
     assert loss == pytest.approx(full[0, :2].mean(), rel=1e-5)
+    assert float(losses.masked_accuracy(targets, logits)) == pytest.approx(0.5)
+    schedule = model.optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay"
+    assert schedule["config"]["decay_steps"] == 10 and schedule["config"]["alpha"] == 0.02
+    assert float(model.optimizer.learning_rate) == pytest.approx(config.learning_rate)
+    x = _inputs(config, batch=2)
+    logs = model.train_on_batch(x, np.roll(x["tokens"], -1, axis=1), return_dict=True)
+    assert set(logs) == {"loss", "masked_accuracy"}  # EarlyStopping watches val_masked_accuracy
+    constant = model_lib.build_model(config)
+    model_lib.compile_model(constant, config)
+    assert float(constant.optimizer.learning_rate) == pytest.approx(config.learning_rate)
 
 
 def test_attention_from_the_current_state_is_queried_by_the_new_h():

@@ -14,7 +14,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from apps.captioning import data, train
+from apps.captioning import acquire, builder, train
+from apps.common.metrics import RunResult
 from tests.apps.captioning.fixtures import font_or_skip, tiny_model, tiny_scenes
 from tests.apps.serving_checks import replay_warmup, run_isolated
 
@@ -25,6 +26,9 @@ def _encode(array, fmt):
     return buffer.getvalue()
 
 
+_OUTPUTS = ("caption", "tokens", "attention_weights")
+
+
 def _huge_png_header():
     body = b"IHDR" + struct.pack(">IIBBBBB", 90_000, 90_000, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + body + struct.pack(
@@ -33,6 +37,7 @@ def _huge_png_header():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """(config, RunResult) of one tiny run."""
     font_or_skip()
     root = tmp_path_factory.mktemp("captioning")
     config = train.TrainConfig(
@@ -40,27 +45,38 @@ def trained(tmp_path_factory):
         export_dir=str(root / "export"), epochs=1, batch_size=8, plots=1, verbose=0,
         scenes=tiny_scenes(), model=tiny_model(), train_eval_images=4,
     )
-    metrics = train.run(config)
-    metrics["data_dir"] = config.data_dir
-    return metrics
+    return config, train.run(config)
 
 
 def test_run_reports_bleu_correctness_plots_and_a_versioned_export(trained):
-    test = trained["test"]
+    config, result = trained
+    metrics = result.metrics
+    test = metrics["test"]
     assert test["images"] == 6
     for n in range(1, 5):
         assert 0.0 <= test[f"bleu{n}"] <= 1.0
     correctness = test["attention_correctness"]
     assert set(correctness) == {"attention_in_box", "uniform_in_box", "ratio", "words_scored",
                                 "objects_named", "step_before_in_box"}
-    assert trained["metric"] == "bleu4" and trained["value"] == test["bleu4"]
-    assert trained["grid"] == [4, 4]
-    assert trained["dataset_metadata"]["font_package"] == data.FONT_PACKAGE
-    assert all(os.path.getsize(p) > 1000 for p in trained["plots"])
-    assert os.path.basename(trained["export_path"]) == "1"
-    with open(trained["metrics_json"], encoding="utf-8") as f:
-        assert json.load(f)["dataset"] == "emoji_scenes"
-    assert "test_bleu4=" in trained["results_line"]
+    assert (result.app, result.dataset, result.variant) == (
+        "captioning", "emoji_scenes", "small_cnn+lstm_soft_attention")
+    assert result.metric == "bleu4" and result.value == test["bleu4"]
+    assert result.train_seconds > 0
+    assert metrics["grid"] == [4, 4]
+    assert metrics["dataset_metadata"]["font_package"] == acquire.FONT_PACKAGE
+    assert "val_masked_accuracy" in metrics["history"]  # what the best-weights callback watches
+    assert all(os.path.getsize(p) > 1000 for p in metrics["plots"])
+    assert os.path.basename(result.export_path) == "1"
+    assert result.metrics_path == os.path.join(config.model_dir, "metrics.json")
+    with open(result.metrics_path, encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["dataset"] == "emoji_scenes" and record["export_path"] == result.export_path
+    assert record["metric"] == "bleu4" and record["train_seconds"] == result.train_seconds
+    again = RunResult.read(result.metrics_path)
+    assert (again.value, again.variant, again.export_path) == (
+        result.value, result.variant, result.export_path)
+    line = train.results_line(result)
+    assert line.startswith(result.line) and "bleu4=" in line and "attention_in_box=" in line
 
 
 _SERVE = """
@@ -81,13 +97,13 @@ try:
 except tf.errors.InvalidArgumentError as err:
     wrong_size = err.message
 empty = serve(image_bytes=tf.constant([], tf.string))
-errors = {}
-for name, path in ARGS["bad"].items():
+def error_of(raw):  # the error of a request holding a good image and `raw`
     try:
-        serve(image_bytes=tf.constant([images[0], read(path)]))
-        errors[name] = "no error"
+        serve(image_bytes=tf.constant([images[0], raw]))
     except tf.errors.InvalidArgumentError as err:
-        errors[name] = err.message
+        return err.message
+    return "no error"
+errors = {name: error_of(read(path)) for name, path in ARGS["bad"].items()}
 RESULT = {
     "inputs": sorted(serve.structured_input_signature[1]),
     "outputs": sorted(serve.structured_outputs),
@@ -113,8 +129,9 @@ def _files(directory, named):
 
 
 def test_export_serves_image_bytes_without_the_project(trained, tmp_path):
-    builder = data.EmojiScenes(data_dir=trained["data_dir"], config=tiny_scenes())
-    example = next(iter(tfds.as_numpy(builder.as_dataset(split="test"))))
+    config, result = trained
+    scenes = builder.EmojiScenes(data_dir=config.data_dir, config=tiny_scenes())
+    example = next(iter(tfds.as_numpy(scenes.as_dataset(split="test"))))
     scene = example["image"]
     rgba = np.concatenate([scene, np.full((96, 96, 1), 255, np.uint8)], axis=-1)
     gray = np.asarray(Image.fromarray(scene).convert("L"))
@@ -127,9 +144,9 @@ def test_export_serves_image_bytes_without_the_project(trained, tmp_path):
            "huge": _huge_png_header(), "corrupt": png[:40] + b"\x00" * (len(png) - 40)}
     np.save(tmp_path / "pixels.npy", scene)
     good = _files(tmp_path, {f"image{i}": raw for i, raw in enumerate(images)})
-    result = run_isolated(_SERVE, path=trained["export_path"], images=list(good.values()),
+    result = run_isolated(_SERVE, path=result.export_path, images=list(good.values()),
                           pixels=str(tmp_path / "pixels.npy"), bad=_files(tmp_path, bad),
-                          size=trained["config"]["image_size"])
+                          size=config.model.image_size)
     assert result["inputs"] == ["image_bytes"]
     assert result["outputs"] == ["attention_weights", "caption", "tokens"]
     steps = 5  # max_length 6: START is not emitted
@@ -161,16 +178,16 @@ def test_export_serves_image_bytes_without_the_project(trained, tmp_path):
 
 def test_saved_model_cli_shows_the_named_signature(trained):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    proc = subprocess.run(
-        [cli, "show", "--dir", trained["export_path"], "--tag_set", "serve",
+    shown = subprocess.run(
+        [cli, "show", "--dir", trained[1].export_path, "--tag_set", "serve",
          "--signature_def", "serving_default"],
         capture_output=True, text=True, check=True, timeout=120,
-    )
-    assert "inputs['image_bytes']" in proc.stdout
-    for name in ("caption", "tokens", "attention_weights"):
-        assert f"outputs['{name}']" in proc.stdout
+    ).stdout
+    names = ["inputs['image_bytes']"] + [f"outputs['{name}']" for name in _OUTPUTS]
+    assert [name for name in names if name not in shown] == []
 
 
 def test_warmup_requests_replay_without_the_project(trained):
-    answered = replay_warmup(trained["export_path"])
-    assert [name for name, _ in answered] == ["serving_default"]
+    """Every signature has a warmup record (ServingModule), answered by every loader."""
+    answered = dict(replay_warmup(trained[1].export_path))
+    assert answered == {"serving_default": sorted(_OUTPUTS), "caption_images": sorted(_OUTPUTS)}

@@ -1,16 +1,13 @@
-"""The emoji_scenes builder (tiny config, real font), scene layout, captions, font handling."""
+"""The emoji_scenes builder (tiny config, real font), scene layout, captions, pairs, names."""
 
 import hashlib
-import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from apps.captioning import data
+from apps.captioning import acquire, builder, scenes
 from apps.common import data as common_data
-from apps.common import text as common_text
 from tests.apps.captioning.fixtures import font_or_skip, tiny_scenes
 
 
@@ -18,11 +15,11 @@ from tests.apps.captioning.fixtures import font_or_skip, tiny_scenes
 def built(tmp_path_factory):
     font_or_skip()
     root = str(tmp_path_factory.mktemp("scenes"))
-    return common_data.prepare(data.EmojiScenes, root, config=tiny_scenes())
+    return common_data.prepare(builder.EmojiScenes, root, config=tiny_scenes())
 
 
-def _examples(builder, split):
-    return list(tfds.as_numpy(builder.as_dataset(split=split)))
+def _examples(prepared, split):
+    return list(tfds.as_numpy(prepared.as_dataset(split=split)))
 
 
 def _pairs(objects):
@@ -32,9 +29,9 @@ def _pairs(objects):
 
 def test_splits_hold_object_pairs_of_their_own(built):
     config = tiny_scenes()
-    pairs = {k: set(v) for k, v in data.split_pairs(8, config).items()}
+    pairs = {k: set(v) for k, v in builder.split_pairs(8, config).items()}
     names = built.info.features["objects"]["label"].names
-    assert names == [data.short_name(c) for c in data.OBJECTS[:8]]
+    assert names == [builder.short_name(c) for c in builder.OBJECTS[:8]]
     counts = {"train": 12, "validation": 3, "test": 6}
     for split, count in counts.items():
         examples = _examples(built, split)
@@ -56,7 +53,7 @@ def test_metadata_records_the_font(built):
     meta = built.info.metadata
     with open(meta["font_path"], "rb") as f:
         assert meta["font_sha256"] == hashlib.sha256(f.read()).hexdigest()
-    assert meta["font_package"] == data.FONT_PACKAGE
+    assert meta["font_package"] == acquire.FONT_PACKAGE
     assert meta["font_package_version"]
     assert [o["caption_name"] for o in meta["objects"]][:2] == ["dog", "cat"]
     assert meta["objects"][0]["unicode_name"] == "DOG FACE"
@@ -68,10 +65,10 @@ def test_captions_boxes_and_layout_agree(built):
         image = example["image"]
         assert image.shape == (96, 96, 3) and image.dtype == np.uint8
         boxes = example["objects"]["bbox"]
-        layout = data.LAYOUTS[example["layout"]]
+        layout = scenes.LAYOUTS[example["layout"]]
         words = [names[i] for i in example["objects"]["label"]]
         captions = [c.decode() for c in example["captions"]]
-        assert captions == data.captions_for(words, layout)
+        assert captions == builder.captions_for(words, layout)
         assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
         assert np.all((boxes >= 0) & (boxes <= 1))
         # Objects are in order along the layout, their boxes separated along it and their
@@ -93,10 +90,10 @@ def test_compose_scene_puts_each_tile_inside_its_box():
     config = tiny_scenes()
     for seed in range(6):
         rng = np.random.default_rng(seed)
-        image, layout, boxes = data.compose_scene(tiles, [0, 1, 2], rng, config)
-        again = data.compose_scene(tiles, [0, 1, 2], np.random.default_rng(seed), config)
+        image, layout, boxes = scenes.compose_scene(tiles, [0, 1, 2], rng, config)
+        again = scenes.compose_scene(tiles, [0, 1, 2], np.random.default_rng(seed), config)
         np.testing.assert_array_equal(image, again[0])
-        assert layout in data.LAYOUTS
+        assert layout in scenes.LAYOUTS
         for channel, box in zip((0, 2, 1), boxes, strict=True):
             top, left, bottom, right = np.round(box * 96).astype(int)
             inner = image[top + 1 : bottom - 1, left + 1 : right - 1].astype(int)
@@ -107,98 +104,31 @@ def test_compose_scene_puts_each_tile_inside_its_box():
 
 
 def test_split_pairs_partition_every_pair_and_keep_every_object_in_training():
-    config = data.EmojiScenesConfig(name="x")
-    pairs = data.split_pairs(40, config)
+    config = builder.EmojiScenesConfig(name="x")
+    pairs = builder.split_pairs(40, config)
     every = [p for v in pairs.values() for p in v]
     assert len(every) == len(set(every)) == 40 * 39 // 2
     assert {o for p in pairs["train"] for o in p} == set(range(40))
     assert len(pairs["test"]) == 156 and len(pairs["validation"]) == 39
-    assert pairs == data.split_pairs(40, config)  # seeded
+    assert pairs == builder.split_pairs(40, config)  # seeded
 
 
 def test_names_articles_and_phrasings():
-    assert data.short_name("🐶") == "dog"
-    assert data.short_name("🍎") == "red apple"
-    assert data.short_name("☔") == "umbrella"
-    assert [data.noun_phrase(n) for n in ("dog", "umbrella", "grapes")] == [
+    assert builder.short_name("🐶") == "dog"
+    assert builder.short_name("🍎") == "red apple"
+    assert builder.short_name("☔") == "umbrella"
+    assert [builder.noun_phrase(n) for n in ("dog", "umbrella", "grapes")] == [
         "the dog", "the umbrella", "the grapes"]
-    assert data.captions_for(["dog", "red apple"], "row") == [
+    assert builder.captions_for(["dog", "red apple"], "row") == [
         "the dog to the left of the red apple", "the red apple to the right of the dog",
         "the dog on the left and the red apple on the right"]
-    assert data.captions_for(["dog", "cat"], "column") == [
+    assert builder.captions_for(["dog", "cat"], "column") == [
         "the dog above the cat", "the cat below the dog",
         "the dog at the top and the cat at the bottom"]
-    assert data.captions_for(["dog", "cat", "octopus"], "column") == [
+    assert builder.captions_for(["dog", "cat", "octopus"], "column") == [
         "the dog, the cat and the octopus from top to bottom",
         "the octopus, the cat and the dog from bottom to top"]
     with pytest.raises(ValueError, match="layout"):
-        data.captions_for(["dog", "cat"], "diagonal")
-    assert len({data.short_name(c) for c in data.OBJECTS}) == len(data.OBJECTS)
+        builder.captions_for(["dog", "cat"], "diagonal")
+    assert len({builder.short_name(c) for c in builder.OBJECTS}) == len(builder.OBJECTS)
 
-
-def test_missing_font_without_root_names_the_package(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "FONT_PATH", str(tmp_path / "missing.ttf"))
-    monkeypatch.delenv(data.FONT_ENV, raising=False)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    with pytest.raises(RuntimeError, match="fonts-noto-color-emoji"):
-        data.ensure_font()
-    with pytest.raises(FileNotFoundError, match="font_path"):
-        data.ensure_font(str(tmp_path / "nope.ttf"))
-
-
-def test_missing_font_as_root_runs_apt_get_update_then_install(monkeypatch, tmp_path):
-    target = tmp_path / "NotoColorEmoji.ttf"
-    monkeypatch.setattr(data, "FONT_PATH", str(target))
-    monkeypatch.delenv(data.FONT_ENV, raising=False)
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(data.shutil, "which", lambda name: f"/usr/bin/{name}")
-    calls = []
-
-    class Done:
-        def __init__(self, code):
-            self.returncode, self.stderr = code, "" if code == 0 else "E: Unable to locate"
-
-    def fake_apt(*args):
-        calls.append(args[0])
-        if args[0] == "update":
-            return Done(0)
-        if "update" in calls:  # The package is known only after an update.
-            target.write_bytes(b"font")
-            return Done(0)
-        return Done(100)
-
-    monkeypatch.setattr(data, "_apt_get", fake_apt)
-    path, how = data.ensure_font()
-    assert path == str(target) and "apt-get" in how
-    assert calls == ["install", "update", "install"]
-
-
-def test_training_pipeline_shifts_tokens_and_draws_captions():
-    from PIL import Image
-
-    buffer = __import__("io").BytesIO()
-    Image.fromarray(np.full((96, 96, 3), 128, np.uint8)).save(buffer, format="PNG")
-    captions = ["the dog above the cat", "the cat below the dog", "the dog at the top and the "
-                "cat at the bottom"]
-    ds = tf.data.Dataset.from_tensors({
-        "image_bytes": tf.constant(buffer.getvalue()),
-        "captions": tf.constant(captions),
-        "boxes": tf.zeros([2, 4]),
-        "box_names": tf.constant(["dog", "cat"]),
-    }).repeat(24)
-    tokenizer = data.make_tokenizer(captions, 50, 16)
-    batch = next(iter(data.training_pipeline(ds, tokenizer, 32, 24, shuffle=True, seed=3)))
-    inputs, targets = batch
-    assert inputs["image"].shape == (24, 32, 32, 3)
-    np.testing.assert_allclose(inputs["image"].numpy(), 128 / 255, atol=1e-2)
-    tokens, targets = inputs["tokens"].numpy(), targets.numpy()
-    assert tokens.shape == targets.shape == (24, 15)
-    assert np.all(tokens[:, 0] == tokenizer.start_id)
-    np.testing.assert_array_equal(tokens[:, 1:], targets[:, :-1])
-    seen = {tokenizer.detokenize(tf.constant(row[None])).numpy()[0].decode() for row in tokens}
-    assert seen == set(captions)  # Each caption gets drawn over a few dozen draws.
-    assert tokenizer.vocabulary[:4] == [common_text.PAD, common_text.UNK, common_text.START,
-                                        common_text.END]
-    val = next(iter(data.training_pipeline(ds, tokenizer, 32, 24)))
-    first = tokenizer.detokenize(val[0]["tokens"][:1]).numpy()[0].decode()
-    assert first == captions[0]
