@@ -63,7 +63,11 @@ def main_for(config_cls, run, line=lambda result: result.line):
     def main(argv):
         if len(argv) > 1:
             raise absl_app.UsageError(f"Unexpected arguments: {argv[1:]}")
-        print(line(run(from_flags(config_cls))), flush=True)
+        try:
+            config = from_flags(config_cls)
+        except flags.ValidationError as err:  # a usage error, before any data is loaded
+            raise absl_app.UsageError(str(err)) from None
+        print(line(run(config)), flush=True)
 
     return main
 
