@@ -64,18 +64,19 @@ def benchmark(variants, seeds, base: train.TrainConfig, runs: str) -> dict:
     for variant in variants:
         for seed in seeds:
             config = dataclasses.replace(
-                base, variant=variant, seed=int(seed), export_dir=None, backup=False,
-                sample_clips=2,
+                base, model=dataclasses.replace(base.model, variant=variant), seed=int(seed),
+                export_dir=None, backup=False, sample_clips=2,
                 model_dir=os.path.join(runs, f"{variant}-seed{seed}-{int(time.time())}"),
             )
-            metrics = train.run(config)
+            result = train.run(config)
+            metrics = result.metrics
             print(f"[{NAME}] {variant} seed={seed} test_accuracy={metrics['test_accuracy']:.4f} "
-                  f"train_seconds={metrics['train_seconds']:.0f}", flush=True)
+                  f"train_seconds={result.train_seconds:.0f}", flush=True)
             results.append({
                 "variant": variant,
                 "seed": int(seed),
                 "parameters": metrics["parameters"],
-                "train_seconds": metrics["train_seconds"],
+                "train_seconds": result.train_seconds,
                 "test_accuracy": metrics["test_accuracy"],
                 "validation_accuracy": metrics["validation_accuracy"],
                 "attention_mass_on_word": metrics["attention_mass_on_word"],

@@ -8,6 +8,8 @@ needs nothing but the waveform:
     -> frequency warp (vocal tract length perturbation; training only)
     -> SpecAugment (time and frequency masks; training only)
 
+(those layers are in `features.py`).
+
 Variants (`ModelConfig.variant`):
 
 - `attention_rnn` (de Andrade et al. 2018): two convolutions along time over the
@@ -28,23 +30,26 @@ Variants (`ModelConfig.variant`):
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import keras
 from keras import ops
 
+from apps.keyword_spotting import features
+from keras_attention import _validation
 from keras_attention.layers import DotProductAttention, PositionEmbedding, TransformerEncoderBlock
 
 VARIANTS = ("attention_rnn", "kwt", "cnn")
 _PACKAGE = "keyword_spotting"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """What to build.
+    """What to build; every field is checked on construction (a ValueError names it).
 
     Attributes:
         variant: one of VARIANTS.
-        num_classes: number of output classes.
+        num_classes: number of output classes (`train.run` sets it from the dataset).
         clip_samples: samples per clip (1 s at `sample_rate`).
         sample_rate: Hz.
         num_mel_bins, fft_length, frame_length, frame_step, min_freq, max_freq:
@@ -55,13 +60,16 @@ class ModelConfig:
         dropout: dropout in the classifier (and the transformer).
         rnn_units: LSTM units per direction (attention_rnn).
         conv_filters: filters of the first convolution (attention_rnn).
-        kwt_dim, kwt_depth, kwt_heads, kwt_mlp_dim, kwt_norm_first: transformer size (kwt).
-        cnn_filters: filters of the three convolution stages (cnn).
-        seed: seed of SpecAugment's random masks.
+        kwt_dim, kwt_depth, kwt_heads, kwt_mlp_dim, kwt_norm_first: transformer size (kwt);
+            `kwt_dim` must be divisible by `kwt_heads`.
+        cnn_filters: filters of the convolution stages (cnn).
+        seed: seed of the frequency warp and SpecAugment's random masks; None: unseeded
+            (`train.run` uses the run's seed).
     """
 
-    variant: str = "attention_rnn"
+    variant: Literal["attention_rnn", "kwt", "cnn"] = "attention_rnn"
     num_classes: int = 22
+    # The front end.
     clip_samples: int = 16000
     sample_rate: int = 16000
     num_mel_bins: int = 64
@@ -70,175 +78,54 @@ class ModelConfig:
     frame_step: int = 320
     min_freq: float = 20.0
     max_freq: float = 7600.0
+    # Augmentation and regularization.
     frequency_warp: float = 0.1
     spec_augment: bool = True
     dropout: float = 0.1
+    # attention_rnn.
     rnn_units: int = 64
     conv_filters: int = 10
+    # kwt.
     kwt_dim: int = 64
     kwt_depth: int = 4
     kwt_heads: int = 4
     kwt_mlp_dim: int = 128
     kwt_norm_first: bool = True
-    cnn_filters: tuple = (16, 32, 64)
-    seed: int = 42
+    # cnn.
+    cnn_filters: tuple[int, ...] = (16, 32, 64)
+    seed: int | None = None
+
+    def __post_init__(self):
+        _validation.one_of("variant", self.variant, VARIANTS)
+        for name in ("num_classes", "clip_samples", "sample_rate", "num_mel_bins", "fft_length",
+                     "frame_length", "frame_step", "rnn_units", "conv_filters", "kwt_dim",
+                     "kwt_depth", "kwt_heads", "kwt_mlp_dim"):
+            _validation.positive_int(name, getattr(self, name))
+        if self.frame_length > self.fft_length:
+            raise ValueError(f"`frame_length` ({self.frame_length}) must not exceed `fft_length` "
+                             f"({self.fft_length}). Received: frame_length={self.frame_length}")
+        _validation.non_negative_float("min_freq", self.min_freq)
+        if not self.min_freq < self.max_freq <= self.sample_rate / 2:
+            raise ValueError(f"`max_freq` must be above `min_freq` ({self.min_freq}) and at most "
+                             f"half the sample rate ({self.sample_rate / 2:g}). Received: "
+                             f"max_freq={self.max_freq!r}")
+        _validation.rate("frequency_warp", self.frequency_warp)
+        _validation.rate("dropout", self.dropout)
+        if self.kwt_dim % self.kwt_heads:
+            raise ValueError(f"`kwt_dim` ({self.kwt_dim}) must be divisible by `kwt_heads` "
+                             f"({self.kwt_heads}). Received: kwt_heads={self.kwt_heads}")
+        if not self.cnn_filters:
+            raise ValueError("`cnn_filters` must name at least one stage. Received: "
+                             f"cnn_filters={self.cnn_filters!r}")
+        for filters in self.cnn_filters:
+            _validation.positive_int("cnn_filters", filters)
+        if self.seed is not None:
+            _validation.non_negative_int("seed", self.seed)
 
     @property
     def frames(self) -> int:
         """Spectrogram frames per clip (centered STFT)."""
         return 1 + self.clip_samples // self.frame_step
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class LogMelSpectrogram(keras.layers.Layer):
-    """`(batch, samples)` waveform -> `(batch, frames, num_mel_bins)` natural-log mel power.
-
-    Uses `keras.layers.MelSpectrogram` for the STFT and mel filters, without its
-    decibel scaling (whose `top_db` floor is taken over the whole batch, which
-    would make one clip's features depend on the others in its batch).
-    """
-
-    def __init__(self, sample_rate=16000, fft_length=512, frame_length=480, frame_step=320,
-                 num_mel_bins=40, min_freq=20.0, max_freq=7600.0, floor=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.sample_rate = sample_rate
-        self.fft_length = fft_length
-        self.frame_length = frame_length
-        self.frame_step = frame_step
-        self.num_mel_bins = num_mel_bins
-        self.min_freq = min_freq
-        self.max_freq = max_freq
-        self.floor = floor
-
-    def build(self, input_shape):
-        self.mel = keras.layers.MelSpectrogram(
-            fft_length=self.fft_length, sequence_stride=self.frame_step,
-            sequence_length=self.frame_length, sampling_rate=self.sample_rate,
-            num_mel_bins=self.num_mel_bins, min_freq=self.min_freq, max_freq=self.max_freq,
-            power_to_db=False, name="mel",
-        )
-
-    def call(self, waveform):
-        power = self.mel(ops.cast(waveform, "float32"))  # (batch, mel, frames)
-        return ops.transpose(ops.log(power + self.floor), (0, 2, 1))
-
-    def compute_output_shape(self, input_shape):
-        frames = None if input_shape[1] is None else 1 + input_shape[1] // self.frame_step
-        return (input_shape[0], frames, self.num_mel_bins)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(sample_rate=self.sample_rate, fft_length=self.fft_length,
-                      frame_length=self.frame_length, frame_step=self.frame_step,
-                      num_mel_bins=self.num_mel_bins, min_freq=self.min_freq,
-                      max_freq=self.max_freq, floor=self.floor)
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class UtteranceNormalization(keras.layers.Layer):
-    """Zero mean, unit variance over each utterance's whole spectrogram.
-
-    `(x - mean) / sqrt(var + epsilon)` with the statistics of each example over
-    frames and mel bins: the input level (gain) does not matter, and a silent
-    clip (a constant spectrogram) gives zeros.
-    """
-
-    def __init__(self, epsilon=1e-3, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = epsilon
-
-    def call(self, x):
-        mean = ops.mean(x, axis=(1, 2), keepdims=True)
-        var = ops.var(x, axis=(1, 2), keepdims=True)
-        return (x - mean) / ops.sqrt(var + self.epsilon)
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class SpecAugment(keras.layers.Layer):
-    """SpecAugment's masks (Park et al. 2019): zero random bands of mel bins and of frames.
-
-    Each of `freq_masks` masks covers `f ~ U{0..freq_width}` consecutive mel bins
-    at a random start, each of `time_masks` covers `t ~ U{0..time_width}` frames;
-    masked values become 0 (the mean after normalization). Identity outside training.
-    """
-
-    def __init__(self, freq_masks=2, freq_width=6, time_masks=2, time_width=5, seed=None,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.freq_masks = freq_masks
-        self.freq_width = freq_width
-        self.time_masks = time_masks
-        self.time_width = time_width
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def _bands(self, batch, size, count, width):
-        positions = ops.arange(size)[None, :]
-        masked = ops.zeros((batch, size), dtype="bool")
-        for _ in range(count):
-            w = ops.floor(keras.random.uniform((batch, 1), seed=self.seed_generator) * (width + 1))
-            start = ops.floor(keras.random.uniform((batch, 1), seed=self.seed_generator)
-                              * (ops.cast(size, "float32") - w + 1.0))
-            pos = ops.cast(positions, "float32")
-            masked = ops.logical_or(masked, ops.logical_and(pos >= start, pos < start + w))
-        return masked
-
-    def call(self, x, training=None):
-        if not training:
-            return x
-        shape = ops.shape(x)
-        batch, frames, bins = shape[0], shape[1], shape[2]
-        freq = self._bands(batch, bins, self.freq_masks, self.freq_width)
-        time = self._bands(batch, frames, self.time_masks, self.time_width)
-        masked = ops.logical_or(freq[:, None, :], time[:, :, None])
-        return ops.where(masked, ops.zeros_like(x), x)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(freq_masks=self.freq_masks, freq_width=self.freq_width,
-                      time_masks=self.time_masks, time_width=self.time_width, seed=self.seed)
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class FrequencyWarp(keras.layers.Layer):
-    """Vocal tract length perturbation (Jaitly & Hinton 2013) on a `(batch, frames, bins)`
-    spectrogram: each example's frequency axis is stretched by its own random factor
-    `alpha ~ U(1 - max_warp, 1 + max_warp)` (bin k takes the value at k / alpha, linearly
-    interpolated), as a longer or shorter vocal tract would shift the formants. Identity
-    outside training.
-    """
-
-    def __init__(self, max_warp=0.1, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.max_warp = max_warp
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, x, training=None):
-        if not training or not self.max_warp:
-            return x
-        shape = ops.shape(x)
-        batch, frames, bins = shape[0], shape[1], shape[2]
-        alpha = 1.0 + keras.random.uniform((batch, 1), -self.max_warp, self.max_warp,
-                                           seed=self.seed_generator)
-        last = ops.cast(bins - 1, "float32")
-        source = ops.clip(ops.cast(ops.arange(bins), "float32")[None, :] / alpha, 0.0, last)
-        low = ops.floor(source)
-        frac = (source - low)[:, None, :]
-        low = ops.cast(low, "int32")
-        high = ops.minimum(low + 1, bins - 1)
-        gather_shape = (batch, frames, bins)
-        x_low = ops.take_along_axis(x, ops.broadcast_to(low[:, None, :], gather_shape), axis=2)
-        x_high = ops.take_along_axis(x, ops.broadcast_to(high[:, None, :], gather_shape), axis=2)
-        return x_low * (1.0 - frac) + x_high * frac
-
-    def get_config(self):
-        return {**super().get_config(), "max_warp": self.max_warp, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -320,17 +207,19 @@ class KeywordSpotter:
 
 
 def _front_end(waveform, config: ModelConfig):
-    x = LogMelSpectrogram(
+    x = features.LogMelSpectrogram(
         sample_rate=config.sample_rate, fft_length=config.fft_length,
         frame_length=config.frame_length, frame_step=config.frame_step,
         num_mel_bins=config.num_mel_bins, min_freq=config.min_freq, max_freq=config.max_freq,
         name="log_mel",
     )(waveform)
-    x = UtteranceNormalization(name="normalize")(x)
+    x = features.UtteranceNormalization(name="normalize")(x)
     if config.frequency_warp:
-        x = FrequencyWarp(config.frequency_warp, seed=config.seed, name="frequency_warp")(x)
+        x = features.FrequencyWarp(config.frequency_warp, seed=config.seed,
+                                   name="frequency_warp")(x)
     if config.spec_augment:
-        x = SpecAugment(seed=config.seed + 1, name="spec_augment")(x)
+        x = features.SpecAugment(seed=None if config.seed is None else config.seed + 1,
+                                 name="spec_augment")(x)
     return x
 
 
@@ -390,10 +279,8 @@ def _cnn(x, config: ModelConfig):
     return h, weights
 
 
-def build(config: ModelConfig) -> KeywordSpotter:
+def build_model(config: ModelConfig) -> KeywordSpotter:
     """Builds the variant named by `config.variant` (see the module docstring)."""
-    if config.variant not in VARIANTS:
-        raise ValueError(f"variant={config.variant!r} is not one of {VARIANTS}.")
     waveform = keras.Input((config.clip_samples,), name="waveform")
     x = _front_end(waveform, config)
     body = {"attention_rnn": _attention_rnn, "kwt": _kwt, "cnn": _cnn}[config.variant]
@@ -408,7 +295,8 @@ def build(config: ModelConfig) -> KeywordSpotter:
     return KeywordSpotter(classifier=classifier, explainer=explainer, config=config)
 
 
-def compile_for_training(model: keras.Model, learning_rate=2e-3, steps=None) -> None:
+def compile_model(model: keras.Model, learning_rate: float = 2e-3,
+                  steps: int | None = None) -> keras.Model:
     """Adam (cosine decay over `steps` when given) and sparse cross-entropy."""
     schedule = learning_rate
     if steps:
@@ -421,3 +309,4 @@ def compile_for_training(model: keras.Model, learning_rate=2e-3, steps=None) -> 
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    return model

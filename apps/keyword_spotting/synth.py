@@ -1,6 +1,14 @@
-"""Speech synthesis and mixing for the synthetic speech-commands corpus (numpy only).
+"""Speech synthesis and mixing: the raw material of the `synthetic_speech_commands` corpus.
 
-Kept free of TensorFlow: it is the part that can run (and be tested) without it.
+`builder.py` (the tfds builder) calls `plan` for every clip's recipe of a split
+(voice, word, noise, SNR, level, offset: a function of the split and the seed)
+and `render_all` to speak and mix them; the engines it runs (espeak-ng,
+flite) come from Debian through `acquire.py`. The voice tables here decide
+which speakers each split holds.
+
+Numpy only, free of TensorFlow: it is the part that can run (and be tested)
+without it. `audio.py` holds the TensorFlow audio ops of the pipeline and the
+SavedModel.
 """
 
 from __future__ import annotations
@@ -30,8 +38,6 @@ UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheil
 BABBLE_WORDS = ("water", "morning", "paper", "people", "little", "maybe", "hello", "thanks",
                 "window", "garden", "number", "yellow", "river", "market", "table", "doctor")
 
-ENGINES = ("espeak-ng", "flite")
-APT_PACKAGES = ("espeak-ng", "flite", "sox")
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
                   "en-gb-x-gbcwmd", "en-us-nyc")
 TEST_ONLY_ACCENTS = ("en-029",)
@@ -52,66 +58,6 @@ FLITE_VOICES = {"train": ("kal", "kal16", "awb", "slt"), "validation": (), "test
 _FLITE_F0 = {"kal": 105.0, "kal16": 105.0, "awb": 115.0, "rms": 100.0, "slt": 175.0}
 NOISES = ("white", "pink", "brown", "hum", "babble")  # Babble last: never in _silence_.
 SPLITS = ("train", "validation", "test")
-
-
-# --------------------------------------------------------------------------- engines
-
-
-class EnginesMissing(RuntimeError):
-    """The speech engines are not installed and cannot be installed here."""
-
-
-def _missing_engines() -> list[str]:
-    return [e for e in ENGINES if shutil.which(e) is None]
-
-
-def ensure_engines(install: bool = True) -> None:
-    """Makes sure espeak-ng and flite are on PATH, installing them with apt-get as root.
-
-    Raises:
-        EnginesMissing: when they are missing and cannot be installed (not root,
-            no apt-get, or apt-get failed), with the command to run.
-    """
-    missing = _missing_engines()
-    if not missing:
-        return
-    command = "apt-get install -y " + " ".join(APT_PACKAGES)
-    hint = (f"The synthetic_speech_commands corpus needs the speech engines {', '.join(missing)}. "
-            f"Install them with `sudo {command}` and run again.")
-    can_install = (install and hasattr(os, "geteuid") and os.geteuid() == 0
-                   and shutil.which("apt-get") is not None)
-    if not can_install:
-        raise EnginesMissing(hint)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    print(f"Installing the speech engines: {command}", flush=True)
-    ok = subprocess.run(command.split(), env=env, capture_output=True, check=False).returncode == 0
-    if not ok:  # Package lists may be missing or stale.
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
-        result = subprocess.run(command.split(), env=env, capture_output=True, text=True,
-                                check=False)
-        if result.returncode != 0:
-            raise EnginesMissing(f"{hint} (`{command}` failed: {result.stderr.strip()[-300:]})")
-    missing = _missing_engines()
-    if missing:
-        raise EnginesMissing(hint)
-
-
-def engine_versions() -> dict[str, str]:
-    """Versions of the engines (and their Debian packages, where dpkg knows them)."""
-    out = {}
-    espeak = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True,
-                            check=False).stdout.strip()
-    out["espeak-ng"] = espeak.split("Data at")[0].strip()
-    flite = subprocess.run(["flite", "--version"], capture_output=True, text=True,
-                           check=False).stdout
-    out["flite"] = " ".join(line.strip() for line in flite.splitlines() if "version" in line)
-    if shutil.which("dpkg-query"):
-        result = subprocess.run(
-            ["dpkg-query", "-W", "-f", "${Package}=${Version}\n", *ENGINES, "espeak-ng-data"],
-            capture_output=True, text=True, check=False,
-        )
-        out["debian_packages"] = " ".join(result.stdout.split())
-    return out
 
 
 # --------------------------------------------------------------------------- audio (numpy)

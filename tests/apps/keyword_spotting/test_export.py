@@ -132,7 +132,7 @@ RESULT["after_errors"] = summary(call_wav(ARGS["good"][:1]))["label"]
 
 @pytest.fixture(scope="module")
 def served(tiny_run, tmp_path_factory):
-    path = tiny_run["export_path"]
+    path = tiny_run.export_path
     files = tmp_path_factory.mktemp("kws_inputs")
 
     def write(name, content):
@@ -165,7 +165,7 @@ def served(tiny_run, tmp_path_factory):
         _SERVE, path=path, good=[write(k, v) for k, v in good.items()],
         bad={k: write(k, v) for k, v in bad.items()}, waveforms=str(files / "waveforms.npy"),
     )
-    return result, list(good), tiny_run["class_names"]
+    return result, list(good), tiny_run.metrics["class_names"]
 
 
 def test_signatures_and_names_after_reload(served):
@@ -212,7 +212,7 @@ def test_bad_wav_bytes_give_clear_errors_and_the_server_survives(served):
 
 
 def test_warmup_requests_replay_without_the_project(tiny_run):
-    answered = replay_warmup(tiny_run["export_path"])
+    answered = replay_warmup(tiny_run.export_path)
     assert [name for name, _ in answered] == ["serving_default", "waveform"]
     for _, outputs in answered:
         assert outputs == ["attention_weights", "label", "probabilities"]
@@ -220,7 +220,7 @@ def test_warmup_requests_replay_without_the_project(tiny_run):
 
 def test_saved_model_cli_lists_both_signatures(tiny_run):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    shown = subprocess.run([cli, "show", "--dir", tiny_run["export_path"], "--all"],
+    shown = subprocess.run([cli, "show", "--dir", tiny_run.export_path, "--all"],
                            capture_output=True, text=True, timeout=300, check=False,
                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert shown.returncode == 0, shown.stderr[-2000:]

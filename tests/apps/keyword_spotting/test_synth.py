@@ -105,10 +105,3 @@ def test_silence_clips_are_noise_or_digital_zero():
     assert noisy["word_start"] == -1 and noisy["speaker"] == ""
     zero = synth.render({**item, "noise": "zero"}, [], "/nonexistent")
     assert not np.any(zero["audio"])
-
-
-def test_missing_engines_say_what_to_install(monkeypatch):
-    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
-    monkeypatch.setattr(synth.os, "geteuid", lambda: 1000)
-    with pytest.raises(synth.EnginesMissing, match="apt-get install -y espeak-ng flite sox"):
-        synth.ensure_engines()

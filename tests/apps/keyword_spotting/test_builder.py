@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from apps.keyword_spotting import data, synth
+from apps.keyword_spotting import pipeline, synth
 
 
 def _examples(builder, split):
@@ -14,7 +13,7 @@ def _examples(builder, split):
 
 def test_builder_writes_balanced_splits_of_unseen_voices(tiny_corpus):
     root, config = tiny_corpus
-    builder = data.builder(root, config=config)  # Cached: verified, not rebuilt.
+    builder = pipeline.prepare_corpus(root, config)  # Cached: verified, not rebuilt.
     assert builder.info.features["label"].names == list(synth.CLASSES)
     speakers = {}
     for split, per_class in zip(synth.SPLITS, config.clips_per_class, strict=True):
@@ -47,28 +46,9 @@ def test_builder_writes_balanced_splits_of_unseen_voices(tiny_corpus):
 
 def test_builder_records_engines_and_voices(tiny_corpus):
     root, config = tiny_corpus
-    metadata = data.builder(root, config=config).info.metadata
+    metadata = pipeline.prepare_corpus(root, config).info.metadata
     assert "eSpeak NG" in metadata["engines"]["espeak-ng"]
     assert "flite" in metadata["engines"]["flite"]
     assert metadata["flite_voices"]["test"] == ["rms"]
     assert set(metadata["espeak_variants"]["test"]).isdisjoint(metadata["espeak_variants"]["train"])
     assert metadata["clips_per_class"] == {"train": 2, "validation": 1, "test": 1}
-
-
-def test_input_pipeline(tiny_corpus):
-    root, config = tiny_corpus
-    splits = data.load(data_dir=root, config=config, batch_size=8)
-    assert splits.class_names == list(synth.CLASSES)
-    assert splits.sizes == {"train": 46, "validation": 22, "test": 22}
-    waveform, label = next(iter(splits.train))
-    assert waveform.shape == (8, 16000) and waveform.dtype.name == "float32"
-    assert label.dtype.name == "int32"
-    assert np.abs(waveform.numpy()).max() <= 1.0
-    details = next(iter(splits.examples("test", 22)))
-    assert set(details) >= {"waveform", "label", "speaker", "word_start", "word_end"}
-    assert details["waveform"].shape == (22, 16000)
-
-
-def test_unknown_dataset_is_refused():
-    with pytest.raises(ValueError, match="speech_commands"):
-        data.load("librispeech")

@@ -26,10 +26,13 @@ one split.
 
 Synthesis runs two engine processes at a time. The builder checks for the
 engines, installs them with `apt-get install -y espeak-ng flite sox` when they
-are missing and it runs as root, and otherwise says what to install. Engine
-versions, voices and word lists are recorded in the dataset's metadata.
+are missing and it runs as root, and otherwise says what to install
+(`acquire.py`). Engine versions, voices and word lists are recorded in the
+dataset's metadata.
 
-Online users can train on Google Speech Commands instead
+Here: the builder and its configs (`default`, `quick`). The recipes and the
+mixing are `synth.py`'s; `pipeline.py` turns the prepared dataset into
+tf.data. Online users can train on Google Speech Commands instead
 (`--dataset=speech_commands`, through tfds).
 """
 
@@ -39,10 +42,9 @@ import dataclasses
 import tempfile
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from apps.keyword_spotting import audio, synth
+from apps.keyword_spotting import acquire, synth
 from apps.keyword_spotting.synth import CLASSES, CLIP_SAMPLES, SPLITS
 
 
@@ -71,9 +73,6 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
     babble_pool: int = 40
     workers: int = 2
     seed: int = 20180826
-
-
-# --------------------------------------------------------------------------- tfds builder
 
 
 class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
@@ -121,10 +120,10 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         del dl_manager
-        synth.ensure_engines()
+        acquire.ensure_engines()
         config = self.builder_config
         self.info.metadata.update({
-            "engines": synth.engine_versions(),
+            "engines": acquire.engine_versions(),
             "classes": list(CLASSES),
             "unknown_words": list(synth.UNKNOWN_WORDS),
             "babble_words": list(synth.BABBLE_WORDS),
@@ -152,110 +151,4 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
                 yield item["key"], example
 
 
-# --------------------------------------------------------------------------- input pipeline
-
-
-@dataclasses.dataclass
-class Splits:
-    """tf.data datasets of `(waveform float32 (16000,), label int32)` and the class names."""
-
-    train: tf.data.Dataset
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
-    class_names: list[str]
-    dataset: str
-    info: tfds.core.DatasetInfo | None = None
-    sizes: dict = dataclasses.field(default_factory=dict)
-    builder: tfds.core.DatasetBuilder | None = None
-
-    def examples(self, split: str, batch_size: int = 64) -> tf.data.Dataset:
-        """Batched dicts of `split` in file order: `waveform`, `label` and, for the synthetic
-        corpus, `speaker`, `word`, `word_start`, `word_end` (samples; -1 for silence)."""
-
-        def convert(features):
-            waveform, label = _to_example(features)
-            out = {"waveform": waveform, "label": label}
-            for key in ("speaker", "word", "word_start", "word_end"):
-                if key in features:
-                    out[key] = features[key]
-            return out
-
-        ds = self.builder.as_dataset(split=split, shuffle_files=False)
-        return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-
-
-def fix_length(audio: tf.Tensor, samples: int = CLIP_SAMPLES) -> tf.Tensor:
-    """Pads (at the end) or crops a 1-D waveform to `samples`."""
-    audio = audio[:samples]
-    return tf.pad(audio, [[0, samples - tf.shape(audio)[0]]])
-
-
-def _to_example(features):
-    audio = tf.cast(features["audio"], tf.float32) / 32768.0
-    return fix_length(audio), tf.cast(features["label"], tf.int32)
-
-
-def builder(data_dir: str | None = None, quick: bool = False, config=None):
-    """The prepared (cached) synthetic corpus builder.
-
-    Args:
-        data_dir: the tfds cache root (see `apps.common.data.data_dir`).
-        quick: the small `quick` config instead of `default`.
-        config: a config name or a `SpeechCommandsConfig` (overrides `quick`).
-    """
-    from apps.common import data as common_data
-
-    root = common_data.data_dir(data_dir)
-    config = config or ("quick" if quick else "default")
-    return common_data.prepare(SyntheticSpeechCommands, root, config=config)
-
-
-def load(dataset: str = "synthetic_speech_commands", data_dir: str | None = None,
-         batch_size: int = 64, quick: bool = False, seed: int = 42, config=None,
-         speed_perturbation: tuple[float, float] | None = (0.9, 1.1)) -> Splits:
-    """Batched, shuffled (train only) datasets for `dataset`.
-
-    Args:
-        dataset: `synthetic_speech_commands` (embedded, built here) or
-            `speech_commands` (Google Speech Commands v0.02 through tfds; online).
-        data_dir: the tfds cache root (see `apps.common.data.data_dir`).
-        batch_size: batch size of every split.
-        quick: the small synthetic corpus (a run of seconds).
-        seed: shuffling seed.
-        config: a builder config (name or object) of the synthetic corpus; overrides `quick`.
-        speed_perturbation: `(low, high)`: every training batch is played at a random speed
-            in this range, each epoch anew (`audio.perturb_speed`); None: off.
-    """
-    from apps.common import data as common_data
-
-    if dataset == "synthetic_speech_commands":
-        ds_builder = builder(data_dir, quick, config)
-    elif dataset == "speech_commands":
-        ds_builder = common_data.online_builder("speech_commands", common_data.data_dir(data_dir))
-    else:
-        raise ValueError(f"--dataset={dataset!r} is not known; use synthetic_speech_commands "
-                         "(built here) or speech_commands (downloaded by tfds).")
-    info = ds_builder.info
-    names = list(info.features["label"].names)
-    sizes = {split: info.splits[split].num_examples for split in SPLITS}
-
-    def pipeline(split: str, training: bool) -> tf.data.Dataset:
-        ds = ds_builder.as_dataset(split=split, shuffle_files=training,
-                                   read_config=tfds.ReadConfig(shuffle_seed=seed))
-        ds = ds.map(_to_example, num_parallel_calls=tf.data.AUTOTUNE)
-        if dataset == "synthetic_speech_commands":
-            ds = ds.cache()
-        if training:
-            ds = ds.shuffle(min(sizes[split], 20000), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
-        if training and speed_perturbation:
-            low, high = speed_perturbation
-            ds = ds.map(lambda x, y: (audio.perturb_speed(x, low, high), y),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
-
-    return Splits(
-        train=pipeline("train", True), validation=pipeline("validation", False),
-        test=pipeline("test", False), class_names=names, dataset=dataset, info=info, sizes=sizes,
-        builder=ds_builder,
-    )
+CONFIG_NAMES = tuple(c.name for c in SyntheticSpeechCommands.BUILDER_CONFIGS)

@@ -1,0 +1,91 @@
+"""What keyword spotting takes from the package registries: Debian's speech engines.
+
+The `synthetic_speech_commands` corpus (`builder.py`) is spoken by espeak-ng
+and flite, run as programs (`synth.py`), so they must be installed, not just
+fetched: `ensure_engines` checks that they are on PATH and, when they are not
+and this process runs as root, installs the Debian packages `APT_PACKAGES`
+with `apps.common.acquire.apt_install` (`apt-get install -y espeak-ng flite
+sox`, `apt-get update` first if needed). Otherwise it raises `EnginesMissing`
+with the command to run by hand.
+
+`engine_versions` reports the engines' own versions and their Debian package
+versions, which the builder records in the dataset's metadata (the corpus is
+the same on every machine with the same engine versions).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from apps.common import acquire as common_acquire
+
+ENGINES = ("espeak-ng", "flite")
+APT_PACKAGES = ("espeak-ng", "flite", "sox")
+# Debian packages whose versions are recorded with the corpus.
+VERSIONED_PACKAGES = (*ENGINES, "espeak-ng-data")
+
+
+class EnginesMissing(common_acquire.AcquireError):
+    """The speech engines are not installed and cannot be installed here."""
+
+
+def missing_engines() -> list[str]:
+    """The engines of ENGINES that are not on PATH."""
+    return [e for e in ENGINES if shutil.which(e) is None]
+
+
+def ensure_engines(install: bool = True) -> None:
+    """Makes sure espeak-ng and flite are on PATH, installing them with apt-get as root.
+
+    Args:
+        install: try `apt-get install` (as root) when they are missing.
+
+    Raises:
+        EnginesMissing: when they are missing and cannot be installed (not root,
+            no apt-get, or apt-get failed), with the command to run.
+    """
+    missing = missing_engines()
+    if not missing:
+        return
+    command = "apt-get install -y " + " ".join(APT_PACKAGES)
+    why = (f"The synthetic_speech_commands corpus (speech engines {', '.join(missing)} "
+           "missing)")
+    hint = f"Or put {' and '.join(ENGINES)} on PATH; then run again."
+    if not install:
+        raise EnginesMissing(f"{why} needs the Debian packages {list(APT_PACKAGES)}: run "
+                             f"`sudo {command}`. {hint}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        print(f"Installing the speech engines: {command}", flush=True)
+    try:
+        common_acquire.apt_install(list(APT_PACKAGES), why=why, hint=hint)
+    except common_acquire.AcquireError as err:
+        message = str(err) if hint in str(err) else f"{err} {hint}"
+        raise EnginesMissing(message) from err
+    missing = missing_engines()
+    if missing:
+        raise EnginesMissing(f"{why}: {', '.join(missing)} still not on PATH after "
+                             f"`{command}`. {hint}")
+
+
+def _output(command: list[str]) -> str:
+    """What `command` printed (stdout), "" when it cannot run; its exit status is ignored
+    (`flite --version` exits 1)."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=False,
+                              timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def engine_versions() -> dict[str, str]:
+    """Versions of the engines (and their Debian packages, where dpkg knows them)."""
+    out = {"espeak-ng": _output(["espeak-ng", "--version"]).strip().split("Data at")[0].strip()}
+    flite = _output(["flite", "--version"])
+    out["flite"] = " ".join(line.strip() for line in flite.splitlines() if "version" in line)
+    if shutil.which("dpkg-query"):
+        packages = _output(["dpkg-query", "-W", "-f", "${Package}=${Version}\n",
+                            *VERSIONED_PACKAGES])
+        out["debian_packages"] = " ".join(packages.split())
+    return out

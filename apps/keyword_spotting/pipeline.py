@@ -1,0 +1,140 @@
+"""From a prepared speech-commands dataset to tf.data.
+
+`load_splits` prepares the dataset once (the embedded
+`synthetic_speech_commands` through `apps.common.data.prepare`, with its
+builder in `builder.py`; or Google Speech Commands through tfds, online) and
+returns its `Splits`: per split, `(waveform float32 (16000,), label int32)`
+examples, the class names and the split sizes. `make_dataset` batches one
+split for training or evaluation: shuffling with a seed and speed
+perturbation (`audio.perturb_speed`) when training. `Splits.examples` gives the
+test clips with their speaker and word span, for evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from apps.common import data as common_data
+from apps.keyword_spotting import audio, builder
+from apps.keyword_spotting.synth import CLIP_SAMPLES, SPLITS
+
+DATASETS = ("synthetic_speech_commands", "speech_commands")
+SPEED_PERTURBATION = (0.9, 1.1)
+_SHUFFLE_BUFFER = 20000
+
+
+@dataclasses.dataclass
+class Splits:
+    """A prepared dataset: its builder, class names and split sizes.
+
+    Attributes:
+        builder: the prepared tfds builder.
+        dataset: one of DATASETS.
+        class_names: the label of each class index.
+        sizes: examples per split.
+    """
+
+    builder: tfds.core.DatasetBuilder
+    dataset: str
+    class_names: list[str]
+    sizes: dict
+
+    @property
+    def info(self) -> tfds.core.DatasetInfo:
+        return self.builder.info
+
+    def read(self, split: str, training: bool, seed: int = 42) -> tf.data.Dataset:
+        """Unbatched `(waveform, label)` of `split` (files shuffled with `seed` when training)."""
+        ds = self.builder.as_dataset(split=split, shuffle_files=training,
+                                     read_config=tfds.ReadConfig(shuffle_seed=seed))
+        ds = ds.map(_to_example, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.cache() if self.dataset == "synthetic_speech_commands" else ds
+
+    def examples(self, split: str, batch_size: int = 64) -> tf.data.Dataset:
+        """Batched dicts of `split` in file order: `waveform`, `label` and, for the synthetic
+        corpus, `speaker`, `word`, `word_start`, `word_end` (samples; -1 for silence)."""
+
+        def convert(features):
+            waveform, label = _to_example(features)
+            out = {"waveform": waveform, "label": label}
+            for key in ("speaker", "word", "word_start", "word_end"):
+                if key in features:
+                    out[key] = features[key]
+            return out
+
+        ds = self.builder.as_dataset(split=split, shuffle_files=False)
+        return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+
+
+def fix_length(waveform: tf.Tensor, samples: int = CLIP_SAMPLES) -> tf.Tensor:
+    """Pads (at the end) or crops a 1-D waveform to `samples`."""
+    waveform = waveform[:samples]
+    return tf.pad(waveform, [[0, samples - tf.shape(waveform)[0]]])
+
+
+def _to_example(features):
+    waveform = tf.cast(features["audio"], tf.float32) / 32768.0
+    return fix_length(waveform), tf.cast(features["label"], tf.int32)
+
+
+def prepare_corpus(data_dir: str | None = None, corpus="default"):
+    """The prepared (built once, cached and verified) synthetic corpus builder.
+
+    Args:
+        data_dir: the tfds cache root (see `apps.common.data.data_dir`).
+        corpus: a config name (`builder.CONFIG_NAMES`) or a `builder.SpeechCommandsConfig`.
+    """
+    return common_data.prepare(builder.SyntheticSpeechCommands, common_data.data_dir(data_dir),
+                               config=corpus)
+
+
+def load_splits(dataset: str = "synthetic_speech_commands", data_dir: str | None = None,
+                corpus="default") -> Splits:
+    """Prepares `dataset` (once) and returns its splits.
+
+    Args:
+        dataset: `synthetic_speech_commands` (embedded, built here) or
+            `speech_commands` (Google Speech Commands v0.02 through tfds; online).
+        data_dir: the tfds cache root (see `apps.common.data.data_dir`).
+        corpus: the synthetic corpus' builder config (name or object), e.g. `quick`.
+    """
+    if dataset == "synthetic_speech_commands":
+        ds_builder = prepare_corpus(data_dir, corpus)
+    elif dataset == "speech_commands":
+        ds_builder = common_data.online_builder("speech_commands", common_data.data_dir(data_dir))
+    else:
+        raise ValueError(f"dataset={dataset!r} is not known; use synthetic_speech_commands "
+                         "(built here) or speech_commands (downloaded by tfds).")
+    info = ds_builder.info
+    return Splits(builder=ds_builder, dataset=dataset,
+                  class_names=list(info.features["label"].names),
+                  sizes={split: info.splits[split].num_examples for split in SPLITS})
+
+
+def make_dataset(splits: Splits, split: str, batch_size: int, training: bool = False,
+                 seed: int = 42,
+                 speed_perturbation: tuple[float, ...] = SPEED_PERTURBATION) -> tf.data.Dataset:
+    """Batches of `(waveform (batch, 16000), label (batch,))` of `split`.
+
+    Args:
+        splits: from `load_splits`.
+        split: `train`, `validation` or `test`.
+        batch_size: examples per batch.
+        training: shuffle (with `seed`, anew each epoch) and perturb the speed.
+        seed: seeds the order of the files and of the examples.
+        speed_perturbation: `(low, high)`: every training batch is played at a random speed
+            in this range, each epoch anew (`audio.perturb_speed`); empty: off.
+    """
+    ds = splits.read(split, training, seed)
+    if training:
+        ds = ds.shuffle(min(splits.sizes[split], _SHUFFLE_BUFFER), seed=seed,
+                        reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training and speed_perturbation:
+        low, high = speed_perturbation
+        ds = ds.map(lambda x, y: (audio.perturb_speed(x, low, high), y),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

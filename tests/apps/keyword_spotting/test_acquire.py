@@ -1,0 +1,47 @@
+"""The speech engines from Debian: what a user is told when they are missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.common import acquire as common_acquire
+from apps.keyword_spotting import acquire
+
+
+def test_missing_engines_say_what_to_install(monkeypatch):
+    monkeypatch.setattr(acquire.shutil, "which", lambda name: None)
+    monkeypatch.setattr(acquire.os, "geteuid", lambda: 1000)
+    with pytest.raises(acquire.EnginesMissing, match="apt-get install -y espeak-ng flite sox"):
+        acquire.ensure_engines()
+    with pytest.raises(acquire.EnginesMissing, match="espeak-ng and flite on PATH"):
+        acquire.ensure_engines(install=False)
+
+
+def test_a_failed_install_names_the_command_and_the_way_out(monkeypatch):
+    calls = []
+
+    def fake_run(command, what, **kwargs):
+        calls.append(command)
+        if command[1] == "update":
+            return None
+        raise common_acquire.AcquireError(f"{what}: `{' '.join(command)}` failed (exit 100): E")
+
+    monkeypatch.setattr(acquire.shutil, "which", lambda name: "/usr/bin/apt-get"
+                        if name == "apt-get" else None)
+    monkeypatch.setattr(acquire.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(common_acquire, "run", fake_run)
+    with pytest.raises(acquire.EnginesMissing) as caught:
+        acquire.ensure_engines()
+    message = str(caught.value)
+    assert "apt-get install -y --no-install-recommends espeak-ng flite sox" in message
+    assert "on PATH; then run again" in message
+    assert isinstance(caught.value, common_acquire.AcquireError)
+    assert [c[1] for c in calls] == ["install", "update", "install"]  # Update, then retry.
+
+
+def test_engine_versions_name_both_engines():
+    if acquire.missing_engines():
+        pytest.skip("the speech engines are not installed here")
+    versions = acquire.engine_versions()
+    assert "eSpeak NG" in versions["espeak-ng"]
+    assert "flite" in versions["flite"]
