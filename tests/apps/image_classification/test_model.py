@@ -1,5 +1,7 @@
 """Every variant builds, trains a step, and exposes a normalised attention map."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -9,17 +11,17 @@ from apps.image_classification import model as model_lib
 
 # 24x24 inputs keep the tests fast: stages at 12x12, 6x6, 3x3; ViT patches 4x4.
 _SMALL = dict(input_shape=(24, 24, 1), widths=(4, 8, 8), vit_dim=16, vit_layers=2, vit_heads=2,
-              vit_mlp_dim=16, reduction=2)
+              vit_mlp_dim=16, reduction=2, learning_rate=1e-2)
 _MAP_SIZES = {"plain": (3, 3), "se": (3, 3), "cbam": (6, 6), "nonlocal": (6, 6),
               "residual_attention": (6, 6), "vit": (4, 4)}
 
 
 @pytest.mark.parametrize("variant", model_lib.VARIANTS)
 def test_variant_builds_steps_and_maps(variant):
-    classifier = model_lib.build(variant=variant, **_SMALL)
+    classifier = model_lib.build_model(variant=variant, **_SMALL)
     x = np.random.default_rng(0).random((4, 24, 24, 1), dtype=np.float32)
     y = np.arange(4)
-    model_lib.compile_model(classifier.model, 1e-2, 10, jit_compile=False)
+    model_lib.compile_model(classifier.model, classifier.config, 10, jit_compile=False)
     classifier.model.run_eagerly = True  # no graph to trace: fast for a single step
     before = [w.numpy().copy() for w in classifier.model.trainable_weights]
     loss = classifier.model.train_on_batch(x, y)
@@ -42,7 +44,7 @@ def test_variant_builds_steps_and_maps(variant):
 
 
 def test_cbam_map_is_the_spatial_attention_of_the_chosen_stage():
-    classifier = model_lib.build(variant="cbam", map_stage=0, **_SMALL)
+    classifier = model_lib.build_model(variant="cbam", map_stage=0, **_SMALL)
     x = np.random.default_rng(1).random((2, 24, 24, 1), dtype=np.float32)
     cbam = classifier.model.get_layer("stage0_block0_cbam")
     probe = keras.Model(classifier.model.input, cbam.input)
@@ -80,9 +82,22 @@ def test_bad_model_config_is_reported():
     with pytest.raises(ValueError, match="variant"):
         model_lib.ModelConfig(variant="resnet50")
     with pytest.raises(ValueError, match="patch_size"):
-        model_lib.ModelConfig(variant="vit", patch_size=7)
+        model_lib.ModelConfig(variant="vit", input_shape=(60, 60, 1), patch_size=7)
     with pytest.raises(ValueError, match="map_stage"):
         model_lib.ModelConfig(variant="residual_attention", map_stage=2)
+    with pytest.raises(ValueError, match="learning_rate"):
+        model_lib.ModelConfig(learning_rate=0.0)
+    with pytest.raises(ValueError, match="vit_heads"):
+        model_lib.ModelConfig(vit_heads=0)
+    model_lib.ModelConfig(variant="vit", patch_size=8)  # checked once the image size is known
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model_lib.ModelConfig().variant = "se"
+
+
+def test_vit_patch_size_defaults_to_one_dividing_the_image():
+    classifier = model_lib.build_model(variant="vit", **{**_SMALL, "input_shape": (20, 20, 1)})
+    assert classifier.config.patch_size == 4
+    assert tuple(classifier.explainer.outputs[1].shape) == (None, 5, 5)
 
 
 def test_mass_in_box_counts_cells_by_overlap():

