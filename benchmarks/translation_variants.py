@@ -17,15 +17,25 @@ model's drop (short-third BLEU - long-third BLEU) is at most half the baseline's
 
 Usage:
     python -m benchmarks.translation_variants                  # all variants, 8 epochs
-    python -m benchmarks.translation_variants --translation_variants=seq2seq,bahdanau
-    python -m benchmarks.translation_variants --translation_epochs=20 --translation_seed=1
-    python -m benchmarks.translation_variants --translation_quick   # pipeline check
-    python -m benchmarks.translation_variants --translation_rescore # re-score earlier runs
+    python -m benchmarks.translation_variants --variants=seq2seq,bahdanau
+    python -m benchmarks.translation_variants --epochs=20 --seed=1
+    python -m benchmarks.translation_variants --quick          # pipeline check
+    python -m benchmarks.translation_variants --rescore        # re-score earlier runs
+    python -m benchmarks.translation_variants --config=model.units=128   # every variant
+
+The common flags (`--epochs`, `--seed`, `--batch_size`, `--dataset`,
+`--data_dir`, `--quick`, `--config=KEY=VALUE`; apps/common/flags.py) set the
+`TrainConfig` of every variant, as they do for `python -m apps.translation.train`;
+each variant runs in `--runs_dir/<variant>` and is not exported. The
+benchmark's own flags (`--variants`, `--results_dir`, `--runs_dir`,
+`--rescore`) are defined only when it runs as a program, so importing this
+module (tests, other benchmarks) defines no flag.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import platform
@@ -33,24 +43,10 @@ import time
 
 from absl import app, flags
 
+from apps.common import config as common_config
+from apps.common import flags as common_flags
 from apps.translation import evaluation, train
 from apps.translation import model as model_lib
-
-_VARIANTS = flags.DEFINE_list("translation_variants", list(model_lib.VARIANTS),
-                              "Variants to train.")
-_EPOCHS = flags.DEFINE_integer("translation_epochs", train.TrainConfig.epochs,
-                               "Epochs per variant (the same for all).")
-_SEED = flags.DEFINE_integer("translation_seed", 42, "Seed (weights and data order).")
-_DATASET = flags.DEFINE_string("translation_dataset", train.DEFAULT_DATASET, "Dataset.")
-_DATA_DIR = flags.DEFINE_string("translation_data_dir", None, "Dataset cache (default: shared).")
-_OUT = flags.DEFINE_string("translation_results_dir", os.path.join("benchmarks", "results"),
-                           "Where the JSON, markdown and PNG go.")
-_RUNS = flags.DEFINE_string("translation_runs_dir", os.path.join("runs", "translation_variants"),
-                            "Run directories (logs, plots, translations).")
-_QUICK = flags.DEFINE_bool("translation_quick", False, "Seconds per variant (pipeline check).")
-_RESCORE = flags.DEFINE_bool(
-    "translation_rescore", False, "Do not train: re-score the translations.tsv and metrics.json "
-    "that earlier runs left in --translation_runs_dir (e.g. after a change of metrics).")
 
 NAME = "translation_variants"
 BASELINE, ATTENTION = "seq2seq", "bahdanau"
@@ -168,60 +164,93 @@ def rescore(run_dir: str) -> dict:
     return metrics
 
 
-def main(argv):
-    del argv
-    unknown = [v for v in _VARIANTS.value if v not in model_lib.VARIANTS]
-    if unknown:
-        raise flags.ValidationError(f"Unknown variants {unknown}; pick from {model_lib.VARIANTS}.")
-    os.makedirs(_OUT.value, exist_ok=True)
+def define_flags() -> None:
+    """The benchmark's own flags (when it runs as a program; the common ones are shared)."""
+    flags.DEFINE_list("variants", list(model_lib.VARIANTS),
+                      "Variants to train, at the same budget.")
+    flags.register_validator(
+        "variants", lambda names: bool(names) and set(names) <= set(model_lib.VARIANTS),
+        message=f"--variants: pick one or more of {list(model_lib.VARIANTS)}.")
+    flags.DEFINE_string("results_dir", os.path.join("benchmarks", "results"),
+                        "Where the JSON, markdown and PNG go.")
+    flags.DEFINE_string("runs_dir", os.path.join("runs", "translation_variants"),
+                        "Run directories (logs, plots, translations), one per variant.")
+    flags.DEFINE_bool("rescore", False, "Do not train: re-score the translations.tsv and "
+                      "metrics.json that earlier runs left in --runs_dir (e.g. after a change "
+                      "of metrics).")
+
+
+def base_config() -> train.TrainConfig:
+    """The TrainConfig every variant starts from: the common flags and --config applied."""
+    return common_config.from_flags(train.TrainConfig,
+                                    base=train.TrainConfig(export_dir=None, verbose=2))
+
+
+_KEPT = ("bleu", "chrf", "bleu_without_unk_replace", "chrf_without_unk_replace",
+         "bleu_by_length", "bleu_by_length_bins", "train_seconds", "train_cpu_seconds",
+         "wall_seconds", "parameters", "final_loss", "pairs", "signatures", "epochs",
+         "load_after")
+
+
+def run_variants(variants, base: train.TrainConfig, results_dir: str, runs_dir: str,
+                 rescore_only: bool = False, command: str = "") -> dict:
+    """Trains (or re-scores) each variant from `base`; writes the JSON, markdown and plot."""
+    os.makedirs(results_dir, exist_ok=True)
     meta = {
-        "epochs": _EPOCHS.value, "seed": _SEED.value, "dataset": _DATASET.value,
-        "batch_size": train.TrainConfig.batch_size, "beam_width": train.TrainConfig.beam_width,
-        "length_penalty": train.TrainConfig.length_penalty,
+        "epochs": base.epochs, "seed": base.seed, "dataset": base.dataset_name,
+        "batch_size": base.batch_size, "beam_width": base.beam_width,
+        "length_penalty": base.length_penalty,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "load_start": _load(), "quick": _QUICK.value,
-        "command": "python -m benchmarks.translation_variants "
-        + " ".join(f"--{k}={v}" for k, v in (
-            ("translation_variants", ",".join(_VARIANTS.value)),
-            ("translation_epochs", _EPOCHS.value), ("translation_seed", _SEED.value)))
-        + (" --translation_rescore" if _RESCORE.value else ""),
+        "load_start": _load(), "quick": base.quick, "command": command,
     }
     results = {}
-    for variant in _VARIANTS.value:
-        config = train.TrainConfig(
-            dataset=_DATASET.value, data_dir=_DATA_DIR.value, variant=variant,
-            model_dir=os.path.join(_RUNS.value, variant), export_dir=None,
-            epochs=_EPOCHS.value, seed=_SEED.value, quick=_QUICK.value, verbose=2,
+    for variant in variants:
+        config = dataclasses.replace(
+            base, model=dataclasses.replace(base.model, variant=variant),
+            model_dir=os.path.join(runs_dir, variant), export_dir=None,
         )
-        if _RESCORE.value:
+        if rescore_only:
             metrics = rescore(config.model_dir)
         else:
             start = time.perf_counter()
-            metrics = train.run(config)
+            result = train.run(config)
+            print(result.line, flush=True)
+            metrics = result.record()
             metrics["wall_seconds"] = time.perf_counter() - start
             metrics["load_after"] = _load()
-        results[variant] = {k: metrics[k] for k in (
-            "bleu", "chrf", "bleu_without_unk_replace", "chrf_without_unk_replace",
-            "bleu_by_length", "bleu_by_length_bins", "train_seconds", "train_cpu_seconds",
-            "wall_seconds", "parameters",
-            "final_loss", "pairs", "signatures", "epochs", "load_after")}
+        results[variant] = {k: metrics[k] for k in _KEPT}
         meta["bleu_signature"] = metrics["signatures"].get("bleu_signature", "")
         meta["test_pairs"] = metrics["pairs"]["test"]
         # Written after every variant, so a long benchmark leaves partial results.
         checks = targets(results)
-        with open(os.path.join(_OUT.value, f"{NAME}.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(results_dir, f"{NAME}.json"), "w", encoding="utf-8") as f:
             json.dump({"meta": meta, "results": results, "targets": checks}, f, indent=2)
-        with open(os.path.join(_OUT.value, f"{NAME}.md"), "w", encoding="utf-8") as f:
+        with open(os.path.join(results_dir, f"{NAME}.md"), "w", encoding="utf-8") as f:
             f.write(markdown(results, checks, meta))
     shown = [v for v in ("seq2seq", "bahdanau", "transformer") if v in results] or list(results)
     evaluation.plot_bleu_by_length(
         {v: results[v]["bleu_by_length"] for v in shown},
-        os.path.join(_OUT.value, "translation_bleu_by_length.png"),
+        os.path.join(results_dir, "translation_bleu_by_length.png"),
         title="en->fr test BLEU by source length (cf. Bahdanau et al. 2015, Fig. 2)",
         bins_by_variant={v: results[v]["bleu_by_length_bins"] for v in shown},
     )
-    print(markdown(results, targets(results), meta))
+    return {"meta": meta, "results": results, "targets": targets(results)}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    f = flags.FLAGS
+    base = base_config()
+    command = " ".join(
+        ["python -m benchmarks.translation_variants", f"--variants={','.join(f.variants)}",
+         f"--epochs={base.epochs}", f"--seed={base.seed}"]
+        + [f"--config={c}" for c in common_flags.CONFIG.value or []]
+        + (["--quick"] if base.quick else []) + (["--rescore"] if f.rescore else []))
+    record = run_variants(f.variants, base, f.results_dir, f.runs_dir, f.rescore, command)
+    print(markdown(record["results"], record["targets"], record["meta"]))
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

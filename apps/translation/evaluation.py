@@ -12,14 +12,43 @@ import os
 
 import numpy as np
 import sacrebleu
+import tensorflow as tf
 
-from apps.translation import data as translation_data
 from apps.translation import export as translation_export
+from apps.translation import text as translation_text
 from keras_attention import plot
 
 THIRDS = ("short", "middle", "long")
 # Finer source-length bins (tokens) for the curve of BLEU against length.
 BINS = ((1, 3), (4, 6), (7, 10), (11, 15), (16, 1000))
+
+
+def source_lengths(sources: list) -> np.ndarray:
+    """Source lengths in tokens (words and punctuation marks), as the model sees them."""
+    if not sources:
+        return np.zeros([0], np.int64)
+    return np.array(translation_text.split_words(tf.constant(sources)).row_lengths())
+
+
+def source_length_thirds(sources: list) -> tuple[np.ndarray, list[int]]:
+    """Length bucket of each source (0 short, 1 middle, 2 long third) and the bucket bounds.
+
+    Lengths are counted in source tokens (words and punctuation marks). The cut
+    points are the 1/3 and 2/3 quantiles, so sentences of one length always share
+    a bucket (the thirds are therefore only roughly equal in size).
+
+    Returns:
+        `(buckets, [[lo, hi] per bucket])`.
+    """
+    if not sources:
+        return np.zeros([0], np.int32), [[0, 0]] * 3
+    lengths = source_lengths(sources)
+    low, high = (int(np.quantile(lengths, q, method="lower")) for q in (1 / 3, 2 / 3))
+    if high <= low:
+        high = low + 1
+    buckets = np.where(lengths <= low, 0, np.where(lengths <= high, 1, 2)).astype(np.int32)
+    bounds = [[int(lengths.min()), low], [low + 1, high], [high + 1, int(lengths.max())]]
+    return buckets, bounds
 
 
 def translate_all(module, sentences, batch_size=64) -> dict:
@@ -37,6 +66,49 @@ def translate_all(module, sentences, batch_size=64) -> dict:
     raw = translation_export.join_tokens(merged["target_tokens"]).numpy()
     merged["raw_translation"] = [t.decode("utf-8") for t in raw]
     return merged
+
+
+def evaluate(module, test, model_dir: str, *, variant: str, title: str, heatmap_count: int = 4,
+             plots: bool = True) -> dict:
+    """Translates the `test` pairs with the serving module and scores the translations.
+
+    Writes `<model_dir>/translations.tsv` (source, reference, translation, the
+    model's output before [UNK] replacement) and, with `plots`, the alignment
+    heatmaps of the first `heatmap_count` sentences (not for `seq2seq`, which has
+    no attention) and `bleu_by_length.png`.
+
+    Returns:
+        BLEU and chrF with and without [UNK] replacement, BLEU by source-length
+        third and by finer bins, the sacreBLEU signatures and the plots' paths.
+    """
+    result = translate_all(module, test.sources)
+    hypotheses, raw = result["translation"], result["raw_translation"]
+    scores = corpus_scores(hypotheses, test.targets)
+    raw_scores = corpus_scores(raw, test.targets)
+    by_length = bleu_by_length(test.sources, hypotheses, test.targets)
+    by_bins = bleu_by_length_bins(test.sources, hypotheses, test.targets)
+    with open(os.path.join(model_dir, "translations.tsv"), "w", encoding="utf-8") as f:
+        f.write("source\treference\ttranslation\tmodel_output\n")
+        for row in zip(test.sources, test.targets, hypotheses, raw, strict=True):
+            f.write("\t".join(row) + "\n")
+    paths = []
+    if plots:
+        if variant != "seq2seq":  # The baseline has no attention to draw.
+            paths = heatmaps(result, test.sources, model_dir, heatmap_count)
+        paths.append(plot_bleu_by_length(
+            {variant: by_length}, os.path.join(model_dir, "bleu_by_length.png"), title=title,
+            bins_by_variant={variant: by_bins},
+        ))
+    return {
+        "bleu": scores["bleu"],
+        "chrf": scores["chrf"],
+        "bleu_without_unk_replace": raw_scores["bleu"],
+        "chrf_without_unk_replace": raw_scores["chrf"],
+        "bleu_by_length": by_length,
+        "bleu_by_length_bins": by_bins,
+        "signatures": {k: v for k, v in scores.items() if k.endswith("signature")},
+        "plots": paths,
+    }
 
 
 def corpus_scores(hypotheses, references) -> dict:
@@ -58,7 +130,7 @@ def corpus_scores(hypotheses, references) -> dict:
 
 def bleu_by_length(sources, hypotheses, references) -> dict:
     """BLEU of the short, middle and long thirds of the sources (in source tokens)."""
-    buckets, bounds = translation_data.source_length_thirds(list(sources))
+    buckets, bounds = source_length_thirds(list(sources))
     out = {}
     for index, name in enumerate(THIRDS):
         picked = np.flatnonzero(buckets == index)
@@ -72,7 +144,7 @@ def bleu_by_length(sources, hypotheses, references) -> dict:
 
 def bleu_by_length_bins(sources, hypotheses, references, bins=BINS) -> list[dict]:
     """BLEU and chrF of the sentences whose source length (tokens) falls in each bin."""
-    lengths = translation_data.source_lengths(list(sources))
+    lengths = source_lengths(list(sources))
     out = []
     for low, high in bins:
         picked = np.flatnonzero((lengths >= low) & (lengths <= high))

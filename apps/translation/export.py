@@ -7,7 +7,7 @@
   - `translation`: string `[batch]`, detokenized (lower-cased, as the tokenizer
     sees text); "" for an input without tokens; an emitted `[UNK]` is replaced
     by the source word it attended to most (names and numbers are mostly
-    copied; Luong et al. 2015), unless exported with `--unk_replace=false`;
+    copied; Luong et al. 2015), unless exported with `--config=unk_replace=false`;
   - `attention_weights`: float32 `[batch, T_out, T_in]`, the attention of the
     chosen beam hypothesis: row t is what the decoder looked at to emit target
     token t (zeros after the end, and for the seq2seq variant, which has none);

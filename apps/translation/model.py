@@ -28,23 +28,33 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
+from typing import Literal
 
 import keras
 from keras import ops
 
+from apps.common import losses
 from keras_attention import layers as attention_layers
 
-VARIANTS = ("seq2seq", "bahdanau", "luong", "luong_local", "transformer")
-SCORES = ("dot", "general", "concat")
+Variant = Literal["seq2seq", "bahdanau", "luong", "luong_local", "transformer"]
+Score = Literal["dot", "general", "concat"]
+VARIANTS = typing.get_args(Variant)
+SCORES = typing.get_args(Score)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Size and kind of a translation model.
+    """Size and kind of a translation model (`--config=model.FIELD=VALUE`).
 
     Attributes:
-        variant: one of `VARIANTS`.
-        source_vocab_size, target_vocab_size: vocabulary sizes (ids 0 = padding).
+        variant: one of `VARIANTS` (`--variant`).
+        source_vocab_size, target_vocab_size: the most tokens in each vocabulary
+            (reserved ones included; id 0 = padding). The vocabularies built from
+            the training pairs may be smaller; the model is sized to them.
+        max_source_length: source tokens read (longer inputs are truncated).
+        max_target_length: the most target tokens (END included) learnt from and
+            decoded; the Transformer's cache size.
         embedding_dim: word embedding size (RNN family).
         units: GRU size (the encoder is bidirectional with units/2 per direction),
             and the Transformer's model width.
@@ -52,50 +62,87 @@ class ModelConfig:
         score: Luong score `dot`, `general` or `concat`.
         window: half-width D of the local-p window.
         input_feeding: feed the previous attentional vector to the GRU; None = the
-            variant's paper default (luong yes, bahdanau no).
+            variant's paper default (luong yes, bahdanau no): see `feeds_input`.
         dropout: dropout rate (embeddings, attentional vectors, Transformer blocks).
         num_layers, num_heads, intermediate_dim: Transformer sizes.
-        max_target_length: the most target tokens (END included) decoded; the
-            Transformer's cache size.
+        learning_rate: Adam's peak rate; None = 2e-3 (1e-3 for the transformer).
+        label_smoothing: of the token cross-entropy.
     """
 
-    variant: str = "bahdanau"
+    variant: Variant = "bahdanau"
     source_vocab_size: int = 8000
     target_vocab_size: int = 8000
+    max_source_length: int = 32
+    max_target_length: int = 32
     embedding_dim: int = 128
     units: int = 256
     attention_units: int = 128
-    score: str = "general"
+    score: Score = "general"
     window: int = 4
     input_feeding: bool | None = None
-    dropout: float = 0.1
+    dropout: float = 0.2
     num_layers: int = 2
     num_heads: int = 4
     intermediate_dim: int = 512
-    max_target_length: int = 32
+    learning_rate: float | None = None
+    label_smoothing: float = 0.1
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}. Received: {self.variant!r}")
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}. Received: {self.score!r}")
+        for name, allowed in (("variant", VARIANTS), ("score", SCORES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}. Received: "
+                                 f"{getattr(self, name)!r}")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "int" and not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{field.name} must be a positive integer. Received: {value!r}")
         if self.units % 2:
             raise ValueError(f"units must be even (bidirectional encoder). Received: {self.units}")
-        if self.input_feeding is None:
-            self.input_feeding = self.variant in ("luong", "luong_local")
+        if self.variant == "transformer" and self.units % self.num_heads:
+            raise ValueError(f"units ({self.units}) must be divisible by num_heads "
+                             f"({self.num_heads}) for the transformer.")
+        for name in ("dropout", "label_smoothing"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1). Received: {getattr(self, name)!r}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
+
+    @property
+    def feeds_input(self) -> bool:
+        """Input feeding in effect: `input_feeding`, or the variant's default when None."""
+        default = self.variant in ("luong", "luong_local")
+        return default if self.input_feeding is None else self.input_feeding
 
 
 def build_model(config: ModelConfig):
     """The model of `config.variant`, built (weights created)."""
     if config.variant == "transformer":
-        model = TransformerTranslator(config)
-    else:
-        model = RNNTranslator(config)
+        return TransformerTranslator(config)
+    return RNNTranslator(config)
+
+
+def compile_model(model, config: ModelConfig, decay_steps: int):
+    """Adam (clipnorm 1) peaking at `config.learning_rate` after a linear warm-up, then a
+    cosine decay to 10% over `decay_steps` (the run's steps: the budget is fixed in
+    epochs); the shared masked token cross-entropy (with `config.label_smoothing`) and
+    `masked_accuracy`."""
+    peak = config.learning_rate or (1e-3 if config.variant == "transformer" else 2e-3)
+    total = max(1, decay_steps)
+    warmup = min(200, total // 10)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else peak, decay_steps=max(1, total - warmup), alpha=0.1,
+        warmup_target=peak if warmup else None, warmup_steps=warmup,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
+        loss=losses.masked_cross_entropy(config.label_smoothing),
+        metrics=[losses.masked_accuracy],
+    )
     return model
 
 
-class RNNTranslator(keras.Model):
-    """Bidirectional GRU encoder + step-wise GRU decoder (seq2seq / Bahdanau / Luong).
+class _Translator(keras.Model):
+    """What both families share: the config, the embeddings, dropout and the logits layer.
 
     Call arguments:
         inputs: `(source_ids (batch, T_in), target_in (batch, T_out))` int, 0 = padding.
@@ -104,14 +151,32 @@ class RNNTranslator(keras.Model):
         Logits `(batch, T_out, target_vocab_size)`.
     """
 
-    def __init__(self, config: ModelConfig, **kwargs):
-        super().__init__(name=kwargs.pop("name", f"translator_{config.variant}"), **kwargs)
+    def __init__(self, config: ModelConfig, width: int, name: str, **kwargs):
+        super().__init__(name=kwargs.pop("name", name), **kwargs)
         self.config = config
-        c = config
-        self.source_embedding = keras.layers.Embedding(c.source_vocab_size, c.embedding_dim,
+        self.source_embedding = keras.layers.Embedding(config.source_vocab_size, width,
                                                        name="source_embedding")
-        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.embedding_dim,
+        self.target_embedding = keras.layers.Embedding(config.target_vocab_size, width,
                                                        name="target_embedding")
+        self.dropout = keras.layers.Dropout(config.dropout)
+        self.output_layer = keras.layers.Dense(config.target_vocab_size, name="logits")
+
+    # Built up front: the decoder step runs in ops.scan / tf.while_loop (no new variables there).
+    def _build(self, build_family_layers):
+        """Builds the embeddings, then the family's own layers, then the logits layer."""
+        self.source_embedding.build((None, None))
+        self.target_embedding.build((None, None))
+        build_family_layers()
+        self.output_layer.build((None, None, self.config.units))
+        self.built = True
+
+
+class RNNTranslator(_Translator):
+    """Bidirectional GRU encoder + step-wise GRU decoder (seq2seq / Bahdanau / Luong)."""
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(config, config.embedding_dim, f"translator_{config.variant}", **kwargs)
+        c = config
         self.encoder = keras.layers.Bidirectional(
             keras.layers.GRU(c.units // 2, return_sequences=True, return_state=True),
             name="encoder",
@@ -133,31 +198,23 @@ class RNNTranslator(keras.Model):
                 units=c.attention_units if c.score == "concat" else None, name="attention",
             )
         self.combine = keras.layers.Dense(c.units, activation="tanh", name="attentional")
-        self.dropout = keras.layers.Dropout(c.dropout)
-        self.output_layer = keras.layers.Dense(c.target_vocab_size, name="logits")
-        self._build_all()
+        self._build(self._build_layers)
 
-    # Sub-layers are built here, outside any loop: the decoder step runs inside
-    # `ops.scan` / `tf.while_loop`, where variables cannot be created.
-    def _build_all(self):
+    def _build_layers(self):
         c = self.config
-        self.source_embedding.build((None, None))
-        self.target_embedding.build((None, None))
         self.encoder.build((None, None, c.embedding_dim))
         self.bridge.build((None, c.units))
         context = c.units
         if c.variant == "bahdanau" or c.variant == "seq2seq":
-            cell_in = c.embedding_dim + context + (c.units if c.input_feeding else 0)
+            cell_in = c.embedding_dim + context + (c.units if c.feeds_input else 0)
             combine_in = c.units + context + c.embedding_dim
         else:
-            cell_in = c.embedding_dim + (c.units if c.input_feeding else 0)
+            cell_in = c.embedding_dim + (c.units if c.feeds_input else 0)
             combine_in = context + c.units
         self.cell.build((None, cell_in))
         if self.attention is not None:
             self.attention.build((None, c.units), (None, None, context))
         self.combine.build((None, combine_in))
-        self.output_layer.build((None, None, c.units))
-        self.built = True
 
     # ------------------------------------------------------------------ encoder
     def encode(self, source_ids, training=False):
@@ -194,17 +251,17 @@ class RNNTranslator(keras.Model):
                 h, encoded, value_mask=mask, projected_keys=memory["keys"],
                 return_attention_scores=True,
             )
-            parts = [embedded, context] + ([attentional] if c.input_feeding else [])
+            parts = [embedded, context] + ([attentional] if c.feeds_input else [])
             h, _ = self.cell(ops.concatenate(parts, axis=-1), [h])
             attentional = self.combine(ops.concatenate([h, context, embedded], axis=-1))
         elif c.variant == "seq2seq":
             context = memory["summary"]
-            parts = [embedded, context] + ([attentional] if c.input_feeding else [])
+            parts = [embedded, context] + ([attentional] if c.feeds_input else [])
             h, _ = self.cell(ops.concatenate(parts, axis=-1), [h])
             attentional = self.combine(ops.concatenate([h, context, embedded], axis=-1))
             weights = ops.zeros(ops.shape(mask), dtype=h.dtype)
         else:
-            parts = [embedded] + ([attentional] if c.input_feeding else [])
+            parts = [embedded] + ([attentional] if c.feeds_input else [])
             h, _ = self.cell(ops.concatenate(parts, axis=-1), [h])
             context, weights = self.attention(
                 h, encoded, value_mask=mask, return_attention_scores=True
@@ -248,52 +305,34 @@ class RNNTranslator(keras.Model):
         return logits
 
 
-class TransformerTranslator(keras.Model):
-    """Transformer encoder-decoder with sinusoidal positions and cached decoding.
-
-    Call arguments:
-        inputs: `(source_ids (batch, T_in), target_in (batch, T_out))` int, 0 = padding.
-
-    Returns:
-        Logits `(batch, T_out, target_vocab_size)`.
-    """
+class TransformerTranslator(_Translator):
+    """Transformer encoder-decoder with sinusoidal positions and cached decoding."""
 
     def __init__(self, config: ModelConfig, **kwargs):
-        super().__init__(name=kwargs.pop("name", "translator_transformer"), **kwargs)
-        self.config = config
+        super().__init__(config, config.units, "translator_transformer", **kwargs)
         c = config
-        if c.units % c.num_heads:
-            raise ValueError(f"units ({c.units}) must be divisible by num_heads ({c.num_heads}).")
-        self.source_embedding = keras.layers.Embedding(c.source_vocab_size, c.units,
-                                                       name="source_embedding")
-        self.target_embedding = keras.layers.Embedding(c.target_vocab_size, c.units,
-                                                       name="target_embedding")
         self.positions = attention_layers.SinusoidalPositionEncoding(name="positions")
         self.encoder_blocks = [
             attention_layers.TransformerEncoderBlock(
-                c.num_heads, c.intermediate_dim, dropout=c.dropout, name=f"encoder_{i}")
+                c.num_heads, intermediate_dim=c.intermediate_dim, dropout=c.dropout,
+                name=f"encoder_{i}")
             for i in range(c.num_layers)
         ]
         self.decoder_blocks = [
             attention_layers.TransformerDecoderBlock(
-                c.num_heads, c.intermediate_dim, dropout=c.dropout, name=f"decoder_{i}")
+                c.num_heads, intermediate_dim=c.intermediate_dim, dropout=c.dropout,
+                name=f"decoder_{i}")
             for i in range(c.num_layers)
         ]
-        self.dropout = keras.layers.Dropout(c.dropout)
-        self.output_layer = keras.layers.Dense(c.target_vocab_size, name="logits")
         self.head_dim = c.units // c.num_heads
-        self._build_all()
+        self._build(self._build_layers)
 
-    def _build_all(self):
-        c = self.config
-        self.source_embedding.build((None, None))
-        self.target_embedding.build((None, None))
+    def _build_layers(self):
+        units = self.config.units
         for block in self.encoder_blocks:
-            block.build((None, None, c.units))
+            block.build((None, None, units))
         for block in self.decoder_blocks:
-            block.build((None, None, c.units), (None, None, c.units))
-        self.output_layer.build((None, None, c.units))
-        self.built = True
+            block.build((None, None, units), (None, None, units))
 
     def _embed(self, embedding, ids, start_index=0, training=False):
         x = embedding(ids) * math.sqrt(self.config.units)
@@ -358,32 +397,3 @@ class TransformerTranslator(keras.Model):
         if return_attention:
             return logits, ops.mean(cross, axis=1)
         return logits
-
-
-def masked_loss(label_smoothing: float = 0.0):
-    """Token cross-entropy over non-padding targets, with optional label smoothing.
-
-    `loss = -(1-ε) log p(y) - ε · mean_v log p(v)`, averaged over tokens whose label != 0.
-    """
-
-    def loss(y_true, y_pred):
-        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        labels = ops.cast(y_true, "int32")
-        picked = ops.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
-        per_token = -(1.0 - label_smoothing) * picked
-        if label_smoothing:
-            per_token = per_token - label_smoothing * ops.mean(log_probs, axis=-1)
-        mask = ops.cast(ops.not_equal(labels, 0), "float32")
-        return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-    loss.__name__ = "masked_cross_entropy"
-    return loss
-
-
-def masked_accuracy(y_true, y_pred):
-    """Share of non-padding target tokens predicted exactly (teacher forcing)."""
-    labels = ops.cast(y_true, "int32")
-    predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-    mask = ops.cast(ops.not_equal(labels, 0), "float32")
-    hits = ops.cast(ops.equal(labels, predicted), "float32") * mask
-    return ops.sum(hits) / ops.maximum(ops.sum(mask), 1.0)

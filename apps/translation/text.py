@@ -7,6 +7,10 @@ punctuation as separate tokens, apostrophes inside words, invalid UTF-8
 replaced) with Unicode classes (`\\pL` letters, `\\pN` digits, `\\pM` combining
 marks) and Unicode spaces (`\\p{Z}`: the no-break spaces French puts before
 `:` and inside `« »`). This module is `apps.common.text` with `unicode_words=True`.
+
+No Unicode normalization is applied (no NFKC, which no stock TensorFlow op
+provides): a text and its compatibility form (`ﬁ` and `fi`, `…` and `...`) give
+different tokens, in training and in the SavedModel alike.
 """
 
 from __future__ import annotations

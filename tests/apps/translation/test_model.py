@@ -1,9 +1,12 @@
 """Each variant builds, trains a step, and its step function matches teacher forcing."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from apps.common import losses
 from apps.translation import model as translation_model
 from keras_attention.decoding import beam_search, greedy_search
 
@@ -39,11 +42,12 @@ def batch(seed=0):
 ])
 def test_variant_trains_and_decodes_with_its_training_step(variant, extra):
     model = translation_model.build_model(tiny_config(variant, **extra))
-    model.compile(optimizer="adam", loss=translation_model.masked_loss(0.1))
+    model.compile(optimizer="adam", loss=losses.masked_cross_entropy(0.1),
+                  metrics=[losses.masked_accuracy])
     source, target_in, target_out = batch()
     before = [w.numpy().copy() for w in model.trainable_weights]
-    loss = model.train_on_batch((source, target_in), target_out)
-    assert np.isfinite(loss)
+    logs = model.train_on_batch((source, target_in), target_out, return_dict=True)
+    assert np.isfinite(logs["loss"]) and 0.0 <= logs["masked_accuracy"] <= 1.0
     after = model.trainable_weights
     changed = [not np.allclose(a, b.numpy()) for a, b in zip(before, after, strict=True)]
     assert sum(changed) >= len(changed) * 0.8, "most weights get gradients"
@@ -88,17 +92,34 @@ def test_local_attention_window_is_respected():
     assert nonzero.max() <= 3  # 2D + 1 positions
 
 
-def test_masked_loss_ignores_padding_and_smooths():
+def test_compiled_loss_ignores_padding_and_smooths():
     logits = tf.constant(np.random.default_rng(0).normal(size=(2, 3, 5)), tf.float32)
     labels = tf.constant([[1, 2, 0], [3, 0, 0]])
-    plain = translation_model.masked_loss(0.0)(labels, logits)
+
+    def compiled(**kwargs):
+        config = tiny_config("seq2seq", **kwargs)
+        return translation_model.compile_model(translation_model.build_model(config), config,
+                                               decay_steps=100)
+
+    plain = compiled(label_smoothing=0.0).loss(labels, logits)
     log_probs = tf.nn.log_softmax(logits).numpy()
     expected = -np.mean([log_probs[0, 0, 1], log_probs[0, 1, 2], log_probs[1, 0, 3]])
     assert float(plain) == pytest.approx(expected, rel=1e-5)
-    smooth = translation_model.masked_loss(0.1)(labels, logits)
+    smooth = compiled(label_smoothing=0.1).loss(labels, logits)
     assert float(smooth) != pytest.approx(float(plain))
-    acc = translation_model.masked_accuracy(labels, tf.one_hot([[1, 4, 4], [3, 4, 4]], 5))
+    acc = losses.masked_accuracy(labels, tf.one_hot([[1, 4, 4], [3, 4, 4]], 5))
     assert float(acc) == pytest.approx(2 / 3)
+
+
+def test_learning_rate_warms_up_to_the_variant_peak():
+    for variant, peak in (("bahdanau", 2e-3), ("transformer", 1e-3)):
+        config = tiny_config(variant)
+        model = translation_model.compile_model(translation_model.build_model(config), config,
+                                                decay_steps=1000)
+        schedule = model.optimizer._learning_rate  # The schedule itself.
+        assert float(schedule(0)) == 0.0
+        assert float(schedule(100)) == pytest.approx(peak)
+        assert float(schedule(1000)) == pytest.approx(peak * 0.1, rel=1e-3)
 
 
 def test_bad_config_is_named():
@@ -106,3 +127,20 @@ def test_bad_config_is_named():
         translation_model.ModelConfig(variant="rnn")
     with pytest.raises(ValueError, match="score"):
         translation_model.ModelConfig(score="cosine")
+    with pytest.raises(ValueError, match="units must be even"):
+        translation_model.ModelConfig(units=33)
+    with pytest.raises(ValueError, match="num_heads"):
+        translation_model.ModelConfig(variant="transformer", units=30, num_heads=4)
+    for field, value in (("window", 0), ("target_vocab_size", -1), ("dropout", 1.0),
+                         ("label_smoothing", -0.1), ("learning_rate", 0.0)):
+        with pytest.raises(ValueError, match=field):
+            translation_model.ModelConfig(**{field: value})
+
+
+def test_input_feeding_follows_the_variant_until_set():
+    config = translation_model.ModelConfig()
+    assert (config.input_feeding, config.feeds_input) == (None, False)
+    # A config made for one variant and switched to another keeps the paper defaults.
+    luong = dataclasses.replace(config, variant="luong")
+    assert luong.feeds_input
+    assert not dataclasses.replace(luong, input_feeding=False).feeds_input

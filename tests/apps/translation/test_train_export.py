@@ -11,6 +11,7 @@ import pytest
 from absl import flags
 
 from apps.common import export as common_export
+from apps.translation import model as translation_model
 from apps.translation import train
 from tests.apps.serving_checks import replay_warmup, run_isolated
 from tests.apps.translation import fixtures
@@ -24,21 +25,27 @@ def trained(tmp_path_factory):
     tsv = root / "pairs.tsv"
     pairs = fixtures.sentence_pairs(300, seed=3, max_words=7)
     tsv.write_text("".join(f"{s}\t{t}\n" for s, t in pairs.items()), encoding="utf-8")
+    model = translation_model.ModelConfig(
+        variant="bahdanau", units=32, embedding_dim=16, attention_units=16,
+        source_vocab_size=100, target_vocab_size=100, max_source_length=MAX_TOKENS,
+        max_target_length=MAX_TOKENS,
+    )
     config = train.TrainConfig(
         train_tsv=str(tsv), data_dir=str(root / "data"), model_dir=str(root / "run"),
-        export_dir=str(root / "export"), variant="bahdanau", epochs=2, batch_size=32,
-        units=32, embedding_dim=16, attention_units=16, source_vocab=100, target_vocab=100,
-        min_count=1, max_source_tokens=MAX_TOKENS, max_target_tokens=MAX_TOKENS,
+        export_dir=str(root / "export"), model=model, epochs=2, batch_size=32, min_count=1,
         beam_width=2, heatmaps=2, verbose=0,
     )
-    metrics = train.run(config)
-    return {"metrics": metrics, "run": str(root / "run"), "pairs": pairs}
+    result = train.run(config)
+    return {"result": result, "metrics": result.metrics, "export": result.export_path,
+            "run": str(root / "run"), "pairs": pairs}
 
 
 def test_run_writes_metrics_plots_and_translations(trained):
-    metrics, run = trained["metrics"], trained["run"]
+    result, metrics, run = trained["result"], trained["metrics"], trained["run"]
     assert 0.0 <= metrics["bleu"] <= 100.0 and 0.0 <= metrics["chrf"] <= 100.0
-    assert metrics["metric"] == "bleu" and metrics["value"] == metrics["bleu"]
+    assert (result.app, result.metric, result.value) == ("translation", "bleu", metrics["bleu"])
+    assert result.dataset.startswith("train_tsv:") and result.variant == "bahdanau"
+    assert result.train_seconds > 0
     assert "case:lc" in metrics["signatures"]["bleu_signature"]
     thirds = metrics["bleu_by_length"]
     assert list(thirds) == ["short", "middle", "long"]
@@ -47,12 +54,18 @@ def test_run_writes_metrics_plots_and_translations(trained):
     assert sum(b["sentences"] for b in bins) == metrics["pairs"]["test"]
     assert 0.0 <= metrics["bleu_without_unk_replace"] <= 100.0
     with open(os.path.join(run, "metrics.json"), encoding="utf-8") as f:
-        assert json.load(f)["variant"] == "bahdanau"
+        record = json.load(f)
+    assert result.metrics_path == os.path.join(run, "metrics.json")
+    assert record["variant"] == "bahdanau" and record["metric"] == "bleu"
+    assert record["value"] == metrics["bleu"] and record["export_path"] == result.export_path
+    assert record["config"]["model"]["units"] == 32
+    # The model was sized to the vocabularies built (at most the configured 100 tokens).
+    assert record["vocabulary"]["target"] <= 100
     for name in ("alignment_0.png", "bleu_by_length.png", "translations.tsv",
                  "source_vocabulary.json", "target_vocabulary.json"):
         assert os.path.getsize(os.path.join(run, name)) > 0, name
     assert os.path.isdir(os.path.join(run, "logs"))
-    assert os.path.basename(metrics["export"]) == "1"
+    assert os.path.basename(result.export_path) == "1"
 
 
 _SERVE = """
@@ -91,7 +104,7 @@ except tf.errors.InvalidArgumentError as err:
 def served(trained):
     with open(os.path.join(trained["run"], "translations.tsv"), encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[:5]
-    result = run_isolated(_SERVE, path=trained["metrics"]["export"],
+    result = run_isolated(_SERVE, path=trained["export"],
                           texts=[r["source"] for r in rows])
     return result, rows
 
@@ -148,7 +161,7 @@ def test_bad_inputs_have_defined_results(served):
 
 def test_saved_model_cli_and_warmup_requests(trained):
     """`saved_model_cli run` loads TF1-style, as TF Serving's C++ loader does."""
-    path = trained["metrics"]["export"]
+    path = trained["export"]
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     ran = subprocess.run([cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def",
                           "serving_default", "--input_exprs", 'text=["open the file", ""]'],
@@ -162,27 +175,45 @@ def test_saved_model_cli_and_warmup_requests(trained):
     assert list(requests[0][1]) == ["text"]
 
 
-def test_flags_map_to_the_config():
-    argv = ["train", "--variant=luong", "--score=dot", "--beam_width=1", "--length_penalty=1.0",
-            "--input_feeding=false", "--epochs=3"]
+def _parse(*args):
     flags.FLAGS.unparse_flags()
-    flags.FLAGS(argv)
+    flags.FLAGS(["train", *args])
+    return train.config_from_flags()
+
+
+def test_command_line_maps_to_the_config():
     try:
-        config = train.config_from_flags()
-        assert (config.variant, config.score, config.beam_width, config.length_penalty,
-                config.input_feeding, config.epochs) == ("luong", "dot", 1, 1.0, False, 3)
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["train", "--variant=lstm"])
-        with pytest.raises(flags.ValidationError, match="variant"):
-            train.config_from_flags()
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["train", "--beam_width=0"])
-        with pytest.raises(flags.ValidationError, match="beam_width"):
-            train.config_from_flags()
+        config = _parse("--variant=luong", "--config=model.score=dot", "--config=beam_width=1",
+                        "--config=length_penalty=1.0", "--config=model.input_feeding=false",
+                        "--epochs=3", "--config=train_tsv=/tmp/pairs.tsv",
+                        "--config=export_dir=none", "--config=model.learning_rate=5e-4")
+        assert (config.model.variant, config.model.score, config.beam_width,
+                config.length_penalty, config.model.input_feeding, config.epochs) == (
+                    "luong", "dot", 1, 1.0, False, 3)
+        assert (config.train_tsv, config.export_dir, config.model.learning_rate) == (
+            "/tmp/pairs.tsv", None, 5e-4)
+        assert _parse().model.feeds_input is False  # bahdanau's default
+        assert _parse("--variant=luong").model.feeds_input is True
+        for args, named in ((["--variant=lstm"], "variant"),
+                            (["--config=beam_width=0"], "beam_width"),
+                            (["--config=length_penalty=-1"], "length_penalty"),
+                            (["--config=model.label_smoothing=1.5"], "label_smoothing"),
+                            (["--config=model.units=33"], "units"),
+                            (["--config=model.score=cosine"], "score"),
+                            (["--dataset=mnist"], "dataset"),
+                            (["--dataset=gettext_translations/de", "--config=train_tsv=x.tsv"],
+                             "train_tsv"),
+                            (["--config=translation_units=64"], "translation_units")):
+            with pytest.raises(flags.ValidationError, match=named):
+                _parse(*args)
     finally:
         flags.FLAGS.unparse_flags()
 
 
+def test_no_flags_of_its_own():
+    assert not flags.FLAGS.flags_by_module_dict().get(train.__name__)
+
+
 def test_warmup_requests_replay_without_the_project(trained):
-    answered = replay_warmup(trained["metrics"]["export"])
+    answered = replay_warmup(trained["export"])
     assert [name for name, _ in answered] == ["serving_default"]
