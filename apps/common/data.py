@@ -8,13 +8,14 @@ rebuilt with a message instead of failing with a stack trace mid-training.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 
 import tensorflow_datasets as tfds
 from absl import logging
+
+from apps.common.acquire import sha256
 
 _CHECKSUMS = "keras_attention_checksums.json"
 
@@ -30,14 +31,6 @@ def data_dir(flag_value: str | None = None) -> str:
     return path
 
 
-def _digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _files(root: str) -> dict[str, str]:
     out = {}
     for dirpath, _, names in os.walk(root):
@@ -45,7 +38,7 @@ def _files(root: str) -> dict[str, str]:
             if name == _CHECKSUMS:
                 continue
             full = os.path.join(dirpath, name)
-            out[os.path.relpath(full, root)] = _digest(full)
+            out[os.path.relpath(full, root)] = sha256(full)
     return out
 
 
@@ -63,7 +56,7 @@ def _verify(root: str) -> str | None:
         full = os.path.join(root, rel)
         if not os.path.exists(full):
             return f"{rel} is missing"
-        if _digest(full) != digest:
+        if sha256(full) != digest:
             return f"{rel} does not match its checksum"
     return None
 
