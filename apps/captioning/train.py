@@ -62,8 +62,8 @@ from apps.common import training
 APP = "captioning"
 
 
-@dataclasses.dataclass
-class TrainConfig:
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(common_config.CommonTrainConfig):
     """Everything one run needs: `main` fills it from the command line, tests build it.
 
     Attributes (the common flags set the first nine):
@@ -82,14 +82,9 @@ class TrainConfig:
     """
 
     dataset: Literal["emoji_scenes", "coco_captions"] = pipeline.EMBEDDED
-    data_dir: str | None = None
-    model_dir: str | None = None
     export_dir: str | None = "saved_models/captioning"
     epochs: int = 10
     batch_size: int = 64
-    seed: int = 42
-    strategy: Literal["default", "mirrored", "multi_worker", "tpu"] = "default"
-    quick: bool = False
     beam_width: int = 3
     plots: int = 8
     vocab_size: int = 5000
@@ -101,6 +96,7 @@ class TrainConfig:
     model: model_lib.ModelConfig = dataclasses.field(default_factory=model_lib.ModelConfig)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.dataset not in pipeline.DATASETS:
             raise ValueError(f"dataset must be one of {pipeline.DATASETS}, got {self.dataset!r}.")
         for name in ("epochs", "batch_size", "beam_width"):

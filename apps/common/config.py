@@ -28,6 +28,8 @@ from absl import flags
 
 from apps.common import flags as common_flags
 
+Strategy = typing.Literal["default", "mirrored", "multi_worker", "tpu"]
+
 
 @dataclasses.dataclass(frozen=True)
 class CommonTrainConfig:
@@ -44,7 +46,7 @@ class CommonTrainConfig:
     epochs: int = 1
     batch_size: int = 32
     seed: int = 42
-    strategy: str = "default"
+    strategy: Strategy = "default"
     quick: bool = False
 
     def __post_init__(self):
@@ -52,9 +54,11 @@ class CommonTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        strategies = ("default", "mirrored", "multi_worker", "tpu")
-        if self.strategy not in strategies:
-            raise ValueError(f"strategy must be one of {list(strategies)}, got {self.strategy!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}.")
+        if self.strategy not in typing.get_args(Strategy):
+            raise ValueError(f"strategy must be one of {list(typing.get_args(Strategy))}, "
+                             f"got {self.strategy!r}.")
 
 
 def main_for(config_cls, run, line=lambda result: result.line):

@@ -67,7 +67,7 @@ DATASET_FIELDS = ("canvas_size", "train_canvases", "eval_canvases", "min_clutter
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(common_config.CommonTrainConfig):
     """Everything a run needs (`--config=KEY=VALUE` sets any field; tests build it directly).
 
     Attributes:
@@ -88,14 +88,9 @@ class TrainConfig:
 
     model: model_lib.ModelConfig = dataclasses.field(default_factory=model_lib.ModelConfig)
     dataset: str = builder_lib.EMBEDDED
-    data_dir: str | None = None
-    model_dir: str | None = None
     export_dir: str | None = None
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 64
-    seed: int = 42
-    strategy: Literal["default", "mirrored", "multi_worker", "tpu"] = "default"
-    quick: bool = False
     plots: int = 8
     export: bool = True
     canvas_size: int = _DIGITS.canvas_size
@@ -111,6 +106,7 @@ class TrainConfig:
     run_eagerly: bool = False
 
     def __post_init__(self):
+        super().__post_init__()
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")

@@ -47,8 +47,8 @@ APP = "keyword_spotting"
 QUICK_EPOCHS = 3  # --quick without --epochs.
 
 
-@dataclasses.dataclass
-class TrainConfig:
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(common_config.CommonTrainConfig):
     """Everything one run needs; `main` fills it from the command line, tests build it directly.
 
     Attributes:
@@ -71,15 +71,11 @@ class TrainConfig:
 
     dataset: Literal["synthetic_speech_commands", "speech_commands"] = (
         "synthetic_speech_commands")
-    data_dir: str | None = None
     model_dir: str = os.path.join("runs", APP)
     export_dir: str | None = os.path.join("saved_models", APP)
     epochs: int = 12
     batch_size: int = 64
     learning_rate: float = 2e-3
-    seed: int = 42
-    strategy: Literal["default", "mirrored", "multi_worker", "tpu"] = "default"
-    quick: bool = False
     corpus: str | builder.SpeechCommandsConfig | None = None
     speed_perturbation: tuple[float, ...] = (0.9, 1.1)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -88,6 +84,7 @@ class TrainConfig:
     backup: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         _validation.one_of("dataset", self.dataset, DATASETS)
         _validation.one_of("strategy", self.strategy, ("default", "mirrored", "multi_worker",
                                                        "tpu"))

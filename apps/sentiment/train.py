@@ -64,21 +64,16 @@ Strategy = Literal["default", "mirrored", "multi_worker", "tpu"]
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(common_config.CommonTrainConfig):
     """Everything one run needs; `main` fills it from the command line, tests build it."""
 
     dataset: str = DEFAULT_DATASET  # one of `pipeline.DATASETS`
-    data_dir: str | None = None
     # vaderSentiment-3.3.2.tar.gz (the sdist) when pip cannot download it (also
     # $VADER_SENTIMENT_ARCHIVE or <data_dir>/downloads/manual/).
     archive: str | None = None
-    model_dir: str | None = None
     export_dir: str | None = "saved_models/sentiment"  # None: do not export
     epochs: int = 6
     batch_size: int = 64
-    seed: int = 42
-    strategy: Strategy = "default"
-    quick: bool = False
     out_of_domain: bool = True  # also score the other VADER domains
     attention_examples: int = 12  # test sentences drawn in attention.html / attention.png
     verbose: int | Literal["auto"] = "auto"  # Keras fit's
@@ -87,6 +82,7 @@ class TrainConfig:
     )
 
     def __post_init__(self):
+        super().__post_init__()
         # Checked here, so a bad --config fails before any data is loaded.
         if self.dataset not in pipeline.DATASETS:
             raise ValueError(f"dataset={self.dataset!r} is not one of {pipeline.DATASETS}.")

@@ -64,7 +64,7 @@ DEFAULT_DATASET = "gettext_translations/fr"
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(common_config.CommonTrainConfig):
     """Everything one run needs; `main` fills it from the command line, tests build it.
 
     Attributes:
@@ -86,16 +86,11 @@ class TrainConfig:
 
     dataset: str = DEFAULT_DATASET
     train_tsv: str | None = None
-    data_dir: str | None = None
-    model_dir: str | None = None
     export_dir: str | None = "saved_models/translation"  # None: do not export
     model: translation_model.ModelConfig = dataclasses.field(
         default_factory=translation_model.ModelConfig)
     epochs: int = 8
     batch_size: int = 64
-    seed: int = 42
-    quick: bool = False
-    strategy: Literal["default", "mirrored", "multi_worker", "tpu"] = "default"
     min_count: int = 2
     max_train_pairs: int | None = None
     max_test_pairs: int | None = None
@@ -106,6 +101,7 @@ class TrainConfig:
     verbose: int | Literal["auto"] = "auto"
 
     def __post_init__(self):
+        super().__post_init__()
         if self.dataset not in pipeline.DATASETS:
             raise ValueError(f"dataset must be one of {pipeline.DATASETS}. "
                              f"Received: {self.dataset!r}")
