@@ -76,3 +76,25 @@ def scores_without_chunks(return_attention_scores: bool, chunk_size):
             f"path. Received: chunk_size={chunk_size}; use chunk_size=None to get "
             "the weights."
         )
+
+
+def seed(name: str, value):
+    """None or a non-negative int: what `keras.random.SeedGenerator` and `Dropout` take."""
+    if value is None:
+        return None
+    return non_negative_int(name, value)
+
+
+def known_last_dim(name: str, shape, what: str = "last dimension") -> int:
+    """The static last dimension of `shape`; raises, naming `name`, when it is unknown."""
+    if shape[-1] is None:
+        raise ValueError(
+            f"The {what} of `{name}` must be known. Received: {name}.shape={tuple(shape)}"
+        )
+    return int(shape[-1])
+
+
+def channels(name: str, shape, ranks) -> int:
+    """The static channel count of a channels-last feature map of one of `ranks`."""
+    rank(name, shape, ranks)
+    return known_last_dim(name, shape, "channel dimension (last axis)")

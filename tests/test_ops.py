@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from keras_attention import ops as ka_ops
+from keras_attention.ops import _dropout_hash, _kernel
 from keras_attention.ops import scaled_dot_product_attention as sdpa
+from keras_attention.ops._chunked import Tiling
 
 
 def np_attention(q, k, v, mask=None, causal=False, scale=None):
@@ -131,17 +132,18 @@ def _case_mask(kind, b, t_q, t_k):
 
 
 @pytest.fixture(params=[None, 3], ids=["one_query_block", "query_blocks_of_3"])
-def query_block(request, monkeypatch):
-    """The chunked path with all queries in one block, and in blocks of 3 rows (the
-    last one padded), so that every case also runs the query tiling."""
-    if request.param is not None:
-        monkeypatch.setattr(ka_ops, "_QUERY_BLOCK", request.param)
-        monkeypatch.setattr(ka_ops, "_KEY_BLOCK", request.param)
-    return request.param
+def chunked(request):
+    """`chunk_size -> keyword arguments` of the chunked path: with the default
+    blocks (all queries in one block), and with query and key blocks of 3 (the
+    last one padded), so that every case also runs the query and key tiling."""
+    blocks = request.param
+    if blocks is None:
+        return lambda chunk: {"chunk_size": chunk}
+    return lambda chunk: {"_tiling": Tiling(chunk, query_block=blocks, key_block=blocks)}
 
 
 @pytest.mark.parametrize("case", sorted(CHUNK_CASES))
-def test_chunked_equals_plain_in_values_and_gradients(case, query_block):
+def test_chunked_equals_plain_in_values_and_gradients(case, chunked):
     c = CHUNK_CASES[case]
     q, k, v = _qkv(t_q=c["t_q"], t_k=c["t_k"])
     mask = _case_mask(c["mask"], 2, c["t_q"], c["t_k"])
@@ -149,11 +151,11 @@ def test_chunked_equals_plain_in_values_and_gradients(case, query_block):
     def plain(q, k, v):
         return sdpa(q, k, v, mask=mask, is_causal=c["causal"])
 
-    def chunked(q, k, v):
-        return sdpa(q, k, v, mask=mask, is_causal=c["causal"], chunk_size=c["chunk"])
+    def tiled(q, k, v):
+        return sdpa(q, k, v, mask=mask, is_causal=c["causal"], **chunked(c["chunk"]))
 
     expected = _values_and_grads(plain, q, k, v)
-    got = _values_and_grads(chunked, q, k, v)
+    got = _values_and_grads(tiled, q, k, v)
     for name, a, b in zip(["out", "dq", "dk", "dv"], got, expected, strict=True):
         assert np.all(np.isfinite(a)), name
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5, err_msg=name)
@@ -189,14 +191,15 @@ def test_chunked_float16_accumulates_in_float32():
     assert np.asarray(ref).shape == np.asarray(out).shape
 
 
-def test_chunked_runs_under_xla_with_gradients(query_block):
+@pytest.mark.slow
+def test_chunked_runs_under_xla_with_gradients(chunked):
     q, k, v = _qkv(t_q=9, t_k=13)
     mask = tf.constant(_padding_mask(2, 13))
 
     def fn(q, k, v, mask):
         with tf.GradientTape() as tape:
             tape.watch([q, k, v])
-            out = sdpa(q, k, v, mask=mask, is_causal=True, chunk_size=4)
+            out = sdpa(q, k, v, mask=mask, is_causal=True, **chunked(4))
             loss = tf.reduce_sum(tf.sin(3.0 * out))
         return [out] + tape.gradient(loss, [q, k, v])
 
@@ -207,13 +210,13 @@ def test_chunked_runs_under_xla_with_gradients(query_block):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_chunked_with_unknown_static_shapes(query_block):
+def test_chunked_with_unknown_static_shapes(chunked):
     q, k, v = _qkv(t_q=5, t_k=9)
     mask = _padding_mask(2, 9)
     spec = tf.TensorSpec((None, None, None, 4))
     spec_v = tf.TensorSpec((None, None, None, 5))
     fn = tf.function(
-        lambda q, k, v, m: sdpa(q, k, v, mask=m, is_causal=True, chunk_size=4),
+        lambda q, k, v, m: sdpa(q, k, v, mask=m, is_causal=True, **chunked(4)),
         input_signature=[spec, spec, spec_v, tf.TensorSpec((None, None), tf.bool)],
     )
     np.testing.assert_allclose(
@@ -242,11 +245,11 @@ def _graph_shapes(fn, *args):
     return shapes
 
 
-def _causal_forward_backward(q, k, v, chunk):
+def _causal_forward_backward(q, k, v, chunk, tiling=None):
     mask = tf.ones((1, 64), tf.bool)
     with tf.GradientTape() as tape:
         tape.watch([q, k, v])
-        out = sdpa(q, k, v, mask=mask, is_causal=True, chunk_size=chunk)
+        out = sdpa(q, k, v, mask=mask, is_causal=True, chunk_size=chunk, _tiling=tiling)
         loss = tf.reduce_sum(out * out)
     return out, tape.gradient(loss, [q, k, v])
 
@@ -267,41 +270,42 @@ def test_chunked_graph_holds_no_t_q_by_t_k_tensor():
     assert _tiles(shapes, 64, 16)
 
 
-def test_chunked_query_blocks_bound_the_score_tiles(monkeypatch):
+def test_chunked_query_blocks_bound_the_score_tiles():
     q, k, v = (tf.random.normal((1, 2, 64, 5)) for _ in range(3))
     expected = _causal_forward_backward(q, k, v, 16)
-    monkeypatch.setattr(ka_ops, "_QUERY_BLOCK", 8)
-    monkeypatch.setattr(ka_ops, "_KEY_BLOCK", 8)
-    shapes = _graph_shapes(lambda q, k, v: _causal_forward_backward(q, k, v, 16), q, k, v)
+    tiling = Tiling(16, query_block=8, key_block=8)
+    shapes = _graph_shapes(
+        lambda q, k, v: _causal_forward_backward(q, k, v, None, tiling), q, k, v
+    )
     # Blocks of 8 query rows forward, of 8 keys backward: no tile holds all 64 rows.
     assert _tiles(shapes, 64, 16) == [] and _tiles(shapes, 64, 8) == []
     assert _tiles(shapes, 8, 16) and _tiles(shapes, 16, 8)
-    got = _causal_forward_backward(q, k, v, 16)
+    got = _causal_forward_backward(q, k, v, 16, tiling)
     for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(expected), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_chunked_dropout_is_exact_in_values_and_gradients(query_block):
+def test_chunked_dropout_is_exact_in_values_and_gradients(chunked):
     b, h, t_q, t_k, rate = 2, 2, 5, 11, 0.3
     q, k, v = _qkv(b, h, t_q, t_k)
     mask = _padding_mask(b, t_k)
 
-    def chunked(q, k, v):
+    def tiled(q, k, v):
         return sdpa(
             q, k, v, mask=mask, is_causal=True, dropout_rate=rate, seed=7, training=True,
-            chunk_size=4,
+            **chunked(4),
         )
 
     def reference(q, k, v):
         # The same per-position keep mask, formed in full, applied after the softmax.
         seed = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=7)
-        rows = ka_ops._dropout_row_keys(seed, b, h, t_q)
-        keep = ops.cast(ka_ops._dropout_keep(rows, ops.arange(t_k), rate), "float32")
-        weights = ka_ops.attention(q, k, v, mask=mask[:, None, None], causal_offset=0,
-                                   return_attention_scores=True)[1]
+        rows = _dropout_hash.row_keys(seed, b, h, t_q)
+        keep = ops.cast(_dropout_hash.keep_mask(rows, ops.arange(t_k), rate), "float32")
+        weights = _kernel.attention(q, k, v, mask=mask[:, None, None], causal_offset=0,
+                                    return_attention_scores=True)[1]
         return ops.einsum("bhqk,bhkd->bhqd", weights * keep / (1 - rate), v)
 
-    got = _values_and_grads(chunked, q, k, v)
+    got = _values_and_grads(tiled, q, k, v)
     expected = _values_and_grads(reference, q, k, v)
     for a, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, e, atol=1e-5, rtol=1e-5)
@@ -310,8 +314,8 @@ def test_chunked_dropout_is_exact_in_values_and_gradients(query_block):
 
 
 def test_chunked_dropout_keeps_the_expected_fraction():
-    rows = ka_ops._dropout_row_keys(tf.constant([3, 4]), 2, 4, 64)
-    keep = np.asarray(ka_ops._dropout_keep(rows, ops.arange(256), 0.2))
+    rows = _dropout_hash.row_keys(tf.constant([3, 4]), 2, 4, 64)
+    keep = np.asarray(_dropout_hash.keep_mask(rows, ops.arange(256), 0.2))
     assert abs(keep.mean() - 0.8) < 0.01
     # Different rows and columns are not copies of each other.
     assert not np.array_equal(keep[0, 0, 0], keep[0, 0, 1])
@@ -326,6 +330,7 @@ def test_chunked_dropout_keeps_the_expected_fraction():
         (dict(chunk_size=2.5), "chunk_size"),
         (dict(dropout_rate=1.5), "dropout_rate"),
         (dict(chunk_size=4, return_attention_scores=True), "return_attention_scores"),
+        (dict(chunk_size=4, _tiling=Tiling(3)), "_tiling"),
     ],
 )
 def test_invalid_arguments_raise_naming_them(kwargs, name):
@@ -334,9 +339,25 @@ def test_invalid_arguments_raise_naming_them(kwargs, name):
         sdpa(q, k, v, **kwargs)
 
 
+@pytest.mark.parametrize("name", ["chunk_size", "query_block", "key_block"])
+def test_tiling_sizes_must_be_positive_ints(name):
+    sizes = {"chunk_size": 4, "query_block": 8, "key_block": 8, name: 0}
+    with pytest.raises(ValueError, match=f"{name}=0"):
+        Tiling(**sizes)
+
+
 def test_wrong_ranks_raise():
     q, k, v = _qkv()
     with pytest.raises(ValueError, match="query"):
         sdpa(q[:, 0], k, v)
     with pytest.raises(ValueError, match="mask"):
         sdpa(q, k, v, mask=np.ones((11,), bool))
+
+
+def test_public_api_is_all():
+    """`keras_attention.ops` exports `__all__`; the kernel and helpers are private modules."""
+    from keras_attention import ops as ka_ops
+
+    public = {name for name in vars(ka_ops) if not name.startswith("_")}
+    assert public == set(ka_ops.__all__)
+    assert {"_kernel", "_chunked", "_masks", "_dropout_hash"} <= set(vars(ka_ops))

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from keras_attention import _validation
+from keras_attention.layers import _common
 
 
 def reduced_units(channels: int, reduction: int, min_units: int) -> int:
@@ -24,14 +25,7 @@ def reduced_units(channels: int, reduction: int, min_units: int) -> int:
 
 def check_feature_map(name: str, shape, ranks=(3, 4, 5)) -> int:
     """Checks a channels-last feature map shape and returns its (static) channel count."""
-    _validation.rank(name, shape, ranks)
-    channels = shape[-1]
-    if channels is None:
-        raise ValueError(
-            f"The channel dimension (last axis) of `{name}` must be known. "
-            f"Received: {name}.shape={tuple(shape)}"
-        )
-    return int(channels)
+    return _validation.channels(name, shape, ranks)
 
 
 def spatial_axes(x) -> tuple[int, ...]:
@@ -74,7 +68,7 @@ class ExcitationMLP(keras.layers.Layer):
         `(batch, C)` logits.
     """
 
-    def __init__(self, reduction=16, min_units=1, use_bias=True, **kwargs):
+    def __init__(self, reduction=16, *, min_units=1, use_bias=True, **kwargs):
         super().__init__(**kwargs)
         self.reduction = _validation.positive_int("reduction", reduction)
         self.min_units = _validation.positive_int("min_units", min_units)
@@ -99,9 +93,6 @@ class ExcitationMLP(keras.layers.Layer):
     def call(self, inputs):
         return self.expand(self.reduce(inputs))
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -110,7 +101,7 @@ class ExcitationMLP(keras.layers.Layer):
         return config
 
 
-class ChannelGate(keras.layers.Layer):
+class ChannelGate(_common.ScoresSpec, keras.layers.Layer):
     """`output = x ⊙ sigmoid(Σ_pool MLP(pool(x)))`, the shared body of SE and CBAM-channel.
 
     Not registered: the public subclasses are, and they set `pools` to the
@@ -120,7 +111,7 @@ class ChannelGate(keras.layers.Layer):
     pools: tuple[str, ...] = ("average",)
     _pool_fns = {"average": global_average_pool, "max": global_max_pool}
 
-    def __init__(self, reduction=16, min_units=1, **kwargs):
+    def __init__(self, reduction=16, *, min_units=1, **kwargs):
         super().__init__(**kwargs)
         self.reduction = _validation.positive_int("reduction", reduction)
         self.min_units = _validation.positive_int("min_units", min_units)
@@ -139,19 +130,10 @@ class ChannelGate(keras.layers.Layer):
             logits = branch if logits is None else logits + branch
         weights = ops.sigmoid(logits)
         outputs = inputs * expand_to_feature_map(weights, inputs)
-        if return_attention_scores:
-            return outputs, weights
-        return outputs
+        return (outputs, weights) if return_attention_scores else outputs
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(tuple(inputs.shape), dtype=self.compute_dtype)
-        if return_attention_scores:
-            scores = keras.KerasTensor((inputs.shape[0], inputs.shape[-1]), self.compute_dtype)
-            return outputs, scores
-        return outputs
+    def _scores_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
 
     def get_config(self):
         config = super().get_config()

@@ -25,6 +25,7 @@ class ResidualUnit(keras.layers.Layer):
         filters: positive int, output channels.
         strides: positive int, stride of the 3×3 convolution (and the projection).
         bottleneck: bottleneck (1×1, 3×3, 1×1) or basic (3×3, 3×3) unit.
+            (`strides` and `bottleneck` are keyword-only.)
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -39,7 +40,7 @@ class ResidualUnit(keras.layers.Layer):
         ECCV 2016. https://arxiv.org/abs/1603.05027
     """
 
-    def __init__(self, filters, strides=1, bottleneck=True, **kwargs):
+    def __init__(self, filters, *, strides=1, bottleneck=True, **kwargs):
         super().__init__(**kwargs)
         self.filters = _validation.positive_int("filters", filters)
         self.strides = _validation.positive_int("strides", strides)
@@ -60,13 +61,7 @@ class ResidualUnit(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        _validation.rank("inputs", input_shape, 4)
-        channels = input_shape[-1]
-        if channels is None:
-            raise ValueError(
-                "The channel dimension (last axis) of `inputs` must be known. "
-                f"Received: inputs.shape={tuple(input_shape)}"
-            )
+        channels = _validation.channels("inputs", input_shape, 4)
         if self.bottleneck:
             width = max(1, self.filters // 4)
             plan = [(width, 1, 1), (width, 3, self.strides), (self.filters, 1, 1)]

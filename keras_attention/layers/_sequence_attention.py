@@ -1,11 +1,12 @@
 """Call plumbing shared by the query/value attention layers (not public).
 
 `SequenceAttentionBase` handles what DotProductAttention, BahdanauAttention and
-LocalAttention have in common: rank-2 queries (one decoder step), the Keras
-`mask=[query_mask, value_mask]` convention, merging the masks, the causal mask,
-dropout on the weights, the weighted sum of the values and output shapes.
-Subclasses create their score weights in `_build_scores` and compute scores in
-`call`.
+LocalAttention have in common: `call` itself, with rank-2 queries (one decoder
+step), the Keras `mask=[query_mask, value_mask]` convention, merging the masks,
+the causal mask, dropout on the weights (seeded by `seed`), the weighted sum of
+the values, and output shapes. Subclasses create their score weights in
+`_build_scores` and turn queries and keys into attention weights in
+`_attention_weights`, which also receives the subclass's own call arguments.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from keras import ops
 
 from keras_attention import _validation
 from keras_attention._masking import causal_mask, merge_masks
+from keras_attention.layers import _common
 
 
 class SequenceAttentionBase(keras.layers.Layer):
-    """Base class: subclasses implement `_build_scores(query_dim, key_dim)` and `call`."""
+    """Base class: subclasses implement `_build_scores` and `_attention_weights`."""
 
-    def __init__(self, dropout=0.0, **kwargs):
+    def __init__(self, *, dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.dropout = _validation.rate("dropout", dropout)
+        self.seed = _validation.seed("seed", seed)
         self.supports_masking = True
         self._dropout_layer = None
 
@@ -51,13 +54,32 @@ class SequenceAttentionBase(keras.layers.Layer):
         self._build_scores(query_shape[-1], key_shape[-1])
         if self.dropout > 0:
             self._dropout_layer = keras.layers.Dropout(
-                self.dropout, name="attention_dropout", dtype=self.dtype_policy
+                self.dropout, seed=self.seed, name="attention_dropout", dtype=self.dtype_policy
             )
 
     def _build_scores(self, query_dim, key_dim):
+        """Creates the weights of the score function."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ call
+    def call(
+        self, query, value, key=None, query_mask=None, value_mask=None, attention_mask=None,
+        use_causal_mask=False, return_attention_scores=False, training=None, mask=None, **kwargs
+    ):
+        query, key, full_mask, value_mask, single_step = self._prepare(
+            query, value, key, query_mask, value_mask, attention_mask, use_causal_mask, mask
+        )
+        weights = self._attention_weights(query, key, full_mask, value_mask, **kwargs)
+        return self._finish(weights, value, single_step, return_attention_scores, training)
+
+    def _attention_weights(self, query, key, mask, value_mask, **kwargs):
+        """The weights `(batch, T_q, T_k)` of a rank-3 `query`.
+
+        `mask` is the merged boolean mask (or None), `value_mask` the key padding
+        mask (or None); `kwargs` are the subclass's own call arguments.
+        """
+        raise NotImplementedError
+
     def _prepare(
         self, query, value, key, query_mask, value_mask, attention_mask, use_causal_mask, mask
     ):
@@ -97,9 +119,7 @@ class SequenceAttentionBase(keras.layers.Layer):
         if single_step:
             output = ops.squeeze(output, 1)
             weights = ops.squeeze(weights, 1)
-        if return_attention_scores:
-            return output, weights
-        return output
+        return (output, weights) if return_attention_scores else output
 
     # ------------------------------------------------------------- masks/shapes
     def compute_mask(self, inputs, mask=None):
@@ -113,29 +133,19 @@ class SequenceAttentionBase(keras.layers.Layer):
         return (*tuple(query_shape)[:-1], tuple(value_shape)[-1])
 
     def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
+        self, query, value, key=None, use_causal_mask=False, return_attention_scores=False,
         **kwargs,
     ):
         key_shape = None if key is None else key.shape
         self._check_shapes(query.shape, value.shape, key_shape, use_causal_mask)
-        output = keras.KerasTensor(
-            self.compute_output_shape(query.shape, value.shape), dtype=self.compute_dtype
+        weights_shape = None
+        if return_attention_scores:
+            weights_shape = (*tuple(query.shape)[:-1], value.shape[1])
+        return _common.output_specs(
+            self, self.compute_output_shape(query.shape, value.shape), weights_shape
         )
-        if not return_attention_scores:
-            return output
-        weights_shape = (*tuple(query.shape)[:-1], value.shape[1])
-        return output, keras.KerasTensor(weights_shape, dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
-        config["dropout"] = self.dropout
+        config.update({"dropout": self.dropout, "seed": self.seed})
         return config

@@ -7,10 +7,11 @@ from keras import ops
 
 from keras_attention import _validation
 from keras_attention._masking import masked_softmax
+from keras_attention.layers import _common
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class AttentionPooling(keras.layers.Layer):
+class AttentionPooling(_common.ScoresSpec, keras.layers.Layer):
     """Pools a sequence into one vector (or `num_hops` vectors) with learned attention.
 
     With one hop this is the word/sentence attention of Yang et al. (2016):
@@ -42,6 +43,9 @@ class AttentionPooling(keras.layers.Layer):
             (Lin et al. use none).
         kernel_initializer: initializer of `W` and of the context vectors.
         bias_initializer: initializer of `b`.
+        seed: None or an int, the seed of the dropout.
+
+    Only `units` is positional; the other arguments are keyword-only.
 
     Call arguments:
         inputs: `(batch, T, dim)`.
@@ -71,12 +75,14 @@ class AttentionPooling(keras.layers.Layer):
     def __init__(
         self,
         units=None,
+        *,
         num_hops=1,
         dropout=0.0,
         penalty_coefficient=0.0,
         use_bias=True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -89,16 +95,12 @@ class AttentionPooling(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.seed = _validation.seed("seed", seed)
         self.supports_masking = True
 
     def build(self, inputs_shape, mask_shape=None):
         _validation.rank("inputs", inputs_shape, 3)
-        dim = inputs_shape[-1]
-        if dim is None:
-            raise ValueError(
-                f"The last dimension of `inputs` must be known. Received: inputs.shape="
-                f"{tuple(inputs_shape)}"
-            )
+        dim = _validation.known_last_dim("inputs", inputs_shape)
         units = self.units or dim
         self.projection_kernel = self.add_weight(
             name="projection_kernel",
@@ -119,7 +121,7 @@ class AttentionPooling(keras.layers.Layer):
             initializer=self.kernel_initializer,
         )
         self.weights_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="weights_dropout"
+            self.dropout, seed=self.seed, dtype=self.dtype_policy, name="weights_dropout"
         )
         self.weights_dropout.build((None, self.num_hops, inputs_shape[1]))
 
@@ -140,9 +142,7 @@ class AttentionPooling(keras.layers.Layer):
         if self.num_hops == 1:
             pooled = ops.squeeze(pooled, 1)
             weights = ops.squeeze(weights, 1)
-        if return_attention_scores:
-            return pooled, weights
-        return pooled
+        return (pooled, weights) if return_attention_scores else pooled
 
     def _penalty(self, weights):
         """`penalty_coefficient · mean_batch ‖A Aᵀ − I‖²_F`, computed in float32."""
@@ -160,13 +160,9 @@ class AttentionPooling(keras.layers.Layer):
             return (batch, dim)
         return (batch, self.num_hops, dim)
 
-    def compute_output_spec(self, inputs, mask=None, return_attention_scores=False, training=None):
-        out = keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return out
-        batch, t = inputs.shape[0], inputs.shape[1]
-        w_shape = (batch, t) if self.num_hops == 1 else (batch, self.num_hops, t)
-        return out, keras.KerasTensor(w_shape, dtype=self.compute_dtype)
+    def _scores_shape(self, inputs_shape):
+        batch, t = inputs_shape[0], inputs_shape[1]
+        return (batch, t) if self.num_hops == 1 else (batch, self.num_hops, t)
 
     def get_config(self):
         config = super().get_config()
@@ -179,6 +175,7 @@ class AttentionPooling(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "seed": self.seed,
             }
         )
         return config

@@ -35,6 +35,9 @@ class BahdanauAttention(SequenceAttentionBase):
         normalize: use the weight-normalised score with bias.
         dropout: dropout rate on the attention weights while training.
         kernel_initializer: initializer of `W₁`, `W₂` and `v`.
+        seed: None or an int, the seed of the dropout.
+
+    Only `units` is positional; the other arguments are keyword-only.
 
     Call arguments:
         query: `(batch, T_q, dim_q)`, or `(batch, dim_q)` for one decoder step.
@@ -69,9 +72,16 @@ class BahdanauAttention(SequenceAttentionBase):
     """
 
     def __init__(
-        self, units, normalize=False, dropout=0.0, kernel_initializer="glorot_uniform", **kwargs
+        self,
+        units,
+        *,
+        normalize=False,
+        dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        seed=None,
+        **kwargs,
     ):
-        super().__init__(dropout=dropout, **kwargs)
+        super().__init__(dropout=dropout, seed=seed, **kwargs)
         self.units = _validation.positive_int("units", units)
         if not isinstance(normalize, bool):
             raise ValueError(f"`normalize` must be a bool. Received: normalize={normalize!r}")
@@ -117,23 +127,7 @@ class BahdanauAttention(SequenceAttentionBase):
         key = ops.convert_to_tensor(key, dtype=self.compute_dtype)
         return ops.matmul(key, ops.cast(self.key_kernel, self.compute_dtype))
 
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-        projected_keys=None,
-        mask=None,
-    ):
-        query, key, full_mask, _, single_step = self._prepare(
-            query, value, key, query_mask, value_mask, attention_mask, use_causal_mask, mask
-        )
+    def _attention_weights(self, query, key, mask, value_mask, projected_keys=None):
         if projected_keys is None:
             projected_keys = ops.matmul(key, self.key_kernel)  # once for all queries
         else:
@@ -148,8 +142,7 @@ class BahdanauAttention(SequenceAttentionBase):
             norm = ops.sqrt(ops.sum(ops.square(vector)))
             vector = ops.cast(self.score_scale, "float32") * vector / norm
         scores = ops.einsum("bqku,u->bqk", ops.tanh(hidden), ops.cast(vector, dtype))
-        weights = masked_softmax(scores, full_mask)
-        return self._finish(weights, value, single_step, return_attention_scores, training)
+        return masked_softmax(scores, mask)
 
     def get_config(self):
         config = super().get_config()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import keras
 
 from keras_attention import _validation
+from keras_attention.layers import _common
 from keras_attention.layers.channel_attention import ChannelAttention
 from keras_attention.layers.spatial_attention import SpatialAttention, check_kernel_size
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class CBAM(keras.layers.Layer):
+class CBAM(_common.ScoresSpec, keras.layers.Layer):
     """CBAM: refines a feature map with channel attention, then spatial attention.
 
     For a channels-last feature map `F` of shape `(batch, H, W, C)`:
@@ -25,6 +26,7 @@ class CBAM(keras.layers.Layer):
         reduction: positive int, the reduction ratio of the channel MLP.
         kernel_size: positive odd int, the side of the spatial convolution.
         min_units: positive int, the smallest hidden width of the channel MLP.
+            (`kernel_size` and `min_units` are keyword-only.)
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -48,7 +50,7 @@ class CBAM(keras.layers.Layer):
         ECCV 2018. https://arxiv.org/abs/1807.06521
     """
 
-    def __init__(self, reduction=16, kernel_size=7, min_units=1, **kwargs):
+    def __init__(self, reduction=16, *, kernel_size=7, min_units=1, **kwargs):
         super().__init__(**kwargs)
         self.reduction = _validation.positive_int("reduction", reduction)
         self.kernel_size = check_kernel_size(kernel_size)
@@ -72,15 +74,8 @@ class CBAM(keras.layers.Layer):
         refined = self.channel_attention(inputs)
         return self.spatial_attention(refined, return_attention_scores=return_attention_scores)
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(tuple(inputs.shape), dtype=self.compute_dtype)
-        if return_attention_scores:
-            scores = keras.KerasTensor((*inputs.shape[:-1], 1), dtype=self.compute_dtype)
-            return outputs, scores
-        return outputs
+    # The scores are those of the spatial attention, the last sub-layer.
+    _scores_shape = SpatialAttention._scores_shape
 
     def get_config(self):
         config = super().get_config()

@@ -23,7 +23,7 @@ class ChannelAttention(_excitation.ChannelGate):
 
     Args:
         reduction: positive int, the reduction ratio `r` of the shared MLP.
-        min_units: positive int, the smallest hidden width.
+        min_units: positive int, the smallest hidden width (keyword-only).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:

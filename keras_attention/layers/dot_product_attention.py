@@ -30,8 +30,9 @@ class DotProductAttention(SequenceAttentionBase):
     whose keys are all masked gets zero weights and a zero context vector.
 
     Args:
-        score: `"dot"`, `"general"` or `"concat"`. `"dot"` needs query and key of the
-            same size; the others allow different sizes.
+        score: `"dot"`, `"general"` or `"concat"` (the only positional argument).
+            `"dot"` needs query and key of the same size; the others allow
+            different sizes.
         use_scale: learn a scalar that multiplies the scores (initialised to `scale`,
             or 1 when `scale` is None).
         scale: a fixed float that multiplies the scores (e.g. `1 / sqrt(dim)`); the
@@ -40,6 +41,7 @@ class DotProductAttention(SequenceAttentionBase):
             query size. Only valid with `score="concat"`.
         dropout: dropout rate on the attention weights while training.
         kernel_initializer: initializer of `W_a` and `v_a`.
+        seed: None or an int, the seed of the dropout.
 
     Call arguments:
         query: `(batch, T_q, dim)`, or `(batch, dim)` for one decoder step.
@@ -79,14 +81,16 @@ class DotProductAttention(SequenceAttentionBase):
     def __init__(
         self,
         score="dot",
+        *,
         use_scale=False,
         scale=None,
         units=None,
         dropout=0.0,
         kernel_initializer="glorot_uniform",
+        seed=None,
         **kwargs,
     ):
-        super().__init__(dropout=dropout, **kwargs)
+        super().__init__(dropout=dropout, seed=seed, **kwargs)
         self.score, self.units = _luong_scores.check_score_args(score, units)
         if not isinstance(use_scale, bool):
             raise ValueError(f"`use_scale` must be a bool. Received: use_scale={use_scale!r}")
@@ -113,22 +117,7 @@ class DotProductAttention(SequenceAttentionBase):
                 name="scale", shape=(), initializer=keras.initializers.Constant(init)
             )
 
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-        mask=None,
-    ):
-        query, key, full_mask, _, single_step = self._prepare(
-            query, value, key, query_mask, value_mask, attention_mask, use_causal_mask, mask
-        )
+    def _attention_weights(self, query, key, mask, value_mask):
         scores = _luong_scores.luong_scores(
             self.score, query, key, self.score_kernel, self.score_vector
         )
@@ -136,8 +125,7 @@ class DotProductAttention(SequenceAttentionBase):
             scores = scores * keras.ops.cast(self.scale_weight, scores.dtype)
         elif self.scale is not None:
             scores = scores * self.scale
-        weights = masked_softmax(scores, full_mask)
-        return self._finish(weights, value, single_step, return_attention_scores, training)
+        return masked_softmax(scores, mask)
 
     def get_config(self):
         config = super().get_config()

@@ -7,10 +7,11 @@ from keras import ops
 
 from keras_attention import _validation
 from keras_attention._masking import masked_softmax
+from keras_attention.layers import _common
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class GatedAttentionPooling(keras.layers.Layer):
+class GatedAttentionPooling(_common.ScoresSpec, keras.layers.Layer):
     """Pools a bag (or sequence) of instances with (gated) attention-based MIL pooling.
 
     For instance embeddings `h_1..h_K` (Ilse et al. 2018, eqs. 9-10):
@@ -31,6 +32,9 @@ class GatedAttentionPooling(keras.layers.Layer):
             the authors' code uses them).
         kernel_initializer: initializer of `V`, `U` and `w`.
         bias_initializer: initializer of the biases of `V` and `U`.
+        seed: None or an int, the seed of the dropout.
+
+    Only `units` is positional; the other arguments are keyword-only.
 
     Call arguments:
         inputs: `(batch, K, dim)`.
@@ -57,11 +61,13 @@ class GatedAttentionPooling(keras.layers.Layer):
     def __init__(
         self,
         units,
+        *,
         gated=True,
         dropout=0.0,
         use_bias=True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -71,16 +77,12 @@ class GatedAttentionPooling(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.seed = _validation.seed("seed", seed)
         self.supports_masking = True
 
     def build(self, inputs_shape, mask_shape=None):
         _validation.rank("inputs", inputs_shape, 3)
-        dim = inputs_shape[-1]
-        if dim is None:
-            raise ValueError(
-                f"The last dimension of `inputs` must be known. Received: inputs.shape="
-                f"{tuple(inputs_shape)}"
-            )
+        dim = _validation.known_last_dim("inputs", inputs_shape)
         self.v_kernel = self.add_weight(
             name="v_kernel", shape=(dim, self.units), initializer=self.kernel_initializer
         )
@@ -104,7 +106,7 @@ class GatedAttentionPooling(keras.layers.Layer):
             name="w_kernel", shape=(self.units, 1), initializer=self.kernel_initializer
         )
         self.weights_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="weights_dropout"
+            self.dropout, seed=self.seed, dtype=self.dtype_policy, name="weights_dropout"
         )
         self.weights_dropout.build((None, inputs_shape[1]))
 
@@ -122,9 +124,7 @@ class GatedAttentionPooling(keras.layers.Layer):
         weights = masked_softmax(scores, None if mask is None else ops.cast(mask, "bool"))
         dropped = self.weights_dropout(weights, training=training)
         pooled = ops.squeeze(ops.matmul(ops.expand_dims(dropped, 1), inputs), 1)
-        if return_attention_scores:
-            return pooled, weights
-        return pooled
+        return (pooled, weights) if return_attention_scores else pooled
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -132,11 +132,8 @@ class GatedAttentionPooling(keras.layers.Layer):
     def compute_output_shape(self, inputs_shape):
         return (inputs_shape[0], inputs_shape[-1])
 
-    def compute_output_spec(self, inputs, mask=None, return_attention_scores=False, training=None):
-        out = keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return out
-        return out, keras.KerasTensor(inputs.shape[:2], dtype=self.compute_dtype)
+    def _scores_shape(self, inputs_shape):
+        return tuple(inputs_shape[:2])
 
     def get_config(self):
         config = super().get_config()
@@ -148,6 +145,7 @@ class GatedAttentionPooling(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "seed": self.seed,
             }
         )
         return config

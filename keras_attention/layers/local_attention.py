@@ -43,6 +43,9 @@ class LocalAttention(SequenceAttentionBase):
             them is used.
         dropout: dropout rate on the attention weights while training.
         kernel_initializer: initializer of all the kernels.
+        seed: None or an int, the seed of the dropout.
+
+    Only `window` is positional; the other arguments are keyword-only.
 
     Call arguments:
         query: `(batch, T_q, dim)`, or `(batch, dim)` for one decoder step.
@@ -80,14 +83,16 @@ class LocalAttention(SequenceAttentionBase):
     def __init__(
         self,
         window,
+        *,
         mode="local_p",
         score="dot",
         units=None,
         dropout=0.0,
         kernel_initializer="glorot_uniform",
+        seed=None,
         **kwargs,
     ):
-        super().__init__(dropout=dropout, **kwargs)
+        super().__init__(dropout=dropout, seed=seed, **kwargs)
         self.window = _validation.positive_int("window", window)
         self.mode = _validation.one_of("mode", mode, MODES)
         self.score, self.units = _luong_scores.check_score_args(
@@ -136,39 +141,23 @@ class LocalAttention(SequenceAttentionBase):
             return ops.reshape(positions, (-1, 1)) + steps, length
         return positions + ops.zeros_like(steps), length
 
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-        positions=None,
-        mask=None,
-    ):
-        query, key, full_mask, value_mask, single_step = self._prepare(
-            query, value, key, query_mask, value_mask, attention_mask, use_causal_mask, mask
-        )
+    def _attention_weights(self, query, key, mask, value_mask, positions=None):
         t_k = ops.shape(key)[1]
         p_t, _ = self._aligned_positions(query, value_mask, positions, t_k)
         source = ops.cast(ops.arange(t_k), "float32")
         distance = source[None, None, :] - p_t[:, :, None]  # (batch, T_q, T_k)
         in_window = ops.less_equal(ops.abs(distance), float(self.window))
-        full_mask = in_window if full_mask is None else ops.logical_and(full_mask, in_window)
+        mask = in_window if mask is None else ops.logical_and(mask, in_window)
 
         scores = _luong_scores.luong_scores(
             self.score, query, key, self.score_kernel, self.score_vector
         )
-        weights = masked_softmax(scores, full_mask)
+        weights = masked_softmax(scores, mask)
         if self.mode == "local_p":
             sigma = self.window / 2.0
             gaussian = ops.exp(-ops.square(distance) / (2.0 * sigma * sigma))
             weights = weights * ops.cast(gaussian, weights.dtype)
-        return self._finish(weights, value, single_step, return_attention_scores, training)
+        return weights
 
     def get_config(self):
         config = super().get_config()

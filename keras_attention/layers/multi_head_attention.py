@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from keras_attention import _validation as v
-from keras_attention.ops import attention, layer_masks
+from keras_attention.layers import _common, _kernel_call
 
 
 def _proj_equation(free: int, bound: int, out: int):
@@ -57,7 +57,10 @@ class MultiHeadAttention(keras.layers.Layer):
             the forward or backward pass; dropout still applies). It cannot
             return attention scores.
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer:
-            for the four projections.
+            for the four projections (each gets its own copy of the initializers).
+        seed: None or an int, the seed of the dropout on the attention weights.
+
+    `num_heads` and `key_dim` are the only positional arguments.
 
     Call arguments:
         query: `(batch, T_q, dim_q)`.
@@ -90,7 +93,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Example:
     ```python
-    mha = MultiHeadAttention(num_heads=2, key_dim=8)
+    mha = MultiHeadAttention(2, 8)  # num_heads, key_dim; the rest by keyword
     x = keras.random.normal((2, 5, 16))
     y, scores = mha(x, x, use_causal_mask=True, return_attention_scores=True)
     # Incremental decoding with a cache:
@@ -108,6 +111,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self,
         num_heads,
         key_dim,
+        *,
         value_dim=None,
         dropout=0.0,
         use_bias=True,
@@ -117,6 +121,7 @@ class MultiHeadAttention(keras.layers.Layer):
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -147,20 +152,15 @@ class MultiHeadAttention(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.seed = v.seed("seed", seed)
         self.supports_masking = True
         self._seed_generator = None
 
     # ------------------------------------------------------------------ build
     def _sublayer_kwargs(self):
-        # Fresh initializer instances per sub-layer, so seeded initializers do not
-        # give every projection the same values.
         return dict(
-            kernel_initializer=self.kernel_initializer.__class__.from_config(
-                self.kernel_initializer.get_config()
-            ),
-            bias_initializer=self.bias_initializer.__class__.from_config(
-                self.bias_initializer.get_config()
-            ),
+            kernel_initializer=_common.clone_initializer(self.kernel_initializer),
+            bias_initializer=_common.clone_initializer(self.bias_initializer),
             kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer,
             dtype=self.dtype_policy,
@@ -198,7 +198,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         self._output_dense.build((query_shape[0], query_shape[1], self.num_heads, self.value_dim))
         if self.dropout > 0:
-            self._seed_generator = keras.random.SeedGenerator(name="dropout_seed")
+            self._seed_generator = keras.random.SeedGenerator(self.seed, name="dropout_seed")
         self.built = True
 
     @property
@@ -250,17 +250,8 @@ class MultiHeadAttention(keras.layers.Layer):
             )
 
     def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-        cache=None,
+        self, query, value, key=None, query_mask=None, value_mask=None, attention_mask=None,
+        use_causal_mask=False, return_attention_scores=False, training=None, cache=None,
         cache_update_index=None,
     ):
         v.scores_without_chunks(return_attention_scores, self.chunk_size)
@@ -307,25 +298,21 @@ class MultiHeadAttention(keras.layers.Layer):
             k = self._key_dense(key)
             val = self._value_dense(value)
 
-        chunked = self.chunk_size is not None
-        mask, row_mask = layer_masks(query_mask, value_mask, attention_mask, chunked)
-
-        result = attention(
+        context, scores = _kernel_call.attend(
             q,
             k,
             val,
-            mask=mask,
+            query_mask=query_mask,
+            value_mask=value_mask,
+            attention_mask=attention_mask,
             causal_offset=causal_offset,
-            dropout_rate=self.dropout,
+            dropout=self.dropout,
             seed=self._seed_generator,
-            training=bool(training) and self.dropout > 0,
+            training=training,
             chunk_size=self.chunk_size,
             return_attention_scores=return_attention_scores,
             heads_first=False,
         )
-        context, scores = result if return_attention_scores else (result, None)
-        if row_mask is not None:  # (B, 1, T_q, 1) -> the context's (B, T_q, 1, 1)
-            context = context * ops.cast(ops.swapaxes(row_mask, 1, 2), context.dtype)
         output = self._output_dense(context)
 
         outputs = (output,)
@@ -355,34 +342,19 @@ class MultiHeadAttention(keras.layers.Layer):
         return (*tuple(query_shape)[:-1], *out_dims)
 
     def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-        cache=None,
-        cache_update_index=None,
+        self, query, value, key=None, return_attention_scores=False, cache=None, **kwargs
     ):
-        out_shape = self.compute_output_shape(
-            query.shape, value.shape, None if key is None else key.shape
-        )
-        specs = (keras.KerasTensor(out_shape, dtype=self.compute_dtype),)
+        scores_shape = None
         if return_attention_scores:
             t_k = cache.shape[2] if cache is not None else value.shape[1]
-            specs += (
-                keras.KerasTensor(
-                    (query.shape[0], self.num_heads, query.shape[1], t_k),
-                    dtype=self.compute_dtype,
-                ),
-            )
-        if cache is not None:
-            specs += (keras.KerasTensor(cache.shape, dtype=cache.dtype),)
-        return specs[0] if len(specs) == 1 else specs
+            scores_shape = (query.shape[0], self.num_heads, query.shape[1], t_k)
+        specs = _common.output_specs(
+            self, self.compute_output_shape(query.shape, value.shape), scores_shape
+        )
+        if cache is None:
+            return specs
+        specs = specs if isinstance(specs, tuple) else (specs,)
+        return (*specs, keras.KerasTensor(cache.shape, dtype=cache.dtype))
 
     def get_config(self):
         config = super().get_config()
@@ -399,6 +371,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "seed": self.seed,
             }
         )
         return config

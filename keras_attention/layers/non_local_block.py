@@ -9,12 +9,13 @@ from keras import ops
 
 from keras_attention import _validation
 from keras_attention._masking import masked_softmax
+from keras_attention.layers import _common
 
 _MODES = ("embedded_gaussian", "dot")
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class NonLocalBlock(keras.layers.Layer):
+class NonLocalBlock(_common.ScoresSpec, keras.layers.Layer):
     """Non-local block: every position attends to every position, behind a zero-initialised gate.
 
     For a channels-last map `x` with `N` positions (flattened) and `C` channels,
@@ -39,6 +40,7 @@ class NonLocalBlock(keras.layers.Layer):
         inter_channels: positive int `C_i`, or None for `max(1, C // 2)`.
         mode: "embedded_gaussian" (softmax) or "dot" (scaled by `1 / N'`).
         sub_sample: whether to max-pool φ and g.
+            (`mode` and `sub_sample` are keyword-only.)
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -66,7 +68,9 @@ class NonLocalBlock(keras.layers.Layer):
         https://arxiv.org/abs/1805.08318
     """
 
-    def __init__(self, inter_channels=None, mode="embedded_gaussian", sub_sample=False, **kwargs):
+    def __init__(
+        self, inter_channels=None, *, mode="embedded_gaussian", sub_sample=False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.supports_masking = True
         self.inter_channels = _validation.positive_int(
@@ -76,13 +80,7 @@ class NonLocalBlock(keras.layers.Layer):
         self.sub_sample = bool(sub_sample)
 
     def build(self, input_shape):
-        _validation.rank("inputs", input_shape, (3, 4))
-        channels = input_shape[-1]
-        if channels is None:
-            raise ValueError(
-                "The channel dimension (last axis) of `inputs` must be known. "
-                f"Received: inputs.shape={tuple(input_shape)}"
-            )
+        channels = _validation.channels("inputs", input_shape, (3, 4))
         self._inner = self.inter_channels or max(1, channels // 2)
         for name in ("theta", "phi", "g"):
             dense = keras.layers.Dense(self._inner, dtype=self.dtype_policy, name=name)
@@ -127,26 +125,17 @@ class NonLocalBlock(keras.layers.Layer):
         y = ops.matmul(weights, g)
         y = ops.reshape(y, (*ops.shape(inputs)[:-1], self._inner))
         outputs = inputs + ops.cast(self.gamma, inputs.dtype) * self.w(y)
-        if return_attention_scores:
-            return outputs, weights
-        return outputs
+        return (outputs, weights) if return_attention_scores else outputs
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, mask=None, return_attention_scores=False):
-        outputs = keras.KerasTensor(tuple(inputs.shape), dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
-        spatial = tuple(inputs.shape[1:-1])
+    def _scores_shape(self, input_shape):
+        spatial = tuple(input_shape[1:-1])
         if self.sub_sample:
             keys = tuple(None if s is None else -(-s // 2) for s in spatial)
         else:
             keys = spatial
         n_q = None if None in spatial else math.prod(spatial)
         n_k = None if None in keys else math.prod(keys)
-        scores = keras.KerasTensor((inputs.shape[0], n_q, n_k), dtype=self.compute_dtype)
-        return outputs, scores
+        return (input_shape[0], n_q, n_k)
 
     def get_config(self):
         config = super().get_config()

@@ -37,7 +37,7 @@ class PatchEmbedding(keras.layers.Layer):
     static and divisible by the patch size.
 
     Args:
-        patch_size: int or pair of ints `(P_h, P_w)`.
+        patch_size: int or pair of ints `(P_h, P_w)` (the only positional argument).
         hidden_dim: positive int `D`, the token width.
         use_class_token: whether to prepend the class token.
         **kwargs: base `keras.layers.Layer` arguments.
@@ -52,7 +52,7 @@ class PatchEmbedding(keras.layers.Layer):
     Example:
 
     >>> images = keras.random.uniform((2, 32, 32, 3))
-    >>> tokens = PatchEmbedding(patch_size=8, hidden_dim=64)(images)
+    >>> tokens = PatchEmbedding(8, hidden_dim=64)(images)
     >>> tuple(tokens.shape)
     (2, 17, 64)
 
@@ -61,7 +61,7 @@ class PatchEmbedding(keras.layers.Layer):
         Image Recognition at Scale", ICLR 2021. https://arxiv.org/abs/2010.11929
     """
 
-    def __init__(self, patch_size, hidden_dim, use_class_token=True, **kwargs):
+    def __init__(self, patch_size, *, hidden_dim, use_class_token=True, **kwargs):
         super().__init__(**kwargs)
         self._patch = _pair("patch_size", patch_size)
         self.patch_size = patch_size if isinstance(patch_size, int) else self._patch

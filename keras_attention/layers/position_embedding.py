@@ -23,7 +23,7 @@ class PositionEmbedding(keras.layers.Layer):
 
     Args:
         sequence_length: the longest sequence (number of rows of `P`).
-        initializer: initializer of `P`.
+        initializer: initializer of `P` (keyword-only).
 
     Call arguments:
         inputs: `(batch, T, dim)`; only its shape is used.
@@ -41,7 +41,7 @@ class PositionEmbedding(keras.layers.Layer):
         2017; Devlin et al., "BERT", NAACL 2019 (learned absolute positions).
     """
 
-    def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
+    def __init__(self, sequence_length, *, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.sequence_length = _validation.positive_int("sequence_length", sequence_length)
         self.initializer = keras.initializers.get(initializer)
@@ -49,12 +49,7 @@ class PositionEmbedding(keras.layers.Layer):
 
     def build(self, inputs_shape):
         _validation.rank("inputs", inputs_shape, 3)
-        dim = inputs_shape[-1]
-        if dim is None:
-            raise ValueError(
-                f"The last dimension of `inputs` must be known. Received: inputs.shape="
-                f"{tuple(inputs_shape)}"
-            )
+        dim = _validation.known_last_dim("inputs", inputs_shape)
         length = inputs_shape[1]
         if length is not None and length > self.sequence_length:
             raise ValueError(

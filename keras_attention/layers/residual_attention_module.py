@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_attention import _validation
+from keras_attention.layers import _common
 from keras_attention.layers._residual_unit import ResidualUnit
 
 
@@ -19,7 +20,7 @@ def _resize_like(x, reference):
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class ResidualAttentionModule(keras.layers.Layer):
+class ResidualAttentionModule(_common.ScoresSpec, keras.layers.Layer):
     """Residual attention module: a trunk branch gated by a bottom-up top-down soft mask.
 
     With `U_k` a pre-activation residual unit with `filters` output channels:
@@ -45,6 +46,7 @@ class ResidualAttentionModule(keras.layers.Layer):
         mask_depth: positive int, number of max-pool downsamplings in the mask
             branch (the paper uses 3, 2 and 1 for its three stages).
         bottleneck: bottleneck (default, as in the paper) or basic residual units.
+            (All but `filters` are keyword-only.)
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -70,7 +72,7 @@ class ResidualAttentionModule(keras.layers.Layer):
         https://arxiv.org/abs/1704.06904
     """
 
-    def __init__(self, filters, p=1, t=2, r=1, mask_depth=2, bottleneck=True, **kwargs):
+    def __init__(self, filters, *, p=1, t=2, r=1, mask_depth=2, bottleneck=True, **kwargs):
         super().__init__(**kwargs)
         self.filters = _validation.positive_int("filters", filters)
         self.p = _validation.non_negative_int("p", p)
@@ -93,13 +95,7 @@ class ResidualAttentionModule(keras.layers.Layer):
         return units
 
     def build(self, input_shape):
-        _validation.rank("inputs", input_shape, 4)
-        channels = input_shape[-1]
-        if channels is None:
-            raise ValueError(
-                "The channel dimension (last axis) of `inputs` must be known. "
-                f"Received: inputs.shape={tuple(input_shape)}"
-            )
+        channels = _validation.channels("inputs", input_shape, 4)
         f = self.filters
         self.pre_units = self._units("pre", self.p, channels)
         split_channels = f if self.p else channels
@@ -155,19 +151,13 @@ class ResidualAttentionModule(keras.layers.Layer):
     def call(self, inputs, return_attention_scores=False, training=None):
         trunk, mask = self.branches(inputs, training=training)
         outputs = self._run(self.post_units, (1.0 + mask) * trunk, training)
-        if return_attention_scores:
-            return outputs, mask
-        return outputs
+        return (outputs, mask) if return_attention_scores else outputs
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-1], self.filters)
 
-    def compute_output_spec(self, inputs, return_attention_scores=False, training=None):
-        shape = self.compute_output_shape(inputs.shape)
-        outputs = keras.KerasTensor(shape, dtype=self.compute_dtype)
-        if return_attention_scores:
-            return outputs, keras.KerasTensor(shape, dtype=self.compute_dtype)
-        return outputs
+    def _scores_shape(self, input_shape):
+        return self.compute_output_shape(input_shape)  # the soft mask
 
     def get_config(self):
         config = super().get_config()

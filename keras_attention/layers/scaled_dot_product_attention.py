@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from keras_attention import _validation as v
-from keras_attention.ops import attention, layer_masks
+from keras_attention.layers import _common, _kernel_call
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -22,10 +21,11 @@ class ScaledDotProductAttention(keras.layers.Layer):
     memory-efficient path is used (see
     `keras_attention.ops.scaled_dot_product_attention`).
 
-    Args:
+    Args (all keyword-only):
         dropout: dropout rate on the attention weights (training only).
         chunk_size: None, or a positive int for the memory-efficient path (it
             cannot return the scores).
+        seed: None or an int, the seed of the dropout.
 
     Call arguments:
         query: `(batch, T_q, dim)` or `(batch, heads, T_q, dim)`.
@@ -55,10 +55,11 @@ class ScaledDotProductAttention(keras.layers.Layer):
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
     """
 
-    def __init__(self, dropout=0.0, chunk_size=None, **kwargs):
+    def __init__(self, *, dropout=0.0, chunk_size=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.dropout = v.rate("dropout", dropout)
         self.chunk_size = v.positive_int("chunk_size", chunk_size, allow_none=True)
+        self.seed = v.seed("seed", seed)
         self.supports_masking = True
         self._seed_generator = None
 
@@ -69,43 +70,32 @@ class ScaledDotProductAttention(keras.layers.Layer):
         v.rank("key", key_shape, len(query_shape))
         v.same_dim("query", query_shape[-1], "key", key_shape[-1])
         if self.dropout > 0:
-            self._seed_generator = keras.random.SeedGenerator(name="dropout_seed")
+            self._seed_generator = keras.random.SeedGenerator(self.seed, name="dropout_seed")
         self.built = True
 
     def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
+        self, query, value, key=None, query_mask=None, value_mask=None, attention_mask=None,
+        use_causal_mask=False, return_attention_scores=False, training=None,
     ):
         v.scores_without_chunks(return_attention_scores, self.chunk_size)
         key = value if key is None else key
         one_head = len(query.shape) == 3
         if one_head:
             query, key, value = query[:, None], key[:, None], value[:, None]
-        chunked = self.chunk_size is not None
-        mask, row_mask = layer_masks(query_mask, value_mask, attention_mask, chunked)
-        result = attention(
+        output, scores = _kernel_call.attend(
             query,
             key,
             value,
-            mask=mask,
+            query_mask=query_mask,
+            value_mask=value_mask,
+            attention_mask=attention_mask,
             causal_offset=0 if use_causal_mask else None,
-            dropout_rate=self.dropout,
+            dropout=self.dropout,
             seed=self._seed_generator,
-            training=bool(training) and self.dropout > 0,
+            training=training,
             chunk_size=self.chunk_size,
             return_attention_scores=return_attention_scores,
         )
-        output, scores = result if return_attention_scores else (result, None)
-        if row_mask is not None:
-            output = output * ops.cast(row_mask, output.dtype)
         if one_head:
             output = output[:, 0]
             scores = None if scores is None else scores[:, 0]
@@ -114,27 +104,15 @@ class ScaledDotProductAttention(keras.layers.Layer):
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
         return (*tuple(query_shape)[:-1], value_shape[-1])
 
-    def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-    ):
-        out = keras.KerasTensor(
-            self.compute_output_shape(query.shape, value.shape), dtype=self.compute_dtype
+    def compute_output_spec(self, query, value, key=None, return_attention_scores=False, **kwargs):
+        scores_shape = None
+        if return_attention_scores:
+            scores_shape = (*tuple(query.shape)[:-1], value.shape[-2])
+        return _common.output_specs(
+            self, self.compute_output_shape(query.shape, value.shape), scores_shape
         )
-        if not return_attention_scores:
-            return out
-        scores_shape = (*tuple(query.shape)[:-1], value.shape[-2])
-        return out, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"dropout": self.dropout, "chunk_size": self.chunk_size})
+        config.update({"dropout": self.dropout, "chunk_size": self.chunk_size, "seed": self.seed})
         return config

@@ -57,11 +57,7 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
 
     def build(self, inputs_shape):
         _validation.rank("inputs", inputs_shape, 3)
-        if inputs_shape[-1] is None:
-            raise ValueError(
-                f"The last dimension of `inputs` must be known. Received: inputs.shape="
-                f"{tuple(inputs_shape)}"
-            )
+        _validation.known_last_dim("inputs", inputs_shape)
 
     def call(self, inputs, start_index=0):
         shape = ops.shape(inputs)

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_attention import _validation
+from keras_attention.layers import _common
 
 
 def check_kernel_size(kernel_size):
@@ -24,7 +25,7 @@ def check_kernel_size(kernel_size):
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class SpatialAttention(keras.layers.Layer):
+class SpatialAttention(_common.ScoresSpec, keras.layers.Layer):
     """Spatial attention of CBAM: one weight in (0, 1) per position, shared by all channels.
 
     For a channels-last image feature map `F` of shape `(batch, H, W, C)`:
@@ -83,19 +84,10 @@ class SpatialAttention(keras.layers.Layer):
         )
         attention = ops.sigmoid(self.conv(pooled))
         outputs = inputs * attention
-        if return_attention_scores:
-            return outputs, attention
-        return outputs
+        return (outputs, attention) if return_attention_scores else outputs
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False):
-        outputs = keras.KerasTensor(tuple(inputs.shape), dtype=self.compute_dtype)
-        if return_attention_scores:
-            scores = keras.KerasTensor((*inputs.shape[:-1], 1), dtype=self.compute_dtype)
-            return outputs, scores
-        return outputs
+    def _scores_shape(self, input_shape):
+        return (*input_shape[:-1], 1)
 
     def get_config(self):
         config = super().get_config()

@@ -24,7 +24,8 @@ class SqueezeExcitation(_excitation.ChannelGate):
     Args:
         reduction: positive int, the reduction ratio `r` of the bottleneck.
         min_units: positive int, the smallest hidden width (so that few
-            channels with a large `reduction` still give a valid MLP).
+            channels with a large `reduction` still give a valid MLP);
+            keyword-only.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:

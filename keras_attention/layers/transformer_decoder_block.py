@@ -5,12 +5,11 @@ from __future__ import annotations
 import keras
 
 from keras_attention import _validation
-from keras_attention.layers import _transformer_checks
-from keras_attention.layers.multi_head_attention import MultiHeadAttention
+from keras_attention.layers import _transformer
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class TransformerDecoderBlock(keras.layers.Layer):
+class TransformerDecoderBlock(_transformer.TransformerBlockBase):
     """One Transformer decoder layer: causal self-attention, cross-attention, feed-forward.
 
     Post-norm (`norm_first=False`, the original paper), with `e` the encoder output:
@@ -36,7 +35,8 @@ class TransformerDecoderBlock(keras.layers.Layer):
     encoder output again.
 
     Args:
-        num_heads: number of attention heads (self and cross).
+        num_heads: number of attention heads (self and cross); the only
+            positional argument.
         intermediate_dim: hidden width of the feed-forward network.
         key_dim: size of each head; defaults to `dim // num_heads`, which
             requires `dim` to be divisible by `num_heads`.
@@ -45,6 +45,9 @@ class TransformerDecoderBlock(keras.layers.Layer):
         activation: activation of the feed-forward hidden layer.
         norm_first: pre-norm (True) or post-norm (False).
         layer_norm_epsilon: epsilon of the layer normalisations.
+        kernel_initializer, bias_initializer: of the attention projections and
+            the feed-forward layers (each sub-layer gets its own copy).
+        seed: None or an int: the dropouts draw from seeds derived from it.
 
     Call arguments:
         decoder_sequence: `(batch, T_dec, dim)`.
@@ -74,7 +77,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         `cross_attention_cache` (as keras-hub's `TransformerDecoder` does).
 
     Example:
-        >>> block = TransformerDecoderBlock(num_heads=2, intermediate_dim=32)
+        >>> block = TransformerDecoderBlock(2, intermediate_dim=32)
         >>> dec, enc = keras.random.normal((2, 5, 16)), keras.random.normal((2, 7, 16))
         >>> block(dec, enc).shape
         (2, 5, 16)
@@ -86,54 +89,24 @@ class TransformerDecoderBlock(keras.layers.Layer):
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
     """
 
-    def __init__(
-        self,
-        num_heads,
-        intermediate_dim,
-        key_dim=None,
-        dropout=0.0,
-        activation="relu",
-        norm_first=False,
-        layer_norm_epsilon=1e-5,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        _transformer_checks.check_block_args(
-            num_heads, intermediate_dim, key_dim, dropout, layer_norm_epsilon
-        )
-        self.num_heads = num_heads
-        self.intermediate_dim = intermediate_dim
-        self.key_dim = key_dim
-        self.dropout = _validation.rate("dropout", dropout)
-        self.activation = keras.activations.get(activation)
-        self.norm_first = bool(norm_first)
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
-        self.supports_masking = True
-
     def build(
         self,
         decoder_sequence_shape,
         encoder_sequence_shape=None,
         cross_attention_cache_shape=None,
     ):
-        head_dim = _transformer_checks.head_dim(
+        head_dim = _transformer.head_dim(
             "decoder_sequence", decoder_sequence_shape, self.num_heads, self.key_dim
         )
         self._head_dim = head_dim
-        dim = decoder_sequence_shape[-1]
-        policy = self.dtype_policy
-        self.self_attention = MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=head_dim,
-            dropout=self.dropout,
-            dtype=policy,
-            name="self_attention",
+        shape = decoder_sequence_shape
+        self.self_attention = self._attention(
+            "self_attention", head_dim, _transformer.SELF_ATTENTION
         )
-        self.self_attention.build(decoder_sequence_shape, decoder_sequence_shape)
-        self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm")
-        self.self_attention_layer_norm.build(decoder_sequence_shape)
-        self.self_attention_dropout = keras.layers.Dropout(
-            self.dropout, dtype=policy, name="self_attention_dropout"
+        self.self_attention.build(shape, shape)
+        self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", shape)
+        self.self_attention_dropout = self._dropout(
+            "self_attention_dropout", _transformer.SELF_ATTENTION_DROPOUT
         )
 
         self.cross_attention = None
@@ -143,59 +116,22 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 encoder_dim = encoder_sequence_shape[-1]
             else:
                 # Built from a cache only: assume the encoder has the decoder's width.
-                encoder_dim = dim
-            self.cross_attention = MultiHeadAttention(
-                num_heads=self.num_heads,
-                key_dim=head_dim,
-                dropout=self.dropout,
-                dtype=policy,
-                name="cross_attention",
+                encoder_dim = shape[-1]
+            self.cross_attention = self._attention(
+                "cross_attention", head_dim, _transformer.CROSS_ATTENTION
             )
-            self.cross_attention.build(decoder_sequence_shape, (None, None, encoder_dim))
-            self.cross_attention_layer_norm = self._layer_norm("cross_attention_layer_norm")
-            self.cross_attention_layer_norm.build(decoder_sequence_shape)
-            self.cross_attention_dropout = keras.layers.Dropout(
-                self.dropout, dtype=policy, name="cross_attention_dropout"
+            self.cross_attention.build(shape, (None, None, encoder_dim))
+            self.cross_attention_layer_norm = self._layer_norm("cross_attention_layer_norm", shape)
+            self.cross_attention_dropout = self._dropout(
+                "cross_attention_dropout", _transformer.CROSS_ATTENTION_DROPOUT
             )
-
-        self.feedforward_intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            dtype=policy,
-            name="feedforward_intermediate_dense",
-        )
-        self.feedforward_intermediate_dense.build(decoder_sequence_shape)
-        self.feedforward_output_dense = keras.layers.Dense(
-            dim, dtype=policy, name="feedforward_output_dense"
-        )
-        self.feedforward_output_dense.build(
-            tuple(decoder_sequence_shape[:-1]) + (self.intermediate_dim,)
-        )
-        self.feedforward_layer_norm = self._layer_norm("feedforward_layer_norm")
-        self.feedforward_layer_norm.build(decoder_sequence_shape)
-        self.feedforward_dropout = keras.layers.Dropout(
-            self.dropout, dtype=policy, name="feedforward_dropout"
-        )
-
-    def _layer_norm(self, name):
-        return keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
-        )
+        self._build_feedforward(shape)
 
     def call(
-        self,
-        decoder_sequence,
-        encoder_sequence=None,
-        decoder_padding_mask=None,
-        encoder_padding_mask=None,
-        use_causal_mask=True,
-        return_attention_scores=False,
-        self_attention_cache=None,
-        self_attention_cache_update_index=None,
-        cross_attention_cache=None,
-        training=None,
-        mask=None,
-        decoder_sequence_mask=None,
+        self, decoder_sequence, encoder_sequence=None, decoder_padding_mask=None,
+        encoder_padding_mask=None, use_causal_mask=True, return_attention_scores=False,
+        self_attention_cache=None, self_attention_cache_update_index=None,
+        cross_attention_cache=None, training=None, mask=None, decoder_sequence_mask=None,
         encoder_sequence_mask=None,
     ):
         has_cross = self.cross_attention is not None
@@ -225,46 +161,23 @@ class TransformerDecoderBlock(keras.layers.Layer):
             encoder_padding_mask = encoder_sequence_mask
         use_cache = self_attention_cache is not None
 
-        # Causal self-attention.
-        x = decoder_sequence
-        residual = x
-        if self.norm_first:
-            x = self.self_attention_layer_norm(x)
-        if self_attention_cache is not None:
-            x, self_scores, self_attention_cache = self.self_attention(
-                x,
-                x,
-                query_mask=decoder_padding_mask,
-                value_mask=decoder_padding_mask,
-                return_attention_scores=True,
-                cache=self_attention_cache,
-                cache_update_index=self_attention_cache_update_index,
-                training=training,
-            )
-        else:
-            x, self_scores = self.self_attention(
-                x,
-                x,
-                query_mask=decoder_padding_mask,
-                value_mask=decoder_padding_mask,
-                use_causal_mask=use_causal_mask,
-                return_attention_scores=True,
-                training=training,
-            )
-        x = residual + self.self_attention_dropout(x, training=training)
-        if not self.norm_first:
-            x = self.self_attention_layer_norm(x)
-
-        # Cross-attention over the encoder output.
-        cross_scores = None
+        # With a cache, the attention is causal whatever `use_causal_mask` says.
+        x, extras = self._self_attention_sublayer(
+            decoder_sequence,
+            decoder_padding_mask,
+            training,
+            use_causal_mask=use_causal_mask,
+            return_attention_scores=True,
+            cache=self_attention_cache,
+            cache_update_index=self_attention_cache_update_index,
+        )
+        scores, caches = extras[:1], extras[1:]  # (self scores,), (self cache,) or ()
         if has_cross:
-            residual = x
-            if self.norm_first:
-                x = self.cross_attention_layer_norm(x)
             if use_cache and cross_attention_cache is None:
                 cross_attention_cache = self.cross_attention.compute_cache(encoder_sequence)
-            if cross_attention_cache is not None:
-                x, cross_scores, cross_attention_cache = self.cross_attention(
+
+            def cross_attention(x):
+                return self.cross_attention(
                     x,
                     # Ignored next to a cache; a copy has no Keras mask to pick up.
                     keras.ops.copy(x) if encoder_sequence is None else encoder_sequence,
@@ -274,33 +187,22 @@ class TransformerDecoderBlock(keras.layers.Layer):
                     cache=cross_attention_cache,
                     training=training,
                 )
-            else:
-                x, cross_scores = self.cross_attention(
-                    x,
-                    encoder_sequence,
-                    query_mask=decoder_padding_mask,
-                    value_mask=encoder_padding_mask,
-                    return_attention_scores=True,
-                    training=training,
-                )
-            x = residual + self.cross_attention_dropout(x, training=training)
-            if not self.norm_first:
-                x = self.cross_attention_layer_norm(x)
 
-        # Position-wise feed-forward network.
-        residual = x
-        if self.norm_first:
-            x = self.feedforward_layer_norm(x)
-        x = self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
-        x = residual + self.feedforward_dropout(x, training=training)
-        if not self.norm_first:
-            x = self.feedforward_layer_norm(x)
+            x, extras = self._residual(
+                x,
+                self.cross_attention_layer_norm,
+                self.cross_attention_dropout,
+                cross_attention,
+                training,
+            )
+            scores, caches = scores + extras[:1], caches + extras[1:]
 
+        x = self._feedforward(x, training)
         outputs = (x,)
         if return_attention_scores:
-            outputs += (self_scores,) + ((cross_scores,) if has_cross else ())
+            outputs += scores
         if use_cache:
-            outputs += (self_attention_cache,) + ((cross_attention_cache,) if has_cross else ())
+            outputs += caches
         return outputs[0] if len(outputs) == 1 else outputs
 
     def compute_mask(self, decoder_sequence, mask=None):
@@ -339,18 +241,3 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 cross_shape = (batch, 2, t_enc, self.num_heads, self._head_dim)
                 outputs += (keras.KerasTensor(cross_shape, dtype=cache_dtype),)
         return outputs[0] if len(outputs) == 1 else outputs
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "key_dim": self.key_dim,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "norm_first": self.norm_first,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
-        return config

@@ -5,12 +5,11 @@ from __future__ import annotations
 import keras
 
 from keras_attention import _validation
-from keras_attention.layers import _transformer_checks
-from keras_attention.layers.multi_head_attention import MultiHeadAttention
+from keras_attention.layers import _common, _transformer
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class TransformerEncoderBlock(keras.layers.Layer):
+class TransformerEncoderBlock(_common.ScoresSpec, _transformer.TransformerBlockBase):
     """One Transformer encoder layer: self-attention and a feed-forward network.
 
     Post-norm (`norm_first=False`, the original paper):
@@ -27,7 +26,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
     zero), so they do not change the outputs at valid steps.
 
     Args:
-        num_heads: number of attention heads.
+        num_heads: number of attention heads (the only positional argument).
         intermediate_dim: hidden width of the feed-forward network.
         key_dim: size of each head; defaults to `dim // num_heads`, which
             requires `dim` to be divisible by `num_heads`.
@@ -38,6 +37,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         layer_norm_epsilon: epsilon of the layer normalisations.
         chunk_size: if set, attention runs the memory-efficient exact path over
             key chunks of this size (see `MultiHeadAttention`).
+        kernel_initializer, bias_initializer: of the attention projections and
+            the feed-forward layers (each sub-layer gets its own copy).
+        seed: None or an int: the dropouts draw from seeds derived from it.
 
     Call arguments:
         inputs: `(batch, T, dim)`.
@@ -55,7 +57,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
     Example:
         >>> x = keras.random.normal((2, 6, 16))
-        >>> y = TransformerEncoderBlock(num_heads=4, intermediate_dim=32)(x)
+        >>> y = TransformerEncoderBlock(4, intermediate_dim=32)(x)
         >>> y.shape
         (2, 6, 16)
 
@@ -64,143 +66,50 @@ class TransformerEncoderBlock(keras.layers.Layer):
         al., "On Layer Normalization in the Transformer Architecture", ICML 2020.
     """
 
-    def __init__(
-        self,
-        num_heads,
-        intermediate_dim,
-        key_dim=None,
-        dropout=0.0,
-        activation="relu",
-        norm_first=False,
-        layer_norm_epsilon=1e-5,
-        chunk_size=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        _transformer_checks.check_block_args(
-            num_heads, intermediate_dim, key_dim, dropout, layer_norm_epsilon
-        )
-        self.num_heads = num_heads
-        self.intermediate_dim = intermediate_dim
-        self.key_dim = key_dim
-        self.dropout = float(dropout)
-        self.activation = keras.activations.get(activation)
-        self.norm_first = bool(norm_first)
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
+    def __init__(self, num_heads, *, chunk_size=None, **kwargs):
+        super().__init__(num_heads, **kwargs)
         self.chunk_size = _validation.positive_int("chunk_size", chunk_size, allow_none=True)
-        self.supports_masking = True
 
     def build(self, inputs_shape):
-        head_dim = _transformer_checks.head_dim(
-            "inputs", inputs_shape, self.num_heads, self.key_dim
-        )
-        dim = inputs_shape[-1]
-        policy = self.dtype_policy
-        self.self_attention = MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=head_dim,
-            dropout=self.dropout,
-            chunk_size=self.chunk_size,
-            dtype=policy,
-            name="self_attention",
+        head_dim = _transformer.head_dim("inputs", inputs_shape, self.num_heads, self.key_dim)
+        self.self_attention = self._attention(
+            "self_attention", head_dim, _transformer.SELF_ATTENTION, chunk_size=self.chunk_size
         )
         self.self_attention.build(inputs_shape, inputs_shape)
-        self.self_attention_layer_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=policy, name="self_attention_layer_norm"
+        self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", inputs_shape)
+        self.self_attention_dropout = self._dropout(
+            "self_attention_dropout", _transformer.SELF_ATTENTION_DROPOUT
         )
-        self.self_attention_layer_norm.build(inputs_shape)
-        self.self_attention_dropout = keras.layers.Dropout(
-            self.dropout, dtype=policy, name="self_attention_dropout"
-        )
-        self.feedforward_intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            dtype=policy,
-            name="feedforward_intermediate_dense",
-        )
-        self.feedforward_intermediate_dense.build(inputs_shape)
-        self.feedforward_output_dense = keras.layers.Dense(
-            dim, dtype=policy, name="feedforward_output_dense"
-        )
-        self.feedforward_output_dense.build(tuple(inputs_shape[:-1]) + (self.intermediate_dim,))
-        self.feedforward_layer_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=policy, name="feedforward_layer_norm"
-        )
-        self.feedforward_layer_norm.build(inputs_shape)
-        self.feedforward_dropout = keras.layers.Dropout(
-            self.dropout, dtype=policy, name="feedforward_dropout"
-        )
+        self._build_feedforward(inputs_shape)
 
     def call(
-        self,
-        inputs,
-        padding_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-        mask=None,
-        inputs_mask=None,
+        self, inputs, padding_mask=None, attention_mask=None, use_causal_mask=False,
+        return_attention_scores=False, training=None, mask=None, inputs_mask=None,
     ):
         # Keras fills `mask` (one tensor argument) or `inputs_mask` (several) with
         # the Keras mask of `inputs`.
         if padding_mask is None:
             padding_mask = inputs_mask if inputs_mask is not None else mask
-        x = inputs
-        residual = x
-        if self.norm_first:
-            x = self.self_attention_layer_norm(x)
-        attended = self.self_attention(
-            x,
-            x,
-            query_mask=padding_mask,
-            value_mask=padding_mask,
+
+        x, scores = self._self_attention_sublayer(
+            inputs,
+            padding_mask,
+            training,
             attention_mask=attention_mask,
             use_causal_mask=use_causal_mask,
             return_attention_scores=return_attention_scores,
-            training=training,
         )
-        x, scores = attended if return_attention_scores else (attended, None)
-        x = residual + self.self_attention_dropout(x, training=training)
-        if not self.norm_first:
-            x = self.self_attention_layer_norm(x)
-
-        residual = x
-        if self.norm_first:
-            x = self.feedforward_layer_norm(x)
-        x = self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
-        x = residual + self.feedforward_dropout(x, training=training)
-        if not self.norm_first:
-            x = self.feedforward_layer_norm(x)
-        if return_attention_scores:
-            return x, scores
-        return x
+        x = self._feedforward(x, training)
+        return (x, *scores) if return_attention_scores else x
 
     def compute_mask(self, inputs, mask=None):
         return mask
 
-    def compute_output_shape(self, inputs_shape):
-        return tuple(inputs_shape)
-
-    def compute_output_spec(self, inputs, return_attention_scores=False, **kwargs):
-        out = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        if not return_attention_scores:
-            return out
-        batch, t = inputs.shape[0], inputs.shape[1]
-        return out, keras.KerasTensor((batch, self.num_heads, t, t), dtype=self.compute_dtype)
+    def _scores_shape(self, inputs_shape):
+        batch, t = inputs_shape[0], inputs_shape[1]
+        return (batch, self.num_heads, t, t)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "key_dim": self.key_dim,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "norm_first": self.norm_first,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "chunk_size": self.chunk_size,
-            }
-        )
+        config["chunk_size"] = self.chunk_size
         return config

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 IMPLS = {
@@ -27,6 +29,7 @@ def _run(tmp_path, *flags):
     return json.loads((tmp_path / "layers_tiny.json").read_text())
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_every_case_with_times_memory_and_ratios(tmp_path):
     record = _run(tmp_path)
 
@@ -71,6 +74,7 @@ def test_tiny_run_writes_every_case_with_times_memory_and_ratios(tmp_path):
     assert "GFLOP/s" in md and machine["cpu_model"] in md and "--tiny" in md
 
 
+@pytest.mark.slow
 def test_long_cases_measure_the_reference_in_their_own_process(tmp_path):
     record = _run(tmp_path, "--long_from=16", "--cases=keras_mha,mha_chunked",
                   "--passes=backward")

@@ -154,6 +154,7 @@ def test_attention_is_the_chosen_hypothesis_own():
         assert np.all(seqs[b, lengths[b] :] == 0)
 
 
+@pytest.mark.slow
 def test_runs_in_tf_function_with_dynamic_batch_and_spatial_attention():
     rng = np.random.default_rng(0)
     table = tf.constant(rng.normal(size=(6, 6)) * 2, tf.float32)

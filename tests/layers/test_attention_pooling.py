@@ -124,31 +124,28 @@ def test_dropout_only_while_training():
     assert not np.allclose(layer(h, training=True), layer(h, training=False))
 
 
-def test_config_and_keras_file_round_trip(tmp_path):
-    layer = AttentionPooling(units=3, num_hops=2, dropout=0.1, penalty_coefficient=0.5)
-    clone = layer_checks.config_round_trip(layer)
-    assert clone.num_hops == 2 and clone.penalty_coefficient == 0.5
-    inputs = keras.Input((5,), dtype="int32")
-    x = keras.layers.Embedding(10, 4, mask_zero=True)(inputs)
-    pooled, weights = layer(x, return_attention_scores=True)
-    model = keras.Model(inputs, [pooled, weights])
-    tokens = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
-    layer_checks.keras_file_round_trip(model, tokens, tmp_path)
-
-
-def test_mixed_float16_jit_and_training_step():
+@pytest.mark.parametrize("num_hops, use_bias", [(1, True), (2, False)])
+def test_layer_checks(num_hops, use_bias, tmp_path):
     h = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
-    layer, out = layer_checks.runs_in_mixed_float16(
-        lambda: AttentionPooling(num_hops=2, penalty_coefficient=0.1), h
+    layer_checks.run_layer_test(
+        AttentionPooling,
+        dict(units=3, num_hops=num_hops, use_bias=use_bias, dropout=0.1,
+             penalty_coefficient=0.5, seed=4),
+        h,
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(2, 4) if num_hops == 1 else (2, num_hops, 4),
+        expected_num_trainable_weights=3 if use_bias else 2,
+        expected_num_seed_generators=1,
     )
-    assert layer.compute_dtype == "float16" and out.dtype == "float16"
+
+
+def test_runs_under_xla():
+    h = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
     layer = AttentionPooling(num_hops=2)
     layer_checks.runs_under_xla(
         lambda x: layer(x, mask=np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], bool)), h
     )
-    inputs = keras.Input((5, 4))
-    model = keras.Model(inputs, keras.layers.Dense(1)(AttentionPooling(units=3)(inputs)))
-    layer_checks.one_training_step_changes_weights(model, h, np.ones((2, 1), "float32"))
 
 
 @pytest.mark.parametrize(

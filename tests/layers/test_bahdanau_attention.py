@@ -129,16 +129,6 @@ def test_causal_mask():
     np.testing.assert_allclose(w[:, 0, 0], 1.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("normalize", [False, True])
-def test_mixed_float16(normalize):
-    q, v, k = _data()
-    layer, out = layer_checks.runs_in_mixed_float16(
-        lambda: BahdanauAttention(UNITS, normalize=normalize), (q, v, k)
-    )
-    assert layer.compute_dtype == "float16" and out.dtype == "float16"
-    assert layer.key_kernel.dtype == "float32"
-
-
 def test_xla_matches_eager():
     q, v, k = _data()
     layer = BahdanauAttention(UNITS, normalize=True)
@@ -148,27 +138,19 @@ def test_xla_matches_eager():
     )
 
 
-def _model(**kwargs):
-    q_in, v_in = keras.Input((TQ, DQ)), keras.Input((TK, DV))
-    return keras.Model([q_in, v_in], BahdanauAttention(UNITS, **kwargs)(q_in, v_in))
-
-
 @pytest.mark.parametrize("normalize", [False, True])
-def test_training_step_changes_weights(normalize):
+def test_layer_checks(normalize, tmp_path):
     q, v, _ = _data()
-    model = _model(normalize=normalize)
-    before = model.layers[-1].query_kernel.numpy().copy()
-    layer_checks.one_training_step_changes_weights(
-        model, [q, v], np.ones((B, TQ, DV), "float32")
+    layer_checks.run_layer_test(
+        BahdanauAttention,
+        dict(units=UNITS, normalize=normalize, dropout=0.2, seed=3),
+        (q, v),
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(B, TQ, DV),
+        expected_num_trainable_weights=5 if normalize else 3,
+        expected_num_seed_generators=1,
     )
-    assert not np.allclose(before, model.layers[-1].query_kernel.numpy())
-
-
-def test_config_and_keras_file_round_trip(tmp_path):
-    clone = layer_checks.config_round_trip(BahdanauAttention(UNITS, normalize=True, dropout=0.2))
-    assert clone.units == UNITS and clone.normalize and clone.dropout == 0.2
-    q, v, _ = _data()
-    layer_checks.keras_file_round_trip(_model(normalize=True), [q, v], tmp_path)
 
 
 @pytest.mark.parametrize(

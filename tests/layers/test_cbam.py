@@ -1,8 +1,6 @@
 """Tests of CBAM: channel attention, then spatial attention (Woo et al. 2018, Eq. 1)."""
 
-import functools
 
-import keras
 import numpy as np
 import pytest
 
@@ -40,28 +38,24 @@ def test_spatial_map_shape_and_range():
     assert m.min() >= 0.0 and m.max() <= 1.0
 
 
-def test_functional_shapes_config_and_keras_file(tmp_path):
-    layer = CBAM(reduction=2, kernel_size=5, min_units=2, name="cbam")
-    clone = layer_checks.config_round_trip(layer)
-    assert (clone.reduction, clone.kernel_size, clone.min_units) == (2, 5, 2)
-    model = ref.functional_model(layer, (8, 8, 8))
-    assert model.output_shape == [(None, 8, 8, 8), (None, 8, 8, 1)]
-    ref.randomise(layer)
-    restored = layer_checks.keras_file_round_trip(model, _x(), tmp_path)
-    assert len(restored.get_layer("cbam").weights) == 6
-
-
-def test_mixed_float16_xla_and_training():
-    _, (y, m) = layer_checks.runs_in_mixed_float16(
-        lambda: functools.partial(CBAM(reduction=4), return_attention_scores=True), _x() * 100.0
+def test_layer_checks(tmp_path):
+    layer_checks.run_layer_test(
+        CBAM,
+        dict(reduction=2, kernel_size=5, min_units=2),
+        _x(),
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(2, 8, 8, 8),
+        expected_num_trainable_weights=6,
+        mixed_precision_inputs=_x() * 100.0,
     )
-    assert keras.backend.standardize_dtype(y.dtype) == "float16"
+
+
+def test_functional_shapes_and_xla():
+    model = ref.functional_model(CBAM(reduction=2), (8, 8, 8))
+    assert model.output_shape == [(None, 8, 8, 8), (None, 8, 8, 1)]
     layer = CBAM(reduction=4, kernel_size=3)
     layer_checks.runs_under_xla(lambda t: layer(t, return_attention_scores=True), _x())
-    inputs = keras.Input((8, 8, 8))
-    outputs = keras.layers.GlobalAveragePooling2D()(CBAM(reduction=4, kernel_size=3)(inputs))
-    model = keras.Model(inputs, outputs)
-    layer_checks.one_training_step_changes_weights(model, _x((4, 8, 8, 8)), _x((4, 8), 1))
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,6 @@
 """Tests of ChannelAttention against Woo et al. (2018), Eq. 2."""
 
-import functools
 
-import keras
 import numpy as np
 import pytest
 
@@ -44,28 +42,24 @@ def test_max_branch_is_what_differs_from_squeeze_excitation():
     assert not np.allclose(ref.numpy(m), ref.numpy(s), atol=1e-3)
 
 
-def test_functional_shapes_config_and_keras_file(tmp_path):
-    layer = ChannelAttention(reduction=4, name="channel")
-    layer_checks.config_round_trip(layer)
-    model = ref.functional_model(layer, (8, 8, 8))
-    assert model.output_shape == [(None, 8, 8, 8), (None, 8)]
-    ref.randomise(layer)
-    restored = layer_checks.keras_file_round_trip(model, _x(), tmp_path)
-    assert restored.get_layer("channel").get_config() == layer.get_config()
-
-
-def test_mixed_float16_xla_and_training():
-    _, (y, m) = layer_checks.runs_in_mixed_float16(
-        lambda: functools.partial(ChannelAttention(reduction=4), return_attention_scores=True),
-        _x() * 100.0,
+def test_layer_checks(tmp_path):
+    layer_checks.run_layer_test(
+        ChannelAttention,
+        dict(reduction=4, min_units=2),
+        _x(),
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(2, 8, 8, 8),
+        expected_num_trainable_weights=4,
+        mixed_precision_inputs=_x() * 100.0,
     )
-    assert keras.backend.standardize_dtype(m.dtype) == "float16"
+
+
+def test_functional_shapes_and_xla():
+    model = ref.functional_model(ChannelAttention(reduction=4), (8, 8, 8))
+    assert model.output_shape == [(None, 8, 8, 8), (None, 8)]
     layer = ChannelAttention(reduction=4)
     layer_checks.runs_under_xla(lambda t: layer(t, return_attention_scores=True), _x())
-    inputs = keras.Input((8, 8, 8))
-    outputs = keras.layers.GlobalAveragePooling2D()(ChannelAttention(reduction=4)(inputs))
-    model = keras.Model(inputs, outputs)
-    layer_checks.one_training_step_changes_weights(model, _x((4, 8, 8, 8)), _x((4, 8), 1))
 
 
 def test_bad_arguments_and_inputs_are_named():

@@ -170,16 +170,6 @@ def test_dropout_only_in_training():
     np.testing.assert_allclose(keras.ops.sum(w, -1), np.ones((B, TQ)), atol=1e-5)
 
 
-def test_mixed_float16():
-    q, v, k = _data()
-    for score in ("dot", "general", "concat"):
-        layer, out = layer_checks.runs_in_mixed_float16(
-            lambda score=score: DotProductAttention(score=score, use_scale=True), (q, v, k)
-        )
-        assert layer.compute_dtype == "float16" and out.dtype == "float16"
-        assert layer.score_kernel is None or layer.score_kernel.dtype == "float32"
-
-
 def test_xla_matches_eager():
     q, v, k = _data()
     layer = DotProductAttention(score="concat", use_scale=True)
@@ -191,24 +181,27 @@ def test_xla_matches_eager():
     )
 
 
-def _model(**kwargs):
-    q_in, v_in = keras.Input((TQ, 3)), keras.Input((TK, D))
-    out = DotProductAttention(**kwargs)(q_in, v_in)
-    return keras.Model([q_in, v_in], out)
-
-
-def test_training_step_changes_weights():
-    q, v, _ = _data(dim_q=3)
-    model = _model(score="general", use_scale=True)
-    layer_checks.one_training_step_changes_weights(model, [q, v], np.ones((B, TQ, D), "float32"))
-
-
-def test_config_and_keras_file_round_trip(tmp_path):
-    layer = DotProductAttention(score="concat", units=5, use_scale=True, scale=0.5, dropout=0.1)
-    clone = layer_checks.config_round_trip(layer)
-    assert clone.units == 5 and clone.score == "concat" and clone.scale == 0.5
-    q, v, _ = _data(dim_q=3)
-    layer_checks.keras_file_round_trip(_model(score="concat", units=5), [q, v], tmp_path)
+@pytest.mark.parametrize(
+    "kwargs, num_weights",
+    [
+        (dict(score="dot", use_scale=True), 1),
+        (dict(score="general", use_scale=True), 2),
+        (dict(score="concat", units=5, use_scale=True, scale=0.5), 3),
+        (dict(score="concat", scale=0.5), 2),
+    ],
+)
+def test_layer_checks(kwargs, num_weights, tmp_path):
+    q, v, _ = _data(dim_q=D if kwargs["score"] == "dot" else 3)
+    layer_checks.run_layer_test(
+        DotProductAttention,
+        dict(kwargs, dropout=0.1, seed=1),
+        (q, v),
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(B, TQ, D),
+        expected_num_trainable_weights=num_weights,
+        expected_num_seed_generators=1,
+    )
 
 
 @pytest.mark.parametrize(

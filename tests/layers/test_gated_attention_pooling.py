@@ -67,26 +67,25 @@ def test_embedding_mask_equals_explicit_mask():
     np.testing.assert_allclose(got_pooled[:2], ref, atol=1e-5)
 
 
-def test_config_and_keras_file_round_trip(tmp_path):
-    layer = GatedAttentionPooling(units=3, gated=False, dropout=0.2)
-    clone = layer_checks.config_round_trip(layer)
-    assert clone.gated is False and clone.units == 3
-    inputs = keras.Input((5, 4))
-    pooled, weights = GatedAttentionPooling(units=3)(inputs, return_attention_scores=True)
-    model = keras.Model(inputs, [pooled, weights])
-    x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
-    layer_checks.keras_file_round_trip(model, x, tmp_path)
-
-
-def test_mixed_float16_jit_and_training_step():
+@pytest.mark.parametrize("gated, num_weights", [(True, 5), (False, 3)])
+def test_layer_checks(gated, num_weights, tmp_path):
     h = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
-    layer, out = layer_checks.runs_in_mixed_float16(lambda: GatedAttentionPooling(3), h)
-    assert out.dtype == "float16"
+    layer_checks.run_layer_test(
+        GatedAttentionPooling,
+        dict(units=3, gated=gated, dropout=0.2, seed=2),
+        h,
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(2, 4),
+        expected_num_trainable_weights=num_weights,
+        expected_num_seed_generators=1,
+    )
+
+
+def test_runs_under_xla():
+    h = np.random.default_rng(0).normal(size=(2, 5, 4)).astype("float32")
     layer = GatedAttentionPooling(3)
     layer_checks.runs_under_xla(lambda x: layer(x, mask=np.array([[1, 0, 0, 0, 0]] * 2, bool)), h)
-    inputs = keras.Input((5, 4))
-    model = keras.Model(inputs, keras.layers.Dense(1)(GatedAttentionPooling(3)(inputs)))
-    layer_checks.one_training_step_changes_weights(model, h, np.ones((2, 1), "float32"))
 
 
 def test_dropout_only_while_training():

@@ -144,15 +144,6 @@ def test_causal_mask_combines_with_window():
     np.testing.assert_allclose(w[:, 0, 0], 1.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["local_m", "local_p"])
-def test_mixed_float16(mode):
-    q, v = _data()
-    layer, out = layer_checks.runs_in_mixed_float16(
-        lambda: LocalAttention(window=2, mode=mode, score="concat"), (q, v)
-    )
-    assert layer.compute_dtype == "float16" and out.dtype == "float16"
-
-
 def test_xla_matches_eager():
     q, v = _data()
     layer = LocalAttention(window=2, mode="local_p", score="general")
@@ -175,13 +166,25 @@ def test_training_step_reaches_the_position_network():
     assert not np.allclose(before, layer.position_kernel.numpy())  # gradient via the Gaussian
 
 
-def test_config_and_keras_file_round_trip(tmp_path):
-    layer = LocalAttention(window=3, mode="local_p", score="concat", units=5, dropout=0.1)
-    clone = layer_checks.config_round_trip(layer)
-    assert (clone.window, clone.mode, clone.score, clone.units) == (3, "local_p", "concat", 5)
+@pytest.mark.parametrize(
+    "kwargs, num_weights",
+    [
+        (dict(window=2, mode="local_p", score="concat", units=3), 4),
+        (dict(window=1, mode="local_m", score="general"), 1),
+    ],
+)
+def test_layer_checks(kwargs, num_weights, tmp_path):
     q, v = _data()
-    model = _model(window=2, mode="local_p", score="concat", units=3)
-    layer_checks.keras_file_round_trip(model, [q, v], tmp_path)
+    layer_checks.run_layer_test(
+        LocalAttention,
+        dict(kwargs, dropout=0.1, seed=5),
+        (q, v),
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(B, TQ, D),
+        expected_num_trainable_weights=num_weights,
+        expected_num_seed_generators=1,
+    )
 
 
 @pytest.mark.parametrize(

@@ -214,6 +214,7 @@ def test_cached_token_by_token_decoding_equals_full_causal_call(chunk):
     np.testing.assert_allclose(cache, layer.compute_cache(x), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cached_prefill_then_steps_under_tf_function_with_tensor_index():
     x = _x()
     layer = MultiHeadAttention(2, 4)
@@ -308,15 +309,30 @@ def test_cache_errors():
 
 
 @pytest.mark.parametrize("chunk", [None, 3])
-def test_mixed_float16(chunk):
-    x = _x() * 30  # large activations: masking constants must stay finite in float16
+def test_layer_checks(chunk, tmp_path):
+    x = _x()
+    layer_checks.run_layer_test(
+        MultiHeadAttention,
+        dict(num_heads=2, key_dim=4, value_dim=3, output_shape=(2, 3), dropout=0.1,
+             chunk_size=chunk, kernel_initializer="he_normal", kernel_regularizer="l2", seed=1),
+        (x, x),
+        tmp_path=tmp_path,
+        call_kwargs={"use_causal_mask": True},
+        expected_output_shape=(B, T, 2, 3),
+        expected_num_trainable_weights=8,
+        expected_num_seed_generators=1,
+        # Large activations: masking constants must stay finite in float16.
+        mixed_precision_inputs=(x * 30, x * 30),
+    )
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_mixed_float16_masks_and_cache(chunk):
+    x = _x() * 30
 
     def make():
         return MultiHeadAttention(2, 4, chunk_size=chunk)
 
-    layer, out = layer_checks.runs_in_mixed_float16(make, (x, x))
-    assert keras.backend.standardize_dtype(out.dtype) == "float16"
-    assert layer.query_dense.kernel.dtype == "float32"
     keras.config.set_dtype_policy("mixed_float16")
     try:
         layer = make()
@@ -343,22 +359,6 @@ def test_runs_under_xla(chunk):
     )
 
 
-def test_config_round_trip_and_keras_file(tmp_path):
-    layer = MultiHeadAttention(
-        3, 4, value_dim=5, dropout=0.1, use_bias=False, output_shape=(2, 3), chunk_size=4,
-        kernel_initializer="he_normal", kernel_regularizer="l2",
-    )
-    clone = layer_checks.config_round_trip(layer)
-    assert clone.chunk_size == 4 and clone._output_shape == (2, 3)
-    inp = keras.Input((T, DIM))
-    out = MultiHeadAttention(2, 4, value_dim=3, chunk_size=4, dropout=0.1)(
-        inp, inp, use_causal_mask=True
-    )
-    model = keras.Model(inp, out)
-    restored = layer_checks.keras_file_round_trip(model, _x(), tmp_path)
-    assert restored.layers[-1].chunk_size == 4
-
-
 def test_symbolic_shapes_and_compute_output_shape():
     q, v = keras.Input((4, DIM)), keras.Input((7, 5))
     layer = MultiHeadAttention(2, 3, output_shape=6)
@@ -371,14 +371,6 @@ def test_symbolic_shapes_and_compute_output_shape():
     assert tuple(new_cache.shape) == (None, 2, 7, 2, 3)
     out = layer(q, v)
     assert tuple(out.shape) == (None, 4, 6)
-
-
-@pytest.mark.parametrize("chunk", [None, 3])
-def test_one_training_step_with_dropout(chunk):
-    inp = keras.Input((T, DIM))
-    y = MultiHeadAttention(2, 4, dropout=0.2, chunk_size=chunk)(inp, inp, use_causal_mask=True)
-    model = keras.Model(inp, y)
-    layer_checks.one_training_step_changes_weights(model, _x((4, T, DIM)), _x((4, T, DIM), 5))
 
 
 @pytest.mark.parametrize(

@@ -126,17 +126,22 @@ def test_odd_sizes_with_sub_sampling_and_output_spec():
     assert a.shape == (1, 15, 15)
 
 
-def test_config_and_keras_file(tmp_path):
-    layer = NonLocalBlock(inter_channels=4, mode="dot", sub_sample=True, name="non_local")
-    clone = layer_checks.config_round_trip(layer)
-    assert (clone.inter_channels, clone.mode, clone.sub_sample) == (4, "dot", True)
-    model = ref.functional_model(layer, (8, 8, 8))
-    ref.randomise(layer, scale=0.3)
-    restored = layer_checks.keras_file_round_trip(model, _x(), tmp_path)
-    assert float(ref.numpy(restored.get_layer("non_local").gamma)) == float(ref.numpy(layer.gamma))
+@pytest.mark.parametrize("mode", ["embedded_gaussian", "dot"])
+def test_layer_checks(mode, tmp_path):
+    layer_checks.run_layer_test(
+        NonLocalBlock,
+        dict(inter_channels=4, mode=mode, sub_sample=True),
+        _x(),
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(2, 8, 8, 8),
+        expected_num_trainable_weights=9,
+        # Large activations through the softmax; "dot" has none, so it gets plain inputs.
+        mixed_precision_inputs=_x() * 30.0 if mode == "embedded_gaussian" else None,
+    )
 
 
-def test_mixed_float16_xla_and_training():
+def test_mixed_float16_softmax_rows_sum_to_one():
     def make():
         layer = NonLocalBlock()
         layer.build((2, 8, 8, 8))
@@ -146,13 +151,16 @@ def test_mixed_float16_xla_and_training():
     _, (z, a) = layer_checks.runs_in_mixed_float16(make, _x() * 30.0)
     assert keras.backend.standardize_dtype(z.dtype) == "float16"
     np.testing.assert_allclose(ref.numpy(a).astype("float32").sum(-1), 1.0, atol=1e-2)
+
+
+def test_xla_and_the_gate_opens_under_training():
     layer = _randomised(_x(), sub_sample=True)
     layer_checks.runs_under_xla(lambda t: layer(t, return_attention_scores=True), _x())
     inputs = keras.Input((8, 8, 8))
     block = NonLocalBlock(name="non_local")
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(block(inputs)))
     layer_checks.one_training_step_changes_weights(model, _x((4, 8, 8, 8)), _x((4, 8), 1))
-    assert float(ref.numpy(block.gamma)) != 0.0  # the gate opens under training
+    assert float(ref.numpy(block.gamma)) != 0.0
 
 
 @pytest.mark.parametrize(

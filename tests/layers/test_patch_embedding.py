@@ -56,28 +56,28 @@ def test_initialisation_class_token_zero_positions_small():
     assert positions.shape == (1, 17, 16) and 0.0 < positions.std() < 0.05
 
 
-def test_config_and_keras_file(tmp_path):
-    layer = PatchEmbedding((2, 4), hidden_dim=6, use_class_token=False, name="patches")
-    clone = layer_checks.config_round_trip(layer)
-    assert clone.patch_size == (2, 4) and clone.use_class_token is False
-    assert PatchEmbedding(4, 6).get_config()["patch_size"] == 4
+@pytest.mark.parametrize(
+    "kwargs, shape", [(dict(patch_size=(2, 4), use_class_token=False), (2, 8, 6)),
+                      (dict(patch_size=4), (2, 5, 6))]
+)
+def test_layer_checks(kwargs, shape, tmp_path):
+    layer_checks.run_layer_test(
+        PatchEmbedding,
+        dict(kwargs, hidden_dim=6),
+        _images(),
+        tmp_path=tmp_path,
+        expected_output_shape=shape,
+        expected_num_trainable_weights=4 if kwargs.get("use_class_token", True) else 3,
+    )
+
+
+def test_functional_shape_config_and_xla():
     inputs = keras.Input((8, 8, 3))
-    model = keras.Model(inputs, layer(inputs))
-    assert model.output_shape == (None, 8, 6)
-    ref.randomise(layer)
-    restored = layer_checks.keras_file_round_trip(model, _images(), tmp_path)
-    assert restored.get_layer("patches").patch_size == (2, 4)
-
-
-def test_mixed_float16_xla_and_training():
-    _, tokens = layer_checks.runs_in_mixed_float16(lambda: PatchEmbedding(4, 8), _images())
-    assert keras.backend.standardize_dtype(tokens.dtype) == "float16"
-    layer = PatchEmbedding(4, 8)
+    model = keras.Model(inputs, PatchEmbedding((2, 4), hidden_dim=6)(inputs))
+    assert model.output_shape == (None, 9, 6)
+    assert PatchEmbedding(4, hidden_dim=6).get_config()["patch_size"] == 4
+    layer = PatchEmbedding(4, hidden_dim=8)
     layer_checks.runs_under_xla(layer, _images())
-    inputs = keras.Input((8, 8, 3))
-    outputs = keras.layers.Dense(2)(PatchEmbedding(4, 8)(inputs)[:, 0])
-    model = keras.Model(inputs, outputs)
-    layer_checks.one_training_step_changes_weights(model, _images((4, 8, 8, 3)), _images((4, 2)))
 
 
 @pytest.mark.parametrize(
@@ -89,17 +89,17 @@ def test_mixed_float16_xla_and_training():
 )
 def test_indivisible_image_size_names_the_sizes(shape, message):
     with pytest.raises(ValueError, match=message):
-        PatchEmbedding(4, 8)(_images(shape))
+        PatchEmbedding(4, hidden_dim=8)(_images(shape))
 
 
 def test_bad_arguments_and_inputs_are_named():
     with pytest.raises(ValueError, match="patch_size=0"):
-        PatchEmbedding(0, 8)
+        PatchEmbedding(0, hidden_dim=8)
     with pytest.raises(ValueError, match=r"patch_size=\(2, 2, 2\)"):
-        PatchEmbedding((2, 2, 2), 8)
+        PatchEmbedding((2, 2, 2), hidden_dim=8)
     with pytest.raises(ValueError, match="hidden_dim=0"):
-        PatchEmbedding(4, 0)
+        PatchEmbedding(4, hidden_dim=0)
     with pytest.raises(ValueError, match=r"images.shape=\(2, 8, 8\)"):
-        PatchEmbedding(4, 8)(np.zeros((2, 8, 8), "float32"))
+        PatchEmbedding(4, hidden_dim=8)(np.zeros((2, 8, 8), "float32"))
     with pytest.raises(ValueError, match="static image size"):
-        PatchEmbedding(4, 8)(keras.Input((None, None, 3)))
+        PatchEmbedding(4, hidden_dim=8)(keras.Input((None, None, 3)))

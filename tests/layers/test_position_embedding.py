@@ -56,16 +56,15 @@ def test_eager_mask_passes_through():
     np.testing.assert_array_equal(out._keras_mask, tokens != 0)
 
 
-def test_config_keras_file_and_mixed_float16(tmp_path):
-    clone = layer_checks.config_round_trip(PositionEmbedding(7, initializer="zeros"))
-    assert clone.sequence_length == 7
-    inputs = keras.Input((5, 4))
-    model = keras.Model(inputs, inputs + PositionEmbedding(6)(inputs))
-    layer_checks.keras_file_round_trip(model, np.ones((2, 5, 4), "float32"), tmp_path)
-    layer, out = layer_checks.runs_in_mixed_float16(
-        lambda: PositionEmbedding(4), np.ones((1, 3, 4), "float32")
+def test_layer_checks(tmp_path):
+    layer_checks.run_layer_test(
+        PositionEmbedding,
+        dict(sequence_length=7, initializer="zeros"),
+        np.ones((2, 5, 4), "float32"),
+        tmp_path=tmp_path,
+        expected_output_shape=(2, 5, 4),
+        expected_num_trainable_weights=1,
     )
-    assert out.dtype == "float16" and layer.position_embeddings.dtype == "float32"
 
 
 def test_bad_arguments_raise():

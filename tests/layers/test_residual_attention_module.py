@@ -1,6 +1,5 @@
 """Tests of ResidualAttentionModule (Wang et al. 2017) and its pre-activation residual unit."""
 
-import functools
 
 import keras
 import numpy as np
@@ -74,36 +73,49 @@ def test_dynamic_odd_spatial_sizes_in_a_model():
         assert y.shape == (1, *size, 8) and m.shape == (1, *size, 8)
 
 
-def test_config_and_keras_file(tmp_path):
-    layer = ResidualAttentionModule(
-        filters=8, p=1, t=1, r=1, mask_depth=2, bottleneck=False, name="ram"
+@pytest.mark.parametrize(
+    "layer_cls, kwargs, shape, counts",
+    [
+        pytest.param(
+            ResidualAttentionModule,
+            dict(filters=8, p=1, t=1, r=1, mask_depth=2, bottleneck=False),
+            (2, 7, 7, 8),
+            (56, 36),
+            id="module",
+            marks=pytest.mark.slow,  # eight residual units, built four times
+        ),
+        pytest.param(
+            ResidualUnit,
+            dict(filters=8, strides=2, bottleneck=False),
+            (2, 4, 4, 8),
+            (7, 4),
+            id="residual_unit",
+        ),
+    ],
+)
+def test_layer_checks(layer_cls, kwargs, shape, counts, tmp_path):
+    inputs = _x((2, 7, 7, 4))
+    layer_checks.run_layer_test(
+        layer_cls,
+        kwargs,
+        inputs,
+        tmp_path=tmp_path,
+        call_kwargs={} if layer_cls is ResidualUnit else {"return_attention_scores": True},
+        expected_output_shape=shape,
+        expected_num_trainable_weights=counts[0],
+        expected_num_non_trainable_weights=counts[1],
+        mixed_precision_inputs=inputs * 10.0,
+        atol=1e-4,
     )
-    clone = layer_checks.config_round_trip(layer)
-    assert (clone.filters, clone.p, clone.t, clone.r, clone.mask_depth) == (8, 1, 1, 1, 2)
-    assert clone.bottleneck is False
+
+
+@pytest.mark.slow
+def test_functional_shapes_and_xla():
+    layer = ResidualAttentionModule(filters=8, p=0, t=1, mask_depth=2)
     model = ref.functional_model(layer, (7, 7, 4))
     assert model.output_shape == [(None, 7, 7, 8), (None, 7, 7, 8)]
-    ref.randomise(layer, scale=0.3)
-    layer_checks.keras_file_round_trip(model, _x((2, 7, 7, 4)), tmp_path, atol=1e-4)
-
-
-def test_mixed_float16_xla_and_training():
-    _, (y, m) = layer_checks.runs_in_mixed_float16(
-        lambda: functools.partial(
-            ResidualAttentionModule(filters=8, t=1, mask_depth=2), return_attention_scores=True
-        ),
-        _x((2, 7, 7, 8)) * 10.0,
-    )
-    assert keras.backend.standardize_dtype(y.dtype) == "float16"
-    assert keras.backend.standardize_dtype(m.dtype) == "float16"
     layer = ResidualAttentionModule(filters=8, p=0, t=1, mask_depth=2)
     layer_checks.runs_under_xla(lambda t: layer(t, return_attention_scores=True), _x((2, 7, 7, 8)))
-    inputs = keras.Input((7, 7, 4))
-    outputs = keras.layers.GlobalAveragePooling2D()(
-        ResidualAttentionModule(filters=8, p=0, t=1, mask_depth=1)(inputs)
-    )
-    model = keras.Model(inputs, outputs)
-    layer_checks.one_training_step_changes_weights(model, _x((4, 7, 7, 4)), _x((4, 8), 1))
 
 
 def test_training_flag_reaches_batch_norm():
@@ -159,14 +171,6 @@ def test_residual_unit_projection_strides_and_widths():
     assert [conv.kernel.shape for conv in basic.convs] == [(3, 3, 8, 8), (3, 3, 8, 8)]
 
 
-def test_residual_unit_serializes(tmp_path):
-    unit = ResidualUnit(8, strides=2, bottleneck=False, name="unit")
-    clone = layer_checks.config_round_trip(unit)
-    assert (clone.filters, clone.strides, clone.bottleneck) == (8, 2, False)
-    inputs = keras.Input((6, 6, 4))
-    model = keras.Model(inputs, unit(inputs))
-    ref.randomise(unit, scale=0.3)
-    restored = layer_checks.keras_file_round_trip(model, _x((2, 6, 6, 4)), tmp_path)
-    assert isinstance(restored.get_layer("unit"), ResidualUnit)
+def test_residual_unit_bad_filters():
     with pytest.raises(ValueError, match="filters=0"):
         ResidualUnit(0)

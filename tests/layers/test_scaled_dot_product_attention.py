@@ -102,28 +102,31 @@ def test_dropout_only_in_training_and_with_chunks():
         assert np.all(np.isfinite(dropped)) and not np.allclose(dropped, base)
 
 
-def test_mixed_float16_and_xla():
-    q, kv = _x((B, TQ, D)) * 30, _x((B, TK, D), 1) * 30
-    _, out = layer_checks.runs_in_mixed_float16(
-        lambda: ScaledDotProductAttention(chunk_size=3), (q, kv)
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_layer_checks(chunk, tmp_path):
+    q, kv = _x((B, TQ, D)), _x((B, TK, D), 1)
+    layer_checks.run_layer_test(
+        ScaledDotProductAttention,
+        dict(dropout=0.2, chunk_size=chunk, seed=0),
+        (q, kv),
+        tmp_path=tmp_path,
+        call_kwargs={"use_causal_mask": True},
+        expected_output_shape=(B, TQ, D),
+        expected_num_trainable_weights=0,
+        expected_num_seed_generators=1,
+        run_training_check=False,  # no weights
+        mixed_precision_inputs=(q * 30, kv * 30),
     )
-    assert keras.backend.standardize_dtype(out.dtype) == "float16"
+
+
+def test_runs_under_xla():
+    q, kv = _x((B, TQ, D)) * 30, _x((B, TK, D), 1) * 30
     layer = ScaledDotProductAttention()
     vm = _padding()
     layer_checks.runs_under_xla(
         lambda a, b: layer(a, b, value_mask=vm, use_causal_mask=True), tf.constant(q),
         tf.constant(kv),
     )
-
-
-def test_config_and_keras_file_round_trip(tmp_path):
-    layer = ScaledDotProductAttention(dropout=0.2, chunk_size=8)
-    clone = layer_checks.config_round_trip(layer)
-    assert clone.dropout == 0.2 and clone.chunk_size == 8
-    inp = keras.Input((TQ, D))
-    h = keras.layers.Dense(D)(inp)
-    model = keras.Model(inp, ScaledDotProductAttention(chunk_size=2)(h, h, use_causal_mask=True))
-    layer_checks.keras_file_round_trip(model, _x((B, TQ, D)), tmp_path)
 
 
 def test_symbolic_output_shapes():

@@ -62,16 +62,16 @@ def test_passes_mask_through():
     np.testing.assert_allclose(model(tokens), expected, atol=1e-5)
 
 
-def test_config_keras_file_and_mixed_float16(tmp_path):
-    layer = layer_checks.config_round_trip(SinusoidalPositionEncoding(max_wavelength=500))
-    assert layer.max_wavelength == 500
-    inputs = keras.Input((5, 4))
-    model = keras.Model(inputs, inputs + SinusoidalPositionEncoding()(inputs))
-    layer_checks.keras_file_round_trip(model, np.ones((2, 5, 4), "float32"), tmp_path)
-    _, out = layer_checks.runs_in_mixed_float16(
-        SinusoidalPositionEncoding, np.ones((1, 3, 4), "float32")
+def test_layer_checks(tmp_path):
+    layer_checks.run_layer_test(
+        SinusoidalPositionEncoding,
+        dict(max_wavelength=500),
+        np.ones((2, 5, 4), "float32"),
+        tmp_path=tmp_path,
+        expected_output_shape=(2, 5, 4),
+        expected_num_trainable_weights=0,
+        run_training_check=False,  # no weights
     )
-    assert out.dtype == "float16"
 
 
 def test_bad_arguments_raise():

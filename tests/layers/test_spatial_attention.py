@@ -1,6 +1,5 @@
 """Tests of SpatialAttention against Woo et al. (2018), Eq. 3."""
 
-import functools
 
 import keras
 import numpy as np
@@ -31,13 +30,22 @@ def test_matches_paper_equation(kernel_size, shape):
     np.testing.assert_allclose(ref.numpy(y), expected_y, atol=1e-5)
 
 
-def test_functional_shapes_config_and_keras_file(tmp_path):
-    layer = SpatialAttention(kernel_size=5, name="spatial")
-    assert layer_checks.config_round_trip(layer).kernel_size == 5
-    model = ref.functional_model(layer, (8, 8, 8))
+def test_layer_checks(tmp_path):
+    layer_checks.run_layer_test(
+        SpatialAttention,
+        dict(kernel_size=5),
+        _x(),
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=(2, 8, 8, 8),
+        expected_num_trainable_weights=2,
+        mixed_precision_inputs=_x() * 100.0,
+    )
+
+
+def test_functional_shapes():
+    model = ref.functional_model(SpatialAttention(kernel_size=5), (8, 8, 8))
     assert model.output_shape == [(None, 8, 8, 8), (None, 8, 8, 1)]
-    ref.randomise(layer)
-    layer_checks.keras_file_round_trip(model, _x(), tmp_path)
 
 
 def test_dynamic_spatial_size():
@@ -48,17 +56,9 @@ def test_dynamic_spatial_size():
     assert y.shape == (1, 5, 7, 4) and m.shape == (1, 5, 7, 1)
 
 
-def test_mixed_float16_xla_and_training():
-    _, (y, m) = layer_checks.runs_in_mixed_float16(
-        lambda: functools.partial(SpatialAttention(), return_attention_scores=True), _x() * 100.0
-    )
-    assert keras.backend.standardize_dtype(y.dtype) == "float16"
+def test_runs_under_xla():
     layer = SpatialAttention(kernel_size=3)
     layer_checks.runs_under_xla(lambda t: layer(t, return_attention_scores=True), _x())
-    inputs = keras.Input((8, 8, 8))
-    outputs = keras.layers.GlobalAveragePooling2D()(SpatialAttention(kernel_size=3)(inputs))
-    model = keras.Model(inputs, outputs)
-    layer_checks.one_training_step_changes_weights(model, _x((4, 8, 8, 8)), _x((4, 8), 1))
 
 
 @pytest.mark.parametrize("kernel_size", [0, 4, -3, 2.0, True])

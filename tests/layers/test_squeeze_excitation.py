@@ -1,6 +1,5 @@
 """Tests of SqueezeExcitation against Hu et al. (2018), Eqs. 2-4."""
 
-import functools
 
 import keras
 import numpy as np
@@ -40,15 +39,23 @@ def test_bottleneck_width(reduction, min_units, expected):
     assert layer.mlp.expand.kernel.shape == (expected, 8)
 
 
-def test_functional_shapes_config_and_keras_file(tmp_path):
-    layer = SqueezeExcitation(reduction=2, min_units=2, name="se")
-    clone = layer_checks.config_round_trip(layer)
-    assert (clone.reduction, clone.min_units) == (2, 2)
-    model = ref.functional_model(layer, (8, 8, 8))
+@pytest.mark.parametrize("shape", [(2, 8, 8, 8), (2, 10, 6), (2, 3, 4, 5, 8)])
+def test_layer_checks(shape, tmp_path):
+    layer_checks.run_layer_test(
+        SqueezeExcitation,
+        dict(reduction=2, min_units=2),
+        _x(shape),
+        tmp_path=tmp_path,
+        call_kwargs={"return_attention_scores": True},
+        expected_output_shape=shape,
+        expected_num_trainable_weights=4,
+        mixed_precision_inputs=_x(shape) * 100.0,
+    )
+
+
+def test_functional_shapes():
+    model = ref.functional_model(SqueezeExcitation(reduction=2), (8, 8, 8))
     assert model.output_shape == [(None, 8, 8, 8), (None, 8)]
-    ref.randomise(layer)
-    restored = layer_checks.keras_file_round_trip(model, _x(), tmp_path)
-    assert isinstance(restored.get_layer("se"), SqueezeExcitation)
 
 
 def test_dynamic_spatial_size():
@@ -57,24 +64,9 @@ def test_dynamic_spatial_size():
     assert model(_x((1, 5, 7, 8))).shape == (1, 5, 7, 8)
 
 
-def test_mixed_float16_and_xla():
-    x = _x() * 100.0
-    call, (y, s) = layer_checks.runs_in_mixed_float16(
-        lambda: functools.partial(SqueezeExcitation(reduction=4), return_attention_scores=True),
-        x,
-    )
-    assert keras.backend.standardize_dtype(y.dtype) == "float16"
-    assert keras.backend.standardize_dtype(s.dtype) == "float16"
-    assert call.func.mlp.reduce.kernel.dtype == "float32"
+def test_runs_under_xla():
     layer = SqueezeExcitation(reduction=4)
     layer_checks.runs_under_xla(lambda t: layer(t, return_attention_scores=True), _x())
-
-
-def test_one_training_step():
-    inputs = keras.Input((8, 8, 8))
-    outputs = keras.layers.GlobalAveragePooling2D()(SqueezeExcitation(reduction=4)(inputs))
-    model = keras.Model(inputs, outputs)
-    layer_checks.one_training_step_changes_weights(model, _x((4, 8, 8, 8)), _x((4, 8), 1))
 
 
 @pytest.mark.parametrize(

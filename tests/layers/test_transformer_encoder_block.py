@@ -28,7 +28,7 @@ def test_matches_reference_post_and_pre_norm(norm_first):
 
 
 def test_sub_layers_have_stable_names():
-    block = TransformerEncoderBlock(2, 6)
+    block = TransformerEncoderBlock(2, intermediate_dim=6)
     block.build((None, 3, 4))
     names = {w.path.split("/", 1)[1] for w in block.weights}
     assert {
@@ -45,7 +45,7 @@ def test_padding_does_not_change_valid_outputs_and_keras_mask_is_used():
     tokens = np.array([[4, 2, 7, 0, 0], [1, 3, 5, 6, 9]])
     inputs = keras.Input((5,), dtype="int32")
     embedded = keras.layers.Embedding(10, 8, mask_zero=True)(inputs)
-    block = TransformerEncoderBlock(2, 12)
+    block = TransformerEncoderBlock(2, intermediate_dim=12)
     outputs = block(embedded)
     assert outputs._keras_mask is not None  # the mask goes on to the next layer
     model = keras.Model(inputs, [outputs, embedded])
@@ -68,7 +68,7 @@ def test_padding_does_not_change_valid_outputs_and_keras_mask_is_used():
 
 def test_causal_mask_and_attention_mask():
     x = _x()
-    block = TransformerEncoderBlock(2, 12)
+    block = TransformerEncoderBlock(2, intermediate_dim=12)
     out, scores = block(x, use_causal_mask=True, return_attention_scores=True)
     assert np.all(np.triu(keras.ops.convert_to_numpy(scores), 1) == 0)
     x2 = x.copy()
@@ -80,8 +80,8 @@ def test_causal_mask_and_attention_mask():
 
 def test_chunked_path_matches():
     x = _x()
-    block = TransformerEncoderBlock(2, 12)
-    chunked = TransformerEncoderBlock(2, 12, chunk_size=2)
+    block = TransformerEncoderBlock(2, intermediate_dim=12)
+    chunked = TransformerEncoderBlock(2, intermediate_dim=12, chunk_size=2)
     chunked.build(x.shape)
     block.build(x.shape)
     chunked.set_weights(block.get_weights())
@@ -95,16 +95,28 @@ def test_key_dim_overrides_divisibility():
     assert out.shape == (1, 4, 8) and block.self_attention.key_dim == 5
 
 
-def test_config_and_keras_file_round_trip(tmp_path):
-    block = TransformerEncoderBlock(
-        2, 12, key_dim=3, dropout=0.1, activation="gelu", norm_first=True, chunk_size=4
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_layer_checks(chunk, tmp_path):
+    layer_checks.run_layer_test(
+        TransformerEncoderBlock,
+        dict(num_heads=2, intermediate_dim=12, key_dim=3, dropout=0.1, activation="gelu",
+             norm_first=True, layer_norm_epsilon=1e-6, chunk_size=chunk,
+             kernel_initializer="he_normal", bias_initializer="ones", seed=3),
+        _x(),
+        tmp_path=tmp_path,
+        call_kwargs={"use_causal_mask": True},
+        expected_output_shape=(2, 5, 8),
+        expected_num_trainable_weights=16,
+        expected_num_seed_generators=3,  # the attention's and two residual dropouts
     )
-    clone = layer_checks.config_round_trip(block)
-    assert clone.norm_first and clone.key_dim == 3
+
+
+def test_keras_mask_and_scores_through_a_keras_file(tmp_path):
     inputs = keras.Input((5,), dtype="int32")
     x = keras.layers.Embedding(10, 8, mask_zero=True)(inputs)
-    x, scores = TransformerEncoderBlock(2, 12, norm_first=True)(x, return_attention_scores=True)
-    x = TransformerEncoderBlock(2, 12)(x)
+    block = TransformerEncoderBlock(2, intermediate_dim=12, norm_first=True)
+    x, scores = block(x, return_attention_scores=True)
+    x = TransformerEncoderBlock(2, intermediate_dim=12)(x)
     model = keras.Model(inputs, [x, scores])
     layer_checks.keras_file_round_trip(
         model, np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]]), tmp_path
@@ -113,24 +125,44 @@ def test_config_and_keras_file_round_trip(tmp_path):
 
 def test_dropout_only_while_training():
     x = _x()
-    block = TransformerEncoderBlock(2, 12, dropout=0.5)
+    block = TransformerEncoderBlock(2, intermediate_dim=12, dropout=0.5)
     layer_checks.outputs_close(block(x), block(x, training=False))
     assert not np.allclose(block(x, training=True), block(x, training=False))
 
 
-def test_mixed_float16_jit_and_training_step():
-    x = _x()
-    block, out = layer_checks.runs_in_mixed_float16(
-        lambda: TransformerEncoderBlock(2, 12, norm_first=True), x
-    )
-    assert out.dtype == "float16" and block.self_attention.compute_dtype == "float16"
-    block = TransformerEncoderBlock(2, 12)
+def test_runs_under_xla():
+    block = TransformerEncoderBlock(2, intermediate_dim=12)
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
-    layer_checks.runs_under_xla(lambda x: block(x, padding_mask=mask), x)
-    inputs = keras.Input((5, 8))
-    hidden = TransformerEncoderBlock(2, 12, dropout=0.1)(inputs)
-    model = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(hidden))
-    layer_checks.one_training_step_changes_weights(model, x, np.ones((2, 8), "float32"))
+    layer_checks.runs_under_xla(lambda x: block(x, padding_mask=mask), _x())
+
+
+def test_initializers_reach_every_sublayer_as_separate_copies():
+    block = TransformerEncoderBlock(
+        2, intermediate_dim=12, kernel_initializer=keras.initializers.RandomNormal(stddev=0.5),
+        bias_initializer="ones",
+    )
+    block.build((None, 5, 8))
+    biases = [w for w in block.weights if w.path.endswith("/bias")]
+    assert len(biases) == 6 and all(np.all(w.numpy() == 1.0) for w in biases)
+    kernels = [w.numpy() for w in block.weights if w.path.endswith("/kernel")]
+    assert len(kernels) == 6 and all(0.3 < k.std() < 0.7 for k in kernels)
+    # Copies, not one seeded instance: the same-shape projections differ.
+    attention = block.self_attention
+    assert not np.allclose(attention.query_dense.kernel.numpy(), attention.key_dense.kernel.numpy())
+
+
+def test_seed_makes_dropout_reproducible_and_differs_per_sublayer():
+    x = _x()
+    a, b, other = (TransformerEncoderBlock(2, intermediate_dim=12, dropout=0.5, seed=s)
+                   for s in (7, 7, 8))
+    for block in (a, b, other):
+        block.build(x.shape)
+        block.set_weights(a.get_weights())
+    layer_checks.outputs_close(a(x, training=True), b(x, training=True), atol=0, rtol=0)
+    assert not np.allclose(a(x, training=True), other(x, training=True))
+    seeds = [layer.seed for layer in (a.self_attention, a.self_attention_dropout,
+                                      a.feedforward_dropout)]
+    assert len(set(seeds)) == 3
 
 
 @pytest.mark.parametrize(

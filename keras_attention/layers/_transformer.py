@@ -1,0 +1,186 @@
+"""What the Transformer encoder and decoder blocks share (not public).
+
+`TransformerBlockBase` holds their common arguments (and their checks and
+config), builds their sub-layers (attention, layer norms, dropouts, the
+feed-forward network; each with its own copy of the initializers and its own
+seed) and wires a sub-layer into the pre- or post-norm residual connection.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_attention import _validation
+from keras_attention.layers import _common
+from keras_attention.layers.multi_head_attention import MultiHeadAttention
+
+# Offsets of the sub-layers' seeds from the block's `seed` (see `_common.sub_seed`).
+SELF_ATTENTION, SELF_ATTENTION_DROPOUT, CROSS_ATTENTION, CROSS_ATTENTION_DROPOUT = 0, 1, 2, 3
+FEEDFORWARD_DROPOUT = 4
+
+
+def head_dim(name, shape, num_heads, key_dim):
+    """`key_dim`, or `dim // num_heads` when it is None (dim must then divide)."""
+    _validation.rank(name, shape, 3)
+    dim = _validation.known_last_dim(name, shape)
+    if key_dim is not None:
+        return key_dim
+    if dim % num_heads:
+        raise ValueError(
+            f"With `key_dim=None` the model dimension ({dim}) must be divisible by "
+            f"`num_heads`; pass `key_dim` or change `num_heads`. Received: num_heads={num_heads}, "
+            f"{name}.shape={tuple(shape)}"
+        )
+    return dim // num_heads
+
+
+class TransformerBlockBase(keras.layers.Layer):
+    """Arguments, sub-layers and residual wiring of the Transformer blocks.
+
+    Not registered: the public subclasses are. The arguments are documented on
+    them; only `num_heads` is positional.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        *,
+        intermediate_dim,
+        key_dim=None,
+        dropout=0.0,
+        activation="relu",
+        norm_first=False,
+        layer_norm_epsilon=1e-5,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = _validation.positive_int("num_heads", num_heads)
+        self.intermediate_dim = _validation.positive_int("intermediate_dim", intermediate_dim)
+        self.key_dim = _validation.positive_int("key_dim", key_dim, allow_none=True)
+        self.dropout = _validation.rate("dropout", dropout)
+        self.activation = keras.activations.get(activation)
+        self.norm_first = bool(norm_first)
+        self.layer_norm_epsilon = _validation.positive_float(
+            "layer_norm_epsilon", layer_norm_epsilon
+        )
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.seed = _validation.seed("seed", seed)
+        self.supports_masking = True
+
+    # ----------------------------------------------------------- sub-layers
+    def _initializers(self):
+        return dict(
+            kernel_initializer=_common.clone_initializer(self.kernel_initializer),
+            bias_initializer=_common.clone_initializer(self.bias_initializer),
+        )
+
+    def _attention(self, name, key_dim, seed_offset, **kwargs):
+        return MultiHeadAttention(
+            self.num_heads,
+            key_dim,
+            dropout=self.dropout,
+            seed=_common.sub_seed(self.seed, seed_offset),
+            dtype=self.dtype_policy,
+            name=name,
+            **self._initializers(),
+            **kwargs,
+        )
+
+    def _layer_norm(self, name, shape):
+        norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+        )
+        norm.build(shape)
+        return norm
+
+    def _dropout(self, name, seed_offset):
+        return keras.layers.Dropout(
+            self.dropout,
+            seed=_common.sub_seed(self.seed, seed_offset),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _build_feedforward(self, shape):
+        """The position-wise feed-forward network on `(batch, T, dim)` inputs."""
+        self.feedforward_intermediate_dense = keras.layers.Dense(
+            self.intermediate_dim,
+            activation=self.activation,
+            dtype=self.dtype_policy,
+            name="feedforward_intermediate_dense",
+            **self._initializers(),
+        )
+        self.feedforward_intermediate_dense.build(shape)
+        self.feedforward_output_dense = keras.layers.Dense(
+            shape[-1], dtype=self.dtype_policy, name="feedforward_output_dense",
+            **self._initializers(),
+        )
+        self.feedforward_output_dense.build(tuple(shape[:-1]) + (self.intermediate_dim,))
+        self.feedforward_layer_norm = self._layer_norm("feedforward_layer_norm", shape)
+        self.feedforward_dropout = self._dropout("feedforward_dropout", FEEDFORWARD_DROPOUT)
+
+    # ----------------------------------------------------------------- call
+    def _residual(self, x, norm, dropout, sublayer, training):
+        """`sublayer` inside the residual connection, with `norm` before it (pre-norm)
+        or after the sum (post-norm): `(new x, extras)`.
+
+        `sublayer(x)` returns the branch output, or a tuple `(output, *extras)`
+        (attention scores, caches), whose extras come back as a tuple.
+        """
+        residual = x
+        if self.norm_first:
+            x = norm(x)
+        out = sublayer(x)
+        out, extras = (out[0], tuple(out[1:])) if isinstance(out, (tuple, list)) else (out, ())
+        x = residual + dropout(out, training=training)
+        if not self.norm_first:
+            x = norm(x)
+        return x, extras
+
+    def _self_attention_sublayer(self, x, padding_mask, training, **kwargs):
+        """Self-attention in its residual connection: `(new x, extras)`.
+
+        `padding_mask` masks steps as queries and as keys; `kwargs` go to the
+        `self_attention` layer.
+        """
+
+        def attend(h):
+            return self.self_attention(
+                h, h, query_mask=padding_mask, value_mask=padding_mask, training=training, **kwargs
+            )
+
+        return self._residual(
+            x, self.self_attention_layer_norm, self.self_attention_dropout, attend, training
+        )
+
+    def _feedforward(self, x, training):
+        def network(h):
+            return self.feedforward_output_dense(self.feedforward_intermediate_dense(h))
+
+        x, _ = self._residual(
+            x, self.feedforward_layer_norm, self.feedforward_dropout, network, training
+        )
+        return x
+
+    # --------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "key_dim": self.key_dim,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "norm_first": self.norm_first,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "seed": self.seed,
+            }
+        )
+        return config

@@ -1,0 +1,385 @@
+"""Exact memory-efficient attention: online softmax over score tiles (not public).
+
+The forward pass visits the queries in blocks of `Tiling.query_block` rows and,
+for each block, the keys in chunks of `Tiling.chunk_size`, with a running max,
+running sum and running output (online softmax); the backward pass (the
+FlashAttention one) visits the keys in blocks of `Tiling.key_block` and, within
+each, the queries in blocks of `chunk_size` rows, recomputing each tile's
+weights from `(Q, K, logsumexp)`. Either way a score tile is at most
+`1024 x chunk_size` per batch and head whatever T (with the default blocks):
+small enough to stay in a CPU's cache between the elementwise passes that
+follow its matrix product, and the backward's full-size accumulations (of `dQ`)
+happen once per key block, not once per chunk. A forward tile costs four
+elementwise passes (row max, subtract, exp, row sum) besides its two matrix
+products. The backward gets `S − logsumexp` and `dP − rowsum(dO ⊙ O)` straight
+from the matrix products (an extra column `[Q, −lse]·[K, 1]ᵀ`), so each tile
+costs two elementwise passes. With T_q unknown when the graph is traced, both
+passes use one block of all query rows and key chunks of `chunk_size`. With
+`dropout_rate > 0` the dropout mask of each tile comes from a counter-based
+hash of (seed, batch, head, query, key) (see `_dropout_hash`), so the backward
+pass regenerates exactly the mask of the forward pass without storing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_attention import _validation
+from keras_attention.ops import _dropout_hash
+
+# Finite stand-in for -inf in the float32 running max: masked scores are set to
+# it and then explicitly zeroed after `exp`, so no NaN appears.
+_NEG = -1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class Tiling:
+    """The tile sizes of the chunked path.
+
+    Forward, the queries go in blocks of `query_block` rows and the keys of each
+    block in chunks of `chunk_size`; backward, the keys go in blocks of
+    `key_block` and the queries against each in blocks of `chunk_size` rows. So a
+    score tile is at most `query_block x chunk_size` forward and
+    `chunk_size x key_block` backward, per batch and head. Sizes larger than the
+    sequence are capped by it (a sequence up to `query_block` is one block).
+    """
+
+    chunk_size: int
+    query_block: int = 1024
+    key_block: int = 1024
+
+    def __post_init__(self):
+        for name in ("chunk_size", "query_block", "key_block"):
+            _validation.positive_int(name, getattr(self, name))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Layout:
+    """One pass's tiling of `(T_q, T_k)`: `nq` query blocks of `bq` rows (`row_pad`
+    padding rows at the end) and `n` key chunks of `c` keys (`pad` padding keys).
+
+    Sizes are ints, or scalar tensors where the lengths are unknown when tracing.
+    """
+
+    t_q: Any
+    t_k: Any
+    bq: Any
+    nq: Any
+    row_pad: Any
+    c: Any
+    n: Any
+    pad: Any
+
+    @property
+    def no_pad(self):
+        return isinstance(self.pad, int) and self.pad == 0
+
+    @property
+    def no_row_pad(self):
+        return isinstance(self.row_pad, int) and self.row_pad == 0
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Tiles:
+    """A `_Layout` and what each tile's validity and dropout are made of.
+
+    `rows` holds the row-wise inputs of the query blocks, stacked `(nq, ...)`:
+    each block's index, and the rows of any mask or dropout key with a T_q axis;
+    a loop over the blocks takes the block's rows as a dict `block`. `tiled_mask`
+    is a mask with a T_k axis cut into key chunks `(..., n, c)`, `broadcast_mask`
+    one without a T_k axis (it applies to every tile as it is).
+    """
+
+    layout: _Layout
+    rows: dict
+    masked: bool
+    t_k: Any
+    causal_offset: Any
+    tiled_mask: Any
+    broadcast_mask: Any
+    dropout_rate: float
+    keep_scale: float
+
+
+def _blocks(length, size):
+    """`(number of blocks of `size` covering `length`, padding)` (ints, or tensors if dynamic)."""
+    if isinstance(length, int) and isinstance(size, int):
+        count = -(-length // size)
+    else:
+        count = (length + size - 1) // size
+    return count, count * size - length
+
+
+def _layout(t_q, t_k, rows_per_block, keys_per_chunk):
+    """Query blocks and key chunks of these sizes (the sizes are capped by T)."""
+    c = min(keys_per_chunk, t_k) if isinstance(t_k, int) else keys_per_chunk
+    c = max(c, 1)
+    n, pad = _blocks(t_k, c)
+    if isinstance(t_q, int):
+        bq = max(1, min(rows_per_block, t_q))
+        nq, row_pad = _blocks(t_q, bq)
+    else:  # One block of all rows: Keras' TensorFlow `scan` needs a static length.
+        bq, nq, row_pad = t_q, 1, 0
+    return _Layout(t_q=t_q, t_k=t_k, bq=bq, nq=nq, row_pad=row_pad, c=c, n=n, pad=pad)
+
+
+def _key_chunks(x, axis, layout):
+    """The T_k axis `axis` of `x` padded and split into `(n, c)`."""
+    shape = ops.shape(x)
+    if not layout.no_pad:
+        widths = [[0, 0]] * len(x.shape)
+        widths[axis] = [0, layout.pad]
+        x = ops.pad(x, widths, constant_values=False if x.dtype == "bool" else 0)
+    return ops.reshape(x, (*shape[:axis], layout.n, layout.c, *shape[axis + 1 :]))
+
+
+def _from_key_chunks(x, layout):
+    """`(B, H, n, c, d)` -> `(B, H, T_k, d)`, the padding keys dropped."""
+    shape = ops.shape(x)
+    return ops.reshape(x, (shape[0], shape[1], layout.n * layout.c, -1))[:, :, : layout.t_k]
+
+
+def _row_blocks(x, layout):
+    """`(s0, s1, T_q, ...)` -> `(nq, s0, s1, bq, ...)`: the query blocks, first."""
+    shape = ops.shape(x)
+    if not layout.no_row_pad:
+        x = ops.pad(x, [[0, 0], [0, 0], [0, layout.row_pad]] + [[0, 0]] * (len(x.shape) - 3))
+    x = ops.reshape(x, (shape[0], shape[1], layout.nq, layout.bq, *shape[3:]))
+    return ops.moveaxis(x, 2, 0)
+
+
+def _from_row_blocks(x, layout):
+    """The inverse of `_row_blocks` (padding rows dropped)."""
+    shape = ops.shape(x)
+    x = ops.reshape(ops.moveaxis(x, 0, 2), (shape[1], shape[2], layout.nq * layout.bq, *shape[4:]))
+    return x[:, :, : layout.t_q]
+
+
+def _tiles(layout, mask, causal_offset, row_keys, dropout_rate):
+    """The `_Tiles` of `layout` for a rank-4 `mask` (or None) and dropout row keys (or None)."""
+    # A mask without a T_k axis applies to every tile as it is; one with a T_k
+    # axis is padded and cut into tiles (it is only as large as the caller made it).
+    mask_cols = mask if mask is not None and mask.shape[-1] != 1 else None
+    broadcast_mask = mask if mask is not None and mask.shape[-1] == 1 else None
+    tiled_mask = None if mask_cols is None else _key_chunks(mask_cols, 3, layout)
+    rows = {"index": ops.arange(layout.nq, dtype="int32")}
+    for name, m in (("mask", tiled_mask), ("mask_broadcast", broadcast_mask)):
+        if m is not None and m.shape[2] != 1:
+            rows[name] = _row_blocks(m, layout)
+    if row_keys is not None:
+        rows["row_keys"] = _row_blocks(row_keys, layout)
+    return _Tiles(
+        layout=layout,
+        rows=rows,
+        masked=not layout.no_pad or causal_offset is not None or mask is not None,
+        t_k=ops.cast(layout.t_k, "int32"),
+        causal_offset=causal_offset,
+        tiled_mask=tiled_mask,
+        broadcast_mask=broadcast_mask,
+        dropout_rate=dropout_rate,
+        keep_scale=1.0 / (1.0 - dropout_rate),
+    )
+
+
+def _tile_masks(j, block, tiles):
+    """Tile (block, j)'s validity `(.., bq | 1, c)` and dropout multiplier (or None)."""
+    layout = tiles.layout
+    cols = ops.cast(j, "int32") * layout.c + ops.arange(layout.c, dtype="int32")
+    valid = None
+    if tiles.masked:
+        valid = ops.less(cols, tiles.t_k)[None, None, None, :]
+        if tiles.causal_offset is not None:
+            r = block["index"] * layout.bq + ops.arange(layout.bq, dtype="int32")
+            causal = ops.less_equal(cols[None, :], r[:, None] + tiles.causal_offset)
+            valid = ops.logical_and(valid, causal[None, None])
+        if tiles.tiled_mask is not None:
+            tile = ops.take(block.get("mask", tiles.tiled_mask), j, axis=3)
+            valid = ops.logical_and(valid, tile)
+        if tiles.broadcast_mask is not None:
+            valid = ops.logical_and(valid, block.get("mask_broadcast", tiles.broadcast_mask))
+    drop = None
+    if "row_keys" in block:
+        keep = _dropout_hash.keep_mask(block["row_keys"], cols, tiles.dropout_rate)
+        drop = ops.where(keep, tiles.keep_scale, 0.0)
+    return valid, drop
+
+
+def _serialized(index, value):
+    """`index`, made to depend on the tensor `value` (its value is unchanged).
+
+    A TensorFlow graph while-loop runs up to ten iterations at once; the chunk
+    loops take their chunk index through this, from the previous iteration's
+    result, so one chunk's `(T_q, chunk_size)` tensors are alive at a time.
+    """
+    x = ops.sum(ops.reshape(value, (-1,))[:1])  # (no error if `value` is empty)
+    return index + ops.cast(ops.less(x, x), "int32")
+
+
+def chunked_attention(
+    query, key, value, mask, causal_offset, scale, tiling, dropout_rate=0.0, seed=None
+):
+    """Attention of `(B, H, T, d)` tensors over the tiles of `tiling`, in float32.
+
+    `mask` is None or boolean rank 4 broadcastable to `(B, H, T_q, T_k)`;
+    `causal_offset` None or an int (tensor): query `i` sees key `j <= i + offset`.
+    The result has the dtype of `query`; the gradient is the tiled backward pass.
+    """
+    in_dtype = keras.backend.standardize_dtype(query.dtype)
+    q = ops.cast(query, "float32")
+    k = ops.cast(key, "float32")
+    val = ops.cast(value, "float32")
+    b, h, t_q = ops.shape(q)[0], ops.shape(q)[1], ops.shape(q)[2]
+    t_k = ops.shape(k)[2]
+    scale_f = ops.cast(scale, "float32")
+    if causal_offset is not None:
+        causal_offset = ops.cast(causal_offset, "int32")
+    row_keys = None
+    if dropout_rate > 0:
+        seed_values = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=seed)
+        row_keys = _dropout_hash.row_keys(seed_values, b, h, t_q)
+
+    def tiles(rows_per_block, keys_per_chunk):
+        layout = _layout(t_q, t_k, rows_per_block, keys_per_chunk)
+        return _tiles(layout, mask, causal_offset, row_keys, dropout_rate)
+
+    @ops.custom_gradient
+    def attend(q, k, val):
+        qs = q * scale_f
+        forward_tiles = tiles(tiling.query_block, tiling.chunk_size)
+        out, lse = _forward(qs, k, val, forward_tiles)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            backward_tiles = forward_tiles
+            if isinstance(t_q, int):  # Key blocks, and query blocks of chunk_size rows.
+                backward_tiles = tiles(tiling.chunk_size, tiling.key_block)
+            d_out = ops.cast(upstream, "float32")
+            return _backward(d_out, qs, k, val, out, lse, scale_f, backward_tiles)
+
+        return out, grad
+
+    return ops.cast(attend(q, k, val), in_dtype)
+
+
+def _forward(qs, k, val, tiles):
+    """`(output, logsumexp)` of the scaled queries `qs` by online softmax over `tiles`."""
+    layout = tiles.layout
+    b, h, d_v = ops.shape(qs)[0], ops.shape(qs)[1], ops.shape(val)[3]
+    k_r, v_r = _key_chunks(k, 2, layout), _key_chunks(val, 2, layout)
+
+    def forward_block(carry, block):
+        m0 = ops.full((b, h, layout.bq), _NEG, dtype="float32")
+        l0 = ops.zeros((b, h, layout.bq), dtype="float32")
+        acc0 = ops.zeros((b, h, layout.bq, d_v), dtype="float32")
+
+        def body(j, state):
+            valid, drop = _tile_masks(j, block, tiles)
+            s = ops.einsum("bhqd,bhkd->bhqk", block["q"], ops.take(k_r, j, axis=2))
+            return _online_softmax_step(state, s, ops.take(v_r, j, axis=2), valid, drop)
+
+        m, denom, acc = ops.fori_loop(0, layout.n, body, (m0, l0, acc0))
+        seen = ops.greater(denom, 0.0)
+        safe = ops.where(seen, denom, 1.0)
+        lse = ops.where(seen, m + ops.log(safe), 0.0)
+        result = (acc / safe[..., None], lse)
+        return result, result
+
+    # (Keras' TensorFlow `scan` wants the outputs shaped like the carry: the carry
+    # is a block's result, unused.)
+    init = (ops.zeros((b, h, layout.bq, d_v), "float32"), ops.zeros((b, h, layout.bq), "float32"))
+    blocks = dict(tiles.rows, q=_row_blocks(qs, layout))
+    _, (out_b, lse_b) = ops.scan(forward_block, init, blocks)
+    return _from_row_blocks(out_b, layout), _from_row_blocks(lse_b, layout)
+
+
+def _online_softmax_step(state, s, vj, valid, drop):
+    """Folds the scores `s` of one tile (and its values `vj`) into `(max, sum, output)`."""
+    m, denom, acc = state
+    if valid is not None:
+        s = ops.where(valid, s, _NEG)
+    m_new = ops.maximum(m, ops.max(s, axis=-1))
+    # Rows with no valid key yet subtract 0, so their masked scores give
+    # exp(_NEG) = 0 (not exp(_NEG − _NEG) = 1).
+    shift = ops.where(ops.greater(m_new, 0.5 * _NEG), m_new, 0.0)
+    p = ops.exp(s - shift[..., None])
+    alpha = ops.exp(m - m_new)
+    pd = p if drop is None else p * drop
+    pv = ops.einsum("bhqk,bhkd->bhqd", pd, vj)
+    denom = denom * alpha + ops.sum(p, axis=-1)
+    acc = acc * alpha[..., None] + pv
+    return m_new, denom, acc
+
+
+def _backward(d_out, qs, k, val, out, lse, scale, tiles):
+    """`(dQ, dK, dV)` for the upstream gradient `d_out`, over the tiles of `tiles`."""
+    layout = tiles.layout
+    kb, vb = _key_chunks(k, 2, layout), _key_chunks(val, 2, layout)
+    # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
+    delta = ops.sum(d_out * out, axis=-1)[..., None]
+    # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta.
+    blocks = dict(
+        tiles.rows,
+        qs=_row_blocks(qs, layout),
+        qs_lse=_row_blocks(ops.concatenate([qs, -lse[..., None]], axis=-1), layout),
+        d_out=_row_blocks(d_out, layout),
+        d_out_delta=_row_blocks(ops.concatenate([d_out, -delta], axis=-1), layout),
+    )
+
+    def back(j, carry):
+        dq_b, dk, dv = carry
+        j = _serialized(j, dq_b)
+        kj = ops.take(kb, j, axis=2)
+        vj = ops.take(vb, j, axis=2)
+        one = ops.ones_like(kj[..., :1])
+        kj_one = ops.concatenate([kj, one], axis=-1)
+        vj_one = ops.concatenate([vj, one], axis=-1)
+
+        def back_block(sums, _):
+            i, dkj, dvj, _ = sums
+            # The block is taken here (not scanned over as `xs`, which would copy
+            # every block into a TensorArray once per key block).
+            block = {name: ops.take(x, i, axis=0) for name, x in blocks.items()}
+            valid, drop = _tile_masks(j, block, tiles)
+            dv_i, ds = _backward_tile(block, vj, kj_one, vj_one, valid, drop)
+            dvj = dvj + dv_i
+            dkj = dkj + ops.einsum("bhqk,bhqd->bhkd", ds, block["qs"])
+            dq_i = ops.einsum("bhqk,bhkd->bhqd", ds, kj) * scale
+            sums = (i + 1, dkj, dvj, dq_i)
+            return sums, sums
+
+        zeros = (
+            ops.zeros((), "int32"), ops.zeros_like(kj), ops.zeros_like(vj), ops.zeros_like(dq_b[0])
+        )
+        (_, dkj, dvj, _), (_, _, _, dq_parts) = ops.scan(back_block, zeros, length=layout.nq)
+        start = [0, 0, ops.cast(j, "int32"), 0, 0]
+        dk = ops.slice_update(dk, start, dkj[:, :, None])
+        dv = ops.slice_update(dv, start, dvj[:, :, None])
+        return dq_b + dq_parts, dk, dv
+
+    init = (ops.zeros_like(blocks["qs"]), ops.zeros_like(kb), ops.zeros_like(vb))
+    dq_b, dk, dv = ops.fori_loop(0, layout.n, back, init)
+    dq = _from_row_blocks(dq_b, layout)
+    return dq, _from_key_chunks(dk, layout), _from_key_chunks(dv, layout)
+
+
+def _backward_tile(block, vj, kj_one, vj_one, valid, drop):
+    """One tile's `(dV term, dS)`, from its weights recomputed as `P = exp(S − lse)`.
+
+    `kj_one`, `vj_one` are the key block's keys and values with a column of ones.
+    """
+    p = ops.exp(ops.einsum("bhqd,bhkd->bhqk", block["qs_lse"], kj_one))
+    if valid is not None:
+        p = ops.where(valid, p, 0.0)
+    if drop is None:
+        dv_i = ops.einsum("bhqk,bhqd->bhkd", p, block["d_out"])
+        ds = p * ops.einsum("bhqd,bhkd->bhqk", block["d_out_delta"], vj_one)
+    else:
+        dv_i = ops.einsum("bhqk,bhqd->bhkd", p * drop, block["d_out"])
+        dp = ops.einsum("bhqd,bhkd->bhqk", block["d_out"], vj)
+        ds = p * (dp * drop + block["d_out_delta"][..., -1:])
+    return dv_i, ds
