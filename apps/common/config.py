@@ -53,12 +53,12 @@ class CommonTrainConfig:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}.")
+            raise ValueError(f"seed must be a non-negative integer. Received: seed={self.seed!r}")
         if self.strategy not in typing.get_args(Strategy):
-            raise ValueError(f"strategy must be one of {list(typing.get_args(Strategy))}, "
-                             f"got {self.strategy!r}.")
+            raise ValueError(f"strategy must be one of {list(typing.get_args(Strategy))}. "
+                             f"Received: strategy={self.strategy!r}")
 
 
 def main_for(config_cls, run, line=lambda result: result.line):

@@ -26,6 +26,9 @@ import pytest
 from apps.common import training
 from tests.apps.sentiment import fixture_archive
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

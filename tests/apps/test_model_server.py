@@ -25,11 +25,11 @@ from tests.apps.sentiment import fixture_archive
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER = shutil.which("tensorflow_model_server")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     SERVER is None,
     reason="tensorflow_model_server is not on PATH (install it from TF Serving's apt "
     "repository or run the tensorflow/serving docker image to run this test)",
-)
+)]
 
 
 def _free_port():

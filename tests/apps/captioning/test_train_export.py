@@ -19,6 +19,9 @@ from apps.common.metrics import RunResult
 from tests.apps.captioning.fixtures import font_or_skip, tiny_model, tiny_scenes
 from tests.apps.serving_checks import replay_warmup, run_isolated
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 
 def _encode(array, fmt):
     buffer = io.BytesIO()

@@ -20,6 +20,9 @@ from tests.apps.serving_checks import (
     tensor_names,
 )
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 
 class _Doubler(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])

@@ -21,6 +21,9 @@ from apps.image_classification.model import ModelConfig
 from tests.apps.image_classification.fixtures import write_fixture_csv
 from tests.apps.serving_checks import replay_warmup, run_isolated
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 
 def _encode(array, fmt):
     buffer = io.BytesIO()

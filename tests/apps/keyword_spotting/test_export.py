@@ -90,6 +90,9 @@ def _with_format(wav: bytes, code: int) -> bytes:
 
 _SERVE = r"""
 import io, wave
+
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
 model = tf.saved_model.load(ARGS["path"])
 serve, wave_sig = model.signatures["serving_default"], model.signatures["waveform"]
 RESULT = {

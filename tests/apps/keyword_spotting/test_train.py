@@ -19,6 +19,9 @@ from apps.common.metrics import RunResult
 from apps.keyword_spotting import train
 from apps.keyword_spotting.model import ModelConfig
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 
 def test_run_writes_metrics_plots_and_a_versioned_export(tiny_run):
     result = tiny_run

@@ -20,6 +20,9 @@ from apps.sentiment import model, pipeline
 from tests.apps.sentiment.fixtures import TINY, tiny_model
 from tests.apps.serving_checks import replay_warmup, run_isolated
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 _SERVE = """
 model = tf.saved_model.load(ARGS["path"])
 fn = model.signatures["serving_default"]

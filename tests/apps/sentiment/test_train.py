@@ -15,6 +15,9 @@ from apps.common.metrics import RunResult
 from apps.sentiment import train
 from tests.apps.sentiment.fixtures import TINY, kept
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 
 def test_run_writes_metrics_plots_and_export(trained):
     result, config = trained["result"], trained["config"]

@@ -16,6 +16,9 @@ from apps.translation import train
 from tests.apps.serving_checks import replay_warmup, run_isolated
 from tests.apps.translation import fixtures
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 MAX_TOKENS = 10
 
 
