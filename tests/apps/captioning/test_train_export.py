@@ -194,3 +194,27 @@ def test_warmup_requests_replay_without_the_project(trained):
     """Every signature has a warmup record (ServingModule), answered by every loader."""
     answered = dict(replay_warmup(trained[1].export_path))
     assert answered == {"serving_default": sorted(_OUTPUTS), "caption_images": sorted(_OUTPUTS)}
+
+
+_BAD_IMAGES = """
+fn = tf.saved_model.load(ARGS["path"]).signatures["caption_images"]
+size = ARGS["size"]
+cases = {"nan": np.full((1, size, size, 3), np.nan, np.float32),
+         "scale_0_255": np.full((1, size, size, 3), 255.0, np.float32),
+         "too_many": np.zeros((257, size, size, 3), np.float32)}
+RESULT = {}
+for name, images in cases.items():
+    try:
+        RESULT[name] = [c.decode() for c in fn(images=tf.constant(images))["caption"].numpy()]
+    except tf.errors.InvalidArgumentError as err:
+        RESULT[name] = err.message
+"""
+
+
+def test_decoded_images_out_of_range_are_refused_not_captioned(trained):
+    """A NaN image was once captioned "the": now every bad array names `images`."""
+    config, result = trained
+    errors = run_isolated(_BAD_IMAGES, path=result.export_path, size=config.model.image_size)
+    assert "images has a NaN or Inf value" in errors["nan"]
+    assert "images has values outside [0, 1]" in errors["scale_0_255"]
+    assert "images holds 257 items; this model answers at most 256" in errors["too_many"]

@@ -204,3 +204,99 @@ def test_a_bad_clutter_config_is_a_usage_error_naming_it(tmp_path):
     assert proc.returncode != 0
     assert "--config=min_clutter" in proc.stderr and "min_clutter <= max_clutter" in proc.stderr
     assert not (tmp_path / "cluttered_digits").exists()
+
+
+_FUZZ = """
+model = tf.saved_model.load(ARGS["path"])
+serve, direct = model.signatures["serving_default"], model.signatures["predict_images"]
+decoded = lambda items: [base64.b64decode(b) for b in items]
+good = {k: serve(image_bytes=tf.constant(decoded(v)))["probabilities"].numpy().tolist()
+        for k, v in ARGS["good"].items()}
+errors = {}
+for name, items in ARGS["bad"].items():
+    try:
+        serve(image_bytes=tf.constant(decoded(items)))
+        errors[name] = None
+    except tf.errors.InvalidArgumentError as err:
+        errors[name] = err.message
+nan = np.zeros((1, 60, 60, 1), np.float32)
+nan[0, 5, 5, 0] = np.nan
+arrays = {"nan": nan, "scale_0_255": np.full((1, 60, 60, 1), 255.0, np.float32),
+          "too_many_images": np.zeros((257, 60, 60, 1), np.float32)}
+try:
+    serve(image_bytes=tf.constant(decoded(ARGS["good"]["png"]) * 257))
+    errors["too_many"] = None
+except tf.errors.InvalidArgumentError as err:
+    errors["too_many"] = err.message
+for name, array in arrays.items():
+    try:
+        direct(images=tf.constant(array))
+        errors[name] = None
+    except tf.errors.InvalidArgumentError as err:
+        errors[name] = err.message
+RESULT = {"good": good, "errors": errors}
+"""
+
+
+def _palette_bmp(gray: np.ndarray) -> str:
+    """An 8-bit palette BMP of `gray` whose palette is inverted (index i shows 255 - i)."""
+    image = Image.fromarray((255 - gray).astype(np.uint8), mode="L").convert("P")
+    image.putpalette([255 - (i // 3) for i in range(768)])
+    buffer = io.BytesIO()
+    image.save(buffer, format="BMP")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _rotated_jpeg(gray: np.ndarray, orientation: int = 3) -> str:
+    """A JPEG stored upside down with EXIF Orientation=3 (viewers turn it upright)."""
+    image = Image.fromarray(np.ascontiguousarray(gray[::-1, ::-1]))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_fuzz_table_of_the_export(trained):
+    """Inputs that look valid and are not: each gets a defined result or an error naming it."""
+    config, run_result = trained
+    built = builder.ClutteredDigits(data_dir=config.data_dir, config=config.dataset_config())
+    canvas = next(iter(tfds.as_numpy(built.as_dataset(split="test"))))["image"][..., 0]
+    png = _encode(canvas, "PNG")
+    jpeg = _encode(canvas, "JPEG")
+    raw_png, raw_jpeg = base64.b64decode(png), base64.b64decode(jpeg)
+    cut = lambda data, n: base64.b64encode(data[:n]).decode()  # noqa: E731
+    result = run_isolated("import base64\n" + _FUZZ, path=run_result.export_path, good={
+        "png": [png], "palette_bmp": [_palette_bmp(canvas)], "jpeg": [jpeg],
+        "exif_rotated_jpeg": [_rotated_jpeg(canvas)],
+        "wide_4000x1": [_encode(np.full((1, 4000), 200, np.uint8), "PNG")],
+        "tall_1x4000": [_encode(np.full((4000, 1), 200, np.uint8), "PNG")],
+    }, bad={
+        "truncated_png": [png, cut(raw_png, len(raw_png) - 20)],
+        "truncated_jpeg": [png, cut(raw_jpeg, len(raw_jpeg) // 2)],
+    })
+    good = {k: np.array(v) for k, v in result["good"].items()}
+    for name, probabilities in good.items():
+        assert np.isfinite(probabilities).all(), name
+        np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5, err_msg=name)
+    # A palette BMP is read through its palette, not as raw indices: the PNG's answer.
+    np.testing.assert_allclose(good["palette_bmp"], good["png"], atol=1e-5)
+    # EXIF orientation is applied: the upside-down JPEG answers like the upright one.
+    np.testing.assert_allclose(good["exif_rotated_jpeg"], good["jpeg"], atol=0.02)
+    errors = result["errors"]
+    assert "image_bytes[1] is truncated" in errors["truncated_png"]
+    assert "image_bytes[1] is truncated" in errors["truncated_jpeg"]
+    assert "image_bytes holds 257 items; this model answers at most 256" in errors["too_many"]
+    assert "images has a NaN or Inf value" in errors["nan"]
+    assert "images has values outside [0, 1]" in errors["scale_0_255"]
+    assert "images holds 257 items" in errors["too_many_images"]
+
+
+def test_wrong_channels_are_refused_where_the_server_does_not_check_shapes(trained):
+    """TF Serving's C++ loader feeds a tensor of any shape: the graph itself says no."""
+    from tests.apps.serving_checks import c_loader_run, tensor_names
+
+    path = trained[1].export_path
+    four = [{"images": np.zeros((1, 60, 60, 4), np.float32)}]
+    with pytest.raises(AssertionError, match=r"images must have shape \[batch, 60, 60, 1\]"):
+        c_loader_run(path, tensor_names(path), ["predict_images"], four)

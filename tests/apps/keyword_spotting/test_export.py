@@ -16,6 +16,9 @@ import tensorflow as tf
 from apps.keyword_spotting import audio
 from tests.apps.serving_checks import replay_warmup, run_isolated
 
+# Trains, exports or starts processes: seconds to minutes (runs by default).
+pytestmark = pytest.mark.slow
+
 
 def _wav(samples, rate=16000, channels=1, width=2):
     """WAV bytes of float samples `(n,)` or `(n, channels)` in [-1, 1]."""
@@ -91,8 +94,6 @@ def _with_format(wav: bytes, code: int) -> bytes:
 _SERVE = r"""
 import io, wave
 
-# Trains, exports or starts processes: seconds to minutes (runs by default).
-pytestmark = pytest.mark.slow
 model = tf.saved_model.load(ARGS["path"])
 serve, wave_sig = model.signatures["serving_default"], model.signatures["waveform"]
 RESULT = {
