@@ -26,3 +26,23 @@ def test_apps_and_test_extras_bring_tensorflow_and_the_tools():
     assert {"tensorflow", "tensorflow-datasets", "tensorflow-serving-api"} <= requirements["apps"]
     assert "keras-attention" in requirements["test"] and "pytest" in requirements["test"]
     assert requirements["tensorflow"] == {"tensorflow"}
+
+
+_WITHOUT_TENSORFLOW = r"""
+import sys
+import keras_attention  # the layers and ops (here on the TensorFlow backend)
+sys.modules["tensorflow"] = None  # from here on, `import tensorflow` fails as if not installed
+try:
+    import keras_attention.decoding
+except ImportError as err:
+    print(err)
+"""
+
+
+def test_decoding_without_tensorflow_says_what_to_install():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_TENSORFLOW], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert "pip install keras-attention[tensorflow]" in proc.stdout, proc.stderr[-2000:]

@@ -6,7 +6,20 @@ TensorFlow ops (a `tf.while_loop`), so they work eagerly, inside `tf.function`
 and inside an exported SavedModel. The state is any nest of tensors with the
 rows first; beam search reorders it by beam. A step function that needs the
 time step (a position, a cache index) keeps a counter in its state.
+
+It needs TensorFlow (`pip install keras-attention[tensorflow]`); the layers and
+`keras_attention.ops` do not.
 """
+
+try:
+    import tensorflow  # noqa: F401
+except ImportError as err:  # pragma: no cover - exercised in a process without TensorFlow
+    raise ImportError(
+        "keras_attention.decoding runs greedy and beam search as TensorFlow ops (so they run "
+        "inside SavedModels) and needs TensorFlow, which is not installed: "
+        "`pip install keras-attention[tensorflow]`. The layers and keras_attention.ops need "
+        "only Keras and a backend."
+    ) from err
 
 from keras_attention.decoding._common import (  # noqa: F401
     DecodeResult,
