@@ -18,6 +18,7 @@ server uses, and requires the same answers from each:
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -60,7 +61,6 @@ def run_isolated(code: str, timeout: float = 300, **values) -> dict:
 
 
 _REPLAY = """
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 def encode(value):
@@ -97,22 +97,10 @@ with tf.compat.v1.Session(graph=graph) as session:
         values = session.run([signature.outputs[k].name for k in keys], feed)
         tf1.append(dict(zip(keys, values)))
 
-# The tensor names of every signature, for saved_model_cli and the C loader.
-proto = saved_model_pb2.SavedModel()
-with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-    proto.ParseFromString(f.read())
-names = {
-    key: {"inputs": {k: v.name for k, v in sig.inputs.items()},
-          "outputs": {k: v.name for k, v in sig.outputs.items()}}
-    for key, sig in proto.meta_graphs[0].signature_def.items()
-    if not key.startswith("__")  # __saved_model_init_op: run by the loader itself
-}
 RESULT = {
     "signatures": [name for name, _ in records],
-    "inputs": [{k: encode(v) for k, v in inputs.items()} for _, inputs in records],
     "tf2": [{k: encode(v) for k, v in out.items()} for out in tf2],
     "tf1": [{k: encode(v) for k, v in out.items()} for out in tf1],
-    "tensor_names": names,
 }
 """
 
@@ -142,14 +130,24 @@ def replay_warmup(export_path: str) -> list:
 
     Every signature must have a record; every output must be batched and, for
     floats, finite; all loaders must give the same outputs. Returns
-    `[signature_name, sorted output names]` per record.
+    `[signature_name, sorted output names]` per record. The loaders run side by
+    side (each is its own process).
     """
-    result = run_isolated(_REPLAY, path=export_path)
-    signatures = result["signatures"]
+    from apps.common.export import read_warmup_requests
+
+    records = read_warmup_requests(export_path)
+    names = tensor_names(export_path)
+    signatures = [name for name, _ in records]
+    inputs = [request for _, request in records]
     assert signatures, f"no warmup requests in {export_path}"
-    assert set(signatures) == set(result["tensor_names"]), (
-        "every signature needs a warmup request", signatures, sorted(result["tensor_names"]))
-    inputs = [{k: _decode(v) for k, v in record.items()} for record in result["inputs"]]
+    assert set(signatures) == set(names), (
+        "every signature needs a warmup request", signatures, sorted(names))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        isolated = pool.submit(run_isolated, _REPLAY, path=export_path)
+        cli = pool.submit(saved_model_cli_run, export_path, signatures, inputs)
+        c_loader = pool.submit(c_loader_run, export_path, names, signatures, inputs)
+        result, cli, c_outputs = isolated.result(), cli.result(), c_loader.result()
+    assert result["signatures"] == signatures
     tf2 = [{k: _decode(v) for k, v in out.items()} for out in result["tf2"]]
     for i, (name, outputs) in enumerate(zip(signatures, tf2, strict=True)):
         batch = next(iter(inputs[i].values())).shape[0]
@@ -159,12 +157,8 @@ def replay_warmup(export_path: str) -> list:
                 assert np.isfinite(value).all(), (name, key)
         tf1 = {k: _decode(v) for k, v in result["tf1"][i].items()}
         assert_same_outputs(outputs, tf1, f"TF1 session, record {i} ({name})")
-    cli = saved_model_cli_run(export_path, signatures, inputs)
-    for i, outputs in enumerate(cli):
-        assert_same_outputs(tf2[i], outputs, f"saved_model_cli run, record {i}")
-    c_outputs = c_loader_run(export_path, result["tensor_names"], signatures, inputs)
-    for i, outputs in enumerate(c_outputs):
-        assert_same_outputs(tf2[i], outputs, f"C LoadSavedModel, record {i}")
+        assert_same_outputs(outputs, cli[i], f"saved_model_cli run, record {i} ({name})")
+        assert_same_outputs(outputs, c_outputs[i], f"C LoadSavedModel, record {i} ({name})")
     return [[name, sorted(out)] for name, out in zip(signatures, tf2, strict=True)]
 
 
