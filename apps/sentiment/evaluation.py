@@ -38,6 +38,23 @@ def evaluate(model: keras.Model, split: pipeline.Split, tokenizer: common_text.T
     }
 
 
+def lexicon_baseline(split: pipeline.Split) -> dict:
+    """The VADER lexicon (Hutto & Gilbert 2014; the `vaderSentiment` package itself) on `split`.
+
+    Rule-based, no training: a text is positive when VADER's compound score is
+    above 0. The strongest simple alternative a user would pick instead of a
+    trained model, so every sentiment table carries it as a row.
+    """
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
+             for t in split.texts]
+    predicted = np.array([analyzer.polarity_scores(t)["compound"] > 0 for t in texts], np.int32)
+    return {"accuracy": float(np.mean(predicted == split.labels)) if len(split) else float("nan"),
+            "examples": len(split)}
+
+
 def pick_examples(split: pipeline.Split, tokenizer: common_text.Tokenizer,
                   n: int) -> pipeline.Split:
     """The first `n` sentences of 6..30 tokens (readable pictures), else any."""

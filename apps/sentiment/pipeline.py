@@ -1,9 +1,16 @@
 """From a prepared sentiment dataset to `tf.data`: splits, tokenizer, batches.
 
-`DATASETS`: the embedded `vader_sentiment` (its `movies` domain by default, or
-`vader_sentiment/<domain>`, built once by `apps.sentiment.builder` through
+`DATASETS`: the embedded `vader_sentiment` (its `movies` domain by default,
+`vader_sentiment/<domain>`, several domains joined with `+` such as
+`vader_sentiment/movies+tweets+amazon`, or `vader_sentiment/all` for the four;
+each domain built once by `apps.sentiment.builder` through
 `apps.common.data.prepare`), and the public `imdb_reviews` and `glue/sst2`
 (for machines online), read through `apps.common.data.online_builder`.
+
+Several domains train together: their train and validation splits are joined,
+and `domain_tests` keeps each domain's test split apart, so a run reports one
+test accuracy per domain; the domains left out are scored whole by
+`out_of_domain`.
 """
 
 from __future__ import annotations
@@ -20,7 +27,13 @@ from apps.sentiment import builder as sentiment_builder
 from apps.sentiment.builder import DOMAINS, EMBEDDED
 
 ONLINE = ("imdb_reviews", "glue/sst2")
-DATASETS = (EMBEDDED,) + tuple(f"{EMBEDDED}/{d}" for d in DOMAINS) + ONLINE
+ALL = "all"
+DATASETS = (EMBEDDED,) + tuple(f"{EMBEDDED}/{d}" for d in DOMAINS + (ALL,)) + ONLINE
+
+
+def is_dataset(dataset: str) -> bool:
+    """Whether `dataset` is one of `DATASETS` or a `+`-joined set of VADER domains."""
+    return dataset in DATASETS or bool(domains_of(dataset))
 
 
 @dataclasses.dataclass
@@ -50,13 +63,31 @@ def _to_split(ds: tf.data.Dataset, text_key: str) -> Split:
     return Split(np.array(texts, dtype=object), np.array(labels, dtype=np.int32))
 
 
-def domain_of(dataset: str) -> str | None:
-    """The VADER domain of `dataset` (`movies` for plain `vader_sentiment`), else None."""
+def domains_of(dataset: str) -> tuple[str, ...]:
+    """The VADER domains `dataset` trains on (`("movies",)` for plain `vader_sentiment`);
+    () for a dataset that is not VADER's or names an unknown domain."""
     if dataset == EMBEDDED:
-        return sentiment_builder.VaderSentiment.DEFAULT_CONFIG_NAME
-    if dataset.startswith(EMBEDDED + "/"):
-        return dataset.split("/", 1)[1]
-    return None
+        return (sentiment_builder.VaderSentiment.DEFAULT_CONFIG_NAME,)
+    if not dataset.startswith(EMBEDDED + "/"):
+        return ()
+    spec = dataset.split("/", 1)[1]
+    if spec == ALL:
+        return DOMAINS
+    parts = tuple(spec.split("+"))
+    if not parts or any(p not in DOMAINS for p in parts) or len(set(parts)) != len(parts):
+        return ()
+    return tuple(d for d in DOMAINS if d in parts)
+
+
+def domain_of(dataset: str) -> str | None:
+    """The VADER domain of a one-domain `dataset` (`movies` for plain `vader_sentiment`)."""
+    domains = domains_of(dataset)
+    return domains[0] if len(domains) == 1 else None
+
+
+def _concat(splits: list[Split]) -> Split:
+    return Split(np.concatenate([s.texts for s in splits]),
+                 np.concatenate([s.labels for s in splits]))
 
 
 def vader_builder(domain: str, data_dir: str, archive: str | None = None):
@@ -70,11 +101,12 @@ def vader_builder(domain: str, data_dir: str, archive: str | None = None):
 
 def load_splits(dataset: str, data_dir: str, archive: str | None = None) -> dict[str, Split]:
     """`{"train", "validation", "test"}` -> Split for `dataset` (see `DATASETS`)."""
-    domain = domain_of(dataset)
-    if domain is not None:
-        builder = vader_builder(domain, data_dir, archive)
+    domains = domains_of(dataset)
+    if domains:
+        builders = [vader_builder(d, data_dir, archive) for d in domains]
         return {
-            name: _to_split(builder.as_dataset(split=name, shuffle_files=False), "text")
+            name: _concat([_to_split(b.as_dataset(split=name, shuffle_files=False), "text")
+                           for b in builders])
             for name in ("train", "validation", "test")
         }
     if dataset == "imdb_reviews":
@@ -94,14 +126,25 @@ def load_splits(dataset: str, data_dir: str, archive: str | None = None) -> dict
     }
 
 
-def out_of_domain(data_dir: str, archive: str | None = None, train_domain: str = "movies"):
-    """`{domain: Split}` of every VADER domain but `train_domain`, all splits together.
+def domain_tests(dataset: str, data_dir: str, archive: str | None = None) -> dict:
+    """`{domain: test Split}` of every VADER domain `dataset` trains on."""
+    return {
+        domain: _to_split(vader_builder(domain, data_dir, archive).as_dataset(
+            split="test", shuffle_files=False), "text")
+        for domain in domains_of(dataset)
+    }
+
+
+def out_of_domain(data_dir: str, archive: str | None = None, train_domains=("movies",)):
+    """`{domain: Split}` of every VADER domain not in `train_domains`, all splits together.
 
     None of their sentences is trained on, so every example is a test example.
     """
+    if isinstance(train_domains, str):
+        train_domains = (train_domains,)
     out = {}
     for domain in DOMAINS:
-        if domain == train_domain:
+        if domain in train_domains:
             continue
         builder = vader_builder(domain, data_dir, archive)
         out[domain] = _to_split(

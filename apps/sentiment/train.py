@@ -84,8 +84,9 @@ class TrainConfig(common_config.CommonTrainConfig):
     def __post_init__(self):
         super().__post_init__()
         # Checked here, so a bad --config fails before any data is loaded.
-        if self.dataset not in pipeline.DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is not one of {pipeline.DATASETS}.")
+        if not pipeline.is_dataset(self.dataset):
+            raise ValueError(f"dataset={self.dataset!r} is not one of {pipeline.DATASETS} "
+                             "nor VADER domains joined with '+' (vader_sentiment/movies+nyt).")
         _validation.positive_int("epochs", self.epochs)
         _validation.positive_int("batch_size", self.batch_size)
         _validation.non_negative_int("seed", self.seed)
@@ -164,13 +165,22 @@ def run(config: TrainConfig) -> RunResult:
                                      config.batch_size)
         metrics[f"{name}_accuracy"] = scores["accuracy"]
         metrics[f"{name}_detail"] = scores
-    domain = pipeline.domain_of(config.dataset)
-    if config.out_of_domain and domain is not None:
-        ood = pipeline.out_of_domain(data_dir, config.archive, train_domain=domain)
+    domains = pipeline.domains_of(config.dataset)
+    if domains:  # each trained domain's own test split, beside the VADER lexicon's score
+        tests = pipeline.domain_tests(config.dataset, data_dir, config.archive)
+        metrics["test_by_domain"] = {
+            name: {**evaluation.evaluate(models.classifier, split, tokenizer, config.batch_size),
+                   "lexicon_accuracy": evaluation.lexicon_baseline(split)["accuracy"]}
+            for name, split in tests.items()
+        }
+        metrics["lexicon_test_accuracy"] = evaluation.lexicon_baseline(splits["test"])["accuracy"]
+    if config.out_of_domain and domains:
+        ood = pipeline.out_of_domain(data_dir, config.archive, train_domains=domains)
         if config.quick:
             ood = {k: v.head(256) for k, v in ood.items()}
         metrics["out_of_domain"] = {
             name: {**evaluation.evaluate(models.classifier, split, tokenizer, config.batch_size),
+                   "lexicon_accuracy": evaluation.lexicon_baseline(split)["accuracy"],
                    "split": "all (train+validation+test)"}
             for name, split in ood.items()
         }
@@ -190,9 +200,14 @@ def run(config: TrainConfig) -> RunResult:
 
 
 def results_line(result: RunResult) -> str:
-    """`result.line`, then the out-of-domain accuracies (`tweets=0.6000 ...`)."""
-    ood = result.metrics.get("out_of_domain", {})
-    return " ".join([result.line, *(f"{k}={v['accuracy']:.4f}" for k, v in ood.items())])
+    """`result.line`, then per-domain and out-of-domain accuracies with the lexicon's
+    (`tweets=0.6000/lexicon=0.8100 ...`)."""
+    parts = [result.line]
+    for key in ("test_by_domain", "out_of_domain"):
+        for name, scores in result.metrics.get(key, {}).items():
+            parts.append(f"{name}={scores['accuracy']:.4f}/lexicon="
+                         f"{scores.get('lexicon_accuracy', float('nan')):.4f}")
+    return " ".join(parts)
 
 
 def main(argv):

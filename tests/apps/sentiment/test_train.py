@@ -32,7 +32,10 @@ def test_run_writes_metrics_plots_and_export(trained):
     assert set(ood) == {"tweets", "amazon", "nyt"}
     for domain, scores in ood.items():
         assert scores["examples"] == len(kept(trained["tables"][domain]))
-        assert 0.0 <= scores["accuracy"] <= 1.0
+        assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["lexicon_accuracy"] <= 1.0
+    by_domain = metrics["test_by_domain"]
+    assert set(by_domain) == {"movies"} and by_domain["movies"]["accuracy"] == result.value
+    assert 0.0 <= metrics["lexicon_test_accuracy"] <= 1.0
     assert result.metrics_path == os.path.join(config.model_dir, "metrics.json")
     with open(result.metrics_path, encoding="utf-8") as f:
         written = json.load(f)
@@ -43,6 +46,7 @@ def test_run_writes_metrics_plots_and_export(trained):
     assert RunResult.read(result.metrics_path).export_path == result.export_path
     line = train.results_line(result)
     assert line.startswith(result.line) and "test_accuracy=" in line and "tweets=" in line
+    assert "/lexicon=" in line
 
     with open(metrics["attention_html"], encoding="utf-8") as f:
         page = f.read()

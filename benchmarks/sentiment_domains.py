@@ -1,0 +1,90 @@
+"""Sentiment across domains: leave one domain out, all domains together, the lexicon beside.
+
+For each VADER domain (movies, tweets, amazon, nyt) a model trains on the
+other three and is scored on every sentence of the held-out one; one more run
+trains on all four and is scored on each domain's own test split. Every row
+carries the VADER lexicon (the `vaderSentiment` package: no training) on the
+same sentences: the simple alternative a user would pick instead.
+
+    python benchmarks/sentiment_domains.py                    # bilstm_attention, seed 42
+    python benchmarks/sentiment_domains.py --variant=mean_pooling --seeds=1,2,3
+
+Writes `benchmarks/results/sentiment_domains.{json,md}` (with the machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from apps.common import config as common_config  # noqa: E402
+from apps.sentiment import train  # noqa: E402
+from apps.sentiment.builder import DOMAINS, EMBEDDED  # noqa: E402
+from benchmarks import _common  # noqa: E402
+
+_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def runs() -> list[tuple[str, str]]:
+    """`(name, dataset)`: leave-one-out for every domain, then all domains."""
+    out = [(f"without_{d}", f"{EMBEDDED}/" + "+".join(x for x in DOMAINS if x != d))
+           for d in DOMAINS]
+    return out + [("all", f"{EMBEDDED}/all")]
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: held-out accuracy of the model and of the lexicon, per run and domain."""
+    lines = ["| trained on | scored on | sentences | model | lexicon (VADER) | model − lexicon |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        for domain, scores in row["scores"].items():
+            diff = scores["accuracy"] - scores["lexicon_accuracy"]
+            lines.append(f"| {row['trained_on']} | {domain} ({scores['split']}) | "
+                         f"{scores['examples']} | {scores['accuracy']:.4f} | "
+                         f"{scores['lexicon_accuracy']:.4f} | {diff:+.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    seeds = [int(s) for s in _SEEDS.value]
+    rows = []
+    for seed in seeds:
+        for name, dataset in runs():
+            with tempfile.TemporaryDirectory() as tmp:
+                # The common flags (--variant, --epochs, --config, ...) apply to every run.
+                base = common_config.from_flags(train.TrainConfig)
+                config = common_config.apply_overrides(base, [
+                    f"dataset={dataset}", f"seed={seed}", f"model_dir={tmp}/run",
+                    "export_dir=None", "attention_examples=0"])
+                result = train.run(config)
+            if name == "all":
+                scores = {d: {**s, "split": "test"}
+                          for d, s in result.metrics["test_by_domain"].items()}
+            else:
+                scores = {d: {**s, "split": "all"}
+                          for d, s in result.metrics["out_of_domain"].items()}
+            rows.append({"run": name, "seed": seed, "trained_on": dataset.split("/")[1],
+                         "variant": result.variant, "train_seconds": result.train_seconds,
+                         "scores": scores})
+            print(train.results_line(result), flush=True)
+    record = {"machine": _common.machine_info(), "command": " ".join(sys.argv),
+              "rows": rows}
+    os.makedirs(_OUT, exist_ok=True)
+    with open(os.path.join(_OUT, "sentiment_domains.json"), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+    markdown = f"# Sentiment across domains\n\nCommand: `{record['command']}`\n\n" + table(rows)
+    with open(os.path.join(_OUT, "sentiment_domains.md"), "w", encoding="utf-8") as f:
+        f.write(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    _SEEDS = flags.DEFINE_list("seeds", ["42"], "Seeds; one set of runs per seed.")
+    app.run(main)
