@@ -22,6 +22,7 @@ def trained(fixture):
     """One end-to-end `run` on the fixture: 1 epoch of a small BiLSTM + attention."""
     root = fixture["root"]
     config = train.TrainConfig(
+        dataset="vader_sentiment/movies",  # one domain, so the others are out of domain
         data_dir=str(root / "data"),
         archive=fixture["sdist"],
         model_dir=str(root / "run"),
