@@ -279,12 +279,14 @@ class ServingModule(tf.Module):
     def warmup_requests(self) -> list:
         raise NotImplementedError
 
-    def check_batch(self, tensor: tf.Tensor, name: str) -> tf.Tensor:
-        """`tensor`, after checking its batch (first) dimension is at most `max_batch_size`."""
+    def check_batch(self, tensor: tf.Tensor, name: str, limit: int | None = None) -> tf.Tensor:
+        """`tensor`, after checking its batch (first) dimension is at most `limit`
+        (default `max_batch_size`; a signature that does more per item may allow fewer)."""
+        limit = self.max_batch_size if limit is None else int(limit)
         batch = tf.shape(tensor)[0]
-        check = tf.debugging.Assert(batch <= self.max_batch_size, [tf.strings.format(
+        check = tf.debugging.Assert(batch <= limit, [tf.strings.format(
             name + " holds {} items; this model answers at most {} per request: split the batch.",
-            (batch, self.max_batch_size))])
+            (batch, limit))])
         with tf.control_dependencies([check]):
             return tf.identity(tensor)
 

@@ -20,6 +20,16 @@ Silence (all zeros) is a valid clip. At most 256 clips per request. Both return:
 - `attention_weights`: float32 [batch, frames], the attention over time
   (50 frames of 20 ms for a 1 s clip).
 
+- `stream(audio_wav: string [batch])`: spotting in a longer recording, the
+  classic scanning detector. The same WAV files, of which the first 10 s are
+  read (silence pads a shorter one); a one-second window slides over them every
+  half second (19 windows), each answered as `waveform` would answer it. At most
+  16 recordings per request. Returns `labels` [batch, 19], `probabilities`
+  [batch, 19, classes], `attention_weights` [batch, 19, frames],
+  `window_start_seconds` [batch, 19] (0, 0.5, ..., 9) and
+  `window_in_recording` bool [batch, 19] (False for windows that start after
+  the recording ended: they hold only padding).
+
 Bytes that are not a WAV file, an unsupported sample format (ADPCM, MP3, ...),
 a sample rate out of range, a malformed header, or more than 256 clips give an
 InvalidArgumentError that names `audio_wav[i]` (or `audio_wav`, `waveform`)
@@ -38,6 +48,13 @@ from apps.common import export as common_export
 from apps.common.export import warmup_wav
 from apps.keyword_spotting.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_to_clip
 from apps.keyword_spotting.wav import MAX_SECONDS, decode_wav
+
+#: The longest recording `stream` reads (longer ones are cut), its window hop, and
+#: the most recordings per request (each is STREAM_WINDOWS model calls).
+STREAM_SECONDS = 10
+STREAM_HOP = SAMPLE_RATE // 2
+STREAM_WINDOWS = 1 + (STREAM_SECONDS * SAMPLE_RATE - CLIP_SAMPLES) // STREAM_HOP
+STREAM_MAX_BATCH = 16
 
 
 class KeywordSpottingModule(common_export.ServingModule):
@@ -90,10 +107,43 @@ class KeywordSpottingModule(common_export.ServingModule):
         )
         return self._predict(waveforms, "audio_wav")
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="audio_wav")])
+    def serve_stream(self, audio_wav):
+        """Spots keywords in recordings of up to 10 s: one-second windows every half second."""
+        audio_wav = self.check_batch(audio_wav, "audio_wav", STREAM_MAX_BATCH)
+        total = STREAM_SECONDS * SAMPLE_RATE
+
+        def one(args):
+            wav, index = args
+            audio = decode_wav(wav, index, max_seconds=STREAM_SECONDS)[:total]
+            length = tf.shape(audio)[0]
+            return tf.pad(audio, [[0, total - length]]), length
+
+        indices = tf.range(tf.shape(audio_wav)[0])
+        audio, lengths = tf.map_fn(
+            one, (audio_wav, indices),
+            fn_output_signature=(tf.TensorSpec([total], tf.float32), tf.TensorSpec([], tf.int32)),
+        )
+        windows = tf.signal.frame(audio, CLIP_SAMPLES, STREAM_HOP, axis=1)  # [B, W, 16000]
+        batch = tf.shape(windows)[0]
+        out = self._predict(tf.reshape(windows, [-1, CLIP_SAMPLES]), "audio_wav")
+        starts = tf.range(STREAM_WINDOWS) * STREAM_HOP
+        return {
+            "labels": tf.reshape(out["label"], [batch, STREAM_WINDOWS]),
+            "probabilities": tf.reshape(out["probabilities"], [batch, STREAM_WINDOWS, -1]),
+            "attention_weights": tf.reshape(out["attention_weights"],
+                                            [batch, STREAM_WINDOWS, -1]),
+            "window_start_seconds": tf.tile(
+                tf.cast(starts, tf.float32)[None] / SAMPLE_RATE, [batch, 1]),
+            # A window that starts after the recording ended holds only padding.
+            "window_in_recording": starts[None, :] < lengths[:, None],
+        }
+
     def signatures(self):
         return {
             "serving_default": self.serve_wav.get_concrete_function(),
             "waveform": self.serve_waveform.get_concrete_function(),
+            "stream": self.serve_stream.get_concrete_function(),
         }
 
     def warmup_requests(self):
@@ -101,6 +151,7 @@ class KeywordSpottingModule(common_export.ServingModule):
             ("serving_default", {"audio_wav": np.array(
                 [warmup_wav(), warmup_wav(8000, 8000, seed=1)], dtype=object)}),
             ("waveform", {"waveform": np.zeros((1, CLIP_SAMPLES), np.float32)}),
+            ("stream", {"audio_wav": np.array([warmup_wav(3 * SAMPLE_RATE)], dtype=object)}),
         ]
 
 

@@ -174,7 +174,7 @@ def served(tiny_run, tmp_path_factory):
 
 def test_signatures_and_names_after_reload(served):
     result, _, class_names = served
-    assert result["signatures"] == ["serving_default", "waveform"]
+    assert result["signatures"] == ["serving_default", "stream", "waveform"]
     assert result["wav_inputs"] == ["audio_wav"]
     assert result["waveform_inputs"] == ["waveform"]
     assert result["outputs"] == ["attention_weights", "label", "probabilities"]
@@ -216,10 +216,47 @@ def test_bad_wav_bytes_give_clear_errors_and_the_server_survives(served):
 
 
 def test_warmup_requests_replay_without_the_project(tiny_run):
-    answered = replay_warmup(tiny_run.export_path)
-    assert [name for name, _ in answered] == ["serving_default", "waveform"]
-    for _, outputs in answered:
-        assert outputs == ["attention_weights", "label", "probabilities"]
+    answered = dict(replay_warmup(tiny_run.export_path))
+    assert list(answered) == ["serving_default", "waveform", "stream"]
+    assert answered["waveform"] == ["attention_weights", "label", "probabilities"]
+    assert answered["stream"] == ["attention_weights", "labels", "probabilities",
+                                  "window_in_recording", "window_start_seconds"]
+
+
+_STREAM = r"""
+model = tf.saved_model.load(ARGS["path"])
+with open(ARGS["wav"], "rb") as f:
+    wav = f.read()
+out = model.signatures["stream"](audio_wav=tf.constant([wav]))
+word = np.load(ARGS["word"])
+alone = model.signatures["waveform"](waveform=tf.constant(word[None]))
+RESULT = {k: v.numpy().tolist() for k, v in out.items() if k != "labels"}
+RESULT["labels"] = [[x.decode() for x in row] for row in out["labels"].numpy()]
+RESULT["alone"] = alone["probabilities"].numpy().tolist()
+RESULT["alone_attention"] = alone["attention_weights"].numpy().tolist()
+"""
+
+
+def test_stream_finds_the_window_where_a_word_was_placed(tiny_run, tmp_path):
+    """An 8 s recording with a sound at 5.0 s: the window starting there is answered exactly
+    as that second alone, and windows after the end are flagged."""
+    rng = np.random.default_rng(0)
+    word = (0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+            * np.hanning(16000)).astype(np.float32)
+    recording = (0.001 * rng.standard_normal(8 * 16000)).astype(np.float32)
+    recording[5 * 16000 : 6 * 16000] += word
+    (tmp_path / "long.wav").write_bytes(_float_wav(recording))
+    np.save(tmp_path / "word.npy", recording[5 * 16000 : 6 * 16000])
+    out = run_isolated(_STREAM, path=tiny_run.export_path, wav=str(tmp_path / "long.wav"),
+                       word=str(tmp_path / "word.npy"))
+    starts = np.array(out["window_start_seconds"][0])
+    np.testing.assert_allclose(starts, np.arange(19) * 0.5)
+    assert out["window_in_recording"][0] == [True] * 16 + [False] * 3
+    probabilities = np.array(out["probabilities"][0])
+    assert probabilities.shape[0] == 19 and len(out["labels"][0]) == 19
+    np.testing.assert_allclose(probabilities[10], out["alone"][0], atol=1e-5)
+    np.testing.assert_allclose(out["attention_weights"][0][10], out["alone_attention"][0],
+                               atol=1e-5)
 
 
 def test_saved_model_cli_lists_both_signatures(tiny_run):
