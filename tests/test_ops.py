@@ -361,3 +361,18 @@ def test_public_api_is_all():
     public = {name for name in vars(ka_ops) if not name.startswith("_")}
     assert public == set(ka_ops.__all__)
     assert {"_kernel", "_chunked", "_masks", "_dropout_hash"} <= set(vars(ka_ops))
+
+
+@pytest.mark.parametrize("shapes, mask_shape, message", [
+    (((2, 4, 5, 8), (2, 4, 7, 6), (2, 4, 7, 8)), None, r"same depth.*query.shape=\(2, 4, 5, 8\)"),
+    (((2, 4, 5, 8), (2, 4, 7, 8), (2, 4, 6, 8)), None, "`value` must have the same length"),
+    (((2, 4, 5, 8), (3, 4, 7, 8), (3, 4, 7, 8)), None, "same batch size"),
+    (((2, 4, 5, 8), (2, 4, 7, 8), (2, 4, 7, 8)), (2, 6), r"one entry per key.*mask.shape=\(2, 6\)"),
+    (((2, 4, 5, 8), (2, 4, 7, 8), (2, 4, 7, 8)), (2, 5, 9), "one entry per key"),
+])
+def test_sizes_that_cannot_go_together_are_named(shapes, mask_shape, message):
+    q, k, v = (np.zeros(s, "float32") for s in shapes)
+    mask = None if mask_shape is None else np.ones(mask_shape, bool)
+    for chunk_size in (None, 4):
+        with pytest.raises(ValueError, match=message):
+            sdpa(q, k, v, mask=mask, chunk_size=chunk_size)

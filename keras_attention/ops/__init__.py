@@ -112,9 +112,11 @@ def scaled_dot_product_attention(
     _validation.rank("query", query.shape, 4)
     _validation.rank("key", key.shape, 4)
     _validation.rank("value", value.shape, 4)
+    _check_known_sizes(query.shape, key.shape, value.shape)
     if mask is not None:
         mask = _keras_ops.convert_to_tensor(mask)
         _validation.rank("mask", mask.shape, (2, 3, 4))
+        _check_mask_length(mask.shape, key.shape)
         mask = _masks.to_rank4(mask)
     return _kernel.attention(
         query,
@@ -129,3 +131,41 @@ def scaled_dot_product_attention(
         tiling=tiling,
         return_attention_scores=return_attention_scores,
     )
+
+
+def _differ(a, b) -> bool:
+    """Both sizes known (not None) and different."""
+    return a is not None and b is not None and a != b
+
+
+def _check_known_sizes(query_shape, key_shape, value_shape):
+    """A ValueError naming the arguments when their known sizes cannot go together
+    (instead of the backend's matmul error)."""
+    if _differ(query_shape[-1], key_shape[-1]):
+        raise ValueError(
+            "`query` and `key` must have the same depth (last axis) to be compared. "
+            f"Received: query.shape={tuple(query_shape)}, key.shape={tuple(key_shape)}"
+        )
+    if _differ(key_shape[2], value_shape[2]):
+        raise ValueError(
+            "`key` and `value` must have the same length (axis 2). "
+            f"Received: key.shape={tuple(key_shape)}, value.shape={tuple(value_shape)}"
+        )
+    for axis, name in ((0, "batch"), (1, "heads")):
+        sizes = [shape[axis] for shape in (query_shape, key_shape, value_shape)]
+        known = {size for size in sizes if size is not None and size != 1}
+        if len(known) > 1:
+            raise ValueError(
+                f"`query`, `key` and `value` must have the same {name} size (axis {axis}). "
+                f"Received: query.shape={tuple(query_shape)}, key.shape={tuple(key_shape)}, "
+                f"value.shape={tuple(value_shape)}"
+            )
+
+
+def _check_mask_length(mask_shape, key_shape):
+    """The mask's last axis must be the keys' length (or broadcast from 1)."""
+    if mask_shape[-1] != 1 and _differ(mask_shape[-1], key_shape[2]):
+        raise ValueError(
+            "`mask` must have one entry per key on its last axis. "
+            f"Received: mask.shape={tuple(mask_shape)}, key.shape={tuple(key_shape)}"
+        )
