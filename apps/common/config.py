@@ -23,7 +23,6 @@ import dataclasses
 import types
 import typing
 
-from absl import app as absl_app
 from absl import flags
 
 from apps.common import flags as common_flags
@@ -59,21 +58,6 @@ class CommonTrainConfig:
         if self.strategy not in typing.get_args(Strategy):
             raise ValueError(f"strategy must be one of {list(typing.get_args(Strategy))}. "
                              f"Received: strategy={self.strategy!r}")
-
-
-def main_for(config_cls, run, line=lambda result: result.line):
-    """An absl `main` for an app: its config from the command line, `run`, `line(result)`."""
-
-    def main(argv):
-        if len(argv) > 1:
-            raise absl_app.UsageError(f"Unexpected arguments: {argv[1:]}")
-        try:
-            config = from_flags(config_cls)
-        except flags.ValidationError as err:  # a usage error, before any data is loaded
-            raise absl_app.UsageError(str(err)) from None
-        print(line(run(config)), flush=True)
-
-    return main
 
 
 _TRUE = {"true", "1", "yes", "on"}
