@@ -63,7 +63,7 @@ class AttentionPooling(_common.ScoresSpec, keras.layers.Layer):
     Example:
         >>> x = keras.random.normal((2, 7, 16))
         >>> pooled, weights = AttentionPooling(units=8)(x, return_attention_scores=True)
-        >>> pooled.shape, weights.shape
+        >>> tuple(pooled.shape), tuple(weights.shape)
         ((2, 16), (2, 7))
 
     Reference:

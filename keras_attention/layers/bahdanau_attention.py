@@ -60,7 +60,7 @@ class BahdanauAttention(SequenceAttentionBase):
         >>> state = keras.random.normal((2, 16))
         >>> layer = BahdanauAttention(units=8, normalize=True)
         >>> context, weights = layer(state, encoder, return_attention_scores=True)
-        >>> context.shape, weights.shape
+        >>> tuple(context.shape), tuple(weights.shape)
         ((2, 32), (2, 7))
         >>> keys = layer.project_keys(encoder)     # once per source sentence
         >>> context = layer(state, encoder, projected_keys=keys)

@@ -70,7 +70,7 @@ class DotProductAttention(SequenceAttentionBase):
         >>> encoder = keras.random.normal((2, 7, 32))
         >>> layer = DotProductAttention(score="general")
         >>> context, weights = layer(decoder, encoder, return_attention_scores=True)
-        >>> context.shape, weights.shape
+        >>> tuple(context.shape), tuple(weights.shape)
         ((2, 5, 32), (2, 5, 7))
 
     Reference:

@@ -50,7 +50,7 @@ class GatedAttentionPooling(_common.ScoresSpec, keras.layers.Layer):
     Example:
         >>> bags = keras.random.normal((2, 9, 32))
         >>> z, a = GatedAttentionPooling(units=16)(bags, return_attention_scores=True)
-        >>> z.shape, a.shape
+        >>> tuple(z.shape), tuple(a.shape)
         ((2, 32), (2, 9))
 
     Reference:

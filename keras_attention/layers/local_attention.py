@@ -72,7 +72,7 @@ class LocalAttention(SequenceAttentionBase):
         >>> state = keras.random.normal((2, 16))
         >>> context, weights = layer(
         ...     state, encoder, positions=[4, 6], return_attention_scores=True)
-        >>> context.shape, weights.shape
+        >>> tuple(context.shape), tuple(weights.shape)
         ((2, 16), (2, 9))
 
     Reference:

@@ -79,7 +79,7 @@ class TransformerDecoderBlock(_transformer.TransformerBlockBase):
     Example:
         >>> block = TransformerDecoderBlock(2, intermediate_dim=32)
         >>> dec, enc = keras.random.normal((2, 5, 16)), keras.random.normal((2, 7, 16))
-        >>> block(dec, enc).shape
+        >>> tuple(block(dec, enc).shape)
         (2, 5, 16)
         >>> cache = keras.ops.zeros((2, 2, 5, 2, 8))
         >>> y, cache, cross = block(dec[:, :1], enc, self_attention_cache=cache,

@@ -58,7 +58,7 @@ class TransformerEncoderBlock(_common.ScoresSpec, _transformer.TransformerBlockB
     Example:
         >>> x = keras.random.normal((2, 6, 16))
         >>> y = TransformerEncoderBlock(4, intermediate_dim=32)(x)
-        >>> y.shape
+        >>> tuple(y.shape)
         (2, 6, 16)
 
     Reference:
