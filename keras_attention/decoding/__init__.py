@@ -1,32 +1,56 @@
-"""In-graph decoding of autoregressive models: greedy and beam search.
+"""Decoding of autoregressive models: Keras samplers on every backend, in-graph TF search.
 
-Both take a model-agnostic step function
-`step_fn(tokens, state) -> (logits, new_state, attention)` and run as
-TensorFlow ops (a `tf.while_loop`), so they work eagerly, inside `tf.function`
-and inside an exported SavedModel. The state is any nest of tensors with the
-rows first; beam search reorders it by beam. A step function that needs the
-time step (a position, a cache index) keeps a counter in its state.
+Two families:
 
-It needs TensorFlow (`pip install keras-attention[tensorflow]`); the layers and
-`keras_attention.ops` do not.
+- The samplers (`GreedySampler`, `BeamSampler`, `RandomSampler`, `TopKSampler`,
+  `TopPSampler`, see `keras_attention.decoding.samplers`) are written with
+  `keras.ops` only and run on TensorFlow, JAX and PyTorch. They drive a
+  `next_fn(tokens, cache, index) -> (logits, new_cache)` callable, e.g. a
+  decoder with the key/value cache of `keras_attention.layers.MultiHeadAttention`.
+- `greedy_search` and `beam_search` (with `expand_to_beams` and `length_penalty`)
+  take a `step_fn(tokens, state) -> (logits, new_state, attention)` and run as
+  TensorFlow ops (a `tf.while_loop`), so they work eagerly, inside `tf.function`
+  and inside an exported SavedModel. They need TensorFlow
+  (`pip install keras-attention[tensorflow]`) and are imported on first use, so
+  this package imports without it.
 """
 
-try:
-    import tensorflow  # noqa: F401
-except ImportError as err:  # pragma: no cover - exercised in a process without TensorFlow
-    raise ImportError(
-        "keras_attention.decoding runs greedy and beam search as TensorFlow ops (so they run "
-        "inside SavedModels) and needs TensorFlow, which is not installed: "
-        "`pip install keras-attention[tensorflow]`. The layers and keras_attention.ops need "
-        "only Keras and a backend."
-    ) from err
+import importlib
 
-from keras_attention.decoding._common import (  # noqa: F401
-    DecodeResult,
-    expand_to_beams,
-    length_penalty,
-)
-from keras_attention.decoding.beam_search import beam_search  # noqa: F401
-from keras_attention.decoding.greedy import greedy_search  # noqa: F401
+from keras_attention.decoding._shared import DecodeResult
 
-__all__ = ["DecodeResult", "beam_search", "expand_to_beams", "greedy_search", "length_penalty"]
+# Name -> (module, attribute) of what needs TensorFlow, imported on first access.
+_TENSORFLOW_NAMES = {
+    "beam_search": ("keras_attention.decoding.beam", "beam_search"),
+    "expand_to_beams": ("keras_attention.decoding._common", "expand_to_beams"),
+    "greedy_search": ("keras_attention.decoding.greedy", "greedy_search"),
+    "length_penalty": ("keras_attention.decoding._common", "length_penalty"),
+}
+
+
+def __getattr__(name):
+    if name not in _TENSORFLOW_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            f"keras_attention.decoding.{name} runs as TensorFlow ops (so it runs inside "
+            "SavedModels) and needs TensorFlow, which is not installed: "
+            "`pip install keras-attention[tensorflow]`. The samplers of "
+            "keras_attention.decoding (GreedySampler, BeamSampler, TopKSampler, ...), the "
+            "layers and keras_attention.ops need only Keras and a backend."
+        ) from err
+    found = {
+        key: getattr(importlib.import_module(module), attr)
+        for key, (module, attr) in _TENSORFLOW_NAMES.items()
+    }
+    globals().update(found)  # later look-ups skip this function
+    return found[name]
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_TENSORFLOW_NAMES))
+
+
+__all__ = ["DecodeResult", *sorted(_TENSORFLOW_NAMES)]

@@ -1,50 +1,19 @@
-"""What greedy and beam search share: the result type, the length penalty, buffers."""
+"""What the TensorFlow greedy and beam search share: the length penalty, buffers, steps."""
 
 from __future__ import annotations
 
-import collections
-
 import tensorflow as tf
 
-DecodeResult = collections.namedtuple(
-    "DecodeResult", ["sequences", "scores", "lengths", "attention"]
+from keras_attention.decoding._shared import (  # noqa: F401
+    DecodeResult,
+    check_arguments,
+    gnmt_length_penalty,
 )
-DecodeResult.__doc__ = """The chosen hypothesis of each batch item.
-
-Fields:
-    sequences: int32 `(batch, max_length)`: the generated tokens, the end token
-        included when one was generated, `pad_token` after it.
-    scores: float32 `(batch,)`: the hypothesis' score, `log P(Y|X) / lp(|Y|)`.
-    lengths: int32 `(batch,)`: tokens generated, the end token included.
-    attention: float32 `(batch, max_length, *A)`: the attention weights the step
-        function returned at each generated token (`A` = its shape per row, e.g.
-        `(T_in,)` or `(H', W')`), zeros after the end; None if the step function
-        returns None.
-"""
 
 
 def length_penalty(length, alpha):
     """Wu et al. (2016): `lp(Y) = (5 + |Y|)^α / (5 + 1)^α`; `alpha=0` gives 1."""
-    length = tf.cast(length, tf.float32)
-    return tf.pow((5.0 + length) / 6.0, tf.cast(alpha, tf.float32))
-
-
-def check_arguments(max_length, length_penalty_alpha, beam_width=1):
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-        raise ValueError(
-            f"`max_length` must be a positive Python int. Received: max_length={max_length!r}"
-        )
-    if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width <= 0:
-        raise ValueError(
-            f"`beam_width` must be a positive Python int. Received: beam_width={beam_width!r}"
-        )
-    if not isinstance(length_penalty_alpha, (int, float)) or isinstance(
-        length_penalty_alpha, bool
-    ) or length_penalty_alpha < 0:
-        raise ValueError(
-            "`length_penalty` (alpha) must be a number >= 0. "
-            f"Received: length_penalty={length_penalty_alpha!r}"
-        )
+    return gnmt_length_penalty(tf.cast(length, tf.float32), tf.cast(alpha, tf.float32))
 
 
 def call_step(step_fn, tokens, state):
