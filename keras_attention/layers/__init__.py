@@ -5,6 +5,9 @@ from keras_attention.layers.cbam import CBAM  # noqa: F401
 from keras_attention.layers.channel_attention import ChannelAttention  # noqa: F401
 from keras_attention.layers.dot_product_attention import DotProductAttention  # noqa: F401
 from keras_attention.layers.gated_attention_pooling import GatedAttentionPooling  # noqa: F401
+from keras_attention.layers.group_query_attention import (  # noqa: F401
+    GroupQueryAttention,
+)
 from keras_attention.layers.local_attention import LocalAttention  # noqa: F401
 from keras_attention.layers.multi_head_attention import MultiHeadAttention  # noqa: F401
 from keras_attention.layers.non_local_block import NonLocalBlock  # noqa: F401
@@ -13,6 +16,7 @@ from keras_attention.layers.position_embedding import PositionEmbedding  # noqa:
 from keras_attention.layers.residual_attention_module import (  # noqa: F401
     ResidualAttentionModule,
 )
+from keras_attention.layers.rotary_embedding import RotaryEmbedding  # noqa: F401
 from keras_attention.layers.scaled_dot_product_attention import (  # noqa: F401
     ScaledDotProductAttention,
 )
