@@ -29,7 +29,7 @@ import keras
 from keras import ops
 
 from keras_attention import _validation
-from keras_attention.ops import _dropout_hash
+from keras_attention.ops import _dropout_hash, _masks
 
 # Finite stand-in for -inf in the float32 running max: masked scores are set to
 # it and then explicitly zeroed after `exp`, so no NaN appears.
@@ -103,6 +103,116 @@ class _Tiles:
     broadcast_mask: Any
     dropout_rate: float
     keep_scale: float
+    variants: _Variants
+    band: _Band | None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Variants:
+    """The score variants of a call: `window` None or `(left, right)` (ints, `right`
+    already capped by causality), `offset` the query rows' position offset (the
+    causal offset, or 0), `soft_cap` None or a float, `alibi` None or float32
+    slopes `(1, H, 1, 1)`."""
+
+    window: Any = None
+    offset: Any = 0
+    soft_cap: Any = None
+    alibi: Any = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Band:
+    """Where a sliding window lets a pass skip tiles: each outer block (forward: a
+    query block; backward: a key block) of `outer` positions needs the inner
+    chunks (forward: key chunks; backward: query blocks) of `inner` positions from
+    `start(index)` on, `trip` of them, out of `count`. `trip` does not depend on
+    the lengths (unless it is capped by `count`), so neither does the work per
+    outer block.
+    """
+
+    trip: Any
+    outer: int
+    inner: int
+    count: Any
+    shift: Any  # inner position of the first one outer position 0 may need
+
+    def start(self, index):
+        """The first inner chunk of outer block `index` (int32), clamped so that the
+        `trip` chunks from it are all real (and distinct) chunks."""
+        low = ops.cast(index, "int32") * self.outer + self.shift
+        first = ops.floor_divide(ops.maximum(low, 0), self.inner)
+        return ops.minimum(first, ops.cast(self.count - self.trip, "int32"))
+
+
+def band_rows(window, chunk_size):
+    """The block size that the banded passes use: the band's width rounded up to a
+    whole number of chunks (capped by the `Tiling`'s block sizes)."""
+    left, right = window
+    return chunk_size * max(1, -(-(left + right) // chunk_size))
+
+
+def _band(window, offset, outer, inner, count, forward):
+    """The `_Band` of outer blocks of `outer` positions over inner chunks of `inner`,
+    or None when there is no window (or the band may reach every inner chunk).
+
+    Forward, query row `r` needs keys `[r + offset − left, r + offset + right]`;
+    backward, key `j` is needed by rows `[j − offset − right, j − offset + left]`.
+    Either way an outer block spans `outer + left + right` inner positions, i.e.
+    at most `ceil(span / inner) + 1` chunks (exactly `(phase + span − 1) // inner + 1`
+    when the blocks all start at the same phase of the chunks).
+    """
+    if window is None or not isinstance(outer, int):
+        return None
+    left, right = window
+    span = outer + left + right
+    shift = offset - left if forward else -offset - right
+    if isinstance(shift, int) and outer % inner == 0:
+        trip = (shift % inner + span - 1) // inner + 1
+    else:
+        trip = -(-span // inner) + 1
+    if isinstance(count, int):
+        if trip >= count:
+            return None
+    else:
+        trip = ops.minimum(ops.cast(count, "int32"), trip)
+    return _Band(trip=trip, outer=outer, inner=inner, count=count, shift=shift)
+
+
+def tiles_per_block(t_q, t_k, tiling, window, causal_offset=None):
+    """`(forward, backward)`: the tiles one outer block of each pass visits, as the
+    passes compute it (forward: key chunks per query block; backward: query blocks
+    per key block), for static lengths. With a window these do not grow with T."""
+    variants = _Variants(window=_capped_window(window, causal_offset),
+                         offset=0 if causal_offset is None else causal_offset)
+    counts = []
+    for forward in (True, False):
+        layout = _pass_layout(t_q, t_k, tiling, variants.window, forward)
+        outer, inner, count = (layout.bq, layout.c, layout.n) if forward else (
+            layout.c, layout.bq, layout.nq)
+        band = _band(variants.window, variants.offset, outer, inner, count, forward)
+        counts.append(count if band is None else band.trip)
+    return tuple(counts)
+
+
+def _capped_window(window, causal_offset):
+    """`(left, right)` with `right` capped at 0 under a causal mask (None stays None)."""
+    if window is None:
+        return None
+    left, right = window
+    return (left, 0 if causal_offset is not None else right)
+
+
+def _pass_layout(t_q, t_k, tiling, window, forward):
+    """The `_Layout` of the forward pass (query blocks x key chunks) or the backward
+    one (query blocks of `chunk_size` rows x key blocks); a window shrinks the
+    blocks to about its width (see `band_rows`)."""
+    rows, keys = tiling.query_block, tiling.key_block
+    if window is not None:
+        rows = min(rows, band_rows(window, tiling.chunk_size))
+        keys = min(keys, band_rows(window, tiling.chunk_size))
+    if forward:
+        return _layout(t_q, t_k, rows, tiling.chunk_size)
+    return _layout(t_q, t_k, tiling.chunk_size, keys)
 
 
 def _blocks(length, size):
@@ -159,8 +269,15 @@ def _from_row_blocks(x, layout):
     return x[:, :, : layout.t_q]
 
 
-def _tiles(layout, mask, causal_offset, row_keys, dropout_rate):
-    """The `_Tiles` of `layout` for a rank-4 `mask` (or None) and dropout row keys (or None)."""
+def _tiles(layout, mask, causal_offset, row_keys, dropout_rate, variants=None, forward=True):
+    """The `_Tiles` of `layout` for a rank-4 `mask` (or None), dropout row keys (or
+    None) and the `_Variants` of the scores; `forward` says which pass (which way
+    a window's band is walked)."""
+    variants = variants or _Variants()
+    if forward:
+        band = _band(variants.window, variants.offset, layout.bq, layout.c, layout.n, True)
+    else:
+        band = _band(variants.window, variants.offset, layout.c, layout.bq, layout.nq, False)
     # A mask without a T_k axis applies to every tile as it is; one with a T_k
     # axis is padded and cut into tiles (it is only as large as the caller made it).
     mask_cols = mask if mask is not None and mask.shape[-1] != 1 else None
@@ -175,27 +292,36 @@ def _tiles(layout, mask, causal_offset, row_keys, dropout_rate):
     return _Tiles(
         layout=layout,
         rows=rows,
-        masked=not layout.no_pad or causal_offset is not None or mask is not None,
+        masked=(not layout.no_pad or causal_offset is not None or mask is not None
+                or variants.window is not None),
         t_k=ops.cast(layout.t_k, "int32"),
         causal_offset=causal_offset,
         tiled_mask=tiled_mask,
         broadcast_mask=broadcast_mask,
         dropout_rate=dropout_rate,
         keep_scale=1.0 / (1.0 - dropout_rate),
+        variants=variants,
+        band=band,
     )
 
 
 def _tile_masks(j, block, tiles):
-    """Tile (block, j)'s validity `(.., bq | 1, c)` and dropout multiplier (or None)."""
-    layout = tiles.layout
+    """Tile (block, j)'s validity `(.., bq | 1, c)`, dropout multiplier and ALiBi
+    bias `(1, H, bq, c)` (each None when there is none)."""
+    layout, variants = tiles.layout, tiles.variants
     cols = ops.cast(j, "int32") * layout.c + ops.arange(layout.c, dtype="int32")
+    relative = None  # query position − key position, (bq, c)
+    if tiles.causal_offset is not None or variants.window is not None or variants.alibi is not None:
+        r = block["index"] * layout.bq + ops.arange(layout.bq, dtype="int32")
+        relative = (r + variants.offset)[:, None] - cols[None, :]
     valid = None
     if tiles.masked:
         valid = ops.less(cols, tiles.t_k)[None, None, None, :]
         if tiles.causal_offset is not None:
-            r = block["index"] * layout.bq + ops.arange(layout.bq, dtype="int32")
-            causal = ops.less_equal(cols[None, :], r[:, None] + tiles.causal_offset)
-            valid = ops.logical_and(valid, causal[None, None])
+            valid = ops.logical_and(valid, ops.greater_equal(relative, 0)[None, None])
+        if variants.window is not None:
+            band = _masks.window_mask(relative, variants.window)
+            valid = ops.logical_and(valid, band[None, None])
         if tiles.tiled_mask is not None:
             tile = ops.take(block.get("mask", tiles.tiled_mask), j, axis=3)
             valid = ops.logical_and(valid, tile)
@@ -205,7 +331,23 @@ def _tile_masks(j, block, tiles):
     if "row_keys" in block:
         keep = _dropout_hash.keep_mask(block["row_keys"], cols, tiles.dropout_rate)
         drop = ops.where(keep, tiles.keep_scale, 0.0)
-    return valid, drop
+    bias = None
+    if variants.alibi is not None:
+        bias = -variants.alibi * ops.abs(ops.cast(relative, "float32"))[None, None]
+    return valid, drop, bias
+
+
+def _logits(s, variants, bias):
+    """`(logits, tanh or None)`: the soft cap `cap · tanh(s / cap)` and the ALiBi
+    bias applied to the scaled scores `s` of a tile (the tanh is kept for the
+    backward pass)."""
+    t = None
+    if variants.soft_cap is not None:
+        t = ops.tanh(s * (1.0 / variants.soft_cap))
+        s = t * variants.soft_cap
+    if bias is not None:
+        s = s + bias
+    return s, t
 
 
 def _serialized(index, value):
@@ -220,12 +362,29 @@ def _serialized(index, value):
 
 
 def chunked_attention(
-    query, key, value, mask, causal_offset, scale, tiling, dropout_rate=0.0, seed=None
+    query,
+    key,
+    value,
+    mask,
+    causal_offset,
+    scale,
+    tiling,
+    dropout_rate=0.0,
+    seed=None,
+    window=None,
+    soft_cap=None,
+    alibi_slopes=None,
 ):
     """Attention of `(B, H, T, d)` tensors over the tiles of `tiling`, in float32.
 
     `mask` is None or boolean rank 4 broadcastable to `(B, H, T_q, T_k)`;
     `causal_offset` None or an int (tensor): query `i` sees key `j <= i + offset`.
+    `window` is None or `(left, right)`: query `i` sees keys
+    `i + offset − left <= j <= i + offset + right` (offset: the causal offset or
+    0), and each query block visits only the key chunks that the band reaches
+    (backward: each key block only the query blocks). `soft_cap` (None or a
+    float) caps the scaled scores at `cap · tanh(s / cap)`; `alibi_slopes` (None
+    or `(H,)`) adds `−slope_h · |i + offset − j|` after the cap.
     The result has the dtype of `query`; the gradient is the tiled backward pass.
     """
     in_dtype = keras.backend.standardize_dtype(query.dtype)
@@ -235,21 +394,30 @@ def chunked_attention(
     b, h, t_q = ops.shape(q)[0], ops.shape(q)[1], ops.shape(q)[2]
     t_k = ops.shape(k)[2]
     scale_f = ops.cast(scale, "float32")
-    if causal_offset is not None:
+    if causal_offset is not None and not isinstance(causal_offset, int):
         causal_offset = ops.cast(causal_offset, "int32")
+    alibi = None
+    if alibi_slopes is not None:
+        alibi = ops.stop_gradient(ops.reshape(ops.cast(alibi_slopes, "float32"), (1, -1, 1, 1)))
+    variants = _Variants(
+        window=_capped_window(window, causal_offset),
+        offset=0 if causal_offset is None else causal_offset,
+        soft_cap=None if soft_cap is None else float(soft_cap),
+        alibi=alibi,
+    )
     row_keys = None
     if dropout_rate > 0:
         seed_values = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=seed)
         row_keys = _dropout_hash.row_keys(seed_values, b, h, t_q)
 
-    def tiles(rows_per_block, keys_per_chunk):
-        layout = _layout(t_q, t_k, rows_per_block, keys_per_chunk)
-        return _tiles(layout, mask, causal_offset, row_keys, dropout_rate)
+    def tiles(forward):
+        layout = _pass_layout(t_q, t_k, tiling, variants.window, forward)
+        return _tiles(layout, mask, causal_offset, row_keys, dropout_rate, variants, forward)
 
     @ops.custom_gradient
     def attend(q, k, val):
         qs = q * scale_f
-        forward_tiles = tiles(tiling.query_block, tiling.chunk_size)
+        forward_tiles = tiles(forward=True)
         out, lse = _forward(qs, k, val, forward_tiles)
 
         def grad(*args, upstream=None):
@@ -257,7 +425,7 @@ def chunked_attention(
                 (upstream,) = args
             backward_tiles = forward_tiles
             if isinstance(t_q, int):  # Key blocks, and query blocks of chunk_size rows.
-                backward_tiles = tiles(tiling.chunk_size, tiling.key_block)
+                backward_tiles = tiles(forward=False)
             d_out = ops.cast(upstream, "float32")
             return _backward(d_out, qs, k, val, out, lse, scale_f, backward_tiles)
 
@@ -276,13 +444,19 @@ def _forward(qs, k, val, tiles):
         m0 = ops.full((b, h, layout.bq), _NEG, dtype="float32")
         l0 = ops.zeros((b, h, layout.bq), dtype="float32")
         acc0 = ops.zeros((b, h, layout.bq, d_v), dtype="float32")
+        # With a window, only the band's key chunks: `trip` of them from `first`.
+        first, trip = 0, layout.n
+        if tiles.band is not None:
+            first, trip = tiles.band.start(block["index"]), tiles.band.trip
 
-        def body(j, state):
-            valid, drop = _tile_masks(j, block, tiles)
+        def body(t, state):
+            j = t + first
+            valid, drop, bias = _tile_masks(j, block, tiles)
             s = ops.einsum("bhqd,bhkd->bhqk", block["q"], ops.take(k_r, j, axis=2))
+            s, _ = _logits(s, tiles.variants, bias)
             return _online_softmax_step(state, s, ops.take(v_r, j, axis=2), valid, drop)
 
-        m, denom, acc = ops.fori_loop(0, layout.n, body, (m0, l0, acc0))
+        m, denom, acc = ops.fori_loop(0, trip, body, (m0, l0, acc0))
         seen = ops.greater(denom, 0.0)
         safe = ops.where(seen, denom, 1.0)
         lse = ops.where(seen, m + ops.log(safe), 0.0)
@@ -317,7 +491,7 @@ def _online_softmax_step(state, s, vj, valid, drop):
 
 def _backward(d_out, qs, k, val, out, lse, scale, tiles):
     """`(dQ, dK, dV)` for the upstream gradient `d_out`, over the tiles of `tiles`."""
-    layout = tiles.layout
+    layout, band = tiles.layout, tiles.band
     kb, vb = _key_chunks(k, 2, layout), _key_chunks(val, 2, layout)
     # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
     delta = ops.sum(d_out * out, axis=-1)[..., None]
@@ -344,22 +518,30 @@ def _backward(d_out, qs, k, val, out, lse, scale, tiles):
             # The block is taken here (not scanned over as `xs`, which would copy
             # every block into a TensorArray once per key block).
             block = {name: ops.take(x, i, axis=0) for name, x in blocks.items()}
-            valid, drop = _tile_masks(j, block, tiles)
-            dv_i, ds = _backward_tile(block, vj, kj_one, vj_one, valid, drop)
+            valid, drop, bias = _tile_masks(j, block, tiles)
+            dv_i, ds = _backward_tile(block, kj, vj, kj_one, vj_one, valid, drop, bias, tiles)
             dvj = dvj + dv_i
             dkj = dkj + ops.einsum("bhqk,bhqd->bhkd", ds, block["qs"])
             dq_i = ops.einsum("bhqk,bhkd->bhqd", ds, kj) * scale
             sums = (i + 1, dkj, dvj, dq_i)
             return sums, sums
 
-        zeros = (
-            ops.zeros((), "int32"), ops.zeros_like(kj), ops.zeros_like(vj), ops.zeros_like(dq_b[0])
-        )
-        (_, dkj, dvj, _), (_, _, _, dq_parts) = ops.scan(back_block, zeros, length=layout.nq)
+        # With a window, only the query blocks that the band reaches from this key
+        # block: `trip` of them from `first`.
+        first, trip = ops.zeros((), "int32"), layout.nq
+        if band is not None:
+            first, trip = band.start(j), band.trip
+        zeros = (first, ops.zeros_like(kj), ops.zeros_like(vj), ops.zeros_like(dq_b[0]))
+        (_, dkj, dvj, _), (_, _, _, dq_parts) = ops.scan(back_block, zeros, length=trip)
         start = [0, 0, ops.cast(j, "int32"), 0, 0]
         dk = ops.slice_update(dk, start, dkj[:, :, None])
         dv = ops.slice_update(dv, start, dvj[:, :, None])
-        return dq_b + dq_parts, dk, dv
+        if band is None:
+            return dq_b + dq_parts, dk, dv
+        rows_start = [first, 0, 0, 0, 0]
+        size = [trip, *(ops.shape(dq_b)[1:])]
+        dq_b = ops.slice_update(dq_b, rows_start, ops.slice(dq_b, rows_start, size) + dq_parts)
+        return dq_b, dk, dv
 
     init = (ops.zeros_like(blocks["qs"]), ops.zeros_like(kb), ops.zeros_like(vb))
     dq_b, dk, dv = ops.fori_loop(0, layout.n, back, init)
@@ -367,12 +549,24 @@ def _backward(d_out, qs, k, val, out, lse, scale, tiles):
     return dq, _from_key_chunks(dk, layout), _from_key_chunks(dv, layout)
 
 
-def _backward_tile(block, vj, kj_one, vj_one, valid, drop):
+def _backward_tile(block, kj, vj, kj_one, vj_one, valid, drop, bias, tiles):
     """One tile's `(dV term, dS)`, from its weights recomputed as `P = exp(S − lse)`.
 
     `kj_one`, `vj_one` are the key block's keys and values with a column of ones.
+    With a soft cap the scores are recomputed from `Q Kᵀ` (the cap is not linear)
+    and `dS` gets the cap's derivative `1 − tanh²`; an ALiBi bias is a constant
+    added to `S`.
     """
-    p = ops.exp(ops.einsum("bhqd,bhkd->bhqk", block["qs_lse"], kj_one))
+    variants = tiles.variants
+    t = None
+    if variants.soft_cap is None:
+        x = ops.einsum("bhqd,bhkd->bhqk", block["qs_lse"], kj_one)
+        if bias is not None:
+            x = x + bias
+    else:
+        s, t = _logits(ops.einsum("bhqd,bhkd->bhqk", block["qs"], kj), variants, bias)
+        x = s + block["qs_lse"][..., -1:]
+    p = ops.exp(x)
     if valid is not None:
         p = ops.where(valid, p, 0.0)
     if drop is None:
@@ -382,4 +576,6 @@ def _backward_tile(block, vj, kj_one, vj_one, valid, drop):
         dv_i = ops.einsum("bhqk,bhqd->bhkd", p * drop, block["d_out"])
         dp = ops.einsum("bhqd,bhkd->bhqk", block["d_out"], vj)
         ds = p * (dp * drop + block["d_out_delta"][..., -1:])
+    if t is not None:
+        ds = ds * (1.0 - t * t)
     return dv_i, ds

@@ -55,3 +55,23 @@ def layer_masks(query_mask=None, value_mask=None, attention_mask=None, chunked=F
         else:
             mask = qm if mask is None else ops.logical_and(mask, qm)
     return mask, row_mask
+
+
+def relative_positions(t_q, t_k, offset=0):
+    """int32 `(T_q, T_k)`: query `i`'s position `i + offset` minus key `j`'s position `j`."""
+    rows = ops.arange(t_q, dtype="int32") + ops.cast(offset, "int32")
+    return rows[:, None] - ops.arange(t_k, dtype="int32")[None, :]
+
+
+def window_mask(relative, window):
+    """Boolean: `relative` (query minus key position) within the band `(left, right)`."""
+    left, right = window
+    return ops.logical_and(ops.less_equal(relative, left), ops.greater_equal(relative, -right))
+
+
+def alibi_bias(relative, slopes):
+    """`(1, H, ...)` float32: `−slope_h · |relative|` for the float `(H,)` `slopes`."""
+    distance = ops.abs(ops.cast(relative, "float32"))
+    return -ops.reshape(ops.cast(slopes, "float32"), (1, -1) + (1,) * len(relative.shape)) * (
+        distance[None, None]
+    )
