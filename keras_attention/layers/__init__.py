@@ -31,3 +31,8 @@ from keras_attention.layers.transformer_decoder_block import (  # noqa: F401
 from keras_attention.layers.transformer_encoder_block import (  # noqa: F401
     TransformerEncoderBlock,
 )
+
+# Every layer imported above (so a new one needs no second line here); the API reference
+# (mkdocs) documents what is in `__all__`.
+__all__ = sorted(name for name, value in list(globals().items())
+                 if isinstance(value, type) and not name.startswith("_"))
