@@ -4,6 +4,9 @@
 weight counts, a training step, mixed precision, seeded dropout) from the
 layer's class, constructor arguments and call inputs; each layer's test file
 calls it once. The smaller helpers are for the layer-specific tests.
+
+Nothing here imports TensorFlow unless the backend is TensorFlow: the layer tests
+run on JAX and PyTorch too (tests/test_backends.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
+import pytest
 
 
 def _as_list(x):
@@ -53,10 +56,41 @@ def keras_file_round_trip(model, inputs, tmp_path, atol=1e-5):
     return restored
 
 
+def backend():
+    return keras.backend.backend()
+
+
+def tensorflow_only(why):
+    """Marks a test (or, as `pytestmark`, a module) that tests something TensorFlow has and
+    the other backends do not; `why` names it. Skipped on JAX and PyTorch."""
+    return pytest.mark.skipif(backend() != "tensorflow", reason=f"TensorFlow only: {why}")
+
+
 def runs_under_xla(fn, *args, **kwargs):
-    """`fn` traced by `tf.function(jit_compile=True)` gives the eager result."""
+    """`fn` compiled by XLA gives the eager result: traced by
+    `tf.function(jit_compile=True)` on TensorFlow, by `jax.jit` on JAX (array arguments
+    traced, the rest static; the first eager call builds the layers). PyTorch has no XLA
+    compiler: the test is skipped there, after the eager call."""
     eager = fn(*args, **kwargs)
-    compiled = tf.function(fn, jit_compile=True)(*args, **kwargs)
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(fn, jit_compile=True)(*args, **kwargs)
+    elif backend() == "jax":
+        import jax
+
+        traced = [i for i, a in enumerate(args) if hasattr(a, "shape")]
+
+        def with_arrays(*arrays):
+            full = list(args)
+            for i, a in zip(traced, arrays, strict=True):
+                full[i] = a
+            return fn(*full, **kwargs)
+
+        arrays = [keras.ops.convert_to_tensor(_numpy(args[i])) for i in traced]
+        compiled = jax.jit(with_arrays)(*arrays)
+    else:
+        pytest.skip(f"XLA compilation: the {backend()} backend has no XLA compiler")
     outputs_close(eager, compiled, atol=1e-4, rtol=1e-4)
     return compiled
 
