@@ -1,14 +1,26 @@
-"""Multi-head attention with masks, returned weights, a memory-efficient path and a KV cache."""
+"""Multi-head attention with masks, returned weights, a memory-efficient path and a KV cache.
+
+A drop-in for `keras.layers.MultiHeadAttention`: the same constructor and call
+arguments, the same sub-layers and kernel shapes, the same results (see the class
+docstring for the one documented difference, the output of fully masked rows).
+"""
 
 from __future__ import annotations
 
+import functools
+import operator
 import string
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_attention import _validation as v
 from keras_attention.layers import _common, _kernel_call
+
+# Key chunk of the exact memory-efficient path that `flash_attention=True` selects
+# when `chunk_size` is not given.
+FLASH_CHUNK_SIZE = 512
 
 
 def _proj_equation(free: int, bound: int, out: int):
@@ -27,6 +39,85 @@ def _without_keras_mask(x):
     return x
 
 
+def _prod(dims):
+    return functools.reduce(operator.mul, dims, 1)
+
+
+def _normalize_axes(attention_axes):
+    """None, or a tuple of ints (as Keras takes it: an int, a list or a tuple)."""
+    if attention_axes is None:
+        return None
+    if isinstance(attention_axes, (int, np.integer)) and not isinstance(attention_axes, bool):
+        return (int(attention_axes),)
+    if isinstance(attention_axes, (list, tuple)) and all(
+        isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in attention_axes
+    ) and attention_axes:
+        return tuple(int(a) for a in attention_axes)
+    raise ValueError(
+        "`attention_axes` must be None, an int or a non-empty list/tuple of ints. "
+        f"Received: attention_axes={attention_axes!r}"
+    )
+
+
+def _concrete_index(index):
+    """The value of a cache index known now (int, NumPy or eager tensor), else None.
+
+    None means the index is symbolic: a traced tensor under `tf.function`,
+    `jax.jit` or `torch.compile`.
+    """
+    if isinstance(index, (bool, np.bool_)):
+        raise ValueError(
+            f"`cache_update_index` must be an integer. Received: cache_update_index={index!r}"
+        )
+    if isinstance(index, (int, np.integer)):
+        return int(index)
+    shape = tuple(getattr(index, "shape", ()))
+    if shape:
+        raise ValueError(
+            "`cache_update_index` must be a scalar. Received: "
+            f"cache_update_index with shape {shape}"
+        )
+    if isinstance(index, np.ndarray):
+        return int(index)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        value = tf.get_static_value(index)
+        return None if value is None else int(value)
+    if backend == "jax":
+        import jax
+
+        return None if isinstance(index, jax.core.Tracer) else int(index)
+    if backend == "torch":
+        import torch
+
+        return None if torch.compiler.is_compiling() else int(index)
+    return None
+
+
+def _as_mask(mask):
+    return mask if mask is None or hasattr(mask, "shape") else ops.convert_to_tensor(mask)
+
+
+def _check_mask(name, mask, lengths, what):
+    """A `(batch, length)` mask whose known length is one of `lengths` (unknowns pass)."""
+    if mask is None:
+        return
+    shape = tuple(mask.shape)
+    if len(shape) != 2:
+        raise ValueError(
+            f"`{name}` must have shape (batch, length). Received: {name}.shape={shape}"
+        )
+    known = [n for n in lengths if n is not None]
+    if shape[1] is not None and known and shape[1] not in known:
+        expected = " or ".join(str(n) for n in dict.fromkeys(known))
+        raise ValueError(
+            f"The length of `{name}` must be {expected} ({what}). "
+            f"Received: {name}.shape={shape}"
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head scaled dot-product attention (Vaswani et al., 2017).
@@ -37,12 +128,23 @@ class MultiHeadAttention(keras.layers.Layer):
     head_i = softmax(Q_i K_iᵀ / sqrt(key_dim) + mask) V_i
     output = concat(head_1, ..., head_h) W^O
     ```
-    The projections are `EinsumDense` sub-layers named `query`, `key`, `value`
-    and `attention_output` with the kernel shapes of `keras.layers.MultiHeadAttention`,
-    so weights copy one-to-one between the two. Every mask (padding, attention,
-    causal) is applied on every path: with or without dropout, returned scores,
-    the memory-efficient path or the cache (the causal mask is never dropped,
-    cf. keras#23038). Fully masked rows give zero weights, never NaN.
+    A drop-in for `keras.layers.MultiHeadAttention`: it takes the same constructor
+    and call arguments (and a Keras-saved config), and its projections are
+    `EinsumDense` sub-layers named `query`, `key`, (`gate`,) `value` and
+    `attention_output` with Keras' kernel shapes, so weights copy one-to-one.
+    Every mask (padding, attention, causal, sliding window) is applied on every
+    path: with or without dropout, returned scores, the memory-efficient path or
+    the cache (the causal mask is never dropped, cf. keras#23038).
+
+    Fully masked rows: a query row that may attend to no key (its `query_mask`
+    entry is False, or all its keys are masked) gets all-zero attention weights,
+    never NaN, so its attention output is the output projection's bias. Keras 3.15
+    returns the same zero weights and the same output when it computes the weights
+    (`return_attention_scores=True` or `dropout > 0`), but on its fused path (no
+    scores, no dropout) it averages the values uniformly for such rows; this layer
+    gives the zeros on every path. All other rows agree with Keras. Also, unlike
+    Keras 3.15 (which only reads the query's Keras mask), an explicit `query_mask`
+    argument is honoured.
 
     Args:
         num_heads: number of attention heads.
@@ -52,18 +154,40 @@ class MultiHeadAttention(keras.layers.Layer):
         use_bias: whether the projections have biases.
         output_shape: last dimension(s) of the output (int or tuple); defaults to
             the query's last dimension.
+        attention_axes: None, an int or a tuple of ints: the axes of the inputs
+            attended over (as in Keras; negative axes count from the end of the
+            input's shape, so `-2` is the sequence axis of a rank-3 input). None
+            means every axis but the batch and the features. Several axes are
+            attended over jointly, as one flattened sequence; the other axes act
+            as batch axes. Masks other than `attention_mask`, the causal mask,
+            `sliding_window` and the cache need the plain case: rank-3 inputs
+            attending over axis 1.
+        sliding_window: None or a positive int: query `i` attends to keys `j`
+            with `|i - j| < sliding_window` (as in Keras; combine with
+            `use_causal_mask`). With a cache, `i` counts from `cache_update_index`.
+        flash_attention: None, False or True. Here True selects the exact
+            memory-efficient path (the online-softmax kernel of `chunk_size`; with
+            `chunk_size=None` it uses chunks of `FLASH_CHUNK_SIZE` = 512): the
+            same results as the plain path up to rounding, no `(T_q, T_k)` tensor,
+            dropout supported, no returned scores. None and False give the plain
+            path unless `chunk_size` is set (`keras.config.enable_flash_attention`
+            is not consulted); False with a `chunk_size` is an error.
         chunk_size: None, or a positive int to use the exact memory-efficient
             path (online softmax over key chunks, no `(T_q, T_k)` tensor held in
             the forward or backward pass; dropout still applies). It cannot
             return attention scores.
-        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer:
-            for the four projections (each gets its own copy of the initializers).
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+        kernel_constraint, bias_constraint: for the projections (each gets its own
+            copy of the initializers).
+        activity_regularizer: applied to the output of every projection, as Keras does.
+        use_gate: whether to gate the attention output with a sigmoid projection of
+            the query (Keras' `use_gate`, a `gate` sub-layer).
         seed: None or an int, the seed of the dropout on the attention weights.
 
     `num_heads` and `key_dim` are the only positional arguments.
 
     Call arguments:
-        query: `(batch, T_q, dim_q)`.
+        query: `(batch, T_q, dim_q)` (or `(batch, *axes, dim_q)`, see `attention_axes`).
         value: `(batch, T_k, dim_v)`.
         key: `(batch, T_k, dim_k)`; defaults to `value`.
         query_mask: boolean `(batch, T_q)`; defaults to the Keras mask of `query`.
@@ -71,11 +195,14 @@ class MultiHeadAttention(keras.layers.Layer):
         value_mask: boolean `(batch, T_k)`; defaults to the Keras mask of `value`.
             With a cache: `(batch, max_len)` over cache positions, or
             `(batch, T_q)` over the keys written at `cache_update_index`.
+        key_mask: like `value_mask`, defaults to the Keras mask of `key`. As in
+            Keras, when both are given both apply (a key is attended to only if
+            both masks allow it).
         attention_mask: boolean broadcastable to `(batch, T_q, T_k)` (rank 2 or 3),
             or `(batch, num_heads, T_q, T_k)`. True = may attend.
-        use_causal_mask: query `i` attends to keys `j <= i` only.
         return_attention_scores: also return the weights.
         training: whether dropout is applied.
+        use_causal_mask: query `i` attends to keys `j <= i` only.
         cache: optional `(batch, 2, max_len, num_heads, key_dim)` key/value cache
             (keys at `[:, 0]`, values at `[:, 1]`; needs `value_dim == key_dim`).
         cache_update_index: int (scalar tensor ok). With a cache, the keys and
@@ -83,25 +210,35 @@ class MultiHeadAttention(keras.layers.Layer):
             index and query `i` attends to cache positions
             `<= cache_update_index + i` (so `< cache_update_index + T_q`). If None,
             the cache is used as it is (precomputed cross-attention keys/values,
-            `key`/`value` are ignored).
+            `key`/`value` are ignored). An index with
+            `index < 0` or `index + T_q > max_len` is a ValueError when it is known
+            at call time (a Python int, a NumPy or an eager tensor). A symbolic
+            index (under `tf.function`, `jax.jit`, `torch.compile`) cannot raise
+            in the graph: then the cache comes back unchanged and the output (and
+            scores) are NaN, instead of the backend's clamped write silently
+            overwriting the last slots.
 
     Returns:
         `(batch, T_q, dim_q)` (or `(batch, T_q, *output_shape)`); with
-        `return_attention_scores` also the weights `(batch, num_heads, T_q, T_k)`;
-        with a cache, the updated cache `(batch, 2, max_len, num_heads, key_dim)`
-        comes last: `(output, [scores,] new_cache)`.
+        `return_attention_scores` also the weights `(batch, num_heads, T_q, T_k)`
+        (with `attention_axes`, `(batch, *other axes, num_heads, *query axes,
+        *key axes)` as in Keras); with a cache, the updated cache
+        `(batch, 2, max_len, num_heads, key_dim)` comes last:
+        `(output, [scores,] new_cache)`.
 
     Example:
-    ```python
-    mha = MultiHeadAttention(2, 8)  # num_heads, key_dim; the rest by keyword
-    x = keras.random.normal((2, 5, 16))
-    y, scores = mha(x, x, use_causal_mask=True, return_attention_scores=True)
-    # Incremental decoding with a cache:
-    cache = keras.ops.zeros((2, 2, 5, 2, 8))
-    for t in range(5):
-        y_t, cache = mha(x[:, t : t + 1], x[:, t : t + 1], cache=cache,
-                         cache_update_index=t)
-    ```
+
+    >>> mha = MultiHeadAttention(2, 8)  # num_heads, key_dim; the rest by keyword
+    >>> x = keras.random.normal((2, 5, 16))
+    >>> y, scores = mha(x, x, use_causal_mask=True, return_attention_scores=True)
+    >>> tuple(y.shape), tuple(scores.shape)
+    ((2, 5, 16), (2, 2, 5, 5))
+    >>> cache = keras.ops.zeros((2, 2, 5, 2, 8))  # incremental decoding
+    >>> for t in range(5):
+    ...     y_t, cache = mha(x[:, t : t + 1], x[:, t : t + 1], cache=cache,
+    ...                      cache_update_index=t)
+    >>> tuple(y_t.shape)
+    (2, 1, 16)
 
     Reference:
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
@@ -116,11 +253,18 @@ class MultiHeadAttention(keras.layers.Layer):
         dropout=0.0,
         use_bias=True,
         output_shape=None,
+        attention_axes=None,
+        sliding_window=None,
+        flash_attention=None,
         chunk_size=None,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,
         bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        use_gate=False,
         seed=None,
         **kwargs,
     ):
@@ -132,6 +276,9 @@ class MultiHeadAttention(keras.layers.Layer):
         if not isinstance(use_bias, bool):
             raise ValueError(f"`use_bias` must be a bool. Received: use_bias={use_bias!r}")
         self.use_bias = use_bias
+        if not isinstance(use_gate, bool):
+            raise ValueError(f"`use_gate` must be a bool. Received: use_gate={use_gate!r}")
+        self.use_gate = use_gate
         if output_shape is not None:
             shape = (output_shape,) if isinstance(output_shape, int) else output_shape
             try:
@@ -147,14 +294,40 @@ class MultiHeadAttention(keras.layers.Layer):
                 )
             output_shape = shape
         self._output_shape = output_shape
+        self.attention_axes = _normalize_axes(attention_axes)
+        self.sliding_window = v.positive_int("sliding_window", sliding_window, allow_none=True)
+        if flash_attention is not None and not isinstance(flash_attention, bool):
+            raise ValueError(
+                "`flash_attention` must be None or a bool. "
+                f"Received: flash_attention={flash_attention!r}"
+            )
         self.chunk_size = v.positive_int("chunk_size", chunk_size, allow_none=True)
+        if flash_attention is False and self.chunk_size is not None:
+            raise ValueError(
+                "`flash_attention=False` asks for the plain path, `chunk_size` for the "
+                "memory-efficient one. Received: flash_attention=False, "
+                f"chunk_size={chunk_size}"
+            )
+        self.flash_attention = flash_attention
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.projection_activity_regularizer = keras.regularizers.get(activity_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
         self.seed = v.seed("seed", seed)
         self.supports_masking = True
         self._seed_generator = None
+        self._gate_dense = None
+        self._axes = None  # the resolved attention axes, set in build
+
+    @property
+    def _chunk(self):
+        """The key chunk of the memory-efficient path, or None for the plain path."""
+        if self.chunk_size is None and self.flash_attention:
+            return FLASH_CHUNK_SIZE
+        return self.chunk_size
 
     # ------------------------------------------------------------------ build
     def _sublayer_kwargs(self):
@@ -163,40 +336,82 @@ class MultiHeadAttention(keras.layers.Layer):
             bias_initializer=_common.clone_initializer(self.bias_initializer),
             kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer,
+            activity_regularizer=self.projection_activity_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            bias_constraint=self.bias_constraint,
             dtype=self.dtype_policy,
         )
 
-    def _projection(self, name, heads_dim):
-        equation, bias_axes = _proj_equation(2, 1, 2)
+    def _projection(self, name, rank, heads_dim, **kwargs):
+        equation, bias_axes = _proj_equation(rank - 1, 1, 2)
         return keras.layers.EinsumDense(
             equation,
-            output_shape=(None, self.num_heads, heads_dim),
+            output_shape=(*[None] * (rank - 2), self.num_heads, heads_dim),
             bias_axes=bias_axes if self.use_bias else None,
             name=name,
+            **kwargs,
             **self._sublayer_kwargs(),
         )
 
+    def _resolve_axes(self, rank):
+        """The attention axes of rank-`rank` inputs, each in `[1, rank - 2]`."""
+        if self.attention_axes is None:
+            return tuple(range(1, rank - 1))
+        axes = tuple(a + rank if a < 0 else a for a in self.attention_axes)
+        if any(not 1 <= a <= rank - 2 for a in axes) or len(set(axes)) != len(axes):
+            raise ValueError(
+                "`attention_axes` must be distinct axes of the inputs other than the batch "
+                f"axis (0) and the feature axis (-1); inputs of rank {rank} allow axes 1 to "
+                f"{rank - 2} (or {1 - rank} to -2). Received: "
+                f"attention_axes={self.attention_axes!r}"
+            )
+        return axes
+
     def build(self, query_shape, value_shape, key_shape=None):
         key_shape = value_shape if key_shape is None else key_shape
-        v.rank("query", query_shape, 3)
-        v.rank("value", value_shape, 3)
-        v.rank("key", key_shape, 3)
-        self._query_dense = self._projection("query", self.key_dim)
-        self._query_dense.build(tuple(query_shape))
-        self._key_dense = self._projection("key", self.key_dim)
-        self._key_dense.build(tuple(key_shape))
-        self._value_dense = self._projection("value", self.value_dim)
-        self._value_dense.build(tuple(value_shape))
+        query_shape, value_shape, key_shape = (
+            tuple(query_shape), tuple(value_shape), tuple(key_shape)
+        )
+        rank = len(query_shape)
+        if rank < 3:
+            v.rank("query", query_shape, 3)
+        v.rank("value", value_shape, rank)
+        v.rank("key", key_shape, rank)
+        if value_shape[1:-1] != key_shape[1:-1]:
+            raise ValueError(
+                "All dimensions of `value` and `key`, except the last one, must be equal. "
+                f"Received: value.shape={value_shape}, key.shape={key_shape}"
+            )
+        self._axes = self._resolve_axes(rank)
+        others = [a for a in range(1, rank - 1) if a not in self._axes]
+        for a in others:
+            if None not in (query_shape[a], value_shape[a]) and query_shape[a] != value_shape[a]:
+                raise ValueError(
+                    f"Axis {a} is not an attention axis, so `query` and `value` must agree "
+                    f"on it. Received: query.shape={query_shape}, value.shape={value_shape}, "
+                    f"attention_axes={self.attention_axes!r}"
+                )
+        self._query_dense = self._projection("query", rank, self.key_dim)
+        self._query_dense.build(query_shape)
+        self._key_dense = self._projection("key", rank, self.key_dim)
+        self._key_dense.build(key_shape)
+        if self.use_gate:
+            self._gate_dense = self._projection(
+                "gate", rank, self.value_dim, activation="sigmoid"
+            )
+            self._gate_dense.build(query_shape)
+        self._value_dense = self._projection("value", rank, self.value_dim)
+        self._value_dense.build(value_shape)
         out_dims = self._output_shape or (query_shape[-1],)
-        equation, bias_axes = _proj_equation(2, 2, len(out_dims))
+        equation, bias_axes = _proj_equation(rank - 1, 2, len(out_dims))
         self._output_dense = keras.layers.EinsumDense(
             equation,
-            output_shape=(None, *out_dims),
+            output_shape=(*[None] * (rank - 2), *out_dims),
             bias_axes=bias_axes if self.use_bias else None,
             name="attention_output",
             **self._sublayer_kwargs(),
         )
-        self._output_dense.build((query_shape[0], query_shape[1], self.num_heads, self.value_dim))
+        self._output_dense.build((*query_shape[:-1], self.num_heads, self.value_dim))
         if self.dropout > 0:
             self._seed_generator = keras.random.SeedGenerator(self.seed, name="dropout_seed")
         self.built = True
@@ -216,6 +431,14 @@ class MultiHeadAttention(keras.layers.Layer):
     @property
     def output_dense(self):
         return self._output_dense
+
+    @property
+    def gate_dense(self):
+        return self._gate_dense
+
+    def _plain_case(self):
+        """Rank-3 inputs attending over axis 1 (the only case with masks and caches)."""
+        return self._axes == (1,)
 
     # ------------------------------------------------------------------- call
     def compute_cache(self, value, key=None):
@@ -242,6 +465,11 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.stack([k, val], axis=1)
 
     def _check_cache_dims(self):
+        if not self._plain_case():
+            raise ValueError(
+                "A key/value cache needs rank-3 inputs attending over axis 1. Received: "
+                f"attention_axes={self.attention_axes!r} (resolved to {self._axes})"
+            )
         if self.value_dim != self.key_dim:
             raise ValueError(
                 "A key/value cache stores keys and values in one tensor and needs "
@@ -250,39 +478,62 @@ class MultiHeadAttention(keras.layers.Layer):
             )
 
     def call(
-        self, query, value, key=None, query_mask=None, value_mask=None, attention_mask=None,
-        use_causal_mask=False, return_attention_scores=False, training=None, cache=None,
-        cache_update_index=None,
+        self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
+        attention_mask=None, return_attention_scores=False, training=None,
+        use_causal_mask=False, cache=None, cache_update_index=None,
     ):
-        v.scores_without_chunks(return_attention_scores, self.chunk_size)
+        chunk = self._chunk
+        if return_attention_scores and chunk is not None and self.flash_attention:
+            raise ValueError(
+                "`return_attention_scores=True` cannot be used with flash_attention=True "
+                "(the memory-efficient path never forms the weights). Received: "
+                "flash_attention=True; use flash_attention=None to get the weights."
+            )
+        v.scores_without_chunks(return_attention_scores, chunk)
         if cache_update_index is not None and cache is None:
             raise ValueError(
                 "`cache_update_index` needs a `cache`. Received: "
                 f"cache_update_index={cache_update_index!r}, cache=None"
             )
-        if (
-            cache is not None
-            and cache_update_index is None
-            and value_mask is not None
-            and value_mask is getattr(value, "_keras_mask", None)
-        ):
-            # The cache is used as is, so `value` is not attended to: a mask Keras
-            # filled in from it describes nothing here (e.g. a decoder step's mask).
-            value_mask = None
+        if cache is not None and cache_update_index is None:
+            # The cache is used as is, so `value`/`key` are not attended to: a mask
+            # Keras filled in from them describes nothing here (e.g. a decoder step's).
+            if value_mask is not None and value_mask is getattr(value, "_keras_mask", None):
+                value_mask = None
+            if key_mask is not None and key_mask is getattr(key, "_keras_mask", None):
+                key_mask = None
+        query_mask, value_mask, key_mask = (
+            _as_mask(query_mask), _as_mask(value_mask), _as_mask(key_mask)
+        )
         query = _without_keras_mask(query)
         value = _without_keras_mask(value)
         key = value if key is None else _without_keras_mask(key)
+        if not self._plain_case():
+            return self._call_over_axes(
+                query, value, key, query_mask, value_mask, key_mask, attention_mask,
+                return_attention_scores, training, use_causal_mask, cache,
+            )
 
         q = self._query_dense(query)  # (B, T_q, H, D)
         causal_offset = 0 if use_causal_mask else None
-        new_cache = None
+        window_offset = 0
+        new_cache = fits = None
+        t_q = query.shape[1]
+        _check_mask("query_mask", query_mask, [t_q], f"the length of `query`, {t_q}")
         if cache is not None:
             self._check_cache_dims()
             v.rank("cache", cache.shape, 5)
+            max_len = cache.shape[2]
             if cache_update_index is None:
+                lengths = [max_len]
+                what = f"the cache length, {max_len}"
                 k, val = cache[:, 0], cache[:, 1]
                 new_cache = cache
             else:
+                t_new = key.shape[1]
+                lengths = [max_len, t_new]
+                what = f"the cache length, {max_len}, or the new steps, {t_new}"
+                fits = self._check_index(cache_update_index, t_new, max_len)
                 idx = ops.cast(cache_update_index, "int32")
                 k_new = ops.cast(self._key_dense(key), cache.dtype)
                 v_new = ops.cast(self._value_dense(value), cache.dtype)
@@ -290,13 +541,33 @@ class MultiHeadAttention(keras.layers.Layer):
                 k = ops.slice_update(cache[:, 0], start, k_new)
                 val = ops.slice_update(cache[:, 1], start, v_new)
                 new_cache = ops.stack([k, val], axis=1)
+                if fits is not None:  # a symbolic index: no write past the end
+                    t_dyn, len_dyn = ops.shape(k_new)[1], ops.shape(cache)[2]
+                    fits = ops.logical_and(idx >= 0, idx + t_dyn <= len_dyn)
+                    new_cache = ops.where(fits, new_cache, cache)
                 causal_offset = idx
-                value_mask = self._cache_value_mask(value_mask, query, cache, idx)
+                window_offset = idx
+            _check_mask("value_mask", value_mask, lengths, what)
+            _check_mask("key_mask", key_mask, lengths, what)
+            if cache_update_index is not None:
+                value_mask = self._cache_value_mask(value_mask, key, cache, idx)
+                key_mask = self._cache_value_mask(key_mask, key, cache, idx)
             k = ops.cast(k, q.dtype)
             val = ops.cast(val, q.dtype)
         else:
+            t_k = value.shape[1]
+            _check_mask("value_mask", value_mask, [t_k], f"the length of `value`, {t_k}")
+            _check_mask("key_mask", key_mask, [t_k], f"the length of `key`, {t_k}")
             k = self._key_dense(key)
             val = self._value_dense(value)
+        if key_mask is not None:
+            key_mask = ops.cast(key_mask, "bool")
+            value_mask = (
+                key_mask if value_mask is None
+                else ops.logical_and(ops.cast(value_mask, "bool"), key_mask)
+            )
+        if self.sliding_window is not None:
+            attention_mask = self._with_window(attention_mask, q, k, window_offset)
 
         context, scores = _kernel_call.attend(
             q,
@@ -309,11 +580,15 @@ class MultiHeadAttention(keras.layers.Layer):
             dropout=self.dropout,
             seed=self._seed_generator,
             training=training,
-            chunk_size=self.chunk_size,
+            chunk_size=chunk,
             return_attention_scores=return_attention_scores,
             heads_first=False,
         )
-        output = self._output_dense(context)
+        output = self._project_output(context, query)
+        if fits is not None:
+            output = ops.where(fits, output, ops.cast(float("nan"), output.dtype))
+            if scores is not None:
+                scores = ops.where(fits, scores, ops.cast(float("nan"), scores.dtype))
 
         outputs = (output,)
         if return_attention_scores:
@@ -322,13 +597,50 @@ class MultiHeadAttention(keras.layers.Layer):
             outputs += (new_cache,)
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def _project_output(self, context, query):
+        if self._gate_dense is not None:
+            context = context * ops.cast(self._gate_dense(query), context.dtype)
+        return self._output_dense(context)
+
     @staticmethod
-    def _cache_value_mask(value_mask, query, cache, idx):
+    def _check_index(index, t_new, max_len):
+        """Raises for a known index outside `[0, max_len - t_new]`.
+
+        Returns True when the check has to happen in the graph (a symbolic index,
+        or lengths unknown when tracing), else None.
+        """
+        value = _concrete_index(index)
+        if value is None:
+            return True
+        if value < 0 or (
+            t_new is not None and max_len is not None and value + t_new > max_len
+        ):
+            raise ValueError(
+                "`cache_update_index` must be in [0, max_len - T_new] so the new keys fit "
+                f"in the cache. Received: cache_update_index={value}, T_new={t_new}, "
+                f"max_len={max_len}"
+            )
+        return True if t_new is None or max_len is None else None
+
+    def _with_window(self, attention_mask, q, k, offset):
+        """`attention_mask` and the band `|offset + i - j| < sliding_window`, `(1, T_q, T_k)`."""
+        rows = ops.arange(ops.shape(q)[1], dtype="int32")[:, None] + ops.cast(offset, "int32")
+        cols = ops.arange(ops.shape(k)[1], dtype="int32")[None, :]
+        band = ops.less(ops.abs(rows - cols), self.sliding_window)[None]
+        if attention_mask is None:
+            return band
+        attention_mask = ops.cast(attention_mask, "bool")
+        if len(attention_mask.shape) == 4:
+            return ops.logical_and(attention_mask, band[:, None])
+        return ops.logical_and(attention_mask, band)
+
+    @staticmethod
+    def _cache_value_mask(value_mask, key, cache, idx):
         """Maps a value mask onto the cache positions when keys are written at `idx`."""
         if value_mask is None:
             return None
         max_len = cache.shape[2]
-        t_new = query.shape[1]
+        t_new = key.shape[1]
         length = value_mask.shape[-1]
         if length is not None and length == t_new and length != max_len:
             full = ops.ones((ops.shape(cache)[0], ops.shape(cache)[2]), dtype="int32")
@@ -336,18 +648,115 @@ class MultiHeadAttention(keras.layers.Layer):
             return ops.cast(ops.slice_update(full, [0, idx], update), "bool")
         return value_mask
 
+    def _call_over_axes(
+        self, query, value, key, query_mask, value_mask, key_mask, attention_mask,
+        return_attention_scores, training, use_causal_mask, cache,
+    ):
+        """Attention over `self._axes` of inputs `(batch, *axes, features)`, flattened.
+
+        The attention axes become one sequence axis and the other axes join the
+        batch axis, so the kernel (and its masks, dropout and chunked path) is the
+        rank-3 one; the scores come back in Keras' layout.
+        """
+        given = dict(
+            query_mask=query_mask, value_mask=value_mask, key_mask=key_mask, cache=cache
+        )
+        given = {name: val for name, val in given.items() if val is not None}
+        if use_causal_mask:
+            given["use_causal_mask"] = True
+        if self.sliding_window is not None:
+            given["sliding_window"] = self.sliding_window
+        if given:
+            name = next(iter(given))
+            raise ValueError(
+                f"`{name}` needs rank-3 inputs attending over axis 1; with other "
+                "`attention_axes` pass an `attention_mask` instead. Received: "
+                f"attention_axes={self.attention_axes!r} (resolved to {self._axes} for "
+                f"query.shape={tuple(query.shape)}), {name} given"
+            )
+        q = self._query_dense(query)  # (B, *dims, H, D)
+        k = self._key_dense(key)
+        val = self._value_dense(value)
+        rank = len(q.shape)
+        axes = self._axes
+        others = [a for a in range(1, rank - 2) if a not in axes]
+        perm = [0, *others, *axes, rank - 2, rank - 1]
+        q_shape, k_shape = ops.shape(q), ops.shape(k)
+        q_len = _prod([q_shape[a] for a in axes])
+        k_len = _prod([k_shape[a] for a in axes])
+
+        def flatten(x, length):
+            x = ops.transpose(x, perm)
+            return ops.reshape(x, (-1, length, self.num_heads, x.shape[-1]))
+
+        mask = None
+        if attention_mask is not None:
+            mask = ops.cast(attention_mask, "bool")
+            # As Keras: missing axes go in front of the query's attention axes, so the
+            # mask's leading axes are the batch and other axes (then the heads).
+            while len(mask.shape) < len(others) + 2 + 2 * len(axes):
+                mask = ops.expand_dims(mask, -2 * len(axes) - 1)
+            heads = mask.shape[len(others) + 1]
+            heads = self.num_heads if heads not in (1, None) else 1
+            target = (
+                q_shape[0], *[q_shape[a] for a in others], heads,
+                *[q_shape[a] for a in axes], *[k_shape[a] for a in axes],
+            )
+            mask = ops.reshape(ops.broadcast_to(mask, target), (-1, heads, q_len, k_len))
+        context, scores = _kernel_call.attend(
+            flatten(q, q_len),
+            flatten(k, k_len),
+            flatten(val, k_len),
+            query_mask=None,
+            value_mask=None,
+            attention_mask=mask,
+            causal_offset=None,
+            dropout=self.dropout,
+            seed=self._seed_generator,
+            training=training,
+            chunk_size=self._chunk,
+            return_attention_scores=return_attention_scores,
+            heads_first=False,
+        )
+        batch_shape = [q_shape[0], *[q_shape[a] for a in others]]
+        context = ops.reshape(
+            context,
+            (*batch_shape, *[q_shape[a] for a in axes], self.num_heads, self.value_dim),
+        )
+        context = ops.transpose(context, [int(i) for i in np.argsort(perm)])
+        output = self._project_output(context, query)
+        if not return_attention_scores:
+            return output
+        scores = ops.reshape(
+            scores,
+            (*batch_shape, self.num_heads, *[q_shape[a] for a in axes],
+             *[k_shape[a] for a in axes]),
+        )
+        return output, scores
+
     # ----------------------------------------------------------------- shapes
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
         out_dims = self._output_shape or (query_shape[-1],)
         return (*tuple(query_shape)[:-1], *out_dims)
 
     def compute_output_spec(
-        self, query, value, key=None, return_attention_scores=False, cache=None, **kwargs
+        self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
+        attention_mask=None, return_attention_scores=False, training=None,
+        use_causal_mask=False, cache=None, cache_update_index=None,
     ):
         scores_shape = None
         if return_attention_scores:
-            t_k = cache.shape[2] if cache is not None else value.shape[1]
-            scores_shape = (query.shape[0], self.num_heads, query.shape[1], t_k)
+            rank = len(query.shape)
+            axes = self._axes if self._axes is not None else self._resolve_axes(rank)
+            if axes == (1,) and rank == 3:
+                t_k = cache.shape[2] if cache is not None else value.shape[1]
+                scores_shape = (query.shape[0], self.num_heads, query.shape[1], t_k)
+            else:
+                others = [a for a in range(1, rank - 1) if a not in axes]
+                scores_shape = (
+                    query.shape[0], *[query.shape[a] for a in others], self.num_heads,
+                    *[query.shape[a] for a in axes], *[value.shape[a] for a in axes],
+                )
         specs = _common.output_specs(
             self, self.compute_output_shape(query.shape, value.shape), scores_shape
         )
@@ -366,11 +775,20 @@ class MultiHeadAttention(keras.layers.Layer):
                 "dropout": self.dropout,
                 "use_bias": self.use_bias,
                 "output_shape": self._output_shape,
+                "attention_axes": self.attention_axes,
+                "sliding_window": self.sliding_window,
+                "flash_attention": self.flash_attention,
                 "chunk_size": self.chunk_size,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": keras.regularizers.serialize(
+                    self.projection_activity_regularizer
+                ),
+                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                "use_gate": self.use_gate,
                 "seed": self.seed,
             }
         )
