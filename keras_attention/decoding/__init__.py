@@ -18,6 +18,14 @@ Two families:
 import importlib
 
 from keras_attention.decoding._shared import DecodeResult
+from keras_attention.decoding.samplers import (
+    BeamSampler,
+    GreedySampler,
+    RandomSampler,
+    Sampler,
+    TopKSampler,
+    TopPSampler,
+)
 
 # Name -> (module, attribute) of what needs TensorFlow, imported on first access.
 _TENSORFLOW_NAMES = {
@@ -53,4 +61,13 @@ def __dir__():
     return sorted(set(globals()) | set(_TENSORFLOW_NAMES))
 
 
-__all__ = ["DecodeResult", *sorted(_TENSORFLOW_NAMES)]
+__all__ = [
+    "BeamSampler",
+    "DecodeResult",
+    "GreedySampler",
+    "RandomSampler",
+    "Sampler",
+    "TopKSampler",
+    "TopPSampler",
+    *sorted(_TENSORFLOW_NAMES),
+]
