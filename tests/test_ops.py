@@ -9,6 +9,7 @@ from keras import ops
 from keras_attention.ops import _dropout_hash, _kernel
 from keras_attention.ops import scaled_dot_product_attention as sdpa
 from keras_attention.ops._chunked import Tiling
+from tests import layer_checks
 
 
 def np_attention(q, k, v, mask=None, causal=False, scale=None):
@@ -142,6 +143,7 @@ def chunked(request):
     return lambda chunk: {"_tiling": Tiling(chunk, query_block=blocks, key_block=blocks)}
 
 
+@layer_checks.tensorflow_only("gradients by tf.GradientTape")
 @pytest.mark.parametrize("case", sorted(CHUNK_CASES))
 def test_chunked_equals_plain_in_values_and_gradients(case, chunked):
     c = CHUNK_CASES[case]
@@ -162,6 +164,7 @@ def test_chunked_equals_plain_in_values_and_gradients(case, chunked):
     np.testing.assert_allclose(expected[0], np_attention(q, k, v, mask, c["causal"])[0], atol=1e-5)
 
 
+@layer_checks.tensorflow_only("gradients by tf.GradientTape")
 def test_fully_masked_rows_give_zeros_on_both_paths():
     q, k, v = _qkv(t_q=4, t_k=6)
     mask = np.ones((2, 6), bool)
@@ -174,6 +177,7 @@ def test_fully_masked_rows_give_zeros_on_both_paths():
         assert np.all(dq[0] == 0) and np.all(dk[0] == 0) and np.all(dv[0] == 0)
 
 
+@layer_checks.tensorflow_only("gradients by tf.GradientTape")
 def test_chunked_float16_accumulates_in_float32():
     q, k, v = _qkv(t_q=6, t_k=37, seed=2)
     mask = _padding_mask(2, 37)
@@ -191,6 +195,7 @@ def test_chunked_float16_accumulates_in_float32():
     assert np.asarray(ref).shape == np.asarray(out).shape
 
 
+@layer_checks.tensorflow_only("tf.function(jit_compile=True) with tf.GradientTape")
 @pytest.mark.slow
 def test_chunked_runs_under_xla_with_gradients(chunked):
     q, k, v = _qkv(t_q=9, t_k=13)
@@ -210,6 +215,7 @@ def test_chunked_runs_under_xla_with_gradients(chunked):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
+@layer_checks.tensorflow_only("tf.function with unknown dimensions")
 def test_chunked_with_unknown_static_shapes(chunked):
     q, k, v = _qkv(t_q=5, t_k=9)
     mask = _padding_mask(2, 9)
@@ -258,6 +264,7 @@ def _tiles(shapes, rows, cols):
     return [s for s in shapes if len(s) >= 2 and s[-2:] == (rows, cols)]
 
 
+@layer_checks.tensorflow_only("inspects the tf.function graph")
 def test_chunked_graph_holds_no_t_q_by_t_k_tensor():
     q, k, v = (tf.random.normal((1, 2, 64, 8)) for _ in range(3))
     # The inspection sees the score matrix of the plain path ...
@@ -270,6 +277,7 @@ def test_chunked_graph_holds_no_t_q_by_t_k_tensor():
     assert _tiles(shapes, 64, 16)
 
 
+@layer_checks.tensorflow_only("inspects the tf.function graph")
 def test_chunked_query_blocks_bound_the_score_tiles():
     q, k, v = (tf.random.normal((1, 2, 64, 5)) for _ in range(3))
     expected = _causal_forward_backward(q, k, v, 16)

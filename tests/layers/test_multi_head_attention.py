@@ -60,6 +60,9 @@ PINNED = {
 
 @pytest.mark.parametrize("case", sorted(PINNED))
 def test_pinned_to_keras_multi_head_attention(case):
+    if case == "value_dim_output_shape_no_bias" and layer_checks.backend() == "jax":
+        pytest.skip("keras.layers.MultiHeadAttention (the reference) fails on JAX with "
+                    "value_dim != key_dim: its fused path reshapes (B, T, H, 3) to (B, T, H, 4)")
     spec = PINNED[case]
     x = _x()
     ours, ref = _pair(x, x, num_heads=2, key_dim=4, **spec.get("layer", {}))
@@ -97,6 +100,7 @@ def test_pinned_cross_attention_with_separate_key():
     np.testing.assert_allclose(scores, ref_scores, atol=1e-6)
 
 
+@layer_checks.tensorflow_only("weight gradients by tf.GradientTape")
 def test_chunked_layer_equals_plain_layer_in_outputs_and_weight_gradients():
     x = _x((B, 9, DIM))
     masks = dict(value_mask=_padding(B, 9), query_mask=_padding(B, 9, seed=4), use_causal_mask=True)
@@ -214,6 +218,7 @@ def test_cached_token_by_token_decoding_equals_full_causal_call(chunk):
     np.testing.assert_allclose(cache, layer.compute_cache(x), atol=1e-6)
 
 
+@layer_checks.tensorflow_only("a tf.function with a tensor cache index")
 @pytest.mark.slow
 def test_cached_prefill_then_steps_under_tf_function_with_tensor_index():
     x = _x()

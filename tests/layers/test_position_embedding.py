@@ -19,6 +19,7 @@ def test_returns_table_rows_broadcast_over_batch():
         np.testing.assert_array_equal(out[b], table[:5])
 
 
+@layer_checks.tensorflow_only("tf.function with unknown dimensions")
 def test_start_index_int_and_tensor_in_tf_function():
     layer = PositionEmbedding(sequence_length=10)
     x = np.ones((2, 3, 4), "float32")

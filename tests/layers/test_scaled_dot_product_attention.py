@@ -61,6 +61,7 @@ def test_pinned_to_keras_attention_with_scaled_query():
     np.testing.assert_allclose(np.asarray(w)[qm], np.asarray(ref_w)[qm], atol=1e-6)
 
 
+@layer_checks.tensorflow_only("gradients by tf.GradientTape")
 @pytest.mark.parametrize("causal", [False, True])
 def test_chunked_layer_equals_plain_layer(causal):
     q, kv = _x((B, 9, D)), _x((B, 9, D), 1)

@@ -30,6 +30,7 @@ def test_matches_formula(dim, wavelength):
     np.testing.assert_allclose(out[1], expected, atol=1e-5)
 
 
+@layer_checks.tensorflow_only("tf.function with unknown dimensions")
 def test_start_index_int_and_tensor_in_tf_function():
     layer = SinusoidalPositionEncoding()
     full = keras.ops.convert_to_numpy(layer(np.zeros((2, 10, 4), "float32")))

@@ -166,6 +166,7 @@ def test_token_by_token_cached_decoding_equals_full_call(norm_first):
     layer_checks.outputs_close(ops.concatenate([y0, y1], 1), full, atol=1e-5)
 
 
+@layer_checks.tensorflow_only("a tf.function loop with a tensor index")
 @pytest.mark.slow
 @pytest.mark.parametrize("with_encoder, jit", [(True, True), (False, False)])
 def test_cached_decoding_in_a_compiled_loop(with_encoder, jit):
