@@ -301,3 +301,19 @@ def test_next_fn_must_return_logits_and_cache():
 def test_base_sampler_needs_next_token():
     with pytest.raises(NotImplementedError):
         Sampler(seed=1)(constant_next_fn(np.zeros(3)), PROMPT, max_length=4)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="jax.jit")
+@pytest.mark.parametrize("make", [GreedySampler, lambda: BeamSampler(2, 0.5),
+                                  lambda: TopKSampler(3, seed=5)], ids=["greedy", "beam", "top_k"])
+def test_under_jax_jit_the_loop_is_traced_and_gives_the_eager_tokens(make):
+    import jax
+
+    table = np.full((7, 7), 0.1) + np.eye(7)[[3, 2, 0, 4, 2, 6, 1]]
+    next_fn = table_next_fn(table / table.sum(axis=1, keepdims=True))
+    prompt = np.array([[1], [3]], "int32")
+
+    def generate(prompt):
+        return make()(next_fn, prompt, max_length=6, end_token_id=2)
+
+    np.testing.assert_array_equal(np_(jax.jit(generate)(prompt)), np_(generate(prompt)))
