@@ -4,6 +4,8 @@
 config), builds their sub-layers (attention, layer norms, dropouts, the
 feed-forward network; each with its own copy of the initializers and its own
 seed) and wires a sub-layer into the pre- or post-norm residual connection.
+Options: layer or RMS normalisation, grouped-query self-attention and rotary
+position embeddings in the self-attention (issue 19).
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ import keras
 
 from keras_attention import _validation
 from keras_attention.layers import _common
+from keras_attention.layers.group_query_attention import GroupQueryAttention
 from keras_attention.layers.multi_head_attention import MultiHeadAttention
 
 # Offsets of the sub-layers' seeds from the block's `seed` (see `_common.sub_seed`).
 SELF_ATTENTION, SELF_ATTENTION_DROPOUT, CROSS_ATTENTION, CROSS_ATTENTION_DROPOUT = 0, 1, 2, 3
 FEEDFORWARD_DROPOUT = 4
+
+NORMALIZATIONS = ("layer", "rms")
+# The base of the rotary angles with `rotary=True` (Su et al. 2021).
+ROTARY_MAX_WAVELENGTH = 10000
 
 
 def head_dim(name, shape, num_heads, key_dim):
@@ -51,6 +58,9 @@ class TransformerBlockBase(keras.layers.Layer):
         activation="relu",
         norm_first=False,
         layer_norm_epsilon=1e-5,
+        normalization="layer",
+        num_key_value_heads=None,
+        rotary=False,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         seed=None,
@@ -66,6 +76,18 @@ class TransformerBlockBase(keras.layers.Layer):
         self.layer_norm_epsilon = _validation.positive_float(
             "layer_norm_epsilon", layer_norm_epsilon
         )
+        self.normalization = _validation.one_of("normalization", normalization, NORMALIZATIONS)
+        self.num_key_value_heads = _validation.positive_int(
+            "num_key_value_heads", num_key_value_heads, allow_none=True
+        )
+        if num_key_value_heads is not None and num_heads % num_key_value_heads:
+            raise ValueError(
+                "`num_heads` must be divisible by `num_key_value_heads`. Received: "
+                f"num_heads={num_heads}, num_key_value_heads={num_key_value_heads}"
+            )
+        if not isinstance(rotary, bool):
+            raise ValueError(f"`rotary` must be a bool. Received: rotary={rotary!r}")
+        self.rotary = rotary
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.seed = _validation.seed("seed", seed)
@@ -78,22 +100,51 @@ class TransformerBlockBase(keras.layers.Layer):
             bias_initializer=_common.clone_initializer(self.bias_initializer),
         )
 
-    def _attention(self, name, key_dim, seed_offset, **kwargs):
-        return MultiHeadAttention(
-            self.num_heads,
-            key_dim,
+    @property
+    def self_attention_heads(self):
+        """Key/value heads of the self-attention (and of its cache)."""
+        return self.num_key_value_heads or self.num_heads
+
+    def _attention_options(self, self_attention):
+        """Keyword arguments of the attention sub-layers beyond the shared ones.
+
+        The one place for options of the attention kernel: `self_attention` is
+        True for the self-attention, False for the cross-attention.
+        """
+        return {}
+
+    def _attention(self, name, key_dim, seed_offset, self_attention=False, **kwargs):
+        """The block's `MultiHeadAttention`; the self-attention is a
+        `GroupQueryAttention` with `num_key_value_heads` or `rotary`."""
+        common = dict(
             dropout=self.dropout,
             seed=_common.sub_seed(self.seed, seed_offset),
             dtype=self.dtype_policy,
             name=name,
             **self._initializers(),
+            **self._attention_options(self_attention),
             **kwargs,
         )
+        if self_attention and (self.num_key_value_heads is not None or self.rotary):
+            return GroupQueryAttention(
+                key_dim,
+                self.num_heads,
+                self.self_attention_heads,
+                rotary_max_wavelength=ROTARY_MAX_WAVELENGTH if self.rotary else None,
+                **common,
+            )
+        return MultiHeadAttention(self.num_heads, key_dim, **common)
 
     def _layer_norm(self, name, shape):
-        norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
-        )
+        """`LayerNormalization`, or `RMSNormalization` with `normalization="rms"`."""
+        if self.normalization == "rms":
+            norm = keras.layers.RMSNormalization(
+                epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+            )
+        else:
+            norm = keras.layers.LayerNormalization(
+                epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+            )
         norm.build(shape)
         return norm
 
@@ -178,6 +229,9 @@ class TransformerBlockBase(keras.layers.Layer):
                 "activation": keras.activations.serialize(self.activation),
                 "norm_first": self.norm_first,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "normalization": self.normalization,
+                "num_key_value_heads": self.num_key_value_heads,
+                "rotary": self.rotary,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "seed": self.seed,

@@ -157,6 +157,12 @@ class GroupQueryAttention(keras.layers.Layer):
             if rotary_max_wavelength is None
             else v.positive_float("rotary_max_wavelength", rotary_max_wavelength)
         )
+        if self.rotary_max_wavelength is not None and head_dim % 2:
+            raise ValueError(
+                "Rotary embeddings rotate pairs of features, so `head_dim` must be even "
+                f"with `rotary_max_wavelength`. Received: head_dim={head_dim}, "
+                f"rotary_max_wavelength={rotary_max_wavelength}"
+            )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -302,7 +308,7 @@ class GroupQueryAttention(keras.layers.Layer):
                 val = ops.slice_update(cache[:, 1], at, ops.cast(v_new, cache.dtype))
                 new_cache = ops.stack([k, val], axis=1)
                 causal_offset = start
-                value_mask = MultiHeadAttention._cache_value_mask(value_mask, query, cache, start)
+                value_mask = MultiHeadAttention._cache_value_mask(value_mask, key, cache, start)
         else:
             k = self._rotate(self._key_dense(key), 0)
             val = self._value_dense(value)

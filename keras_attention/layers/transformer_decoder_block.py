@@ -24,10 +24,11 @@ class TransformerDecoderBlock(_transformer.TransformerBlockBase):
     (GPT-style) and has no cross-attention.
 
     Incremental decoding: pass `self_attention_cache` `(batch, 2, max_len,
-    num_heads, key_dim)` (zeros to start) and `self_attention_cache_update_index`
-    (the position of the first of the `T_dec` new steps, int or int scalar
-    tensor). The new steps' keys and values are written into the cache and
-    attend to every cached position before them and causally among themselves.
+    num_key_value_heads or num_heads, key_dim)` (zeros to start) and
+    `self_attention_cache_update_index` (the position of the first of the
+    `T_dec` new steps, int or int scalar tensor). The new steps' keys and
+    values are written into the cache and attend to every cached position
+    before them and causally among themselves.
     The cross-attention cache (keys and values of the encoder output, see
     `MultiHeadAttention.compute_cache`) is computed from `encoder_sequence` on
     the first cached call when not given, and is returned for reuse; it can
@@ -45,6 +46,18 @@ class TransformerDecoderBlock(_transformer.TransformerBlockBase):
         activation: activation of the feed-forward hidden layer.
         norm_first: pre-norm (True) or post-norm (False).
         layer_norm_epsilon: epsilon of the layer normalisations.
+        normalization: `"layer"` (LayerNorm, the default) or `"rms"` (RMSNorm,
+            Zhang & Sennrich 2019: `x / sqrt(mean(x²) + ε) * scale`, as in
+            T5 and Llama).
+        num_key_value_heads: None (multi-head self-attention), or the number
+            of key/value heads of a grouped-query self-attention
+            (`GroupQueryAttention`; 1 = multi-query); it must divide `num_heads`.
+        rotary: apply rotary position embeddings (`RotaryEmbedding`, base
+            10000) to the self-attention's queries and keys (the
+            self-attention is then a `GroupQueryAttention`); with a cache the new
+            steps are rotated at their positions from
+            `self_attention_cache_update_index`. The cross-attention is
+            always multi-head, without rotary embeddings.
         kernel_initializer, bias_initializer: of the attention projections and
             the feed-forward layers (each sub-layer gets its own copy).
         seed: None or an int: the dropouts draw from seeds derived from it.
@@ -62,7 +75,8 @@ class TransformerDecoderBlock(_transformer.TransformerBlockBase):
             a self-attention cache, which is always causal).
         return_attention_scores: also return the self- and cross-attention
             weights.
-        self_attention_cache: `(batch, 2, max_len, num_heads, key_dim)` or None.
+        self_attention_cache: `(batch, 2, max_len, kv_heads, key_dim)` or None,
+            `kv_heads` being `num_key_value_heads` or `num_heads`.
         self_attention_cache_update_index: int or int scalar tensor.
         cross_attention_cache: `(batch, 2, T_enc, num_heads, key_dim)` or None.
         training: whether dropout is active.
@@ -84,9 +98,18 @@ class TransformerDecoderBlock(_transformer.TransformerBlockBase):
         >>> cache = keras.ops.zeros((2, 2, 5, 2, 8))
         >>> y, cache, cross = block(dec[:, :1], enc, self_attention_cache=cache,
         ...                         self_attention_cache_update_index=0)
+        >>> gpt = TransformerDecoderBlock(4, intermediate_dim=32, num_key_value_heads=1,
+        ...                               rotary=True, normalization="rms")
+        >>> cache = keras.ops.zeros((2, 2, 5, 1, 4))  # one key/value head
+        >>> y, cache = gpt(dec[:, :1], self_attention_cache=cache,
+        ...                self_attention_cache_update_index=0)
+        >>> tuple(y.shape), tuple(cache.shape)
+        ((2, 1, 16), (2, 2, 5, 1, 4))
 
     Reference:
-        Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
+        Vaswani et al., "Attention Is All You Need", NeurIPS 2017; Zhang &
+        Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019; Ainslie
+        et al., "GQA", EMNLP 2023; Su et al., "RoFormer", arXiv:2104.09864, 2021.
     """
 
     def build(
@@ -101,7 +124,7 @@ class TransformerDecoderBlock(_transformer.TransformerBlockBase):
         self._head_dim = head_dim
         shape = decoder_sequence_shape
         self.self_attention = self._attention(
-            "self_attention", head_dim, _transformer.SELF_ATTENTION
+            "self_attention", head_dim, _transformer.SELF_ATTENTION, self_attention=True
         )
         self.self_attention.build(shape, shape)
         self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", shape)

@@ -35,6 +35,15 @@ class TransformerEncoderBlock(_common.ScoresSpec, _transformer.TransformerBlockB
         activation: activation of the feed-forward hidden layer.
         norm_first: pre-norm (True) or post-norm (False).
         layer_norm_epsilon: epsilon of the layer normalisations.
+        normalization: `"layer"` (LayerNorm, the default) or `"rms"` (RMSNorm,
+            Zhang & Sennrich 2019: `x / sqrt(mean(x²) + ε) * scale`, as in
+            T5 and Llama).
+        num_key_value_heads: None (multi-head self-attention), or the number
+            of key/value heads of a grouped-query self-attention
+            (`GroupQueryAttention`; 1 = multi-query); it must divide `num_heads`.
+        rotary: apply rotary position embeddings (`RotaryEmbedding`, base
+            10000) to the self-attention's queries and keys (the
+            self-attention is then a `GroupQueryAttention`).
         chunk_size: if set, attention runs the memory-efficient exact path over
             key chunks of this size (see `MultiHeadAttention`).
         kernel_initializer, bias_initializer: of the attention projections and
@@ -60,10 +69,17 @@ class TransformerEncoderBlock(_common.ScoresSpec, _transformer.TransformerBlockB
         >>> y = TransformerEncoderBlock(4, intermediate_dim=32)(x)
         >>> tuple(y.shape)
         (2, 6, 16)
+        >>> llama_like = TransformerEncoderBlock(  # pre-RMSNorm, 2 key/value heads, RoPE
+        ...     4, intermediate_dim=32, norm_first=True, normalization="rms",
+        ...     num_key_value_heads=2, rotary=True)
+        >>> tuple(llama_like(x).shape)
+        (2, 6, 16)
 
     Reference:
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017; Xiong et
-        al., "On Layer Normalization in the Transformer Architecture", ICML 2020.
+        al., "On Layer Normalization in the Transformer Architecture", ICML 2020;
+        Zhang & Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019;
+        Ainslie et al., "GQA", EMNLP 2023; Su et al., "RoFormer", 2021.
     """
 
     def __init__(self, num_heads, *, chunk_size=None, **kwargs):
@@ -73,7 +89,11 @@ class TransformerEncoderBlock(_common.ScoresSpec, _transformer.TransformerBlockB
     def build(self, inputs_shape):
         head_dim = _transformer.head_dim("inputs", inputs_shape, self.num_heads, self.key_dim)
         self.self_attention = self._attention(
-            "self_attention", head_dim, _transformer.SELF_ATTENTION, chunk_size=self.chunk_size
+            "self_attention",
+            head_dim,
+            _transformer.SELF_ATTENTION,
+            self_attention=True,
+            chunk_size=self.chunk_size,
         )
         self.self_attention.build(inputs_shape, inputs_shape)
         self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", inputs_shape)

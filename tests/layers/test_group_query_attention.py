@@ -282,6 +282,7 @@ def test_symbolic_shapes():
         (dict(use_gate=1), "use_gate=1"),
         (dict(chunk_size=-2), "chunk_size=-2"),
         (dict(rotary_max_wavelength=-1), "rotary_max_wavelength=-1"),
+        (dict(head_dim=3, rotary_max_wavelength=100), "head_dim=3"),
     ],
 )
 def test_bad_arguments_raise(kwargs, name):
