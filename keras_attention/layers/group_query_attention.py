@@ -54,9 +54,10 @@ class GroupQueryAttention(keras.layers.Layer):
         rotary_max_wavelength: None (no position embedding), or the base of a
             `RotaryEmbedding` applied to the projected queries and keys (at
             positions `cache_update_index + t` with a cache, else `t`).
-        kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer, kernel_constraint, bias_constraint: of the
-            projections (each gets its own copy of the initializers).
+        kernel_initializer, bias_initializer: of the projections (each gets its
+            own copy).
+        kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint: of
+            the projections.
         activity_regularizer: on the layer's output.
         seed: None or an int, the seed of the dropout on the attention weights.
 

@@ -176,9 +176,10 @@ class MultiHeadAttention(keras.layers.Layer):
             path (online softmax over key chunks, no `(T_q, T_k)` tensor held in
             the forward or backward pass; dropout still applies). It cannot
             return attention scores.
-        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-        kernel_constraint, bias_constraint: for the projections (each gets its own
-            copy of the initializers).
+        kernel_initializer, bias_initializer: for the projections (each gets its
+            own copy).
+        kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint: for
+            the projections.
         activity_regularizer: applied to the output of every projection, as Keras does.
         use_gate: whether to gate the attention output with a sigmoid projection of
             the query (Keras' `use_gate`, a `gate` sub-layer).
