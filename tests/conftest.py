@@ -1,4 +1,9 @@
-"""Shared pytest set-up: TensorFlow backend, quiet logs, a clean dtype policy per test."""
+"""Shared pytest set-up: a clean dtype policy and session per test.
+
+The backend is KERAS_BACKEND's, TensorFlow by default (the root conftest.py sets the
+defaults, for the doctests too); tests/test_backends.py reruns the layer, ops and
+decoding tests on JAX and PyTorch.
+"""
 
 import os
 
