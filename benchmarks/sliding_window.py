@@ -55,7 +55,7 @@ def _parse(argv=None):
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--chunk_size", type=int, default=128)
+    p.add_argument("--chunk_size", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--check_len", type=int, default=1024,
                    help="T of the check against the plain path")

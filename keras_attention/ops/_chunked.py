@@ -250,7 +250,8 @@ def _key_chunks(x, axis, layout):
 def _from_key_chunks(x, layout):
     """`(B, H, n, c, d)` -> `(B, H, T_k, d)`, the padding keys dropped."""
     shape = ops.shape(x)
-    return ops.reshape(x, (shape[0], shape[1], layout.n * layout.c, -1))[:, :, : layout.t_k]
+    x = ops.reshape(x, (shape[0], shape[1], layout.n * layout.c, -1))
+    return x if layout.no_pad else x[:, :, : layout.t_k]  # (a slice may copy)
 
 
 def _row_blocks(x, layout):
@@ -266,7 +267,7 @@ def _from_row_blocks(x, layout):
     """The inverse of `_row_blocks` (padding rows dropped)."""
     shape = ops.shape(x)
     x = ops.reshape(ops.moveaxis(x, 0, 2), (shape[1], shape[2], layout.nq * layout.bq, *shape[4:]))
-    return x[:, :, : layout.t_q]
+    return x if layout.no_row_pad else x[:, :, : layout.t_q]
 
 
 def _tiles(layout, mask, causal_offset, row_keys, dropout_rate, variants=None, forward=True):
@@ -495,18 +496,19 @@ def _backward(d_out, qs, k, val, out, lse, scale, tiles):
     kb, vb = _key_chunks(k, 2, layout), _key_chunks(val, 2, layout)
     # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
     delta = ops.sum(d_out * out, axis=-1)[..., None]
-    # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta.
+    # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta (each
+    # tile takes Q and dO back from these).
     blocks = dict(
         tiles.rows,
-        qs=_row_blocks(qs, layout),
         qs_lse=_row_blocks(ops.concatenate([qs, -lse[..., None]], axis=-1), layout),
-        d_out=_row_blocks(d_out, layout),
         d_out_delta=_row_blocks(ops.concatenate([d_out, -delta], axis=-1), layout),
     )
+    # One query block's dQ terms are zeros shaped like `qs`'s blocks.
+    block_shape = ops.shape(blocks["qs_lse"])[1:-1] + (ops.shape(qs)[-1],)
 
-    def back(j, carry):
-        dq_b, dk, dv = carry
-        j = _serialized(j, dq_b)
+    def key_block(j):
+        """Key block `j`'s `(dK, dV)`, the `dQ` terms of the query blocks it meets
+        (stacked) and the first of those blocks."""
         kj = ops.take(kb, j, axis=2)
         vj = ops.take(vb, j, axis=2)
         one = ops.ones_like(kj[..., :1])
@@ -518,6 +520,8 @@ def _backward(d_out, qs, k, val, out, lse, scale, tiles):
             # The block is taken here (not scanned over as `xs`, which would copy
             # every block into a TensorArray once per key block).
             block = {name: ops.take(x, i, axis=0) for name, x in blocks.items()}
+            block["qs"] = block["qs_lse"][..., :-1]
+            block["d_out"] = block["d_out_delta"][..., :-1]
             valid, drop, bias = _tile_masks(j, block, tiles)
             dv_i, ds = _backward_tile(block, kj, vj, kj_one, vj_one, valid, drop, bias, tiles)
             dvj = dvj + dv_i
@@ -531,20 +535,43 @@ def _backward(d_out, qs, k, val, out, lse, scale, tiles):
         first, trip = ops.zeros((), "int32"), layout.nq
         if band is not None:
             first, trip = band.start(j), band.trip
-        zeros = (first, ops.zeros_like(kj), ops.zeros_like(vj), ops.zeros_like(dq_b[0]))
+        zeros = (first, ops.zeros_like(kj), ops.zeros_like(vj), ops.zeros(block_shape))
         (_, dkj, dvj, _), (_, _, _, dq_parts) = ops.scan(back_block, zeros, length=trip)
-        start = [0, 0, ops.cast(j, "int32"), 0, 0]
-        dk = ops.slice_update(dk, start, dkj[:, :, None])
-        dv = ops.slice_update(dv, start, dvj[:, :, None])
-        if band is None:
-            return dq_b + dq_parts, dk, dv
-        rows_start = [first, 0, 0, 0, 0]
-        size = [trip, *(ops.shape(dq_b)[1:])]
-        dq_b = ops.slice_update(dq_b, rows_start, ops.slice(dq_b, rows_start, size) + dq_parts)
-        return dq_b, dk, dv
+        return dkj, dvj, dq_parts, first
 
-    init = (ops.zeros_like(blocks["qs"]), ops.zeros_like(kb), ops.zeros_like(vb))
-    dq_b, dk, dv = ops.fori_loop(0, layout.n, back, init)
+    if band is not None and isinstance(layout.n, int):
+        # Banded: each key block's results are scan outputs (stacked once, not
+        # written into full-size tensors per key block, which would cost O(T) per
+        # block), and the dQ terms are summed per query block at the end.
+        def step(carry, j):
+            result = key_block(_serialized(j, carry[0]))
+            return result, result
+
+        init = (ops.zeros_like(kb[:, :, 0]), ops.zeros_like(vb[:, :, 0]),
+                ops.zeros((band.trip, *block_shape)), ops.zeros((), "int32"))
+        _, (dk_s, dv_s, dq_s, firsts) = ops.scan(
+            step, init, ops.arange(layout.n, dtype="int32")
+        )
+        rows = ops.reshape(firsts[:, None] + ops.arange(band.trip, dtype="int32")[None], (-1,))
+        dq_terms = ops.reshape(dq_s, (layout.n * band.trip, *ops.shape(dq_s)[2:]))
+        dq_b = ops.segment_sum(dq_terms, rows, num_segments=layout.nq)
+        dk, dv = ops.moveaxis(dk_s, 0, 2), ops.moveaxis(dv_s, 0, 2)
+    else:
+        def back(j, carry):
+            dq_b, dk, dv = carry
+            dkj, dvj, dq_parts, first = key_block(_serialized(j, dq_b))
+            start = [0, 0, ops.cast(j, "int32"), 0, 0]
+            dk = ops.slice_update(dk, start, dkj[:, :, None])
+            dv = ops.slice_update(dv, start, dvj[:, :, None])
+            if band is None:
+                return dq_b + dq_parts, dk, dv
+            rows_start = [first, 0, 0, 0, 0]
+            size = [band.trip, *(ops.shape(dq_b)[1:])]
+            update = ops.slice(dq_b, rows_start, size) + dq_parts
+            return ops.slice_update(dq_b, rows_start, update), dk, dv
+
+        init = (ops.zeros((layout.nq, *block_shape)), ops.zeros_like(kb), ops.zeros_like(vb))
+        dq_b, dk, dv = ops.fori_loop(0, layout.n, back, init)
     dq = _from_row_blocks(dq_b, layout)
     return dq, _from_key_chunks(dk, layout), _from_key_chunks(dv, layout)
 
