@@ -13,6 +13,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+if keras.backend.backend() == "torch":
+    import torch
+
+    _tensor_array = torch.Tensor.__array__
+
+    def _detached_array(self, dtype=None, copy=None):
+        """The tests compare layer outputs with NumPy (`np.testing.assert_allclose(out, ...)`);
+        torch refuses `.numpy()` on a tensor that requires grad (every output of a layer
+        with trainable weights), so NumPy gets the detached values, as
+        `keras.ops.convert_to_numpy` gives them."""
+        array = _tensor_array(self.detach(), dtype)
+        return array.copy() if copy else array
+
+    torch.Tensor.__array__ = _detached_array
+
 
 @pytest.fixture(autouse=True)
 def _clean_keras_state():
