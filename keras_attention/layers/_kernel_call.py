@@ -22,13 +22,18 @@ def attend(
     chunk_size,
     return_attention_scores,
     heads_first=True,
+    window=None,
+    soft_cap=None,
+    alibi_slopes=None,
 ):
     """Masked (and chunked, with `chunk_size`) attention of a layer's per-head tensors.
 
     The layer's masks (`(batch, T_q)`, `(batch, T_k)` and an attention mask, see
     `_masks.layer_masks`) become the kernel's; on the chunked path masked query
     rows are zeroed here. `dropout` applies when `training`, with `seed` (the
-    layer's `SeedGenerator`). Returns `(output, weights or None)`.
+    layer's `SeedGenerator`). `window`, `soft_cap` and `alibi_slopes` are the
+    kernel's score variants (see `_attention_shared.kernel_variants`). Returns
+    `(output, weights or None)`.
     """
     chunked = chunk_size is not None
     mask, row_mask = _masks.layer_masks(query_mask, value_mask, attention_mask, chunked)
@@ -44,6 +49,9 @@ def attend(
         tiling=_chunked.Tiling(chunk_size) if chunked else None,
         return_attention_scores=return_attention_scores,
         heads_first=heads_first,
+        window=window,
+        soft_cap=soft_cap,
+        alibi_slopes=alibi_slopes,
     )
     output, scores = result if return_attention_scores else (result, None)
     if row_mask is not None:

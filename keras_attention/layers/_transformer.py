@@ -4,8 +4,9 @@
 config), builds their sub-layers (attention, layer norms, dropouts, the
 feed-forward network; each with its own copy of the initializers and its own
 seed) and wires a sub-layer into the pre- or post-norm residual connection.
-Options: layer or RMS normalisation, grouped-query self-attention and rotary
-position embeddings in the self-attention (issue 19).
+Options: layer or RMS normalisation, grouped-query self-attention, rotary
+position embeddings, and the score variants sliding window, logit soft-capping
+and ALiBi in the self-attention (issue 19).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import keras
 
 from keras_attention import _validation
-from keras_attention.layers import _common
+from keras_attention.layers import _attention_shared, _common
 from keras_attention.layers.group_query_attention import GroupQueryAttention
 from keras_attention.layers.multi_head_attention import MultiHeadAttention
 
@@ -61,6 +62,9 @@ class TransformerBlockBase(keras.layers.Layer):
         normalization="layer",
         num_key_value_heads=None,
         rotary=False,
+        sliding_window=None,
+        soft_cap=None,
+        alibi=False,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         seed=None,
@@ -88,6 +92,11 @@ class TransformerBlockBase(keras.layers.Layer):
         if not isinstance(rotary, bool):
             raise ValueError(f"`rotary` must be a bool. Received: rotary={rotary!r}")
         self.rotary = rotary
+        self.sliding_window = _validation.positive_int(
+            "sliding_window", sliding_window, allow_none=True
+        )
+        self.soft_cap = _attention_shared.check_soft_cap(soft_cap)
+        self.alibi = _attention_shared.check_alibi(alibi, self.num_heads)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.seed = _validation.seed("seed", seed)
@@ -109,9 +118,18 @@ class TransformerBlockBase(keras.layers.Layer):
         """Keyword arguments of the attention sub-layers beyond the shared ones.
 
         The one place for options of the attention kernel: `self_attention` is
-        True for the self-attention, False for the cross-attention.
+        True for the self-attention, False for the cross-attention. The score
+        variants go to the self-attention only: a window and ALiBi compare
+        decoder with encoder positions in the cross-attention, which mean
+        nothing there, and the soft cap stays with them (Gemma 2 caps its
+        decoder-only self-attention). At their defaults nothing is passed, so
+        the sub-layers are the ones of a block without the options.
         """
-        return {}
+        if not self_attention:
+            return {}
+        options = dict(sliding_window=self.sliding_window, soft_cap=self.soft_cap, alibi=self.alibi)
+        defaults = dict(sliding_window=None, soft_cap=None, alibi=False)
+        return {name: val for name, val in options.items() if val != defaults[name]}
 
     def _attention(self, name, key_dim, seed_offset, self_attention=False, **kwargs):
         """The block's `MultiHeadAttention`; the self-attention is a
@@ -232,6 +250,9 @@ class TransformerBlockBase(keras.layers.Layer):
                 "normalization": self.normalization,
                 "num_key_value_heads": self.num_key_value_heads,
                 "rotary": self.rotary,
+                "sliding_window": self.sliding_window,
+                "soft_cap": self.soft_cap,
+                "alibi": self.alibi,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "seed": self.seed,

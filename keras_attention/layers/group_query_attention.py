@@ -6,13 +6,13 @@ import keras
 from keras import ops
 
 from keras_attention import _validation as v
+from keras_attention.layers import _attention_shared as shared
 from keras_attention.layers import _common, _kernel_call
-from keras_attention.layers.multi_head_attention import MultiHeadAttention, _without_keras_mask
 from keras_attention.layers.rotary_embedding import RotaryEmbedding
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class GroupQueryAttention(keras.layers.Layer):
+class GroupQueryAttention(shared.Projections, keras.layers.Layer):
     """Grouped-query attention (Ainslie et al. 2023); multi-query attention (Shazeer
     2019) with `num_key_value_heads=1`, multi-head attention with
     `num_key_value_heads == num_query_heads`.
@@ -42,7 +42,17 @@ class GroupQueryAttention(keras.layers.Layer):
         use_bias: whether the projections have biases.
         sliding_window: None, or a positive int `w`: query position `i` attends
             to key positions `j` with `|i - j| < w` only (with
-            `use_causal_mask`: the `w` latest keys, as Mistral does).
+            `use_causal_mask`: the `w` latest keys, as Mistral does). It is the
+            kernel's band `window=(w - 1, w - 1)`, masked per tile (no
+            `(T_q, T_k)` band is built; with `chunk_size` the tiles outside the
+            band are skipped, so the cost grows linearly in T).
+        soft_cap: None, or a positive float `c`: the scaled scores `s` become
+            `c · tanh(s / c)` (Gemma 2's attention-logit soft-capping).
+        alibi: False, True, or a list of `num_query_heads` floats: ALiBi (Press
+            et al. 2022) adds `-slope_u · |i - j|` to query head `u`'s scores
+            (after the soft cap); True takes
+            `keras_attention.ops.alibi_slopes(num_query_heads)`. Positions count
+            from `cache_update_index` with a cache, as the window's do.
         flash_attention: None or False (as Keras' default when flash attention
             is not enabled). True is a ValueError: the layer runs this
             project's kernel; `chunk_size` gives its exact memory-efficient path.
@@ -83,6 +93,10 @@ class GroupQueryAttention(keras.layers.Layer):
             written at this index and query `i` attends to cache positions
             `<= cache_update_index + i`. If None, the cache is used as it is
             (e.g. precomputed cross-attention keys/values, see `compute_cache`).
+            As in `MultiHeadAttention`, an index with `index < 0` or
+            `index + T_q > max_len` is a ValueError when it is known at call
+            time; a symbolic one leaves the cache unchanged and makes the
+            output (and scores) NaN.
 
     Returns:
         `(batch, T_q, dim)`; with `return_attention_scores` also the weights
@@ -102,7 +116,9 @@ class GroupQueryAttention(keras.layers.Layer):
     Reference:
         Ainslie et al., "GQA: Training Generalized Multi-Query Transformer
         Models from Multi-Head Checkpoints", EMNLP 2023; Shazeer, "Fast
-        Transformer Decoding: One Write-Head is All You Need", arXiv:1911.02150, 2019.
+        Transformer Decoding: One Write-Head is All You Need", arXiv:1911.02150, 2019;
+        Gemma Team, "Gemma 2", 2024 (soft-capping); Press et al., "Train Short,
+        Test Long", ICLR 2022 (ALiBi).
     """
 
     def __init__(
@@ -114,6 +130,8 @@ class GroupQueryAttention(keras.layers.Layer):
         dropout=0.0,
         use_bias=True,
         sliding_window=None,
+        soft_cap=None,
+        alibi=False,
         flash_attention=None,
         use_gate=False,
         chunk_size=None,
@@ -145,6 +163,9 @@ class GroupQueryAttention(keras.layers.Layer):
         self.use_bias = use_bias
         self.use_gate = use_gate
         self.sliding_window = v.positive_int("sliding_window", sliding_window, allow_none=True)
+        self.soft_cap = shared.check_soft_cap(soft_cap)
+        self.alibi = shared.check_alibi(alibi, self.num_query_heads, "num_query_heads")
+        self._alibi_slopes = shared.alibi_slopes(self.alibi, self.num_query_heads)
         if flash_attention not in (None, False):
             raise ValueError(
                 "This layer runs its own attention kernel, not a flash-attention one: use "
@@ -224,22 +245,6 @@ class GroupQueryAttention(keras.layers.Layer):
             self._seed_generator = keras.random.SeedGenerator(self.seed, name="dropout_seed")
         self.built = True
 
-    @property
-    def query_dense(self):
-        return self._query_dense
-
-    @property
-    def key_dense(self):
-        return self._key_dense
-
-    @property
-    def value_dense(self):
-        return self._value_dense
-
-    @property
-    def output_dense(self):
-        return self._output_dense
-
     # ------------------------------------------------------------------- call
     def _rotate(self, x, start_index):
         return x if self._rotary is None else self._rotary(x, start_index=start_index)
@@ -252,13 +257,7 @@ class GroupQueryAttention(keras.layers.Layer):
         values at `[:, 1]`, for `call(..., cache=cache)` without
         `cache_update_index`.
         """
-        if not self.built:
-            raise ValueError(
-                "`compute_cache` needs a built layer: call the layer once (or `build` it) "
-                f"before computing a cache. Received: layer {self.name!r} is not built."
-            )
-        value = _without_keras_mask(value)
-        key = value if key is None else _without_keras_mask(key)
+        value, key = self._cache_inputs(value, key)
         k = self._rotate(self._key_dense(key), 0)
         return ops.stack([k, self._value_dense(value)], axis=1)
 
@@ -268,48 +267,39 @@ class GroupQueryAttention(keras.layers.Layer):
         use_causal_mask=False, cache=None, cache_update_index=None,
     ):
         v.scores_without_chunks(return_attention_scores, self.chunk_size)
-        if cache_update_index is not None and cache is None:
-            raise ValueError(
-                "`cache_update_index` needs a `cache`. Received: "
-                f"cache_update_index={cache_update_index!r}, cache=None"
-            )
-        if cache is not None and cache_update_index is None:
-            # The cache is used as is: masks Keras filled in from the unused
-            # `value`/`key` describe nothing here.
-            if value_mask is not None and value_mask is getattr(value, "_keras_mask", None):
-                value_mask = None
-            if key is not None and key_mask is not None and key_mask is getattr(
-                key, "_keras_mask", None
-            ):
-                key_mask = None
+        value_mask, key_mask = shared.call_masks(
+            cache, cache_update_index, value, key, value_mask, key_mask
+        )
         if key_mask is not None:
             value_mask = (
                 key_mask
                 if value_mask is None
                 else ops.logical_and(ops.cast(value_mask, "bool"), ops.cast(key_mask, "bool"))
             )
-        gate_input = query = _without_keras_mask(query)
-        value = _without_keras_mask(value)
-        key = value if key is None else _without_keras_mask(key)
+        gate_input = query = shared.without_keras_mask(query)
+        value = shared.without_keras_mask(value)
+        key = value if key is None else shared.without_keras_mask(key)
 
         start = 0
         causal_offset = 0 if use_causal_mask else None
-        new_cache = None
+        new_cache = fits = None
         if cache is not None:
             v.rank("cache", cache.shape, 5)
             if cache_update_index is None:
                 k, val = cache[:, 0], cache[:, 1]
                 new_cache = cache
             else:
+                in_graph = shared.check_cache_index(
+                    cache_update_index, key.shape[1], cache.shape[2]
+                )
                 start = ops.cast(cache_update_index, "int32")
                 k_new = self._rotate(self._key_dense(key), start)
-                v_new = self._value_dense(value)
-                at = [0, start, 0, 0]
-                k = ops.slice_update(cache[:, 0], at, ops.cast(k_new, cache.dtype))
-                val = ops.slice_update(cache[:, 1], at, ops.cast(v_new, cache.dtype))
-                new_cache = ops.stack([k, val], axis=1)
+                new_cache, k, val, fits = shared.write_cache(
+                    cache, start, in_graph, k_new, self._value_dense(value)
+                )
+                # Cached steps are causal; the window and ALiBi count from `start` too.
                 causal_offset = start
-                value_mask = MultiHeadAttention._cache_value_mask(value_mask, key, cache, start)
+                value_mask = shared.cache_value_mask(value_mask, key, cache, start)
         else:
             k = self._rotate(self._key_dense(key), 0)
             val = self._value_dense(value)
@@ -320,8 +310,6 @@ class GroupQueryAttention(keras.layers.Layer):
         if self.num_repeats > 1:  # G -> H heads, for the attention only
             k = ops.repeat(k, self.num_repeats, axis=2)
             val = ops.repeat(val, self.num_repeats, axis=2)
-        if self.sliding_window is not None:
-            attention_mask = self._with_window(attention_mask, q, k, start)
 
         context, scores = _kernel_call.attend(
             q,
@@ -337,10 +325,12 @@ class GroupQueryAttention(keras.layers.Layer):
             chunk_size=self.chunk_size,
             return_attention_scores=return_attention_scores,
             heads_first=False,
+            **shared.kernel_variants(self.sliding_window, self.soft_cap, self._alibi_slopes),
         )
         if self.use_gate:
             context = context * self._gate_dense(gate_input)
         output = self._output_dense(context)
+        output, scores = shared.nan_unless(fits, output, scores)
 
         outputs = (output,)
         if return_attention_scores:
@@ -348,18 +338,6 @@ class GroupQueryAttention(keras.layers.Layer):
         if cache is not None:
             outputs += (new_cache,)
         return outputs[0] if len(outputs) == 1 else outputs
-
-    def _with_window(self, attention_mask, q, k, start):
-        """`attention_mask` and the band `|i - j| < sliding_window` (query `i` at `start + i`)."""
-        rows = ops.arange(ops.shape(q)[1], dtype="int32") + ops.cast(start, "int32")
-        cols = ops.arange(ops.shape(k)[1], dtype="int32")
-        band = ops.less(ops.abs(rows[:, None] - cols[None, :]), self.sliding_window)[None]
-        if attention_mask is None:
-            return band
-        attention_mask = ops.cast(attention_mask, "bool")
-        if len(attention_mask.shape) == 4:
-            band = band[:, None]
-        return ops.logical_and(attention_mask, band)
 
     # ----------------------------------------------------------------- shapes
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
@@ -373,10 +351,7 @@ class GroupQueryAttention(keras.layers.Layer):
             t_k = cache.shape[2] if cache is not None else value.shape[1]
             scores_shape = (query.shape[0], self.num_query_heads, query.shape[1], t_k)
         specs = _common.output_specs(self, tuple(query.shape), scores_shape)
-        if cache is None:
-            return specs
-        specs = specs if isinstance(specs, tuple) else (specs,)
-        return (*specs, keras.KerasTensor(cache.shape, dtype=cache.dtype))
+        return shared.with_cache_spec(specs, cache)
 
     def get_config(self):
         config = super().get_config()
@@ -388,6 +363,8 @@ class GroupQueryAttention(keras.layers.Layer):
                 "dropout": self.dropout,
                 "use_bias": self.use_bias,
                 "sliding_window": self.sliding_window,
+                "soft_cap": self.soft_cap,
+                "alibi": self.alibi,
                 "flash_attention": self.flash_attention,
                 "use_gate": self.use_gate,
                 "chunk_size": self.chunk_size,

@@ -16,6 +16,7 @@ import numpy as np
 from keras import ops
 
 from keras_attention import _validation as v
+from keras_attention.layers import _attention_shared as shared
 from keras_attention.layers import _common, _kernel_call
 
 # Key chunk of the exact memory-efficient path that `flash_attention=True` selects
@@ -30,13 +31,6 @@ def _proj_equation(free: int, bound: int, out: int):
     bd = letters[free : free + bound]
     o = letters[free + bound : free + bound + out]
     return f"{f}{bd},{bd}{o}->{f}{o}", o
-
-
-def _without_keras_mask(x):
-    """A copy of `x` without the Keras mask, so the projections do not warn about it."""
-    if x is not None and getattr(x, "_keras_mask", None) is not None:
-        return ops.copy(x)
-    return x
 
 
 def _prod(dims):
@@ -57,43 +51,6 @@ def _normalize_axes(attention_axes):
         "`attention_axes` must be None, an int or a non-empty list/tuple of ints. "
         f"Received: attention_axes={attention_axes!r}"
     )
-
-
-def _concrete_index(index):
-    """The value of a cache index known now (int, NumPy or eager tensor), else None.
-
-    None means the index is symbolic: a traced tensor under `tf.function`,
-    `jax.jit` or `torch.compile`.
-    """
-    if isinstance(index, (bool, np.bool_)):
-        raise ValueError(
-            f"`cache_update_index` must be an integer. Received: cache_update_index={index!r}"
-        )
-    if isinstance(index, (int, np.integer)):
-        return int(index)
-    shape = tuple(getattr(index, "shape", ()))
-    if shape:
-        raise ValueError(
-            "`cache_update_index` must be a scalar. Received: "
-            f"cache_update_index with shape {shape}"
-        )
-    if isinstance(index, np.ndarray):
-        return int(index)
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        value = tf.get_static_value(index)
-        return None if value is None else int(value)
-    if backend == "jax":
-        import jax
-
-        return None if isinstance(index, jax.core.Tracer) else int(index)
-    if backend == "torch":
-        import torch
-
-        return None if torch.compiler.is_compiling() else int(index)
-    return None
 
 
 def _as_mask(mask):
@@ -119,7 +76,7 @@ def _check_mask(name, mask, lengths, what):
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
-class MultiHeadAttention(keras.layers.Layer):
+class MultiHeadAttention(shared.Projections, keras.layers.Layer):
     """Multi-head scaled dot-product attention (Vaswani et al., 2017).
 
     Each head `i` projects the inputs and attends:
@@ -160,11 +117,24 @@ class MultiHeadAttention(keras.layers.Layer):
             means every axis but the batch and the features. Several axes are
             attended over jointly, as one flattened sequence; the other axes act
             as batch axes. Masks other than `attention_mask`, the causal mask,
-            `sliding_window` and the cache need the plain case: rank-3 inputs
-            attending over axis 1.
+            `sliding_window`, `alibi` and the cache need the plain case: rank-3
+            inputs attending over axis 1 (`soft_cap` applies in every case).
         sliding_window: None or a positive int: query `i` attends to keys `j`
             with `|i - j| < sliding_window` (as in Keras; combine with
-            `use_causal_mask`). With a cache, `i` counts from `cache_update_index`.
+            `use_causal_mask` for Mistral's causal window of `sliding_window`
+            keys). With a cache, `i` counts from `cache_update_index`. It is the
+            kernel's band `window=(sliding_window - 1, sliding_window - 1)` of
+            `keras_attention.ops.scaled_dot_product_attention`, masked per tile:
+            no `(T_q, T_k)` band is built, and on the memory-efficient path
+            (`chunk_size` or `flash_attention=True`) the tiles outside the band
+            are skipped, so the cost grows linearly in T.
+        soft_cap: None, or a positive float `c`: the scaled scores `s` become
+            `c · tanh(s / c)` before the masks and the softmax (Gemma 2's
+            attention-logit soft-capping).
+        alibi: False, True, or a list of `num_heads` floats: ALiBi (Press et al.
+            2022) adds `-slope_h · |i - j|` to head `h`'s scores (after the soft
+            cap); True takes the slopes of `keras_attention.ops.alibi_slopes`,
+            a list gives them. With a cache, `i` counts from `cache_update_index`.
         flash_attention: None, False or True. Here True selects the exact
             memory-efficient path (the online-softmax kernel of `chunk_size`; with
             `chunk_size=None` it uses chunks of `FLASH_CHUNK_SIZE` = 512): the
@@ -242,7 +212,10 @@ class MultiHeadAttention(keras.layers.Layer):
     (2, 1, 16)
 
     Reference:
-        Vaswani et al., "Attention Is All You Need", NeurIPS 2017.
+        Vaswani et al., "Attention Is All You Need", NeurIPS 2017; Beltagy et
+        al., "Longformer", 2020 (sliding window); Gemma Team, "Gemma 2", 2024
+        (soft-capping); Press et al., "Train Short, Test Long: Attention with
+        Linear Biases Enables Input Length Extrapolation", ICLR 2022 (ALiBi).
     """
 
     def __init__(
@@ -256,6 +229,8 @@ class MultiHeadAttention(keras.layers.Layer):
         output_shape=None,
         attention_axes=None,
         sliding_window=None,
+        soft_cap=None,
+        alibi=False,
         flash_attention=None,
         chunk_size=None,
         kernel_initializer="glorot_uniform",
@@ -297,6 +272,9 @@ class MultiHeadAttention(keras.layers.Layer):
         self._output_shape = output_shape
         self.attention_axes = _normalize_axes(attention_axes)
         self.sliding_window = v.positive_int("sliding_window", sliding_window, allow_none=True)
+        self.soft_cap = shared.check_soft_cap(soft_cap)
+        self.alibi = shared.check_alibi(alibi, self.num_heads)
+        self._alibi_slopes = shared.alibi_slopes(self.alibi, self.num_heads)
         if flash_attention is not None and not isinstance(flash_attention, bool):
             raise ValueError(
                 "`flash_attention` must be None or a bool. "
@@ -418,22 +396,6 @@ class MultiHeadAttention(keras.layers.Layer):
         self.built = True
 
     @property
-    def query_dense(self):
-        return self._query_dense
-
-    @property
-    def key_dense(self):
-        return self._key_dense
-
-    @property
-    def value_dense(self):
-        return self._value_dense
-
-    @property
-    def output_dense(self):
-        return self._output_dense
-
-    @property
     def gate_dense(self):
         return self._gate_dense
 
@@ -453,14 +415,8 @@ class MultiHeadAttention(keras.layers.Layer):
             `(batch, 2, T_k, num_heads, key_dim)`: keys at `[:, 0]`, values at `[:, 1]`,
             for `call(..., cache=cache)` with `cache_update_index=None`.
         """
-        if not self.built:
-            raise ValueError(
-                "`compute_cache` needs a built layer: call the layer once (or `build` it) "
-                f"before computing a cache. Received: layer {self.name!r} is not built."
-            )
+        value, key = self._cache_inputs(value, key)
         self._check_cache_dims()
-        value = _without_keras_mask(value)
-        key = value if key is None else _without_keras_mask(key)
         k = self._key_dense(key)
         val = self._value_dense(value)
         return ops.stack([k, val], axis=1)
@@ -491,24 +447,15 @@ class MultiHeadAttention(keras.layers.Layer):
                 "flash_attention=True; use flash_attention=None to get the weights."
             )
         v.scores_without_chunks(return_attention_scores, chunk)
-        if cache_update_index is not None and cache is None:
-            raise ValueError(
-                "`cache_update_index` needs a `cache`. Received: "
-                f"cache_update_index={cache_update_index!r}, cache=None"
-            )
-        if cache is not None and cache_update_index is None:
-            # The cache is used as is, so `value`/`key` are not attended to: a mask
-            # Keras filled in from them describes nothing here (e.g. a decoder step's).
-            if value_mask is not None and value_mask is getattr(value, "_keras_mask", None):
-                value_mask = None
-            if key_mask is not None and key_mask is getattr(key, "_keras_mask", None):
-                key_mask = None
+        value_mask, key_mask = shared.call_masks(
+            cache, cache_update_index, value, key, value_mask, key_mask
+        )
         query_mask, value_mask, key_mask = (
             _as_mask(query_mask), _as_mask(value_mask), _as_mask(key_mask)
         )
-        query = _without_keras_mask(query)
-        value = _without_keras_mask(value)
-        key = value if key is None else _without_keras_mask(key)
+        query = shared.without_keras_mask(query)
+        value = shared.without_keras_mask(value)
+        key = value if key is None else shared.without_keras_mask(key)
         if not self._plain_case():
             return self._call_over_axes(
                 query, value, key, query_mask, value_mask, key_mask, attention_mask,
@@ -517,7 +464,6 @@ class MultiHeadAttention(keras.layers.Layer):
 
         q = self._query_dense(query)  # (B, T_q, H, D)
         causal_offset = 0 if use_causal_mask else None
-        window_offset = 0
         new_cache = fits = None
         t_q = query.shape[1]
         _check_mask("query_mask", query_mask, [t_q], f"the length of `query`, {t_q}")
@@ -534,25 +480,18 @@ class MultiHeadAttention(keras.layers.Layer):
                 t_new = key.shape[1]
                 lengths = [max_len, t_new]
                 what = f"the cache length, {max_len}, or the new steps, {t_new}"
-                fits = self._check_index(cache_update_index, t_new, max_len)
+                in_graph = shared.check_cache_index(cache_update_index, t_new, max_len)
                 idx = ops.cast(cache_update_index, "int32")
-                k_new = ops.cast(self._key_dense(key), cache.dtype)
-                v_new = ops.cast(self._value_dense(value), cache.dtype)
-                start = [0, idx, 0, 0]
-                k = ops.slice_update(cache[:, 0], start, k_new)
-                val = ops.slice_update(cache[:, 1], start, v_new)
-                new_cache = ops.stack([k, val], axis=1)
-                if fits is not None:  # a symbolic index: no write past the end
-                    t_dyn, len_dyn = ops.shape(k_new)[1], ops.shape(cache)[2]
-                    fits = ops.logical_and(idx >= 0, idx + t_dyn <= len_dyn)
-                    new_cache = ops.where(fits, new_cache, cache)
+                new_cache, k, val, fits = shared.write_cache(
+                    cache, idx, in_graph, self._key_dense(key), self._value_dense(value)
+                )
+                # Cached steps are causal; the window and ALiBi count from `idx` too.
                 causal_offset = idx
-                window_offset = idx
             _check_mask("value_mask", value_mask, lengths, what)
             _check_mask("key_mask", key_mask, lengths, what)
             if cache_update_index is not None:
-                value_mask = self._cache_value_mask(value_mask, key, cache, idx)
-                key_mask = self._cache_value_mask(key_mask, key, cache, idx)
+                value_mask = shared.cache_value_mask(value_mask, key, cache, idx)
+                key_mask = shared.cache_value_mask(key_mask, key, cache, idx)
             k = ops.cast(k, q.dtype)
             val = ops.cast(val, q.dtype)
         else:
@@ -567,8 +506,6 @@ class MultiHeadAttention(keras.layers.Layer):
                 key_mask if value_mask is None
                 else ops.logical_and(ops.cast(value_mask, "bool"), key_mask)
             )
-        if self.sliding_window is not None:
-            attention_mask = self._with_window(attention_mask, q, k, window_offset)
 
         context, scores = _kernel_call.attend(
             q,
@@ -584,12 +521,10 @@ class MultiHeadAttention(keras.layers.Layer):
             chunk_size=chunk,
             return_attention_scores=return_attention_scores,
             heads_first=False,
+            **shared.kernel_variants(self.sliding_window, self.soft_cap, self._alibi_slopes),
         )
         output = self._project_output(context, query)
-        if fits is not None:
-            output = ops.where(fits, output, ops.cast(float("nan"), output.dtype))
-            if scores is not None:
-                scores = ops.where(fits, scores, ops.cast(float("nan"), scores.dtype))
+        output, scores = shared.nan_unless(fits, output, scores)
 
         outputs = (output,)
         if return_attention_scores:
@@ -602,52 +537,6 @@ class MultiHeadAttention(keras.layers.Layer):
         if self._gate_dense is not None:
             context = context * ops.cast(self._gate_dense(query), context.dtype)
         return self._output_dense(context)
-
-    @staticmethod
-    def _check_index(index, t_new, max_len):
-        """Raises for a known index outside `[0, max_len - t_new]`.
-
-        Returns True when the check has to happen in the graph (a symbolic index,
-        or lengths unknown when tracing), else None.
-        """
-        value = _concrete_index(index)
-        if value is None:
-            return True
-        if value < 0 or (
-            t_new is not None and max_len is not None and value + t_new > max_len
-        ):
-            raise ValueError(
-                "`cache_update_index` must be in [0, max_len - T_new] so the new keys fit "
-                f"in the cache. Received: cache_update_index={value}, T_new={t_new}, "
-                f"max_len={max_len}"
-            )
-        return True if t_new is None or max_len is None else None
-
-    def _with_window(self, attention_mask, q, k, offset):
-        """`attention_mask` and the band `|offset + i - j| < sliding_window`, `(1, T_q, T_k)`."""
-        rows = ops.arange(ops.shape(q)[1], dtype="int32")[:, None] + ops.cast(offset, "int32")
-        cols = ops.arange(ops.shape(k)[1], dtype="int32")[None, :]
-        band = ops.less(ops.abs(rows - cols), self.sliding_window)[None]
-        if attention_mask is None:
-            return band
-        attention_mask = ops.cast(attention_mask, "bool")
-        if len(attention_mask.shape) == 4:
-            return ops.logical_and(attention_mask, band[:, None])
-        return ops.logical_and(attention_mask, band)
-
-    @staticmethod
-    def _cache_value_mask(value_mask, key, cache, idx):
-        """Maps a value mask onto the cache positions when keys are written at `idx`."""
-        if value_mask is None:
-            return None
-        max_len = cache.shape[2]
-        t_new = key.shape[1]
-        length = value_mask.shape[-1]
-        if length is not None and length == t_new and length != max_len:
-            full = ops.ones((ops.shape(cache)[0], ops.shape(cache)[2]), dtype="int32")
-            update = ops.cast(value_mask, "int32")
-            return ops.cast(ops.slice_update(full, [0, idx], update), "bool")
-        return value_mask
 
     def _call_over_axes(
         self, query, value, key, query_mask, value_mask, key_mask, attention_mask,
@@ -667,6 +556,8 @@ class MultiHeadAttention(keras.layers.Layer):
             given["use_causal_mask"] = True
         if self.sliding_window is not None:
             given["sliding_window"] = self.sliding_window
+        if self.alibi is not False:  # positions in one sequence, as the window's
+            given["alibi"] = self.alibi
         if given:
             name = next(iter(given))
             raise ValueError(
@@ -718,6 +609,7 @@ class MultiHeadAttention(keras.layers.Layer):
             chunk_size=self._chunk,
             return_attention_scores=return_attention_scores,
             heads_first=False,
+            soft_cap=self.soft_cap,
         )
         batch_shape = [q_shape[0], *[q_shape[a] for a in others]]
         context = ops.reshape(
@@ -761,10 +653,7 @@ class MultiHeadAttention(keras.layers.Layer):
         specs = _common.output_specs(
             self, self.compute_output_shape(query.shape, value.shape), scores_shape
         )
-        if cache is None:
-            return specs
-        specs = specs if isinstance(specs, tuple) else (specs,)
-        return (*specs, keras.KerasTensor(cache.shape, dtype=cache.dtype))
+        return shared.with_cache_spec(specs, cache)
 
     def get_config(self):
         config = super().get_config()
@@ -778,6 +667,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 "output_shape": self._output_shape,
                 "attention_axes": self.attention_axes,
                 "sliding_window": self.sliding_window,
+                "soft_cap": self.soft_cap,
+                "alibi": self.alibi,
                 "flash_attention": self.flash_attention,
                 "chunk_size": self.chunk_size,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),

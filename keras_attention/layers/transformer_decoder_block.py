@@ -58,6 +58,14 @@ class TransformerDecoderBlock(_transformer.TransformerBlockBase):
             steps are rotated at their positions from
             `self_attention_cache_update_index`. The cross-attention is
             always multi-head, without rotary embeddings.
+        sliding_window, soft_cap, alibi: the self-attention's sliding window
+            (`|i - j| < w`; with the causal mask, Mistral's window of the `w`
+            latest steps), logit soft cap (Gemma 2) and ALiBi biases (True, or
+            a list of `num_heads` slopes), as in `TransformerEncoderBlock`.
+            With a cache they count positions from
+            `self_attention_cache_update_index`. The cross-attention takes none
+            of them (decoder and encoder positions do not compare); at their
+            defaults the block is the one without these options.
         kernel_initializer, bias_initializer: of the attention projections and
             the feed-forward layers (each sub-layer gets its own copy).
         seed: None or an int: the dropouts draw from seeds derived from it.
@@ -105,11 +113,17 @@ class TransformerDecoderBlock(_transformer.TransformerBlockBase):
         ...                self_attention_cache_update_index=0)
         >>> tuple(y.shape), tuple(cache.shape)
         ((2, 1, 16), (2, 2, 5, 1, 4))
+        >>> banded = TransformerDecoderBlock(  # causal window of 3 steps, capped, ALiBi
+        ...     4, intermediate_dim=32, sliding_window=3, soft_cap=50.0, alibi=True)
+        >>> tuple(banded(dec).shape)
+        (2, 5, 16)
 
     Reference:
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017; Zhang &
         Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019; Ainslie
-        et al., "GQA", EMNLP 2023; Su et al., "RoFormer", arXiv:2104.09864, 2021.
+        et al., "GQA", EMNLP 2023; Su et al., "RoFormer", arXiv:2104.09864, 2021;
+        Jiang et al., "Mistral 7B", 2023 (causal window); Gemma Team, "Gemma 2",
+        2024 (soft-capping); Press et al., "Train Short, Test Long", ICLR 2022 (ALiBi).
     """
 
     def build(

@@ -46,6 +46,17 @@ class TransformerEncoderBlock(_common.ScoresSpec, _transformer.TransformerBlockB
             self-attention is then a `GroupQueryAttention`).
         chunk_size: if set, attention runs the memory-efficient exact path over
             key chunks of this size (see `MultiHeadAttention`).
+        sliding_window: None, or a positive int `w`: in the self-attention,
+            step `i` attends to steps `j` with `|i - j| < w` only (with the
+            causal mask: the `w` latest steps, Mistral's window); a banded
+            kernel mask (see `MultiHeadAttention`), linear in T on the
+            memory-efficient path.
+        soft_cap: None, or a positive float `c`: the self-attention's scaled
+            scores `s` become `c · tanh(s / c)` (Gemma 2).
+        alibi: False, True, or a list of `num_heads` floats: ALiBi linear
+            biases `-slope_h · |i - j|` in the self-attention (Press et al.
+            2022; True: `keras_attention.ops.alibi_slopes(num_heads)`).
+            At their defaults the block is the one without these options.
         kernel_initializer, bias_initializer: of the attention projections and
             the feed-forward layers (each sub-layer gets its own copy).
         seed: None or an int: the dropouts draw from seeds derived from it.
@@ -79,7 +90,10 @@ class TransformerEncoderBlock(_common.ScoresSpec, _transformer.TransformerBlockB
         Vaswani et al., "Attention Is All You Need", NeurIPS 2017; Xiong et
         al., "On Layer Normalization in the Transformer Architecture", ICML 2020;
         Zhang & Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019;
-        Ainslie et al., "GQA", EMNLP 2023; Su et al., "RoFormer", 2021.
+        Ainslie et al., "GQA", EMNLP 2023; Su et al., "RoFormer", 2021;
+        Beltagy et al., "Longformer", 2020 (sliding window); Gemma Team,
+        "Gemma 2", 2024 (soft-capping); Press et al., "Train Short, Test
+        Long", ICLR 2022 (ALiBi).
     """
 
     def __init__(self, num_heads, *, chunk_size=None, **kwargs):
