@@ -10,6 +10,7 @@ from keras_attention.ops import _dropout_hash, _kernel
 from keras_attention.ops import scaled_dot_product_attention as sdpa
 from keras_attention.ops._chunked import Tiling
 from tests import layer_checks
+from tests.test_ops_variants import values_and_grads
 
 
 def np_attention(q, k, v, mask=None, causal=False, scale=None):
@@ -54,6 +55,10 @@ def _padding_mask(b, t_k, seed=1, empty_row=None):
 
 
 def _values_and_grads(fn, q, k, v):
+    """`[output, dq, dk, dv]` as NumPy, of the loss `sum(sin(3 · output))`, by the
+    backend's autodiff (on TensorFlow with the loss in float32)."""
+    if keras.backend.backend() != "tensorflow":
+        return values_and_grads(fn, q, k, v)
     q, k, v = (tf.constant(x) for x in (q, k, v))
     with tf.GradientTape() as tape:
         tape.watch([q, k, v])
@@ -103,6 +108,7 @@ def test_plain_dropout_only_in_training():
     inference = sdpa(q, k, v, dropout_rate=0.5, seed=1, training=False)
     np.testing.assert_array_equal(base, inference)
     dropped = sdpa(q, k, v, dropout_rate=0.5, seed=1, training=True)
+    dropped, base = ops.convert_to_numpy(dropped), ops.convert_to_numpy(base)
     assert np.all(np.isfinite(dropped))
     assert not np.allclose(dropped, base)
 
@@ -143,7 +149,14 @@ def chunked(request):
     return lambda chunk: {"_tiling": Tiling(chunk, query_block=blocks, key_block=blocks)}
 
 
-@layer_checks.tensorflow_only("gradients by tf.GradientTape")
+def _slow_unless_tensorflow(test):
+    """Marks `test` slow on JAX and PyTorch, whose eager loops retrace every call (the
+    cases take about 4 s each on JAX); tests/test_ops_variants.py checks the chunked
+    path's gradients on every backend in the default run."""
+    return test if layer_checks.backend() == "tensorflow" else pytest.mark.slow(test)
+
+
+@_slow_unless_tensorflow
 @pytest.mark.parametrize("case", sorted(CHUNK_CASES))
 def test_chunked_equals_plain_in_values_and_gradients(case, chunked):
     c = CHUNK_CASES[case]
@@ -164,7 +177,6 @@ def test_chunked_equals_plain_in_values_and_gradients(case, chunked):
     np.testing.assert_allclose(expected[0], np_attention(q, k, v, mask, c["causal"])[0], atol=1e-5)
 
 
-@layer_checks.tensorflow_only("gradients by tf.GradientTape")
 def test_fully_masked_rows_give_zeros_on_both_paths():
     q, k, v = _qkv(t_q=4, t_k=6)
     mask = np.ones((2, 6), bool)
@@ -317,13 +329,51 @@ def test_chunked_dropout_is_exact_in_values_and_gradients(chunked):
     expected = _values_and_grads(reference, q, k, v)
     for a, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, e, atol=1e-5, rtol=1e-5)
-    no_dropout = sdpa(q, k, v, mask=mask, is_causal=True)
+    no_dropout = ops.convert_to_numpy(sdpa(q, k, v, mask=mask, is_causal=True))
     assert not np.allclose(got[0], no_dropout)
 
 
+def _np_hash32(x):
+    """lowbias32 in NumPy uint32 (wraps modulo 2**32): the reference of `hash32`."""
+    x = np.asarray(x, np.uint32)
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def _np_keep_mask(seed, b, h, t_q, t_k, rate):
+    seed = np.asarray(seed, np.uint32)
+    base = _np_hash32(_np_hash32(seed[0]) ^ seed[1])
+    bh = (np.arange(b)[:, None] * h + np.arange(h)[None, :]).astype(np.uint32)
+    key = _np_hash32(base ^ bh)[..., None]
+    rows = _np_hash32(key ^ np.arange(t_q, dtype=np.uint32))[..., None]
+    bits = _np_hash32(rows ^ np.arange(t_k, dtype=np.uint32))
+    return (bits >> np.uint32(8)) >= np.uint32(round(rate * (1 << 24)))
+
+
+def test_dropout_hash_is_the_numpy_reference_on_every_backend():
+    """The keep mask of a fixed seed is the same bits on TensorFlow, JAX and PyTorch
+    (no 32-bit overflow: JAX's default integers are int32, PyTorch's uint32 is int64
+    in Keras); seeds and positions near 2**31 reach the high bit."""
+    with np.errstate(over="ignore"):
+        x = np.array([0, 1, 2**31 - 1, 2**31, 2**32 - 1, 0x9E3779B9], np.uint32)
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(_dropout_hash.hash32(ops.convert_to_tensor(
+                x.astype(_dropout_hash.work_dtype())))).astype(np.uint32), _np_hash32(x))
+        # Pinned values (so that the reference cannot drift with the implementation).
+        assert [int(_np_hash32(i)) for i in (1, 2)] == [0x688990C0, 0xD1132181]
+        for seed in ([3, 4], [2**31 - 2, 12345]):
+            rows = _dropout_hash.row_keys(np.array(seed, np.int32), 2, 3, 17)
+            keep = _dropout_hash.keep_mask(rows, ops.arange(29, dtype="int32"), 0.3)
+            np.testing.assert_array_equal(ops.convert_to_numpy(keep),
+                                          _np_keep_mask(seed, 2, 3, 17, 29, 0.3))
+
+
 def test_chunked_dropout_keeps_the_expected_fraction():
-    rows = _dropout_hash.row_keys(tf.constant([3, 4]), 2, 4, 64)
-    keep = np.asarray(_dropout_hash.keep_mask(rows, ops.arange(256), 0.2))
+    rows = _dropout_hash.row_keys(np.array([3, 4], np.int32), 2, 4, 64)
+    keep = ops.convert_to_numpy(_dropout_hash.keep_mask(rows, ops.arange(256), 0.2))
     assert abs(keep.mean() - 0.8) < 0.01
     # Different rows and columns are not copies of each other.
     assert not np.array_equal(keep[0, 0, 0], keep[0, 0, 1])
