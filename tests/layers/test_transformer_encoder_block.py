@@ -153,8 +153,10 @@ def test_initializers_reach_every_sublayer_as_separate_copies():
 
 def test_seed_makes_dropout_reproducible_and_differs_per_sublayer():
     x = _x()
+    # Not 7 and 8: Keras' PyTorch backend seeds each draw with seed + counter, so seed 7's
+    # second draw is seed 8's first.
     a, b, other = (TransformerEncoderBlock(2, intermediate_dim=12, dropout=0.5, seed=s)
-                   for s in (7, 7, 8))
+                   for s in (7, 7, 1000))
     for block in (a, b, other):
         block.build(x.shape)
         block.set_weights(a.get_weights())
