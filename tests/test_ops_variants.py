@@ -318,3 +318,23 @@ def test_invalid_variant_arguments_raise_naming_them(kwargs, message):
 def test_alibi_slopes_needs_a_positive_head_count():
     with pytest.raises(ValueError, match="num_heads=0"):
         alibi_slopes(0)
+
+
+@pytest.mark.parametrize("t, window, causal, tiling", [
+    (24, (3, 0), True, Tiling(4, query_block=8, key_block=8)),  # trip 2r: no padding
+    (23, (3, 3), False, Tiling(4, query_block=8, key_block=8)),  # base < 0, padded rows
+    (26, (2, 0), True, Tiling(2, query_block=8, key_block=6)),  # trip < 2r, tail blocks
+    (21, (5, 2), False, Tiling(3, query_block=9, key_block=9)),  # shift not a multiple
+])
+def test_backward_sliding_dq_accumulation_matches_the_oracle(t, window, causal, tiling):
+    """The banded backward that sums dQ in a sliding window of query blocks (a scan
+    output of T rows in all) is the one these geometries take, and it is exact."""
+    variants_window = _chunked._capped_window(window, 0 if causal else None)
+    layout = _chunked._pass_layout(t, t, tiling, variants_window, forward=False)
+    band = _chunked._band(variants_window, 0, layout.c, layout.bq, layout.nq, False)
+    assert _chunked._sliding(band, layout) is not None
+    q, k, v = _qkv(b=1, h=2, t_q=t, t_k=t)
+    kwargs = dict(is_causal=causal, window=window, _tiling=tiling)
+    ref_out, _, ref_grads = np_reference(q, k, v, causal=causal, window=window)
+    _close(values_and_grads(lambda q, k, v: sdpa(q, k, v, **kwargs), q, k, v),
+           [ref_out, *ref_grads])

@@ -18,6 +18,12 @@ passes use one block of all query rows and key chunks of `chunk_size`. With
 `dropout_rate > 0` the dropout mask of each tile comes from a counter-based
 hash of (seed, batch, head, query, key) (see `_dropout_hash`), so the backward
 pass regenerates exactly the mask of the forward pass without storing it.
+
+Memory: neither pass copies the queries or the output gradients whole (each
+block is taken from a reshaped view, and scaled, inside the loop). With a
+window, the backward sums each query block's dQ terms as the key blocks slide
+past it, so the scan outputs are `dK`, `dV` and `dQ` once each (T rows), not
+the terms of every (key block, query block) pair.
 """
 
 from __future__ import annotations
@@ -254,13 +260,21 @@ def _from_key_chunks(x, layout):
     return x if layout.no_pad else x[:, :, : layout.t_k]  # (a slice may copy)
 
 
-def _row_blocks(x, layout):
-    """`(s0, s1, T_q, ...)` -> `(nq, s0, s1, bq, ...)`: the query blocks, first."""
+def _query_blocks(x, layout):
+    """`(s0, s1, T_q, ...)` -> `(s0, s1, nq, bq, ...)` (a reshape: no copy unless
+    there are padding rows). The passes take one block at a time from it
+    (`ops.take(..., axis=2)`), so no full-size copy of the queries, or of the
+    output gradients, is made."""
     shape = ops.shape(x)
     if not layout.no_row_pad:
         x = ops.pad(x, [[0, 0], [0, 0], [0, layout.row_pad]] + [[0, 0]] * (len(x.shape) - 3))
-    x = ops.reshape(x, (shape[0], shape[1], layout.nq, layout.bq, *shape[3:]))
-    return ops.moveaxis(x, 2, 0)
+    return ops.reshape(x, (shape[0], shape[1], layout.nq, layout.bq, *shape[3:]))
+
+
+def _row_blocks(x, layout):
+    """`(s0, s1, T_q, ...)` -> `(nq, s0, s1, bq, ...)`: the query blocks, first (a
+    copy: for the small row-wise inputs that a loop takes as `xs`)."""
+    return ops.moveaxis(_query_blocks(x, layout), 2, 0)
 
 
 def _from_row_blocks(x, layout):
@@ -417,9 +431,9 @@ def chunked_attention(
 
     @ops.custom_gradient
     def attend(q, k, val):
-        qs = q * scale_f
+        # The scale is applied per query block (no full-size scaled copy of `q`).
         forward_tiles = tiles(forward=True)
-        out, lse = _forward(qs, k, val, forward_tiles)
+        out, lse = _forward(q, scale_f, k, val, forward_tiles)
 
         def grad(*args, upstream=None):
             if upstream is None:
@@ -428,20 +442,23 @@ def chunked_attention(
             if isinstance(t_q, int):  # Key blocks, and query blocks of chunk_size rows.
                 backward_tiles = tiles(forward=False)
             d_out = ops.cast(upstream, "float32")
-            return _backward(d_out, qs, k, val, out, lse, scale_f, backward_tiles)
+            return _backward(d_out, q, k, val, out, lse, scale_f, backward_tiles)
 
         return out, grad
 
     return ops.cast(attend(q, k, val), in_dtype)
 
 
-def _forward(qs, k, val, tiles):
-    """`(output, logsumexp)` of the scaled queries `qs` by online softmax over `tiles`."""
+def _forward(q, scale, k, val, tiles):
+    """`(output, logsumexp)` of the queries `q` (scaled by `scale`) by online softmax
+    over `tiles`."""
     layout = tiles.layout
-    b, h, d_v = ops.shape(qs)[0], ops.shape(qs)[1], ops.shape(val)[3]
+    b, h, d_v = ops.shape(q)[0], ops.shape(q)[1], ops.shape(val)[3]
     k_r, v_r = _key_chunks(k, 2, layout), _key_chunks(val, 2, layout)
+    q_r = _query_blocks(q, layout)
 
     def forward_block(carry, block):
+        qs = ops.take(q_r, block["index"], axis=2) * scale
         m0 = ops.full((b, h, layout.bq), _NEG, dtype="float32")
         l0 = ops.zeros((b, h, layout.bq), dtype="float32")
         acc0 = ops.zeros((b, h, layout.bq, d_v), dtype="float32")
@@ -453,7 +470,7 @@ def _forward(qs, k, val, tiles):
         def body(t, state):
             j = t + first
             valid, drop, bias = _tile_masks(j, block, tiles)
-            s = ops.einsum("bhqd,bhkd->bhqk", block["q"], ops.take(k_r, j, axis=2))
+            s = ops.einsum("bhqd,bhkd->bhqk", qs, ops.take(k_r, j, axis=2))
             s, _ = _logits(s, tiles.variants, bias)
             return _online_softmax_step(state, s, ops.take(v_r, j, axis=2), valid, drop)
 
@@ -467,8 +484,9 @@ def _forward(qs, k, val, tiles):
     # (Keras' TensorFlow `scan` wants the outputs shaped like the carry: the carry
     # is a block's result, unused.)
     init = (ops.zeros((b, h, layout.bq, d_v), "float32"), ops.zeros((b, h, layout.bq), "float32"))
-    blocks = dict(tiles.rows, q=_row_blocks(qs, layout))
-    _, (out_b, lse_b) = ops.scan(forward_block, init, blocks)
+    # (The loop takes the row-wise inputs as `xs`, and each block's queries from
+    # `q_r`: `xs` would be copied whole, into a TensorArray on TensorFlow.)
+    _, (out_b, lse_b) = ops.scan(forward_block, init, tiles.rows)
     return _from_row_blocks(out_b, layout), _from_row_blocks(lse_b, layout)
 
 
@@ -490,25 +508,28 @@ def _online_softmax_step(state, s, vj, valid, drop):
     return m_new, denom, acc
 
 
-def _backward(d_out, qs, k, val, out, lse, scale, tiles):
-    """`(dQ, dK, dV)` for the upstream gradient `d_out`, over the tiles of `tiles`."""
+def _backward(d_out, q, k, val, out, lse, scale, tiles):
+    """`(dQ, dK, dV)` for the upstream gradient `d_out`, over the tiles of `tiles`
+    (`q` unscaled)."""
     layout, band = tiles.layout, tiles.band
     kb, vb = _key_chunks(k, 2, layout), _key_chunks(val, 2, layout)
     # rowsum(dO ⊙ O) = rowsum(P ⊙ dP), also with dropout.
     delta = ops.sum(d_out * out, axis=-1)[..., None]
-    # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta (each
-    # tile takes Q and dO back from these).
-    blocks = dict(
-        tiles.rows,
-        qs_lse=_row_blocks(ops.concatenate([qs, -lse[..., None]], axis=-1), layout),
-        d_out_delta=_row_blocks(ops.concatenate([d_out, -delta], axis=-1), layout),
-    )
-    # One query block's dQ terms are zeros shaped like `qs`'s blocks.
-    block_shape = ops.shape(blocks["qs_lse"])[1:-1] + (ops.shape(qs)[-1],)
+    # The row-wise inputs: the small ones stacked by block, the queries and output
+    # gradients as views taken a block at a time (no full-size copies).
+    q_r, d_out_r = _query_blocks(q, layout), _query_blocks(d_out, layout)
+    blocks = dict(tiles.rows, neg_lse=_row_blocks(-lse[..., None], layout),
+                  neg_delta=_row_blocks(-delta, layout))
+    # One query block's dQ terms are zeros shaped like the queries' blocks.
+    block_shape = ops.shape(blocks["neg_lse"])[1:-1] + (ops.shape(q)[-1],)
 
-    def key_block(j):
+    def key_block(j, first=None):
         """Key block `j`'s `(dK, dV)`, the `dQ` terms of the query blocks it meets
-        (stacked) and the first of those blocks."""
+        (stacked) and the first of those blocks. With `first` given (the sliding
+        accumulation below), the blocks from it may lie outside `[0, nq)`: such a
+        virtual block takes a real one's rows and is masked out whole (its terms
+        are zeros)."""
+        virtual = first is not None
         kj = ops.take(kb, j, axis=2)
         vj = ops.take(vb, j, axis=2)
         one = ops.ones_like(kj[..., :1])
@@ -517,12 +538,21 @@ def _backward(d_out, qs, k, val, out, lse, scale, tiles):
 
         def back_block(sums, _):
             i, dkj, dvj, _ = sums
+            real = i
+            if virtual:
+                real = ops.clip(i, 0, layout.nq - 1)
             # The block is taken here (not scanned over as `xs`, which would copy
             # every block into a TensorArray once per key block).
-            block = {name: ops.take(x, i, axis=0) for name, x in blocks.items()}
-            block["qs"] = block["qs_lse"][..., :-1]
-            block["d_out"] = block["d_out_delta"][..., :-1]
+            block = {name: ops.take(x, real, axis=0) for name, x in blocks.items()}
+            block["qs"] = ops.take(q_r, real, axis=2) * scale
+            block["d_out"] = ops.take(d_out_r, real, axis=2)
+            # [Q, −lse]·[K_j, 1]ᵀ = S_j − lse and [dO, −delta]·[V_j, 1]ᵀ = dP_j − delta.
+            block["qs_lse"] = ops.concatenate([block["qs"], block["neg_lse"]], axis=-1)
+            block["d_out_delta"] = ops.concatenate([block["d_out"], block["neg_delta"]], axis=-1)
             valid, drop, bias = _tile_masks(j, block, tiles)
+            if virtual:  # (`valid` is not None: a window masks.)
+                in_range = ops.logical_and(ops.greater_equal(i, 0), ops.less(i, layout.nq))
+                valid = ops.logical_and(valid, in_range)
             dv_i, ds = _backward_tile(block, kj, vj, kj_one, vj_one, valid, drop, bias, tiles)
             dvj = dvj + dv_i
             dkj = dkj + ops.einsum("bhqk,bhqd->bhkd", ds, block["qs"])
@@ -532,14 +562,51 @@ def _backward(d_out, qs, k, val, out, lse, scale, tiles):
 
         # With a window, only the query blocks that the band reaches from this key
         # block: `trip` of them from `first`.
-        first, trip = ops.zeros((), "int32"), layout.nq
-        if band is not None:
-            first, trip = band.start(j), band.trip
+        trip = layout.nq if band is None else band.trip
+        if first is None:
+            first = ops.zeros((), "int32") if band is None else band.start(j)
         zeros = (first, ops.zeros_like(kj), ops.zeros_like(vj), ops.zeros(block_shape))
         (_, dkj, dvj, _), (_, _, _, dq_parts) = ops.scan(back_block, zeros, length=trip)
         return dkj, dvj, dq_parts, first
 
-    if band is not None and isinstance(layout.n, int):
+    slide = _sliding(band, layout)
+    if slide is not None:
+        # Banded, with key blocks a whole number `r` of query blocks apart: key block
+        # `j` meets the query blocks from `j·r + base` on (unclamped), so once it is
+        # done the `r` blocks from there are complete. The scan carries the partial
+        # sums of the next `r` blocks and emits the `r` complete ones: the stacked
+        # dQ terms are T rows in all, not `trip / r` times that.
+        r, base = slide
+
+        def slide_step(carry, j):
+            _, _, pending = carry
+            j = _serialized(j, pending)
+            dkj, dvj, parts, _ = key_block(j, first=j * r + base)
+            pad = r + r - band.trip
+            if pad:
+                parts = ops.concatenate([parts, ops.zeros((pad, *block_shape))], axis=0)
+            parts = parts + ops.concatenate([pending, ops.zeros((r, *block_shape))], axis=0)
+            return (dkj, dvj, parts[r:]), (dkj, dvj, parts[:r])
+
+        zeros_r = ops.zeros((r, *block_shape))
+        init = (ops.zeros_like(kb[:, :, 0]), ops.zeros_like(vb[:, :, 0]), zeros_r)
+        (_, _, pending), (dk_s, dv_s, done) = ops.scan(
+            slide_step, init, ops.arange(layout.n, dtype="int32")
+        )
+        # Blocks `base .. base + n·r − 1` are in `done`, the next `r` in `pending`.
+        # (Query blocks outside those met by no key block: zeros.)
+        dq_b = ops.reshape(done, (layout.n * r, *block_shape))
+        if layout.n * r < layout.nq - base:
+            dq_b = ops.concatenate([dq_b, pending], axis=0)
+        have = ops.shape(dq_b)[0]
+        before, after = max(base, 0), max(layout.nq - base - have, 0)
+        if before or after:
+            dq_b = ops.pad(dq_b, [[before, after]] + [[0, 0]] * (len(block_shape)))
+        start = max(-base, 0)
+        if start or start + layout.nq != ops.shape(dq_b)[0]:
+            dq_b = dq_b[start : start + layout.nq]
+        dk, dv = ops.moveaxis(dk_s, 0, 2), ops.moveaxis(dv_s, 0, 2)
+    elif band is not None and isinstance(layout.n, int):
         # Banded: each key block's results are scan outputs (stacked once, not
         # written into full-size tensors per key block, which would cost O(T) per
         # block), and the dQ terms are summed per query block at the end.
@@ -576,6 +643,21 @@ def _backward(d_out, qs, k, val, out, lse, scale, tiles):
     return dq, _from_key_chunks(dk, layout), _from_key_chunks(dv, layout)
 
 
+def _sliding(band, layout):
+    """`(r, base)` when the backward pass can accumulate dQ by sliding (see
+    `_backward`): static sizes, key blocks of `r` whole query blocks, a static
+    shift (key block `j` meets query blocks from `j·r + base`), and at most `2r`
+    query blocks met per key block; else None."""
+    if band is None or not all(isinstance(x, int) for x in (layout.n, layout.nq, band.trip)):
+        return None
+    if not isinstance(band.shift, int) or band.outer % band.inner:
+        return None
+    r = band.outer // band.inner
+    if band.trip > 2 * r:
+        return None
+    return r, band.shift // band.inner
+
+
 def _backward_tile(block, kj, vj, kj_one, vj_one, valid, drop, bias, tiles):
     """One tile's `(dV term, dS)`, from its weights recomputed as `P = exp(S − lse)`.
 
@@ -592,7 +674,7 @@ def _backward_tile(block, kj, vj, kj_one, vj_one, valid, drop, bias, tiles):
             x = x + bias
     else:
         s, t = _logits(ops.einsum("bhqd,bhkd->bhqk", block["qs"], kj), variants, bias)
-        x = s + block["qs_lse"][..., -1:]
+        x = s + block["neg_lse"]
     p = ops.exp(x)
     if valid is not None:
         p = ops.where(valid, p, 0.0)
@@ -602,7 +684,7 @@ def _backward_tile(block, kj, vj, kj_one, vj_one, valid, drop, bias, tiles):
     else:
         dv_i = ops.einsum("bhqk,bhqd->bhkd", p * drop, block["d_out"])
         dp = ops.einsum("bhqd,bhkd->bhqk", block["d_out"], vj)
-        ds = p * (dp * drop + block["d_out_delta"][..., -1:])
+        ds = p * (dp * drop + block["neg_delta"])
     if t is not None:
         ds = ds * (1.0 - t * t)
     return dv_i, ds
