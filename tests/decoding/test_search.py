@@ -7,6 +7,11 @@ import pytest
 import tensorflow as tf
 
 from keras_attention.decoding import beam_search, expand_to_beams, greedy_search, length_penalty
+from tests.layer_checks import tensorflow_only
+
+# These run TensorFlow ops whatever Keras' backend is, so a rerun on JAX or PyTorch repeats
+# the TensorFlow run; the keras.ops samplers (test_samplers.py) are what runs per backend.
+pytestmark = tensorflow_only("greedy_search and beam_search are TensorFlow graph ops")
 
 END = 0
 
