@@ -12,9 +12,11 @@ values, makes one warm-up call (tracing) of the forward pass + the gradients
 with respect to all three (loss `sum(out²)`), then times up to `--repeats`
 calls (median). Its peak is the process's resident-set high-water mark
 (`ru_maxrss`), reported as is and minus the baseline of a process that started
-TensorFlow and ran one tiny op. A check process first compares the chunked
-banded path with the plain path (which forms the full masked `(T, T)` scores)
-at a small T, in values and gradients.
+TensorFlow and ran one tiny op. A last process runs the forward pass alone at
+the longest length, for its peak (where the memory goes: forward vs backward).
+A check process first compares the chunked banded path with the plain path
+(which forms the full masked `(T, T)` scores) at a small T, in values and
+gradients.
 
 The work counted per call is that of the tiles the passes visit (from
 `_chunked.tiles_per_block`): forward `4·B·H·d` FLOP per visited score entry
@@ -85,6 +87,16 @@ def _child(args) -> dict:
     if args._child == "baseline":
         tf.reduce_sum(tf.ones((4, 4))).numpy()
         return {}
+
+    if args._child.startswith("forward:"):
+        t = int(args._child.split(":")[1])
+        rng = np.random.default_rng(0)
+        q, k, v = (tf.constant(rng.normal(size=(args.batch, args.heads, t, args.dim)),
+                               tf.float32) for _ in range(3))
+        fn = tf.function(lambda q, k, v: sdpa(q, k, v, is_causal=True, window=args.window,
+                                              chunk_size=args.chunk_size))
+        return {"T": t, **_common.time_calls(lambda: fn(q, k, v).numpy(),
+                                             repeats=args.repeats, warmup=1)}
 
     def fwd_bwd(chunk_size):
         @tf.function
@@ -168,6 +180,7 @@ def main(argv=None):
                     row["peak_rss_bytes"] - baseline["peak_rss_bytes"])
         row.setdefault("T", t)
         cases.append(row)
+    forward = _run_child(args, f"forward:{args.seq_lens[-1]}")
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
     shortest, longest = cases[0], cases[-1]
@@ -186,7 +199,7 @@ def main(argv=None):
     config = {k: getattr(args, k) for k in ("window", "batch", "heads", "dim", "chunk_size",
                                             "repeats", "seq_lens", "tiny")}
     record = {"machine": machine, "config": config, "baseline": baseline, "check": check,
-              "cases": cases, "targets": targets}
+              "cases": cases, "forward_only": forward, "targets": targets}
     name = "sliding_window_tiny" if args.tiny else "sliding_window"
     _common.write_results(name, record, _markdown(record), args.out_dir)
     print(_markdown(record))
@@ -220,6 +233,11 @@ def _markdown(record) -> str:
     lines.append("")
     base = record["baseline"].get("peak_rss_bytes")
     lines.append(f"Baseline (TensorFlow started, one tiny op): {_common.fmt_bytes(base)}.")
+    fwd = record.get("forward_only") or {}
+    if fwd.get("status") == "ok":
+        lines.append(f"Forward pass alone at T={fwd['T']}: {_common.fmt_seconds(fwd['median_s'])}, "
+                     f"peak RSS {_common.fmt_bytes(fwd['peak_rss_bytes'])} (the rest of the "
+                     "fwd+bwd peak is the backward pass's).")
     check = record["check"]
     if check.get("status") == "ok":
         errs = ", ".join(f"{k} {v:.1e}" for k, v in check["max_abs_errors"].items())
