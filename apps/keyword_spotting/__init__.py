@@ -10,6 +10,8 @@ Where each piece lives (the rooms of apps/README.md, and three helpers):
 - `pipeline.py`: `load_splits` and `make_dataset`: tf.data of waveforms and labels;
 - `audio.py` (helper): resampling, fitting to 1 s and speed perturbation in
   TensorFlow ops, shared by the pipeline and the SavedModel;
+- `channel.py` (helper): real-world channel augmentation of training clips in
+  TensorFlow ops: room reverberation, microphone EQ, level and clipping, telephone line;
 - `features.py`: the log-mel front end and the spectrogram augmentations (layers);
 - `model.py`: `ModelConfig`, `build_model` (the classifier and the explainer
   that also returns the attention over time), `compile_model`;

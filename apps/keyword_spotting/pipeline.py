@@ -5,8 +5,9 @@
 builder in `builder.py`; or Google Speech Commands through tfds, online) and
 returns its `Splits`: per split, `(waveform float32 (16000,), label int32)`
 examples, the class names and the split sizes. `make_dataset` batches one
-split for training or evaluation: shuffling with a seed and speed
-perturbation (`audio.perturb_speed`) when training. `Splits.examples` gives the
+split for training or evaluation: shuffling with a seed, speed
+perturbation (`audio.perturb_speed`) and, if asked, real-world channel
+augmentation (`channel.augment_batch`) when training. `Splits.examples` gives the
 test clips with their speaker and word span, for evaluation.
 """
 
@@ -18,7 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from apps.common import data as common_data
-from apps.keyword_spotting import audio, builder
+from apps.keyword_spotting import audio, builder, channel
 from apps.keyword_spotting.synth import CLIP_SAMPLES, SPLITS
 
 DATASETS = ("synthetic_speech_commands", "speech_commands")
@@ -116,7 +117,8 @@ def load_splits(dataset: str = "synthetic_speech_commands", data_dir: str | None
 
 def make_dataset(splits: Splits, split: str, batch_size: int, training: bool = False,
                  seed: int = 42,
-                 speed_perturbation: tuple[float, ...] = SPEED_PERTURBATION) -> tf.data.Dataset:
+                 speed_perturbation: tuple[float, ...] = SPEED_PERTURBATION,
+                 channel_augment: float = 0.0) -> tf.data.Dataset:
     """Batches of `(waveform (batch, 16000), label (batch,))` of `split`.
 
     Args:
@@ -127,14 +129,25 @@ def make_dataset(splits: Splits, split: str, batch_size: int, training: bool = F
         seed: seeds the order of the files and of the examples.
         speed_perturbation: `(low, high)`: every training batch is played at a random speed
             in this range, each epoch anew (`audio.perturb_speed`); empty: off.
+        channel_augment: the probability of each channel augmentation of every training
+            clip (room, microphone, level and clipping, telephone line:
+            `channel.augment_channel`), after the speed perturbation, with a seed per clip
+            drawn from `seed` (anew each epoch); 0: off (the pipeline is then unchanged).
     """
     ds = splits.read(split, training, seed)
     if training:
         ds = ds.shuffle(min(splits.sizes[split], _SHUFFLE_BUFFER), seed=seed,
                         reshuffle_each_iteration=True)
+    augment = training and channel_augment > 0
+    if augment:  # A seed (2 int64) per clip, reproducible from `seed`, new each epoch.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(lambda example, s: (*example, s))
     ds = ds.batch(batch_size)
     if training and speed_perturbation:
         low, high = speed_perturbation
-        ds = ds.map(lambda x, y: (audio.perturb_speed(x, low, high), y),
+        ds = ds.map(lambda x, y, *s: (audio.perturb_speed(x, low, high), y, *s),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        ds = ds.map(lambda x, y, s: (channel.augment_batch(x, s, channel_augment), y),
                     num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

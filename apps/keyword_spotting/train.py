@@ -63,6 +63,9 @@ class TrainConfig(common_config.CommonTrainConfig):
         corpus: the synthetic corpus' builder config: a name (`default`, `quick`) or, from
             Python, a `builder.SpeechCommandsConfig`; None: `quick` with `quick`, else `default`.
         speed_perturbation: `(low, high)` speeds of the training batches; empty: off.
+        channel_augment: probability of each real-world channel augmentation (room,
+            microphone, level and clipping, telephone line; `channel.augment_channel`) of
+            every training clip; 0: off.
         model: the `ModelConfig` (`num_classes` is set from the dataset; `seed` None: `seed`).
         sample_clips: test clips drawn with their attention (0: none).
         plots: write the confusion matrix and attention plots.
@@ -78,6 +81,7 @@ class TrainConfig(common_config.CommonTrainConfig):
     learning_rate: float = 2e-3
     corpus: str | builder.SpeechCommandsConfig | None = None
     speed_perturbation: tuple[float, ...] = (0.9, 1.1)
+    channel_augment: float = 0.0
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     sample_clips: int = 8
     plots: bool = True
@@ -99,6 +103,11 @@ class TrainConfig(common_config.CommonTrainConfig):
         if speeds and not (len(speeds) == 2 and 0 < speeds[0] <= speeds[1]):
             raise ValueError("`speed_perturbation` must be empty or two speeds 0 < low <= high. "
                              f"Received: speed_perturbation={speeds!r}")
+        if (isinstance(self.channel_augment, bool)
+                or not isinstance(self.channel_augment, (int, float))
+                or not 0.0 <= self.channel_augment <= 1.0):
+            raise ValueError("`channel_augment` must be a probability in [0, 1]. "
+                             f"Received: channel_augment={self.channel_augment!r}")
         if not isinstance(self.model, ModelConfig):
             raise ValueError(f"`model` must be a ModelConfig. Received: model={self.model!r}")
 
@@ -122,7 +131,8 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     os.makedirs(config.model_dir, exist_ok=True)
     splits = pipeline.load_splits(config.dataset, config.data_dir, config.corpus_config)
     train = pipeline.make_dataset(splits, "train", config.batch_size, training=True,
-                                  seed=config.seed, speed_perturbation=config.speed_perturbation)
+                                  seed=config.seed, speed_perturbation=config.speed_perturbation,
+                                  channel_augment=config.channel_augment)
     validation = pipeline.make_dataset(splits, "validation", config.batch_size)
     steps_per_epoch = max(1, -(-splits.sizes["train"] // config.batch_size))
     model_config = dataclasses.replace(
