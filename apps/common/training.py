@@ -3,7 +3,8 @@
 A run killed at any point (SIGKILL included) and started again with the same
 command resumes after its last finished epoch and ends as if it had never been
 interrupted:
-- `keras.callbacks.BackupAndRestore` keeps the weights, optimizer and epoch;
+- `CrashSafeBackupAndRestore` (Keras' BackupAndRestore, each file replaced
+  atomically) keeps the weights, optimizer and epoch;
 - `ResumableHistory` keeps every epoch's logs and the training seconds, so
   `timed_fit` returns the history and the time of the whole run;
 - `ResumableEarlyStopping` keeps EarlyStopping's best value, wait count, best
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 
@@ -42,8 +44,8 @@ def callbacks(model_dir: str, backup: bool = True, tensorboard: bool = True) -> 
     if backup:
         # double_checkpoint: a kill while the latest checkpoint is being written
         # leaves the previous one, which the next run falls back to.
-        out.append(keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
-                                                    double_checkpoint=True))
+        out.append(CrashSafeBackupAndRestore(os.path.join(model_dir, "backup"),
+                                             double_checkpoint=True))
     if tensorboard:
         out.append(
             keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq="epoch")
@@ -104,6 +106,39 @@ def _to_float(value):
 
 
 # --- Resumable callbacks -----------------------------------------------------------------------
+
+
+class CrashSafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose files are each replaced atomically.
+
+    Keras 3.15 writes `training_metadata.json` in place (open for writing, then
+    write): a kill between the two leaves an empty file, and the next run then
+    fails in `json.loads` with a ValueError, which its double-checkpoint fallback
+    (it catches OSError only) does not cover, so the run could never resume.
+    Here the weights and the metadata are written to temporary files, fsynced
+    and renamed over the old ones (weights first), and the previous pair kept by
+    `double_checkpoint` is copied the same way: after a kill at any instant each
+    file is a whole old or a whole new one.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint:
+            for src, dst in ((self._weights_path, self._prev_weights_path),
+                             (self._training_metadata_path, self._prev_training_metadata_path)):
+                if os.path.exists(src):
+                    tmp = f"{dst}.{_tmp_tag()}"
+                    shutil.copyfile(src, tmp)
+                    _fsync_path(tmp)
+                    _publish(tmp, dst)
+        stem = self._weights_path[: -len(".weights.h5")]
+        tmp = f"{stem}.{_tmp_tag()}.weights.h5"  # save_weights wants the suffix
+        self.model.save_weights(tmp, overwrite=True)
+        _fsync_path(tmp)
+        _publish(tmp, self._weights_path)
+        _write_json(self._training_metadata_path,
+                    {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
 #
 # Both keep their state beside BackupAndRestore's checkpoint, keyed by epoch, and both must run
 # before BackupAndRestore at each epoch end (timed_fit orders them): a kill between their write

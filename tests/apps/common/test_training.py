@@ -90,8 +90,8 @@ def fit(model_dir=None, epochs=EPOCHS, extra=()):
 
 def backup_callbacks(tmp_path, name):
     """A BackupAndRestore passed in (as keyword spotting does), so a callback can go before it."""
-    return keras.callbacks.BackupAndRestore(str(tmp_path / name / "backup"),
-                                            double_checkpoint=True)
+    return training.CrashSafeBackupAndRestore(str(tmp_path / name / "backup"),
+                                              double_checkpoint=True)
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +212,32 @@ def test_completed_run_leaves_nothing_to_merge(tmp_path):
     assert history.epoch == [0, 1, 2] and len(history.history["loss"]) == 3
     assert seconds <= time.perf_counter() - start
     assert not backup.exists()
+
+
+def test_backup_metadata_survives_a_kill_while_it_is_written(tmp_path, monkeypatch):
+    """Keras' own callback truncates training_metadata.json before writing it, so a kill
+    in between left an empty file that no later run could read (json.loads ValueError);
+    the crash-safe one writes a temporary file and renames it."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    backup = training.CrashSafeBackupAndRestore(str(tmp_path / "backup"), double_checkpoint=True)
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    metadata = tmp_path / "backup" / "training_metadata.json"
+    assert json.loads(metadata.read_text())["epoch"] == 1
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(training.json, "dump", killed)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1)
+    monkeypatch.undo()
+    assert json.loads(metadata.read_text())["epoch"] == 1  # the whole old file, not a part
+    assert sorted(p.name for p in metadata.parent.iterdir() if "tmp-" not in p.name) == [
+        "latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
+        "training_metadata.json.bkp"]
+    resumed = training.CrashSafeBackupAndRestore(str(tmp_path / "backup"), double_checkpoint=True)
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert model._initial_epoch == 1
