@@ -181,3 +181,56 @@ def apt_install(packages: list[str], *, why: str, hint: str = "") -> None:
     except AcquireError:
         run(["apt-get", "update"], "apt-get update", env=env)
         run(["apt-get", "install", "-y", "--no-install-recommends", *packages], why, env=env)
+
+
+def private_apt(directory: str, *, components: tuple[str, ...] = ("main",),
+                languages: tuple[str, ...] = (), suite: str = "bookworm",
+                mirror: str = "http://deb.debian.org/debian", timeout: float = 600,
+                hint: str = "") -> tuple[str, ...]:
+    """An apt configuration of our own, updated; returns the options (`-c FILE`) that use it.
+
+    The system's sources and lists stay untouched: this configuration has its
+    own sources list (`deb MIRROR SUITE COMPONENTS`), lists, cache and an empty
+    parts folder, so it can reach components (contrib, non-free) or translation
+    indices (`languages`, e.g. ("en", "fr")) that the system's configuration
+    leaves out. Pass the returned options to `apt_download(apt_options=...)`
+    or to `apt-get`/`apt-cache` yourself. `apt-get update` runs once per
+    directory; delete the directory to refresh it.
+    """
+    if shutil.which("apt-get") is None:
+        raise AcquireError(f"A private apt configuration in {directory}: apt-get is not on "
+                           f"PATH. {hint}".strip())
+    directory = os.path.abspath(directory)
+    conf = os.path.join(directory, "apt.conf")
+    stamp = os.path.join(directory, "updated")
+    sources = f"deb {mirror} {suite} {' '.join(components)}\n"
+    languages_line = "; ".join(f'"{lang}"' for lang in languages) or '"none"'
+    text = "".join([
+        f'Dir::State::Lists "{directory}/lists";\n',
+        f'Dir::Etc::SourceList "{directory}/sources.list";\n',
+        f'Dir::Etc::SourceParts "{directory}/parts";\n',
+        f'Dir::Etc::parts "{directory}/parts";\n',
+        f'Dir::Cache "{directory}/cache";\n',
+        f"Acquire::Languages {{ {languages_line}; }};\n",
+    ])
+    current = os.path.isfile(conf) and open(conf).read() == text and os.path.isfile(
+        os.path.join(directory, "sources.list")) and open(
+        os.path.join(directory, "sources.list")).read() == sources
+    if current and os.path.isfile(stamp):
+        return ("-c", conf)
+    for sub in ("lists/partial", "parts", "cache/archives/partial"):
+        os.makedirs(os.path.join(directory, sub), exist_ok=True)
+    with open(os.path.join(directory, "sources.list"), "w") as f:
+        f.write(sources)
+    with open(conf, "w") as f:
+        f.write(text)
+    if os.path.exists(stamp):
+        os.remove(stamp)
+    try:
+        run(["apt-get", "-c", conf, "update"], f"apt-get update ({sources.strip()})",
+            timeout=timeout)
+    except AcquireError as err:
+        raise AcquireError(f"{err} {hint}".strip()) from err
+    with open(stamp, "w") as f:
+        f.write(sources)
+    return ("-c", conf)

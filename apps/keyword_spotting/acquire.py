@@ -8,6 +8,15 @@ with `apps.common.acquire.apt_install` (`apt-get install -y espeak-ng flite
 sox`, `apt-get update` first if needed). Otherwise it raises `EnginesMissing`
 with the command to run by hand.
 
+The MBROLA diphone voices (`MBROLA_VOICES`, recorded from four real
+speakers) are in Debian's contrib/non-free sections, which this image's apt
+sources leave out: `ensure_mbrola` fetches the pinned packages with an apt
+configuration of its own (`apps.common.acquire.private_apt`, the system's
+lists untouched) and installs them with `dpkg -i` as root; espeak-ng then
+drives them (`espeak-ng -v mb-us1`). Their licence allows synthesis with the
+mbrola program, not sale: the corpus is built on the user's machine and never
+redistributed.
+
 `engine_versions` reports the engines' own versions and their Debian package
 versions, which the builder records in the dataset's metadata (the corpus is
 the same on every machine with the same engine versions).
@@ -23,8 +32,14 @@ from apps.common import acquire as common_acquire
 
 ENGINES = ("espeak-ng", "flite")
 APT_PACKAGES = ("espeak-ng", "flite", "sox")
+# MBROLA diphone voices (recorded from real speakers) and their pinned Debian packages.
+MBROLA_VOICES = ("us1", "us2", "us3", "en1")
+MBROLA_PACKAGES = {"mbrola": "3.3+dfsg-9", "mbrola-us1": "0.3+repack2-5",
+                   "mbrola-us2": "0.1+repack2-5", "mbrola-us3": "0.1+repack2-4",
+                   "mbrola-en1": "19980910+repack2-5"}
+MBROLA_DIR = "/usr/share/mbrola"  # Where espeak-ng looks for the voices.
 # Debian packages whose versions are recorded with the corpus.
-VERSIONED_PACKAGES = (*ENGINES, "espeak-ng-data")
+VERSIONED_PACKAGES = (*ENGINES, "espeak-ng-data", *MBROLA_PACKAGES)
 
 
 class EnginesMissing(common_acquire.AcquireError):
@@ -67,6 +82,53 @@ def ensure_engines(install: bool = True) -> None:
     if missing:
         raise EnginesMissing(f"{why}: {', '.join(missing)} still not on PATH after "
                              f"`{command}`. {hint}")
+
+
+def missing_mbrola() -> list[str]:
+    """The MBROLA voices (and the `mbrola` program) that espeak-ng cannot find."""
+    missing = [] if shutil.which("mbrola") else ["mbrola"]
+    return missing + [v for v in MBROLA_VOICES
+                      if not os.path.isfile(os.path.join(MBROLA_DIR, v, v))]
+
+
+def ensure_mbrola(cache_dir: str | None = None, install: bool = True) -> None:
+    """Makes sure the MBROLA voices are installed, fetching and installing them as root.
+
+    Args:
+        cache_dir: where the private apt configuration and the .deb files are kept
+            (default `~/.cache/keras_attention/debian-mbrola`).
+        install: fetch and install (as root) when they are missing.
+
+    Raises:
+        EnginesMissing: when they are missing and cannot be installed, with the
+            commands to run by hand.
+    """
+    missing = missing_mbrola()
+    if not missing:
+        return
+    packages = [f"{name}={version}" for name, version in MBROLA_PACKAGES.items()]
+    by_hand = ("add `contrib non-free` to a bookworm apt source, `apt-get update`, then "
+               f"`apt-get install -y {' '.join(packages)}`")
+    why = (f"The synthetic_speech_commands corpus (MBROLA voices: {', '.join(missing)} "
+           f"missing in {MBROLA_DIR})")
+    if not install or not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        raise EnginesMissing(f"{why} needs Debian's non-free MBROLA packages: as root, {by_hand}.")
+    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "keras_attention",
+                                          "debian-mbrola")
+    print(f"Installing the MBROLA voices: {', '.join(packages)}", flush=True)
+    try:
+        options = common_acquire.private_apt(os.path.join(cache_dir, "apt"),
+                                             components=("main", "contrib", "non-free"))
+        debs = [common_acquire.apt_download(name, os.path.join(cache_dir, "debs"),
+                                            version=version, apt_options=options)
+                for name, version in MBROLA_PACKAGES.items()]
+        common_acquire.run(["dpkg", "-i", *debs], why)
+    except common_acquire.AcquireError as err:
+        raise EnginesMissing(f"{err} Or, as root, {by_hand}.") from err
+    missing = missing_mbrola()
+    if missing:
+        raise EnginesMissing(f"{why}: {', '.join(missing)} still missing after installing "
+                             f"{', '.join(packages)}.")
 
 
 def _output(command: list[str]) -> str:

@@ -7,7 +7,9 @@ engines, built once and cached by tensorflow-datasets:
   synthesizers, whisper, ...) x speed (`-s`) x pitch (`-p`);
 - flite 2.2: the voices kal, kal16 (a diphone speaker) and awb, rms, slt
   (clustergen voices built from real CMU ARCTIC speakers), with duration stretch
-  and pitch varied.
+  and pitch varied;
+- MBROLA 3.3 diphone voices us1, us2, us3 and en1 (diphones recorded from four
+  real speakers), driven by espeak-ng, speed and pitch varied.
 
 Classes: yes no up down left right on off stop go, zero ... nine, `_silence_`
 (background noise only: white, pink, brown or mains hum at -70..-25 dBFS, or
@@ -18,8 +20,9 @@ other words spoken by voices of the same split) at a random SNR of 5..30 dB, at
 a random peak level of -30..-1 dBFS.
 
 Splits hold disjoint speakers: the test split uses espeak-ng voice variants
-never used in training (plus the Caribbean accent en-029, test only) and the
-flite voice rms; the validation split uses other held-out espeak-ng variants.
+never used in training (plus the Caribbean accent en-029, test only), the
+flite voice rms and the MBROLA voice us3; the validation split uses other
+held-out espeak-ng variants.
 So validation and test both measure unseen speakers. Variants that are copies
 of one another (linda/belinda, Mario/Michael, m3/Mike, robert/quincy) stay in
 one split.
@@ -59,6 +62,8 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
         snr_db: range of the speech-to-noise ratio in dB.
         level_dbfs: range of the clip's peak level in dB full scale.
         flite_share: fraction of word clips spoken by flite (where a split has flite voices).
+        mbrola_share: fraction of the other word clips spoken by an MBROLA voice (where a
+            split has MBROLA voices).
         babble_pool: words synthesized per split for babble noise.
         workers: engine processes run at the same time.
         seed: seeds every random choice (the corpus is the same on every machine
@@ -70,6 +75,7 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
     snr_db: tuple[float, float] = (5.0, 30.0)
     level_dbfs: tuple[float, float] = (-30.0, -1.0)
     flite_share: float = 0.2
+    mbrola_share: float = 0.25
     babble_pool: int = 40
     workers: int = 2
     seed: int = 20180826
@@ -78,8 +84,10 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
 class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
     """Speech commands spoken by espeak-ng and flite voices; test voices unseen in training."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
+        "1.2.0": "MBROLA diphone voices of four real speakers (us1, us2, en1 in training; "
+                 "us3 in test) speak a quarter of the non-flite word clips.",
         "1.1.0": "600 training clips per class (was 300): 95.1% instead of 93.9% on unseen "
                  "voices in the same training time (12 epochs instead of 20).",
         "1.0.0": "22 classes (10 commands, 10 digits, _silence_, _unknown_); espeak-ng and "
@@ -114,13 +122,15 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
             supervised_keys=("audio", "label"),
             homepage="https://github.com/espeak-ng/espeak-ng",
             metadata=tfds.core.MetadataDict(),
-            license="Audio synthesized by espeak-ng (GPL-3.0+) and flite (BSD-like); the "
-                    "synthesized output is not covered by the engines' licences.",
+            license="Audio synthesized by espeak-ng (GPL-3.0+), flite (BSD-like) and MBROLA "
+                    "(AGPL-3.0 program; its voices are non-free: synthesis with mbrola "
+                    "only, not for sale); built on the user's machine, never redistributed.",
         )
 
     def _split_generators(self, dl_manager):
         del dl_manager
         acquire.ensure_engines()
+        acquire.ensure_mbrola()
         config = self.builder_config
         self.info.metadata.update({
             "engines": acquire.engine_versions(),
@@ -131,6 +141,8 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
                                "test_only": list(synth.TEST_ONLY_ACCENTS)},
             "espeak_variants": {k: list(v) for k, v in synth.ESPEAK_VARIANTS.items()},
             "flite_voices": {k: list(v) for k, v in synth.FLITE_VOICES.items()},
+            "mbrola_voices": {k: list(v) for k, v in synth.MBROLA_VOICES.items()},
+            "mbrola_share": config.mbrola_share,
             "clips_per_class": dict(zip(SPLITS, config.clips_per_class, strict=True)),
             "train_unknown_factor": config.train_unknown_factor,
             "snr_db": list(config.snr_db),
@@ -138,7 +150,8 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
             "noises": list(synth.NOISES),
             "seed": config.seed,
             "validation": "held-out espeak-ng variants (unseen speakers), no flite voice",
-            "test": "held-out espeak-ng variants, accent en-029 and flite rms (unseen speakers)",
+            "test": "held-out espeak-ng variants, accent en-029, flite rms and MBROLA us3 "
+                    "(unseen speakers)",
         })
         return {split: self._generate_examples(split) for split in SPLITS}
 

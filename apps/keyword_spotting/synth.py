@@ -54,6 +54,9 @@ ESPEAK_VARIANTS = {
              "steph", "Jacky"),
 }
 FLITE_VOICES = {"train": ("kal", "kal16", "awb", "slt"), "validation": (), "test": ("rms",)}
+# MBROLA diphone voices driven by espeak-ng (`-v mb-us1`): four real speakers' diphones.
+# us1 is a woman (US), us2 and us3 are men (US), en1 a man (British).
+MBROLA_VOICES = {"train": ("us1", "us2", "en1"), "validation": (), "test": ("us3",)}
 # Mean F0 (Hz) around which flite's pitch is varied, per voice.
 _FLITE_F0 = {"kal": 105.0, "kal16": 105.0, "awb": 115.0, "rms": 100.0, "slt": 175.0}
 NOISES = ("white", "pink", "brown", "hum", "babble")  # Babble last: never in _silence_.
@@ -150,14 +153,16 @@ def make_noise(kind: str, rng: np.random.Generator, babble_pool=(), n: int = CLI
 
 
 def voice_id(engine: str, speaker: str, accent: str = "") -> str:
-    return f"espeak-ng/{accent}+{speaker}" if engine == "espeak-ng" else f"flite/{speaker}"
+    return f"espeak-ng/{accent}+{speaker}" if engine == "espeak-ng" else f"{engine}/{speaker}"
 
 
 def synthesize(item: dict, workdir: str) -> np.ndarray:
     """The word of `item` spoken by its voice: float32 16 kHz mono, silences trimmed."""
     path = os.path.join(workdir, f"{item['key']}.wav")
-    if item["engine"] == "espeak-ng":
-        cmd = ["espeak-ng", "-v", f"{item['accent']}+{item['speaker']}",
+    if item["engine"] in ("espeak-ng", "mbrola"):
+        voice = (f"mb-{item['speaker']}" if item["engine"] == "mbrola"
+                 else f"{item['accent']}+{item['speaker']}")
+        cmd = ["espeak-ng", "-v", voice,
                "-s", str(item["speed"]), "-p", str(item["pitch"]), "-w", path, item["word"]]
     else:
         cmd = ["flite", "-voice", item["speaker"], "-t", item["word"], "-o", path,
@@ -186,6 +191,11 @@ def _draw_voice(rng: np.random.Generator, split: str, config) -> dict:
         return {"engine": "flite", "speaker": speaker, "accent": "",
                 "stretch": float(rng.uniform(0.8, 1.2)),
                 "f0": float(_FLITE_F0[speaker] * rng.uniform(0.85, 1.2))}
+    mbrola_share = getattr(config, "mbrola_share", 0.0)
+    if MBROLA_VOICES[split] and mbrola_share > 0 and rng.random() < mbrola_share:
+        return {"engine": "mbrola", "speaker": str(rng.choice(MBROLA_VOICES[split])),
+                "accent": "", "speed": int(rng.integers(120, 191)),
+                "pitch": int(rng.integers(30, 71))}
     return {"engine": "espeak-ng", "speaker": str(rng.choice(variants)),
             "accent": str(rng.choice(accents)), "speed": int(rng.integers(130, 201)),
             "pitch": int(rng.integers(25, 76))}

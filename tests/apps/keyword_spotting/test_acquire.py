@@ -45,3 +45,33 @@ def test_engine_versions_name_both_engines():
     versions = acquire.engine_versions()
     assert "eSpeak NG" in versions["espeak-ng"]
     assert "flite" in versions["flite"]
+
+
+def test_missing_mbrola_voices_say_how_to_get_them(monkeypatch):
+    monkeypatch.setattr(acquire.shutil, "which", lambda name: None)
+    monkeypatch.setattr(acquire.os.path, "isfile", lambda path: False)
+    monkeypatch.setattr(acquire.os, "geteuid", lambda: 1000)
+    assert acquire.missing_mbrola() == ["mbrola", *acquire.MBROLA_VOICES]
+    with pytest.raises(acquire.EnginesMissing, match="contrib non-free") as caught:
+        acquire.ensure_mbrola()
+    assert "mbrola-us3=0.1+repack2-4" in str(caught.value)
+
+
+def test_private_apt_configuration_leaves_the_systems_lists_alone(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(common_acquire.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(common_acquire, "run", lambda command, what, **kw: calls.append(command))
+    options = common_acquire.private_apt(str(tmp_path), components=("main", "non-free"),
+                                         languages=("en", "fr"))
+    conf = tmp_path / "apt.conf"
+    assert options == ("-c", str(conf))
+    text = conf.read_text()
+    assert f'Dir::State::Lists "{tmp_path}/lists"' in text
+    assert 'Acquire::Languages { "en"; "fr"; }' in text
+    assert (tmp_path / "sources.list").read_text().endswith("bookworm main non-free\n")
+    assert calls == [["apt-get", "-c", str(conf), "update"]]
+    common_acquire.private_apt(str(tmp_path), components=("main", "non-free"),
+                               languages=("en", "fr"))
+    assert len(calls) == 1  # Updated once per configuration...
+    common_acquire.private_apt(str(tmp_path), components=("main",))
+    assert len(calls) == 2  # ...and again when it changes.

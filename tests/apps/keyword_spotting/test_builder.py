@@ -50,5 +50,7 @@ def test_builder_records_engines_and_voices(tiny_corpus):
     assert "eSpeak NG" in metadata["engines"]["espeak-ng"]
     assert "flite" in metadata["engines"]["flite"]
     assert metadata["flite_voices"]["test"] == ["rms"]
+    assert metadata["mbrola_voices"]["test"] == ["us3"]
+    assert "mbrola-us3=" in metadata["engines"]["debian_packages"]
     assert set(metadata["espeak_variants"]["test"]).isdisjoint(metadata["espeak_variants"]["train"])
     assert metadata["clips_per_class"] == {"train": 2, "validation": 1, "test": 1}

@@ -17,6 +17,7 @@ class _Config:
     snr_db: tuple = (5.0, 30.0)
     level_dbfs: tuple = (-30.0, -1.0)
     flite_share: float = 0.3
+    mbrola_share: float = 0.4
     babble_pool: int = 4
     workers: int = 2
     seed: int = 7
@@ -90,6 +91,8 @@ def test_plan_is_deterministic_balanced_and_holds_out_speakers():
     assert not speakers["train"] & speakers["validation"]
     assert not speakers["validation"] & speakers["test"]
     assert ("flite", "rms") in speakers["test"]
+    assert ("mbrola", "us3") in speakers["test"]
+    assert {("mbrola", v) for v in synth.MBROLA_VOICES["train"]} <= speakers["train"]
     train_accents = {i["accent"] for i in plans["train"]}
     assert not set(synth.TEST_ONLY_ACCENTS) & train_accents
 
