@@ -8,6 +8,7 @@ from keras_attention.layers.gated_attention_pooling import GatedAttentionPooling
 from keras_attention.layers.group_query_attention import (  # noqa: F401
     GroupQueryAttention,
 )
+from keras_attention.layers.hierarchical_attention_pooling import HierarchicalAttentionPooling  # noqa: E501, F401
 from keras_attention.layers.local_attention import LocalAttention  # noqa: F401
 from keras_attention.layers.multi_head_attention import MultiHeadAttention  # noqa: F401
 from keras_attention.layers.non_local_block import NonLocalBlock  # noqa: F401
