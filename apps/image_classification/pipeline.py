@@ -4,11 +4,13 @@
     train = make_dataset(splits.train, 64, training=True, seed=42)   # (image, label)
     test_boxes = make_dataset(splits.test, 64, boxes=True)           # (image, label, bbox)
 
-`load_splits` builds the embedded `cluttered_digits` once (verified cache,
-`apps.common.data.prepare`) or, for any other name (`cifar10`, or any tfds
-image classification dataset with `image` and `label`), loads the public
-dataset through `apps.common.data.online_builder`; one without a validation
-split keeps the last 10% of train for it. `make_dataset` scales images to
+`load_splits` builds an embedded dataset once (verified cache,
+`apps.common.data.prepare`): `cluttered_digits`, or Fashion-MNIST from Debian's
+package as `fashion_mnist` (28x28) and `cluttered_fashion_mnist` (on 60x60
+canvases; `apps.image_classification.fashion`). Any other name (`cifar10`, or
+any tfds image classification dataset with `image` and `label`) loads the
+public dataset through `apps.common.data.online_builder`; one without a
+validation split keeps the last 10% of train for it. `make_dataset` scales images to
 float32 in [0, 1], shuffles training data with a seed, and batches.
 """
 
@@ -20,7 +22,12 @@ import tensorflow as tf
 
 from apps.common import data as common_data
 from apps.image_classification import builder as builder_lib
+from apps.image_classification import fashion
 from apps.image_classification.builder import EMBEDDED
+
+# The datasets built here (no network but a package registry's): name -> builder class.
+EMBEDDED_DATASETS = {EMBEDDED: builder_lib.ClutteredDigits,
+                     **{name: fashion.FashionMnistCanvases for name in fashion.DATASETS}}
 
 _SHUFFLE_BUFFER = 20_000
 
@@ -47,8 +54,10 @@ class Splits:
 
 def _builder(dataset: str, root: str, config, builder_kwargs):
     """The tfds builder and the split names to read as (train, validation, test)."""
-    if dataset == EMBEDDED:
-        builder = common_data.prepare(builder_lib.ClutteredDigits, root, config=config,
+    if dataset in EMBEDDED_DATASETS:
+        if config is None and dataset in fashion.DATASETS:
+            config = fashion.DATASETS[dataset]
+        builder = common_data.prepare(EMBEDDED_DATASETS[dataset], root, config=config,
                                       **(builder_kwargs or {}))
         return builder, {"train": "train", "validation": "validation", "test": "test"}
     builder = common_data.online_builder(dataset, root)
@@ -60,14 +69,18 @@ def _builder(dataset: str, root: str, config, builder_kwargs):
 
 def load_splits(dataset: str = EMBEDDED, data_dir: str | None = None, *, config=None,
                 builder_kwargs: dict | None = None, take: int | None = None) -> Splits:
-    """The splits of the embedded dataset or of a public tfds image dataset (`cifar10`).
+    """The splits of an embedded dataset or of a public tfds image dataset (`cifar10`).
 
     Args:
-        dataset: `cluttered_digits` (embedded) or a tfds name with `image` and `label`.
+        dataset: an embedded dataset (`EMBEDDED_DATASETS`: `cluttered_digits`,
+            `fashion_mnist`, `cluttered_fashion_mnist`) or a tfds name with `image`
+            and `label`.
         data_dir: the dataset cache (see `apps.common.data.data_dir`).
-        config: a `builder.ClutteredDigitsConfig` (or its name) for the embedded dataset;
-            None for the default.
-        builder_kwargs: more keyword arguments for the builder (`source_csv=...`).
+        config: the embedded builder's config (a `builder.CanvasConfig` or its name);
+            None for the dataset's own (`cluttered_digits`' default, Fashion-MNIST's
+            `plain` or `cluttered`).
+        builder_kwargs: more keyword arguments for the builder (`source_csv=...`,
+            `source_dir=...`).
         take: keep the first `take` examples of each split (a quick run).
     """
     builder, names = _builder(dataset, common_data.data_dir(data_dir), config, builder_kwargs)

