@@ -98,6 +98,9 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
                              "_unknown_ clips in train)."),
         SpeechCommandsConfig(name="quick", description="A small corpus to try the pipeline.",
                              clips_per_class=(24, 6, 8), babble_pool=12),
+        SpeechCommandsConfig(name="no_mbrola", description="The default corpus without the "
+                             "MBROLA voices (the same clips as version 1.1.0): what they add.",
+                             mbrola_share=0.0),
     ]
     DEFAULT_CONFIG_NAME = "default"
 

@@ -21,20 +21,50 @@ import numpy as np
 _KEYS = ("label", "prediction", "probabilities", "weights", "speaker", "word_start", "word_end")
 
 
-def predict(spotter, splits, split: str = "test", batch_size: int = 64) -> dict:
-    """Runs the explainer over `split` in file order; returns arrays keyed by `_KEYS`."""
+def through_channel(waveforms, channel, first_index: int = 0, seed: int = 1234):
+    """`waveforms` `(batch, n)` through `channel.augment_batch(channel)`, clip i of the
+    evaluation seeded by (seed, first_index + i): the same channel for the same clip in
+    every run. `channel` None: unchanged."""
+    if not channel:
+        return waveforms
+    import tensorflow as tf
+
+    from apps.keyword_spotting import channel as channel_lib
+
+    n = int(waveforms.shape[0])
+    index = tf.range(first_index, first_index + n, dtype=tf.int64)
+    seeds = tf.stack([tf.fill([n], tf.constant(seed, tf.int64)), index], axis=1)
+    return channel_lib.augment_batch(waveforms, seeds, channel)
+
+
+def predict(spotter, splits, split: str = "test", batch_size: int = 64, channel=None) -> dict:
+    """Runs the explainer over `split` in file order; returns arrays keyed by `_KEYS`.
+
+    `channel`: a probability or mapping for `channel.augment_batch` (e.g.
+    `{"telephone": 1.0}`) that every clip goes through first (`through_channel`).
+    """
+    return predict_batches(spotter, splits.examples(split, batch_size), channel)
+
+
+def predict_batches(spotter, batches, channel=None) -> dict:
+    """`predict` over an iterable of batches (dicts with `waveform`, `label` and optionally
+    `speaker`, `word_start`, `word_end`)."""
     out = {k: [] for k in _KEYS}
-    for batch in splits.examples(split, batch_size):
-        result = spotter.explainer(batch["waveform"], training=False)
+    seen = 0
+    for batch in batches:
+        waveform = through_channel(batch["waveform"], channel, seen)
+        seen += int(waveform.shape[0])
+        result = spotter.explainer(waveform, training=False)
         probabilities = np.asarray(result["probabilities"])
         n = probabilities.shape[0]
-        out["label"].append(batch["label"].numpy())
+        out["label"].append(np.asarray(batch["label"]))
         out["prediction"].append(probabilities.argmax(axis=-1))
         out["probabilities"].append(probabilities)
         out["weights"].append(np.asarray(result["attention_weights"]))
-        out["speaker"].append(batch["speaker"].numpy() if "speaker" in batch else [b""] * n)
+        out["speaker"].append(np.asarray(batch["speaker"]) if "speaker" in batch
+                              else [b""] * n)
         for key in ("word_start", "word_end"):
-            out[key].append(batch[key].numpy() if key in batch else np.full(n, -1))
+            out[key].append(np.asarray(batch[key]) if key in batch else np.full(n, -1))
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
 
 

@@ -1,0 +1,213 @@
+"""Keyword spotting meets real speech and real channels: what voices and channel augmentation add.
+
+Trains the keyword spotter once per run spec (corpus config, channel
+augmentation probability, variant; the app's defaults otherwise: same epochs,
+batch size, schedule, seed), exports it, loads the SavedModel back (its
+`waveform` signature, as a server would run it) and scores it on:
+
+- `synthetic test`: the corpus' test split (voices never heard in training);
+- the same clips through a simulated telephone line (`channel.telephone`:
+  300-3400 Hz, 8 kHz, G.711) and through a simulated room (`channel.reverberate`),
+  each clip with a fixed channel seed (the same channel in every run);
+- `real speech`: the 24 words cut from real recordings of three people in
+  PocketSphinx's test data (`apps.keyword_spotting.real_speech`: 13 vocabulary
+  words, 11 other words that should come out as `_unknown_`), as recorded and
+  through the telephone line. Never used in training.
+
+A run spec is `corpus:channel_augment[:variant]`, e.g. `default:0.5` (corpus
+with the MBROLA voices, channel augmentation at 0.5, attention_rnn),
+`no_mbrola:0` (the version-1.1.0 voices, no channel augmentation: the old
+default), `default:0.5:cnn` (the no-attention baseline). Writes
+
+    benchmarks/results/keyword_spotting_real.json   every run, with the machine and load
+    benchmarks/results/keyword_spotting_real.md     the table
+
+Usage (from the repository root):
+
+    python -m benchmarks.keyword_spotting_real
+    python -m benchmarks.keyword_spotting_real --kws_real_runs=default:0.5,default:0.5:cnn
+    python -m benchmarks.keyword_spotting_real --kws_real_quick   # pipeline check, seconds
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+from absl import app, flags
+
+from benchmarks import _common
+
+NAME = "keyword_spotting_real"
+DEFAULT_RUNS = ["default:0.5", "no_mbrola:0", "default:0", "default:0.5:cnn"]
+CHANNELS = {"clean": None, "telephone": {"telephone": 1.0}, "room": {"reverb": 1.0}}
+
+_RUNS = flags.DEFINE_list("kws_real_runs", DEFAULT_RUNS,
+                          "Run specs `corpus:channel_augment[:variant]`.")
+_SEED = flags.DEFINE_integer("kws_real_seed", 42, "Seed of every run.")
+_EPOCHS = flags.DEFINE_integer("kws_real_epochs", None, "Epochs (default: the app's).")
+_DATA_DIR = flags.DEFINE_string("kws_real_data_dir", None, "Dataset cache (default: shared).")
+_RUNS_DIR = flags.DEFINE_string("kws_real_runs_dir",
+                                os.path.join("runs", "benchmarks", "keyword_spotting_real"),
+                                "Run directories (logs, plots, exports).")
+_QUICK = flags.DEFINE_bool("kws_real_quick", False, "The quick corpus and 1 epoch.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    corpus: str
+    channel_augment: float
+    variant: str = "attention_rnn"
+
+    @classmethod
+    def parse(cls, text: str) -> RunSpec:
+        parts = text.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"Run spec {text!r}: expected corpus:channel_augment[:variant], "
+                             "e.g. default:0.5 or default:0.5:cnn.")
+        try:
+            augment = float(parts[1])
+        except ValueError:
+            raise ValueError(f"Run spec {text!r}: channel_augment {parts[1]!r} is not a "
+                             "number.") from None
+        return cls(parts[0], augment, *parts[2:])
+
+    @property
+    def name(self) -> str:
+        return f"{self.corpus}:{self.channel_augment:g}:{self.variant}"
+
+
+class _Served:
+    """A loaded SavedModel's `waveform` signature with the explainer's call convention."""
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+
+        self.loaded = tf.saved_model.load(path)
+        self.signature = self.loaded.signatures["waveform"]
+
+    def explainer(self, waveform, training=False):
+        del training
+        import tensorflow as tf
+
+        return self.signature(waveform=tf.convert_to_tensor(waveform, tf.float32))
+
+
+def _accuracy(results, keep=None) -> float:
+    correct = results["label"] == results["prediction"]
+    if keep is not None:
+        correct = correct[keep]
+    return float(correct.mean()) if correct.size else float("nan")
+
+
+def evaluate(served, splits, real_clips, batch_size: int = 64) -> dict:
+    """Every score of the table for one exported model."""
+    from apps.keyword_spotting import evaluation, real_speech
+    from apps.keyword_spotting.synth import CLASSES, UNKNOWN
+
+    out = {}
+    for channel_name, channel in CHANNELS.items():
+        results = evaluation.predict(served, splits, "test", batch_size, channel=channel)
+        out[f"synthetic_{channel_name}"] = _accuracy(results)
+    unknown = CLASSES.index(UNKNOWN)
+    for channel_name in ("clean", "telephone"):
+        results = evaluation.predict_batches(
+            served, real_speech.batches(real_clips, batch_size), CHANNELS[channel_name])
+        keywords = results["label"] != unknown
+        out[f"real_{channel_name}_keywords"] = _accuracy(results, keywords)
+        out[f"real_{channel_name}_unknown"] = _accuracy(results, ~keywords)
+        out[f"real_{channel_name}_all"] = _accuracy(results)
+        out[f"real_{channel_name}_predictions"] = [
+            f"{c.word}->{CLASSES[int(p)]}" for c, p in zip(real_clips, results["prediction"],
+                                                          strict=True)]
+    out["real_clips"] = {"keywords": int(keywords.sum()), "unknown": int((~keywords).sum())}
+    return out
+
+
+def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, runs_dir: str,
+              quick: bool, on_row=None) -> dict:
+    """Trains, exports and scores every spec; `on_row(record)` after each (partial results
+    survive an interrupted benchmark)."""
+    from apps.keyword_spotting import pipeline, real_speech, train
+    from apps.keyword_spotting.model import ModelConfig
+
+    machine = _common.machine_info()
+    real_clips = real_speech.clips(real_speech.fetch(data_dir))
+    rows = []
+    for spec in specs:
+        corpus = "quick" if quick else spec.corpus
+        stamp = f"{spec.name.replace(':', '_')}-{int(time.time())}"
+        config = train.TrainConfig(
+            data_dir=data_dir, corpus=corpus, channel_augment=spec.channel_augment,
+            model=ModelConfig(variant=spec.variant), seed=seed,
+            epochs=1 if quick else (epochs or train.TrainConfig.epochs),
+            model_dir=os.path.join(runs_dir, stamp),
+            export_dir=os.path.join(runs_dir, stamp, "export"), backup=False, sample_clips=2)
+        result = train.run(config)
+        splits = pipeline.load_splits(config.dataset, data_dir, corpus)
+        scores = evaluate(_Served(result.export_path), splits, real_clips)
+        row = {"spec": spec.name, "corpus": corpus, "channel_augment": spec.channel_augment,
+               "variant": spec.variant, "seed": seed, "epochs": config.epochs,
+               "train_seconds": result.train_seconds,
+               "test_accuracy_in_run": result.metrics["test_accuracy"],
+               "split_sizes": result.metrics["split_sizes"], **scores}
+        print(f"[{NAME}] {spec.name}: synthetic {scores['synthetic_clean']:.4f} telephone "
+              f"{scores['synthetic_telephone']:.4f} real keywords "
+              f"{scores['real_clean_keywords']:.3f} train {result.train_seconds:.0f} s",
+              flush=True)
+        rows.append(row)
+        record = {"benchmark": NAME, "machine": {**machine, "load_average_at_end": [
+                      round(x, 2) for x in os.getloadavg()]}, "rows": rows,
+                  "command": "python -m benchmarks.keyword_spotting_real --kws_real_runs="
+                             + ",".join(s.name for s in specs)}
+        if on_row:
+            on_row(record)
+    return record
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def markdown(record: dict) -> str:
+    machine = record["machine"]
+    first = record["rows"][0]
+    n_kw, n_unk = first["real_clips"]["keywords"], first["real_clips"]["unknown"]
+    lines = [
+        f"Keyword spotting on real speech and real channels ({first['epochs']} epochs, seed "
+        f"{first['seed']}; {_common.machine_line(machine)}). Synthetic: the test split's "
+        "unseen voices as built, through a telephone line, through a room. Real: "
+        f"{n_kw} vocabulary words and {n_unk} other words (`_unknown_`) cut from "
+        "PocketSphinx's test recordings of three people, as recorded and through the "
+        "telephone line.",
+        "",
+        f"`{record['command']}`",
+        "",
+        "| corpus | channel augment | variant | synthetic | synthetic, telephone | "
+        f"synthetic, room | real words (of {n_kw}) | real unknown (of {n_unk}) | "
+        "real words, telephone | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['corpus']} | {r['channel_augment']:g} | {r['variant']} | "
+            f"{_pct(r['synthetic_clean'])} | {_pct(r['synthetic_telephone'])} | "
+            f"{_pct(r['synthetic_room'])} | "
+            f"{round(r['real_clean_keywords'] * n_kw)}/{n_kw} | "
+            f"{round(r['real_clean_unknown'] * n_unk)}/{n_unk} | "
+            f"{round(r['real_telephone_keywords'] * n_kw)}/{n_kw} | "
+            f"{r['train_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    specs = [RunSpec.parse(text) for text in _RUNS.value]
+    record = benchmark(specs, _SEED.value, _EPOCHS.value, _DATA_DIR.value, _RUNS_DIR.value,
+                       _QUICK.value, lambda r: _common.write_results(NAME, r, markdown(r)))
+    print(markdown(record))
+
+
+if __name__ == "__main__":
+    app.run(main)

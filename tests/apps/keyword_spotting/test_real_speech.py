@@ -1,0 +1,119 @@
+"""Real-speech evaluation clips (cut from a fixture archive made here) and channel evaluation."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import wave
+
+import numpy as np
+import pytest
+
+from apps.keyword_spotting import real_speech
+from apps.keyword_spotting.synth import CLASSES, CLIP_SAMPLES, UNKNOWN
+
+
+def _recording(path: str, seconds: float = 3.6) -> np.ndarray:
+    """A fake recording: a different tone per file, so clips can be traced back."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    freq = 200 + 50 * sorted(real_speech.WORDS).index(path)
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _archive(tmp_path, rate=16000, drop=None) -> str:
+    path = tmp_path / real_speech.ARCHIVE
+    prefix = real_speech.ARCHIVE.removesuffix(".tar.gz")
+    with tarfile.open(path, "w:gz") as tar:
+        for name in real_speech.WORDS:
+            if name == drop:
+                continue
+            pcm = (_recording(name) * 32767).astype("<i2")
+            if name.endswith(".wav"):
+                buffer = io.BytesIO()
+                with wave.open(buffer, "wb") as w:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(rate)
+                    w.writeframes(pcm.tobytes())
+                data = buffer.getvalue()
+            else:
+                data = pcm.tobytes()
+            info = tarfile.TarInfo(f"{prefix}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def test_cut_centers_the_word_with_its_margin():
+    audio = np.arange(40000, dtype=np.float32)
+    clip, start, end = real_speech.cut(audio, 10000, 14000, margin=800)
+    assert clip.shape == (CLIP_SAMPLES,)
+    assert end - start == 4000
+    assert clip[start] == 10000 and clip[end - 1] == 13999
+    kept = np.nonzero(clip)[0]
+    assert kept[0] == start - 800 and kept[-1] == end + 799  # Margin, then zeros.
+    assert abs((start + end) / 2 - CLIP_SAMPLES / 2) <= 1
+
+
+def test_cut_at_the_recordings_edges_and_overlong_words():
+    audio = np.ones(30000, np.float32)
+    clip, start, end = real_speech.cut(audio, 0, 3000)  # No margin before the start.
+    assert end - start == 3000 and clip[start - 1] == 0 and clip[start] == 1
+    clip, start, end = real_speech.cut(audio, 2000, 28000)  # Longer than a clip.
+    assert np.all(clip == 1) and start == 0 and end == CLIP_SAMPLES
+
+
+def test_clips_from_the_archive_label_words_and_skip_of(tmp_path):
+    items = real_speech.clips(_archive(tmp_path))
+    words = [w for _, _, ws in real_speech.WORDS.values() for w, _, _ in ws if w != "of"]
+    assert [c.word for c in items] == words
+    unknown = CLASSES.index(UNKNOWN)
+    assert sum(c.label != unknown for c in items) == 13
+    assert {CLASSES[c.label] for c in items if c.label != unknown} == {
+        "two", "three", "four", "five", "seven", "eight", "nine", "zero", "go"}
+    assert all(c.label == unknown for c in items if c.word in ("ten", "clubs", "forward"))
+    first = items[0]  # "ten" of cards/001.wav: frames 0..33 -> samples 0..5440.
+    assert first.word_end - first.word_start == 34 * real_speech.FRAME
+    expected = _recording(first.source)[:34 * real_speech.FRAME]
+    got = first.waveform[first.word_start:first.word_end]
+    np.testing.assert_allclose(got, expected, atol=1e-4)  # The recording's own samples.
+    data = real_speech.arrays(items)
+    assert data["waveform"].shape == (len(items), CLIP_SAMPLES)
+    assert sum(len(b["label"]) for b in real_speech.batches(items, 5)) == len(items)
+
+
+def test_a_resampled_wav_and_a_broken_archive(tmp_path):
+    items = real_speech.clips(_archive(tmp_path, rate=8000))  # WAVs at 8 kHz: resampled.
+    assert all(c.waveform.shape == (CLIP_SAMPLES,) for c in items)
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    with pytest.raises(ValueError, match="goforward.raw"):
+        real_speech.clips(_archive(missing, drop="test/data/goforward.raw"))
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"not a tar")
+    with pytest.raises(ValueError, match="delete it to download it again"):
+        real_speech.clips(str(bad))
+
+
+def test_through_channel_is_the_same_channel_for_the_same_clip():
+    from apps.keyword_spotting import evaluation
+
+    rng = np.random.default_rng(0)
+    x = (0.3 * rng.standard_normal((4, CLIP_SAMPLES))).astype(np.float32)
+    assert evaluation.through_channel(x, None) is x
+    a = np.asarray(evaluation.through_channel(x, {"telephone": 1.0}))
+    b = np.asarray(evaluation.through_channel(x[2:], {"telephone": 1.0}, first_index=2))
+    np.testing.assert_allclose(a[2:], b, atol=1e-6)  # Seeded by the clip's index.
+    spectrum = np.abs(np.fft.rfft(a[0])) ** 2
+    assert spectrum[4500:].sum() < 1e-4 * spectrum.sum()  # Nothing above 4 kHz.
+
+
+def test_run_specs_of_the_benchmark():
+    from benchmarks.keyword_spotting_real import RunSpec
+
+    assert RunSpec.parse("default:0.5") == RunSpec("default", 0.5, "attention_rnn")
+    assert RunSpec.parse("no_mbrola:0:cnn").name == "no_mbrola:0:cnn"
+    with pytest.raises(ValueError, match="corpus:channel_augment"):
+        RunSpec.parse("default")
+    with pytest.raises(ValueError, match="not a number"):
+        RunSpec.parse("default:high")
