@@ -129,12 +129,16 @@ class VaderSentiment(tfds.core.GeneratorBasedBuilder):
 
     def _find_archive(self, dl_manager) -> tuple[str, str]:
         """(path, how it was found); see `apps.sentiment.acquire.find_archive`."""
-        try:
-            manual = os.fspath(dl_manager.manual_dir)
-        except (AssertionError, ValueError):  # No manual dir, or an empty one.
-            manual = None
-        cache = os.path.join(os.fspath(dl_manager.download_dir), EMBEDDED)
-        return acquire.find_archive(self._archive, manual, cache)
+        return acquire.find_archive(self._archive, *archive_dirs(dl_manager, EMBEDDED))
+
+
+def archive_dirs(dl_manager, name: str) -> tuple[str | None, str]:
+    """(the tfds manual dir or None, `<downloads>/<name>`, the archive's download cache)."""
+    try:
+        manual = os.fspath(dl_manager.manual_dir)
+    except (AssertionError, ValueError):  # No manual dir, or an empty one.
+        manual = None
+    return manual, os.path.join(os.fspath(dl_manager.download_dir), name)
 
 
 def split_of(domain: str, sentence_id: str) -> str:

@@ -6,6 +6,8 @@
 each domain built once by `apps.sentiment.builder` through
 `apps.common.data.prepare`), and the public `imdb_reviews` and `glue/sst2`
 (for machines online), read through `apps.common.data.online_builder`.
+`LONG`: the long documents of `apps.sentiment.long_documents` (`polarity_reviews`,
+`spam_assassin`), built once like VADER's; `label_names` gives a dataset's labels.
 
 Several domains train together: their train and validation splits are joined,
 and `domain_tests` keeps each domain's test split apart, so a run reports one
@@ -24,11 +26,20 @@ import tensorflow_datasets as tfds
 from apps.common import data as common_data
 from apps.common import text as common_text
 from apps.sentiment import builder as sentiment_builder
+from apps.sentiment import long_documents
 from apps.sentiment.builder import DOMAINS, EMBEDDED
 
 ONLINE = ("imdb_reviews", "glue/sst2")
+LONG = tuple(long_documents.BUILDERS)
 ALL = "all"
-DATASETS = (EMBEDDED,) + tuple(f"{EMBEDDED}/{d}" for d in DOMAINS + (ALL,)) + ONLINE
+DATASETS = (EMBEDDED,) + tuple(f"{EMBEDDED}/{d}" for d in DOMAINS + (ALL,)) + ONLINE + LONG
+
+
+def label_names(dataset: str) -> tuple[str, ...]:
+    """The names of labels 0 and 1 of `dataset` (("ham", "spam") for spam_assassin)."""
+    if dataset in long_documents.BUILDERS:
+        return long_documents.BUILDERS[dataset].LABEL_NAMES
+    return sentiment_builder.LABELS
 
 
 def is_dataset(dataset: str) -> bool:
@@ -109,7 +120,12 @@ def load_splits(dataset: str, data_dir: str, archive: str | None = None) -> dict
                            for b in builders])
             for name in ("train", "validation", "test")
         }
-    if dataset == "imdb_reviews":
+    if dataset in long_documents.BUILDERS:
+        kwargs = {"archive": archive} if archive else {}
+        builder = common_data.prepare(long_documents.BUILDERS[dataset], data_dir, **kwargs)
+        splits = {name: name for name in ("train", "validation", "test")}
+        key = "text"
+    elif dataset == "imdb_reviews":
         builder = common_data.online_builder("imdb_reviews/plain_text", data_dir)
         splits = {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}
         key = "text"
