@@ -269,3 +269,44 @@ def test_saved_model_cli_lists_both_signatures(tiny_run):
                  "inputs['audio_wav']", "inputs['waveform']", "outputs['label']",
                  "outputs['probabilities']", "outputs['attention_weights']"):
         assert text in shown.stdout, text
+
+
+_TELEPHONE = r"""
+model = tf.saved_model.load(ARGS["path"])
+with open(ARGS["wav"], "rb") as f:
+    wav = f.read()
+by_wav = model.signatures["serving_default"](audio_wav=tf.constant([wav]))
+line = np.load(ARGS["line"])
+by_waveform = model.signatures["waveform"](waveform=tf.constant(line[None]))
+RESULT = {"wav": by_wav["probabilities"].numpy().tolist(),
+          "wav_label": by_wav["label"].numpy()[0].decode(),
+          "waveform": by_waveform["probabilities"].numpy().tolist(),
+          "waveform_label": by_waveform["label"].numpy()[0].decode()}
+"""
+
+
+def test_a_telephone_call_of_a_synthetic_word_decodes_in_the_export(tiny_run, tiny_corpus,
+                                                                    tmp_path):
+    """A corpus word through the telephone line, written by sox as an 8 kHz mu-law WAV (what
+    a phone system stores), is answered as the same clip at 16 kHz."""
+    import shutil
+
+    from apps.keyword_spotting import channel, pipeline
+
+    if shutil.which("sox") is None:
+        pytest.skip("sox is installed with the speech engines; not here")
+    root, config = tiny_corpus
+    splits = pipeline.load_splits("synthetic_speech_commands", root, config)
+    batch = next(iter(splits.examples("test", 8)))
+    spoken = np.nonzero(batch["word_start"].numpy() >= 0)[0][0]
+    line = np.asarray(channel.telephone(batch["waveform"][spoken], [3, 4], law="mu"),
+                      np.float32)
+    (tmp_path / "line16k.wav").write_bytes(_wav(line))
+    subprocess.run(["sox", str(tmp_path / "line16k.wav"), "-r", "8000", "-e", "mu-law",
+                    "-b", "8", str(tmp_path / "call.wav")], check=True, capture_output=True)
+    assert (tmp_path / "call.wav").read_bytes()[20:22] == struct.pack("<H", 7)  # mu-law.
+    np.save(tmp_path / "line.npy", line)
+    out = run_isolated(_TELEPHONE, path=tiny_run.export_path, wav=str(tmp_path / "call.wav"),
+                       line=str(tmp_path / "line.npy"))
+    assert out["wav_label"] == out["waveform_label"]
+    np.testing.assert_allclose(out["wav"], out["waveform"], atol=0.02)
