@@ -128,3 +128,211 @@ def _what_to_do(name: str) -> str:
 def unpack(deb: str, into: str) -> str:
     """The package's files unpacked under `into` (`dpkg-deb -x`; nothing installed)."""
     return common_acquire.dpkg_extract(deb, into)
+
+
+# ------------------------------------------------------------- long_translations
+# The man pages (English, then the translations of the same upstream pages by
+# manpages-l10n) that `long_translations` reads, with the versions its numbers
+# were made from.
+MANPAGES_ENGLISH = (("manpages", "6.03-2"), ("manpages-dev", "6.03-2"))
+MANPAGES_TRANSLATED = {
+    "fr": (("manpages-fr", "4.18.1-1"), ("manpages-fr-dev", "4.18.1-1")),
+    "de": (("manpages-de", "4.18.1-1"), ("manpages-de-dev", "4.18.1-1")),
+}
+
+# Debian's indices of (translated) package descriptions, fetched with an apt
+# configuration of the builder's own (its own lists directory; the system's
+# apt configuration, sources and lists are neither read nor touched).
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+# SHA-256 of the uncompressed indices the published numbers were made from (the
+# bookworm Release file of 11 Jul 2026). Others (a later point release) are used
+# with a warning; the builder records the digests it used.
+INDEX_SHA256 = {
+    "main/binary-amd64/Packages":
+        "515e692f2c4121c6fcec444ef100cc18f79a991910615f3a88c8b7becfc94d2f",
+    "main/i18n/Translation-en": "62f59c3cdca9786e4f7adf9002f9f5729a684adcb4667e58e448dec9b5a46c7f",
+    "main/i18n/Translation-fr": "1b5ce81d2dac68fb27997899d9e092b8281f984baa658c22139d8f2640aec6cc",
+    "main/i18n/Translation-de": "adac331fc51f9a00c1b4120b4ac87423be2b1f1615d4f288c7cbc2d5258c0650",
+}
+
+
+def _apt_config(directory: str, languages) -> str:
+    """Writes (atomically) the private apt configuration under `directory`; its path."""
+    for sub in ("lists/partial", "cache/archives/partial", "etc/parts", "etc/sources.list.d"):
+        os.makedirs(os.path.join(directory, sub), exist_ok=True)
+    etc = os.path.join(directory, "etc")
+    files = {
+        "sources.list": (f"deb [signed-by={DEBIAN_KEYRING}] {DEBIAN_MIRROR} {DEBIAN_SUITE} "
+                         "main\n"),
+        "empty.conf": "",
+        "apt.conf": "\n".join([
+            f'Dir::Etc::main "{etc}/empty.conf";',
+            f'Dir::Etc::parts "{etc}/parts";',
+            f'Dir::Etc::SourceList "{etc}/sources.list";',
+            f'Dir::Etc::SourceParts "{etc}/sources.list.d";',
+            f'Dir::State::Lists "{directory}/lists";',
+            f'Dir::Cache "{directory}/cache";',
+            'Dir::Cache::pkgcache "";',
+            'Dir::Cache::srcpkgcache "";',
+            'Acquire::GzipIndexes "false";',
+            'Acquire::Languages { ' + " ".join(f'"{code}";' for code in languages) + " };",
+            *(['APT::Sandbox::User "root";'] if hasattr(os, "geteuid") and os.geteuid() == 0
+              else []),
+            "",
+        ]),
+    }
+    for name, text in files.items():
+        path = os.path.join(etc, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return os.path.join(etc, "apt.conf")
+
+
+def _list_file(directory: str, index: str) -> str:
+    """Where apt keeps `index` (`main/i18n/Translation-fr`) in the private lists directory."""
+    host_path = DEBIAN_MIRROR.split("://", 1)[1].rstrip("/").replace("/", "_")
+    return os.path.join(directory, "lists",
+                        f"{host_path}_dists_{DEBIAN_SUITE}_{index.replace('/', '_')}")
+
+
+def release_digests(in_release: str) -> tuple[dict, str]:
+    """`({index path: sha256}, Date)` from a Release/InRelease file's SHA256 section."""
+    digests, date, section = {}, "", None
+    with open(in_release, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("Date:"):
+                date = line.split(":", 1)[1].strip()
+            if not line.startswith(" "):
+                section = line.split(":", 1)[0]
+                continue
+            parts = line.split()
+            if section == "SHA256" and len(parts) == 3:
+                digests[parts[2]] = parts[0]
+    if not digests:
+        raise common_acquire.AcquireError(
+            f"{in_release} has no SHA256 list (a damaged Release file); delete it and run again.")
+    return digests, date
+
+
+def fetch_indices(directory: str, languages=("en", "fr", "de"), timeout: float = 600) -> dict:
+    """Debian's `Packages` and `Translation-<language>` indices, verified, in `directory`.
+
+    Runs `APT_CONFIG=<directory>/etc/apt.conf apt-get update` once: an apt
+    configuration of our own (its own lists and cache, no system parts or
+    sources, `Acquire::Languages` set). Each index is checked against the SHA-256
+    in the (signature-checked) InRelease file, also when it is found cached; a
+    damaged one is deleted and fetched again once.
+
+    Returns:
+        `{"files": {index: path}, "sha256": {index: digest}, "date": Release date}`.
+    """
+    indices = ["main/binary-amd64/Packages",
+               *(f"main/i18n/Translation-{code}" for code in languages)]
+    in_release = _list_file(directory, "InRelease")
+    for attempt in range(2):
+        problems = _check_indices(directory, indices, in_release)
+        if not problems:
+            break
+        if attempt:
+            raise common_acquire.AcquireError(
+                "Debian's indices are still damaged after fetching them again: "
+                + "; ".join(problems) + f". Delete {directory} and run again.")
+        for path in [p for p in (in_release, *(_list_file(directory, i) for i in indices))
+                     if os.path.exists(p)]:
+            if any(path in problem for problem in problems) or path == in_release:
+                os.remove(path)
+        _apt_update(directory, languages, timeout)
+    digests, date = release_digests(in_release)
+    for index in indices:
+        pinned = INDEX_SHA256.get(index)
+        if pinned and digests[index] != pinned:
+            logging.warning("%s has changed since the published numbers (sha256 %s, pinned %s); "
+                            "using it.", index, digests[index], pinned)
+    return {"files": {i: _list_file(directory, i) for i in indices},
+            "sha256": {i: digests[i] for i in indices}, "date": date}
+
+
+def _check_indices(directory: str, indices, in_release: str) -> list[str]:
+    """What is missing or damaged among the cached indices (empty when all are verified)."""
+    if not os.path.isfile(in_release):
+        return [f"{in_release} is missing"]
+    try:
+        digests, _ = release_digests(in_release)
+    except common_acquire.AcquireError as err:
+        return [str(err)]
+    problems = []
+    for index in indices:
+        path = _list_file(directory, index)
+        if index not in digests:
+            problems.append(f"{in_release} lists no {index}")
+        elif not os.path.isfile(path):
+            problems.append(f"{path} is missing")
+        elif common_acquire.sha256(path) != digests[index]:
+            problems.append(f"{path} does not have the sha256 of {index} in {in_release}")
+    return problems
+
+
+def _apt_update(directory: str, languages, timeout: float) -> None:
+    if shutil.which("apt-get") is None:
+        raise common_acquire.AcquireError(
+            "Building long_translations needs `apt-get` (Debian/Ubuntu) to fetch Debian's "
+            f"package description indices. On other systems, {INSTEAD}")
+    config = _apt_config(directory, languages)
+    command = f"APT_CONFIG={config} apt-get update"
+    print(f"Fetching Debian's description indices once: {command}", flush=True)
+    try:
+        common_acquire.run(["apt-get", "update"], "Fetching Debian's package indices",
+                           timeout=timeout, env={**os.environ, "APT_CONFIG": config})
+    except common_acquire.AcquireError as err:
+        if hasattr(os, "geteuid") and os.geteuid() != 0:
+            hint = f"run `sudo env {command}` once as root, then run this again"
+        else:
+            hint = f"check that {DEBIAN_MIRROR} is reachable and `{command}` works"
+        raise common_acquire.AcquireError(f"{err} To fix: {hint}; or {INSTEAD}") from err
+
+
+def deb_digests(packages_index: str, names) -> dict[tuple[str, str], str]:
+    """`{(package, version): sha256}` of the `.deb`s of `names` listed in a `Packages` index."""
+    wanted, out, stanza = set(names), {}, {}
+    with open(packages_index, encoding="utf-8", errors="replace") as f:
+        for line in [*f, "\n"]:
+            if line.strip():
+                key, _, value = line.partition(":")
+                if key in ("Package", "Version", "SHA256"):
+                    stanza[key] = value.strip()
+                continue
+            if stanza.get("Package") in wanted and "SHA256" in stanza:
+                out[(stanza["Package"], stanza.get("Version", ""))] = stanza["SHA256"]
+            stanza = {}
+    return out
+
+
+def fetch_verified_packages(packages, directory: str, digests: dict,
+                            timeout: float = 600) -> dict[str, tuple[str, str]]:
+    """`fetch_packages`, then each `.deb` checked against `digests` (`deb_digests`).
+
+    A cached `.deb` whose SHA-256 is not the index's (a damaged download) is
+    deleted and fetched again once; still wrong, an `AcquireError` names it.
+    Versions the index does not list (an old pin kept in the cache) are taken
+    as they are.
+    """
+    for attempt in range(2):
+        debs = fetch_packages(packages, directory, timeout)
+        damaged = [path for name, (path, version) in debs.items()
+                   if (name, version) in digests
+                   and common_acquire.sha256(path) != digests[(name, version)]]
+        if not damaged:
+            return debs
+        if attempt:
+            raise common_acquire.AcquireError(
+                f"{', '.join(damaged)}: not the SHA-256 that Debian's index lists, even after "
+                f"fetching again. Delete them and check the mirror, or {INSTEAD}")
+        for path in damaged:
+            logging.warning("%s is damaged (SHA-256 differs from the index); fetching it again.",
+                            path)
+            os.remove(path)
+    raise AssertionError("unreachable")
