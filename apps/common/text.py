@@ -3,7 +3,8 @@
 `standardize` and `split_words` are TensorFlow ops, so the same code builds the
 vocabulary in Python and tokenizes raw strings inside the exported SavedModel:
 training and serving can never disagree. Bytes that are not valid UTF-8 are
-replaced (U+FFFD), never an error.
+replaced (U+FFFD), never an error. No Unicode normalization (NFKC or other) is
+applied: see `standardize`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = F
 
     Invalid UTF-8 becomes U+FFFD. Control characters (NUL included: `tf.strings.lower`
     would cut the text there) and every Unicode space (no-break, em, ideographic, ...)
-    separate words like a space. No Unicode normalization is applied (NFKC is not
-    available as a stock TensorFlow op), so "…" stays one token.
+    separate words like a space. The result is the words separated by single
+    spaces, with none at either end (`apps.common.subword` round-trips it exactly).
+
+    No Unicode normalization is applied, deliberately: NFKC is not a stock
+    TensorFlow op (tensorflow-text's `normalize_utf8` is a custom op that TF
+    Serving lacks), and the exported vocabularies were built on this output. So
+    "…" stays one token (not "..."), "ﬁ" is not "fi", full-width "Ａ" is not "a"
+    (lower-casing gives "ａ"), and "é" precomposed and "e" + U+0301 stay different.
     """
     text = tf.strings.unicode_transcode(
         text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
@@ -50,6 +57,7 @@ def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = F
         text = tf.strings.lower(text, encoding="utf-8")
     pattern = _UNICODE_TOKEN_PATTERN if unicode_words else _TOKEN_PATTERN
     text = tf.strings.regex_replace(text, pattern, r" \1 ")
+    text = tf.strings.regex_replace(text, " {2,}", " ")  # left by spacing out punctuation
     return tf.strings.strip(text)
 
 

@@ -57,3 +57,18 @@ def test_rejects_bad_vocabulary():
         text.Tokenizer(["a", "b"], 4)
     with pytest.raises(ValueError, match="max_length"):
         text.Tokenizer([text.PAD, text.UNK], 0)
+
+
+def test_standardize_leaves_single_spaces():
+    out = text.standardize(tf.constant(["  A, b!  (c)\u00a0\u3000d. ", ""])).numpy()
+    assert out.tolist() == [b"a , b ! ( c ) d .", b""]
+
+
+def test_no_unicode_normalization_as_documented():
+    """The docstring says no NFKC (no stock TF op; exported vocabularies depend on it)."""
+    words = text.split_words(
+        tf.constant(["wait… ﬁne Ｆｕｌｌ cafe\u0301 café"]), unicode_words=True).to_list()[0]
+    assert [w.decode() for w in words] == [
+        "wait", "…", "ﬁne", "ｆｕｌｌ", "cafe\u0301", "café"]
+    assert "NFKC" in text.standardize.__doc__ and "No Unicode normalization" in (
+        text.standardize.__doc__)

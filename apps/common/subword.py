@@ -1,0 +1,484 @@
+"""A WordPiece subword vocabulary that tokenizes inside the TensorFlow graph, with core ops.
+
+Shared by the text apps (issues 16 and 17): unknown words come out as pieces,
+not `[UNK]`, and any Unicode text round-trips.
+
+- **Training** (`train_vocabulary`): Hugging Face `tokenizers`' `WordPieceTrainer`
+  learns the pieces from text standardized by `apps.common.text.standardize`
+  (the same TensorFlow op the SavedModel runs), split on spaces.
+- **Tokenization** (`SubwordTokenizer`): greedy longest-match-first WordPiece
+  over each word (BERT's algorithm, `##` marks a piece that continues a word),
+  written with stock TensorFlow ops only (`tf.strings`, `tf.lookup.StaticHashTable`,
+  `tf.while_loop`, `tf.io.decode_raw`): no tensorflow-text op, no `py_function`,
+  so TF Serving's stock build loads it. For every word the `tokenizers` library
+  covers, the pieces are exactly the library's (`tokenizers.models.WordPiece` on
+  the same vocabulary file).
+- **Byte fallback**: where the library would give `[UNK]` (a character no piece
+  covers at that point of the word), this tokenizer emits the character's UTF-8
+  bytes as byte pieces instead, `<0xF0>` at the start of a word and `##<0x9F>`
+  inside one. All 512 byte pieces are in every vocabulary, so `[UNK]` never
+  comes out and `detokenize(tokenize(s)) == standardize(s)` for any text that
+  fits the limits below (emoji, CJK, combining marks, any script).
+- **Detokenization** (`SubwordTokenizer.detokenize`), in the graph too: pieces are
+  joined with a space before every word-initial piece and none before a `##`
+  piece; byte pieces are reassembled into UTF-8. It never fails on an invalid
+  id sequence: bytes that do not form valid UTF-8 (a lone `<0xF0>`, a cut
+  sequence) become U+FFFD, and ids outside the vocabulary, `[UNK]` and the
+  special tokens other than `[PAD]`, `[START]` and `[END]` decode to the word
+  "\ufffd". Decoding stops at the first `[END]`.
+
+Limits, enforced by truncation, never an error:
+
+- `MAX_TEXT_BYTES` (1 MiB) per text are read (`text.clip_bytes`);
+- a word longer than `max_word_chars` characters (default 100, as in BERT) is
+  cut into runs of that many characters; each later run goes on with `##`
+  pieces, so nothing is lost (the library instead gives such a word `[UNK]`);
+- at most `max_length` pieces per text are kept (`START`/`END` included when
+  `bos_eos=True`); the rest of the text is dropped.
+
+Standardization is `apps.common.text.standardize` (`lowercase`, `unicode_words`
+default to lower-casing and Unicode-aware punctuation splitting): invalid UTF-8
+becomes U+FFFD, punctuation marks are words of their own, no NFKC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from apps.common import text as text_lib
+from apps.common.text import END, PAD, START, UNK
+
+#: Mask token for masked-language-model pretraining (issue 16).
+MASK = "[MASK]"
+#: The reserved tokens at the head of a vocabulary `train_vocabulary` builds, in id order.
+RESERVED = (PAD, UNK, START, END, MASK)
+#: The prefix of a piece that continues a word.
+CONTINUATION = "##"
+#: Characters per word processed as one run (`max_word_chars` default).
+MAX_WORD_CHARS = 100
+#: Vocabulary file names inside a directory written by `SubwordTokenizer.save`.
+VOCABULARY_FILE, OPTIONS_FILE = "vocab.txt", "tokenizer.json"
+
+
+def byte_pieces() -> list[str]:
+    """The 512 byte pieces, in vocabulary order: `<0x00>`..`<0xFF>`, then `##<0x00>`..`##<0xFF>`."""
+    initial = [f"<0x{b:02X}>" for b in range(256)]
+    return initial + [CONTINUATION + p for p in initial]
+
+
+def standardize_texts(texts, lowercase: bool = True, unicode_words: bool = True,
+                      batch: int = 4096):
+    """Yields `text.standardize` of each Python string (as a Python string), in order."""
+    chunk: list[str] = []
+
+    def flush():
+        out = text_lib.standardize(tf.constant(chunk, tf.string), lowercase, unicode_words)
+        return [s.decode("utf-8") for s in out.numpy()]
+
+    for item in texts:
+        if isinstance(item, bytes):
+            item = item.decode("utf-8", errors="replace")
+        if not isinstance(item, str):
+            raise TypeError(f"texts must hold strings; got {type(item).__name__}: {item!r:.80}")
+        chunk.append(item)
+        if len(chunk) == batch:
+            yield from flush()
+            chunk = []
+    if chunk:
+        yield from flush()
+
+
+def train_vocabulary(texts, vocab_size: int, *, reserved=RESERVED, min_frequency: int = 2,
+                     limit_alphabet: int | None = None, lowercase: bool = True,
+                     unicode_words: bool = True) -> list[str]:
+    """Learns a WordPiece vocabulary of at most `vocab_size` pieces from `texts`.
+
+    `texts` is any iterable of strings; they are standardized in the graph
+    (`text.standardize`) and split on spaces before `tokenizers`' WordPieceTrainer
+    sees them. The vocabulary is `reserved` (which must start with `[PAD]`,
+    `[UNK]`), the 512 byte pieces, then the learned pieces in the trainer's
+    order. Every learned single character is completed with its other form (`c`
+    and `##c`), taking the place of the last learned pieces, so a known
+    character never falls back to bytes.
+
+    Args:
+        texts: iterable of `str` (bytes are decoded as UTF-8, invalid bytes replaced).
+        vocab_size: total pieces, reserved and byte pieces included.
+        reserved: special tokens, ids 0, 1, ...
+        min_frequency: the least count of a pair the trainer merges.
+        limit_alphabet: the most distinct characters kept as pieces (the rarest
+            others are left to the byte fallback). Default: a quarter of the
+            learned room, at most 1,000, so that characters in both forms take
+            at most half the vocabulary and merges the rest.
+        lowercase, unicode_words: `text.standardize`'s options (the tokenizer
+            must use the same).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    reserved = list(reserved)
+    if reserved[:2] != [PAD, UNK]:
+        raise ValueError(f"reserved must start with {PAD!r}, {UNK!r}; got {reserved[:2]}.")
+    head = len(reserved) + 2 * 256
+    if int(vocab_size) <= head:
+        raise ValueError(f"vocab_size={vocab_size} leaves no room for learned pieces: the "
+                         f"{len(reserved)} reserved tokens and 512 byte pieces take {head}.")
+    if limit_alphabet is None:
+        limit_alphabet = max(1, min(1000, (int(vocab_size) - head) // 4))
+    tokenizer = Tokenizer(models.WordPiece(unk_token=UNK, max_input_chars_per_word=MAX_WORD_CHARS))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=int(vocab_size) - 2 * 256, min_frequency=int(min_frequency),
+        special_tokens=reserved, limit_alphabet=int(limit_alphabet),
+        continuing_subword_prefix=CONTINUATION, show_progress=False)
+    tokenizer.train_from_iterator(
+        standardize_texts(texts, lowercase, unicode_words), trainer=trainer)
+    trained = tokenizer.get_vocab()
+    learned = [p for p, _ in sorted(trained.items(), key=lambda kv: kv[1]) if p not in reserved]
+    if not learned:
+        raise ValueError("texts gave no pieces to learn: pass non-empty text.")
+    known = set(learned)
+    completions = []
+    for piece in learned:
+        bare = piece[len(CONTINUATION):] if piece.startswith(CONTINUATION) else piece
+        if len(bare) == 1:
+            for form in (bare, CONTINUATION + bare):
+                if form not in known:
+                    known.add(form)
+                    completions.append(form)
+    room = int(vocab_size) - head
+    singles = [p for p in learned if len(_bare(p)) == 1]
+    longer = [p for p in learned if len(_bare(p)) > 1]
+    pieces = singles + completions
+    if len(pieces) > room:
+        pieces = pieces[:room]
+    pieces += longer[: max(0, room - len(pieces))]
+    return reserved + byte_pieces() + pieces
+
+
+def _bare(piece: str) -> str:
+    return piece[len(CONTINUATION):] if piece.startswith(CONTINUATION) else piece
+
+
+def save_vocabulary(vocabulary, path: str) -> None:
+    """Writes one piece per line (UTF-8, "\\n" after each)."""
+    vocabulary = list(vocabulary)
+    for i, piece in enumerate(vocabulary):
+        if not piece or any(c.isspace() for c in piece):
+            raise ValueError(f"vocabulary[{i}] = {piece!r}: a piece must be non-empty and "
+                             "hold no whitespace (one piece per line).")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write("".join(p + "\n" for p in vocabulary))
+    os.replace(tmp, path)
+
+
+def load_vocabulary(path: str) -> list[str]:
+    """Reads a file written by `save_vocabulary` (one piece per line)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        data = f.read()
+    lines = data.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for i, line in enumerate(lines):
+        if not line or line != line.strip():
+            raise ValueError(f"{path}, line {i + 1}: {line!r} is not a piece (expected one "
+                             "non-empty piece per line, no spaces).")
+    return lines
+
+
+class SubwordTokenizer(tf.Module):
+    """Raw strings <-> WordPiece ids, as TensorFlow core ops (lives inside SavedModels).
+
+    The same interface as `text.Tokenizer` (`tokenize` -> padded pieces and ids,
+    `detokenize`, `lookup_tokens`), plus `tokenize_ragged`.
+
+    Args:
+        vocabulary: pieces, index = id. Must start with `[PAD]`, `[UNK]` and hold
+            the 512 `byte_pieces()`; `[START]`/`[END]` are needed for `bos_eos`.
+        max_length: pieces kept per text (START and END included with `bos_eos`).
+        bos_eos: wrap each text in START ... END.
+        lowercase, unicode_words: `text.standardize`'s options; must match training.
+        max_word_chars: characters of a word matched as one run (longer words
+            are cut into runs; later runs continue with `##` pieces).
+    """
+
+    def __init__(self, vocabulary, max_length: int, bos_eos: bool = False,
+                 lowercase: bool = True, unicode_words: bool = True,
+                 max_word_chars: int = MAX_WORD_CHARS, name=None):
+        super().__init__(name=name)
+        vocabulary = list(vocabulary)
+        if vocabulary[:2] != [PAD, UNK]:
+            raise ValueError(f"vocabulary must start with {PAD!r}, {UNK!r}; got {vocabulary[:2]}.")
+        seen: set = set()
+        for i, piece in enumerate(vocabulary):
+            if not isinstance(piece, str) or not piece or any(c.isspace() for c in piece):
+                raise ValueError(f"vocabulary[{i}] = {piece!r}: pieces must be non-empty "
+                                 "strings without whitespace.")
+            if piece == CONTINUATION:
+                raise ValueError(f"vocabulary[{i}] is {CONTINUATION!r} alone, which covers "
+                                 "nothing.")
+            if piece in seen:
+                raise ValueError(f"vocabulary[{i}] = {piece!r} is a duplicate.")
+            seen.add(piece)
+        missing = [p for p in byte_pieces() if p not in seen]
+        if missing:
+            raise ValueError(f"vocabulary lacks {len(missing)} of the 512 byte pieces (e.g. "
+                             f"{missing[0]!r}); build it with train_vocabulary or add "
+                             "byte_pieces().")
+        if bos_eos and (START not in seen or END not in seen):
+            raise ValueError(f"bos_eos=True needs {START!r} and {END!r} in the vocabulary.")
+        if int(max_length) < (3 if bos_eos else 1):
+            raise ValueError(f"max_length must be at least {3 if bos_eos else 1} "
+                             f"(bos_eos={bos_eos}), got {max_length}.")
+        if int(max_word_chars) < 1:
+            raise ValueError(f"max_word_chars must be positive, got {max_word_chars}.")
+        self.vocabulary = vocabulary
+        self.max_length = int(max_length)
+        self.bos_eos = bool(bos_eos)
+        self.lowercase = bool(lowercase)
+        self.unicode_words = bool(unicode_words)
+        self.max_word_chars = int(max_word_chars)
+        self.start_id = vocabulary.index(START) if START in seen else -1
+        self.end_id = vocabulary.index(END) if END in seen else -1
+        self.unk_id = 1
+        specials = {p for p in vocabulary if p.startswith("[") and p.endswith("]") and len(p) > 2}
+        bytes_set = set(byte_pieces())
+        index = {p: i for i, p in enumerate(vocabulary)}
+        self._byte_initial = index["<0x00>"]
+        self._byte_continued = index[CONTINUATION + "<0x00>"]
+        if (any(index[p] != self._byte_initial + b for b, p in enumerate(byte_pieces()[:256]))
+                or any(index[p] != self._byte_continued + b
+                       for b, p in enumerate(byte_pieces()[256:]))):
+            raise ValueError("the 256 byte pieces of each form must have consecutive ids in "
+                             "byte order, as byte_pieces() lists them.")
+        matchable = [p for p in vocabulary if p not in specials and p not in bytes_set]
+        #: The longest piece in characters (without `##`): the longest match tried.
+        self.max_piece_chars = max([len(_bare(p)) for p in matchable] + [1])
+        keys = tf.constant(matchable)
+        values = tf.constant([index[p] for p in matchable], tf.int64)
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+        self._pieces = tf.constant(vocabulary)
+        # Decoding: the text each piece adds, and whether it glues to the previous one.
+        surfaces, glue = [], []
+        for p in vocabulary:
+            if p in bytes_set:
+                b = int(_bare(p)[3:5], 16)
+                surfaces.append(bytes([b]))
+                glue.append(p.startswith(CONTINUATION))
+            elif p in specials:
+                surfaces.append("\ufffd".encode())
+                glue.append(False)
+            else:
+                surfaces.append(_bare(p).encode("utf-8"))
+                glue.append(p.startswith(CONTINUATION))
+        self._surfaces = tf.constant(surfaces, tf.string)
+        self._glue = tf.constant(glue, tf.bool)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary)
+
+    # -- tokenization ----------------------------------------------------------------
+
+    def _check_text(self, text) -> tf.Tensor:
+        text = tf.convert_to_tensor(text, tf.string)
+        if text.shape.rank is not None and text.shape.rank != 1:
+            raise ValueError("text must be a 1-D batch of strings ([batch]); got shape "
+                             f"{text.shape}.")
+        return text
+
+    def _words(self, text: tf.Tensor, limit: int) -> tf.RaggedTensor:
+        standardized = text_lib.standardize(text_lib.clip_bytes(text), self.lowercase,
+                                            self.unicode_words)
+        return tf.strings.split(standardized)[:, :limit]
+
+    def _runs(self, words: tf.RaggedTensor, limit: int):
+        """Words -> runs of at most `max_word_chars` characters: (strings, continues, row of text).
+
+        At most `limit` runs per text are kept (each gives at least one piece).
+        """
+        size = self.max_word_chars
+        # Runs past the `limit`-th of a text are dropped below: cut words there first.
+        flat = tf.strings.substr(words.flat_values, 0, limit * size, unit="UTF8_CHAR")
+        rows = words.value_rowids()
+        chars = tf.strings.unicode_split(flat, "UTF-8")  # [words, (characters)]
+        lengths = chars.row_lengths()
+        runs = (lengths + size - 1) // size  # >= 1: split never returns an empty word
+        run_word = tf.repeat(tf.range(tf.size(flat, out_type=tf.int64)), runs)
+        run_index = tf.ragged.range(runs).flat_values
+        run_length = tf.minimum(tf.cast(size, tf.int64),
+                                tf.gather(lengths, run_word) - run_index * size)
+        strings = tf.strings.reduce_join(
+            tf.RaggedTensor.from_row_lengths(chars.flat_values, run_length), axis=1)
+        run_row = tf.gather(rows, run_word)
+        # Keep the first `limit` runs of each text.
+        rank = tf.ragged.range(tf.math.bincount(
+            tf.cast(run_row, tf.int32), minlength=tf.cast(words.nrows(), tf.int32),
+            dtype=tf.int64)).flat_values
+        keep = rank < limit
+        return (tf.boolean_mask(strings, keep), tf.boolean_mask(run_index > 0, keep),
+                tf.boolean_mask(run_row, keep))
+
+    def _wordpiece(self, runs: tf.Tensor, continues: tf.Tensor) -> tf.RaggedTensor:
+        """Greedy longest-match-first over each run -> ragged `[runs, (pieces)]` int64 ids."""
+        _, starts = tf.strings.unicode_decode_with_offsets(runs, "UTF-8")
+        chars = tf.cast(starts.row_lengths(), tf.int32)  # [M]
+        count = tf.size(runs)
+        width = self.max_word_chars + 1
+        # Byte offset of every character boundary, [M, width]; past the end: the byte length.
+        offsets = starts.to_tensor(default_value=0, shape=[None, width])
+        offsets = tf.cast(offsets, tf.int32)
+        lengths = tf.strings.length(runs)
+        column = tf.range(width)[tf.newaxis, :]
+        offsets = tf.where(column >= chars[:, tf.newaxis], lengths[:, tf.newaxis], offsets)
+        ks = tf.range(1, self.max_piece_chars + 1)[tf.newaxis, :]  # [1, K]
+        tiled = tf.broadcast_to(runs[:, tf.newaxis], [count, self.max_piece_chars])
+        prefix = tf.constant(CONTINUATION)
+
+        def body(i, pos, out):
+            active = pos < chars
+            ends = pos[:, tf.newaxis] + ks  # [M, K]
+            valid = ends <= chars[:, tf.newaxis]
+            begin = tf.gather(offsets, pos, batch_dims=1)  # [M]
+            stop = tf.gather(offsets, tf.minimum(ends, width - 1), batch_dims=1)  # [M, K]
+            begin_k = tf.broadcast_to(begin[:, tf.newaxis], tf.shape(stop))
+            candidates = tf.strings.substr(tiled, begin_k, stop - begin_k)
+            inside = (pos > 0) | continues
+            candidates = tf.where(inside[:, tf.newaxis],
+                                  tf.strings.join([prefix, candidates]), candidates)
+            ids = self._table.lookup(candidates)
+            found = (ids >= 0) & valid & active[:, tf.newaxis]
+            best = tf.reduce_max(tf.where(found, ks, 0), axis=1)  # [M] chars matched
+            best_id = tf.reduce_max(
+                tf.where(found & (ks == best[:, tf.newaxis]), ids, -1), axis=1)
+            # Byte fallback: the character at `pos` as up to 4 byte pieces.
+            fallback = active & (best == 0)
+            char_end = tf.gather(offsets, tf.minimum(pos + 1, width - 1), batch_dims=1)
+            char = tf.strings.substr(runs, begin, char_end - begin)
+            raw = tf.cast(tf.io.decode_raw(char, tf.uint8, fixed_length=4), tf.int64)  # [M, 4]
+            n_bytes = char_end - begin
+            j = tf.range(4)[tf.newaxis, :]
+            initial = (~inside)[:, tf.newaxis] & (j == 0)
+            byte_ids = tf.where(initial, self._byte_initial + raw, self._byte_continued + raw)
+            byte_ids = tf.where(j < n_bytes[:, tf.newaxis], byte_ids, -1)
+            piece = tf.concat([best_id[:, tf.newaxis],
+                               tf.fill([count, 3], tf.constant(-1, tf.int64))], 1)
+            row = tf.where(fallback[:, tf.newaxis], byte_ids, piece)
+            row = tf.where(active[:, tf.newaxis], row, -1)
+            step = tf.where(fallback, 1, best)
+            return i + 1, pos + tf.where(active, step, 0), out.write(i, row)
+
+        out = tf.TensorArray(tf.int64, size=0, dynamic_size=True, element_shape=[None, 4])
+        out = out.write(0, tf.fill([count, 4], tf.constant(-1, tf.int64)))
+        _, _, out = tf.while_loop(
+            lambda i, pos, out: tf.reduce_any(pos < chars), body,
+            (tf.constant(1), tf.zeros([count], tf.int32), out),
+            maximum_iterations=self.max_word_chars + 1)
+        steps = tf.transpose(out.stack(), [1, 0, 2])  # [M, T, 4]
+        steps = tf.reshape(steps, [count, -1])
+        return tf.ragged.boolean_mask(steps, steps >= 0)
+
+    def tokenize_ragged(self, text) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """`[batch]` strings -> (pieces, ids): ragged `[batch, (pieces)]` string and int64.
+
+        No START/END; at most `max_length` pieces per text (minus 2 with `bos_eos`,
+        so `tokenize` can add them).
+        """
+        text = self._check_text(text)
+        limit = self.max_length - (2 if self.bos_eos else 0)
+        words = self._words(text, limit)
+        runs, continues, run_row = self._runs(words, limit)
+        per_run = self._wordpiece(runs, continues)
+        lengths = tf.math.unsorted_segment_sum(per_run.row_lengths(), run_row,
+                                               tf.shape(text, out_type=tf.int64)[0])
+        ids = tf.RaggedTensor.from_row_lengths(per_run.flat_values, lengths)[:, :limit]
+        pieces = tf.ragged.map_flat_values(tf.gather, self._pieces, ids)
+        return pieces, ids
+
+    def tokenize(self, text) -> tuple[tf.Tensor, tf.Tensor]:
+        """`[batch]` strings -> (`pieces` `[batch, max_length]` strings, `ids` int32).
+
+        Padding holds "" and id 0. With `bos_eos`, START and END wrap the pieces.
+        """
+        pieces, ids = self.tokenize_ragged(text)
+        if self.bos_eos:
+            rows = ids.nrows()
+            ids = tf.concat([tf.fill([rows, 1], tf.cast(self.start_id, tf.int64)), ids,
+                             tf.fill([rows, 1], tf.cast(self.end_id, tf.int64))], axis=1)
+            pieces = tf.ragged.map_flat_values(tf.gather, self._pieces, ids)
+        pieces = pieces.to_tensor(default_value="", shape=[None, self.max_length])
+        ids = ids.to_tensor(default_value=0, shape=[None, self.max_length])
+        return pieces, tf.cast(ids, tf.int32)
+
+    def lookup_tokens(self, ids) -> tf.Tensor:
+        """int ids -> piece strings (padding gives "", ids outside the vocabulary "[UNK]")."""
+        ids = tf.cast(ids, tf.int64)
+        inside = (ids >= 0) & (ids < self.vocabulary_size)
+        pieces = tf.gather(self._pieces, tf.where(inside, ids, self.unk_id))
+        return tf.where(ids == 0, tf.constant(""), pieces)
+
+    def detokenize(self, ids) -> tf.Tensor:
+        """`[batch, T]` ids (dense or ragged) -> `[batch]` strings; never fails.
+
+        Stops at the first END; drops PAD and START; joins pieces (a space before
+        each word-initial piece, none before `##` pieces); reassembles byte pieces
+        into UTF-8. Invalid UTF-8 from byte pieces becomes U+FFFD; ids outside the
+        vocabulary and other special tokens ([UNK], [MASK], ...) become the word "\ufffd".
+        """
+        if isinstance(ids, tf.RaggedTensor):
+            ids = ids.to_tensor(default_value=0)
+        ids = tf.cast(tf.convert_to_tensor(ids), tf.int64)
+        if ids.shape.rank is not None and ids.shape.rank != 2:
+            raise ValueError(f"ids must be [batch, length]; got shape {ids.shape}.")
+        keep = ids != 0
+        if self.end_id >= 0:
+            keep &= tf.cumsum(tf.cast(ids == self.end_id, tf.int32), axis=1) == 0
+        if self.start_id >= 0:
+            keep &= ids != self.start_id
+        inside = (ids >= 0) & (ids < self.vocabulary_size)
+        safe = tf.where(inside, ids, self.unk_id)
+        surface = tf.gather(self._surfaces, safe)
+        glue = tf.gather(self._glue, safe) & inside
+        piece = tf.where(glue, surface, tf.strings.join([" ", surface]))
+        joined = tf.strings.reduce_join(tf.ragged.boolean_mask(piece, keep), axis=1)
+        joined = tf.strings.unicode_transcode(joined, "UTF-8", "UTF-8", errors="replace",
+                                              replacement_char=0xFFFD)
+        return tf.strings.regex_replace(joined, "^ ", "")
+
+    def normalize(self, text) -> tf.Tensor:
+        """What `detokenize(tokenize(text))` gives back when nothing is truncated."""
+        text = self._check_text(text)
+        return text_lib.standardize(text_lib.clip_bytes(text), self.lowercase, self.unicode_words)
+
+    # -- files -------------------------------------------------------------------------
+
+    def options(self) -> dict:
+        return {"max_length": self.max_length, "bos_eos": self.bos_eos,
+                "lowercase": self.lowercase, "unicode_words": self.unicode_words,
+                "max_word_chars": self.max_word_chars}
+
+    def save(self, directory: str) -> None:
+        """Writes `vocab.txt` (one piece per line) and `tokenizer.json` (the options)."""
+        os.makedirs(directory, exist_ok=True)
+        save_vocabulary(self.vocabulary, os.path.join(directory, VOCABULARY_FILE))
+        with open(os.path.join(directory, OPTIONS_FILE), "w", encoding="utf-8") as f:
+            json.dump(self.options(), f, indent=1)
+
+    @classmethod
+    def load(cls, directory: str, **overrides) -> SubwordTokenizer:
+        """The tokenizer `save` wrote to `directory` (options in `overrides` replace the saved)."""
+        vocabulary = load_vocabulary(os.path.join(directory, VOCABULARY_FILE))
+        options_path = os.path.join(directory, OPTIONS_FILE)
+        options = {}
+        if os.path.exists(options_path):
+            with open(options_path, encoding="utf-8") as f:
+                options = json.load(f)
+        options.update(overrides)
+        if "max_length" not in options:
+            raise ValueError(f"{options_path} is missing and no max_length was given.")
+        return cls(vocabulary, **options)
