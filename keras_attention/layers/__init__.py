@@ -18,6 +18,7 @@ from keras_attention.layers.residual_attention_module import (  # noqa: F401
     ResidualAttentionModule,
 )
 from keras_attention.layers.rotary_embedding import RotaryEmbedding  # noqa: F401
+from keras_attention.layers.scale_attention import ScaleAttention  # noqa: F401
 from keras_attention.layers.scaled_dot_product_attention import (  # noqa: F401
     ScaledDotProductAttention,
 )
