@@ -61,7 +61,7 @@ def pick_examples(split: pipeline.Split, tokenizer: common_text.Tokenizer,
     if n <= 0 or len(split) == 0:
         return split.head(0)
     _, ids = tokenizer.tokenize(tf.constant(list(split.texts), tf.string))
-    lengths = np.sum(ids.numpy() > 0, axis=1)
+    lengths = np.sum(ids.numpy().reshape(len(split), -1) > 0, axis=1)  # han: [n, S, W]
     chosen = [i for i, k in enumerate(lengths) if 6 <= k <= 30][:n]
     if len(chosen) < n:
         chosen += [i for i in range(len(split)) if i not in chosen][: n - len(chosen)]
@@ -78,7 +78,9 @@ def attention_pictures(explainer: keras.Model, examples: pipeline.Split,
     # A direct call, not `predict`: under MultiWorkerMirroredStrategy `predict`
     # gathers across workers, and only the chief is here.
     out = keras.tree.map_structure(np.asarray, explainer(ids, training=False))
-    args = (tokens.numpy(), out["attention_weights"], examples.labels, out["probabilities"])
+    n = len(examples)  # han's [n, S, W] tokens and weights are drawn as one row of words
+    args = (tokens.numpy().reshape(n, -1), out["attention_weights"].reshape(n, -1),
+            examples.labels, out["probabilities"])
     return {
         "attention_html": attention_html(os.path.join(run_dir, "attention.html"), *args,
                                          title=title),

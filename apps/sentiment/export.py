@@ -15,6 +15,15 @@ other control characters, and Unicode spaces (no-break, em, ...), separate
 words like a space. A text of no words (empty, spaces only) gets probabilities
 from the model's empty input, all-zero attention and no tokens.
 
+The `han` variant (`apps.sentiment.hierarchical`) reads a document as up to
+`max_sentences` sentences of up to `max_sentence_length` words, split in the
+graph: its `tokens` and `attention_weights` are `[batch, S, W]` (a word's share
+of the document: word weight x sentence weight), and it also returns
+`word_weights` `[batch, S, W]` (summing to 1 within each sentence) and
+`sentence_weights` `[batch, S]` (summing to 1 over the sentences; 0 at
+padding). Every extra output of the explainer is returned, 0 at padding.
+Models trained on `spam_assassin` label "ham" / "spam".
+
 It needs TensorFlow only:
 
     model = tf.saved_model.load("saved_models/sentiment/1")
@@ -23,6 +32,7 @@ It needs TensorFlow only:
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from apps.common import export as common_export
@@ -46,23 +56,29 @@ class SentimentModule(common_export.ServingModule):
         tokens, ids = self.tokenizer.tokenize(common_text.clip_bytes(text))
         out = self.explainer(ids, training=False)
         probabilities = self.check_finite(tf.cast(out["probabilities"], tf.float32), "text")
-        weights = tf.cast(out["attention_weights"], tf.float32)
-        weights = tf.where(ids > 0, weights, tf.zeros_like(weights))
         label = tf.gather(self.label_names, tf.argmax(probabilities, axis=-1, output_type=tf.int32))
-        return {
-            "probabilities": probabilities,
-            "label": label,
-            "attention_weights": weights,
-            "tokens": tokens,
-        }
+        result = {"probabilities": probabilities, "label": label, "tokens": tokens}
+        for key, value in out.items():  # attention_weights, and han's word/sentence weights
+            if key != "probabilities":
+                value = tf.cast(value, tf.float32)
+                real = tf.reduce_any(ids > 0, axis=list(range(len(value.shape), len(ids.shape))))
+                result[key] = tf.where(real, value, tf.zeros_like(value))
+        return result
 
     def signatures(self):
         return {"serving_default": self.serve}
 
     def warmup_requests(self):
-        return [("serving_default", {"text": ["a gripping, beautifully acted film", ""]})]
+        # A normal text, and the kinds of bad input every loader must answer.
+        long = " ".join(["A gripping, beautifully acted film. It drags a little!"] * 400)
+        texts = ["a gripping, beautifully acted film", "", " \t\n\u00a0 ",
+                 b"\xff\xfe not UTF-8 \xc3\x28 at all", long]
+        texts = [t if isinstance(t, bytes) else t.encode("utf-8") for t in texts]
+        return [("serving_default", {"text": np.array(texts, dtype=object)})]
 
 
-def export(tokenizer, explainer, base: str, version: int | None = None) -> str:
-    """Writes `<base>/<version>/` atomically; returns that directory."""
-    return common_export.export(SentimentModule(tokenizer, explainer), base, version)
+def export(tokenizer, explainer, base: str, version: int | None = None,
+           labels=LABELS) -> str:
+    """Writes `<base>/<version>/` atomically; returns that directory. `labels`: the names
+    of classes 0 and 1 (`pipeline.label_names(dataset)`)."""
+    return common_export.export(SentimentModule(tokenizer, explainer, labels), base, version)

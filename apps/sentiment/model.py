@@ -1,6 +1,7 @@
 """Sentence classifiers that say which words they attended to.
 
-Three variants (`--variant`, i.e. `model.variant`), all taking token ids `(batch, T)` (0 = padding):
+Four variants (`--variant`, i.e. `model.variant`), the first three taking token ids `(batch, T)`
+(0 = padding):
 
 - `bilstm_attention` (default): Embedding(mask_zero) -> BiLSTM ->
   `AttentionPooling` (Yang et al. 2016) -> Dense softmax.
@@ -10,6 +11,11 @@ Three variants (`--variant`, i.e. `model.variant`), all taking token ids `(batch
   instead of attention: the baseline attention must beat. Its "attention
   weights" are the uniform weights 1/len of that mean, so every variant
   exports the same outputs.
+- `han`: hierarchical attention (Yang et al. 2016) over ids `(batch, S, W)`,
+  documents split into sentences of words in the graph (`apps.sentiment.hierarchical`):
+  also returns word and sentence weights. For long documents (`polarity_reviews`,
+  `spam_assassin`); `bilstm_attention` and `mean_pooling` read long documents
+  flat with a larger `max_length` (their first `max_length` words).
 
 `build_model` returns `SentimentModels`, two Keras models that share every
 layer: `classifier` (ids -> probabilities, for training) and `explainer` (ids
@@ -30,7 +36,7 @@ from keras import ops
 from keras_attention import _validation
 from keras_attention import layers as attention_layers
 
-Variant = Literal["bilstm_attention", "transformer", "mean_pooling"]
+Variant = Literal["bilstm_attention", "transformer", "mean_pooling", "han"]
 VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 
 
@@ -57,6 +63,11 @@ class ModelConfig:
     # away from it only where that lowers the loss.
     attention_zero_init: bool = False
     transformer_dropout: float = 0.1
+    # han: sentences per document x words per sentence (longer input is truncated), and
+    # the recurrent cell of its word and sentence encoders (`lstm_units` per direction).
+    max_sentences: int = 32
+    max_sentence_length: int = 25
+    han_cell: Literal["gru", "lstm"] = "gru"
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -64,12 +75,13 @@ class ModelConfig:
         # Checked here, so a bad value fails before any data is loaded.
         for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units",
                      "attention_units", "num_layers", "num_heads", "intermediate_dim",
-                     "attention_hops"):
+                     "attention_hops", "max_sentences", "max_sentence_length"):
             _validation.positive_int(name, getattr(self, name))
         for name in ("embedding_dropout", "dropout", "attention_dropout", "transformer_dropout"):
             _validation.rate(name, getattr(self, name))
         _validation.positive_float("learning_rate", self.learning_rate)
         _validation.non_negative_float("attention_penalty", self.attention_penalty)
+        _validation.one_of("han_cell", self.han_cell, ("gru", "lstm"))
 
 
 @keras.saving.register_keras_serializable(package="sentiment")
@@ -136,6 +148,10 @@ class SentimentModels(NamedTuple):
 
 def build_model(config: ModelConfig) -> SentimentModels:
     """Builds `(classifier, explainer)` sharing weights (see module docstring)."""
+    if config.variant == "han":
+        from apps.sentiment import hierarchical
+
+        return hierarchical.build_han_model(config)
     ids = keras.Input(shape=(config.max_length,), dtype="int32", name="ids")
     mask = PaddingMask(name="padding_mask")(ids)
     embed = keras.layers.Embedding(

