@@ -191,7 +191,8 @@ class LongTranslations(tfds.core.GeneratorBasedBuilder):
     def _read_indices(self, directory: str, language: str):
         if self._indices is not None:
             return dict(self._indices), {"given": dict(self._indices)}
-        fetched = acquire.fetch_indices(os.path.join(directory, "apt"), ("en", language))
+        # All three languages at once: apt drops the lists of languages it is not asked for.
+        fetched = acquire.fetch_indices(os.path.join(directory, "apt"), ("en", *LANGUAGES))
         return fetched["files"], {"mirror": acquire.DEBIAN_MIRROR,
                                   "suite": acquire.DEBIAN_SUITE, "release_date": fetched["date"],
                                   "sha256": fetched["sha256"]}

@@ -265,18 +265,19 @@ def parse_manpage(text: str, name: str = "<page>") -> Page | None:
     skip_until = None  # The macro that ends a skipped block (code, table, macro definition).
     brace_depth = 0
 
+    expect_tag = False  # After .TP: the next line of text is the tag.
+
     def flush():
+        nonlocal expect_tag
         if paragraph:
-            joined = " ".join(paragraph)
-            if expect_tag_holder[0]:
+            if expect_tag:
                 page.tokens.append("tag")
-                expect_tag_holder[0] = False
+                expect_tag = False
             else:
                 page.tokens.append("T")
-                page.texts.append(roff_text(joined))
+                page.texts.append(roff_text(" ".join(paragraph)))
             paragraph.clear()
 
-    expect_tag_holder = [False]
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -291,7 +292,8 @@ def parse_manpage(text: str, name: str = "<page>") -> Page | None:
         if stripped.startswith((".\\\"", "'\\\"", ".\\#", "'\\#")) or stripped in (".", "'"):
             continue  # Comments (po4a moves them; never part of the structure) and empty requests.
         if skip_until is not None:
-            if re.match(r"[.']\s*" + re.escape(skip_until) + r"\b", stripped):
+            if skip_until == ".." and stripped.startswith("..") or re.match(
+                    r"[.']\s*" + re.escape(skip_until) + r"\b", stripped):
                 page.tokens.append(skip_until)
                 skip_until = None
             continue
@@ -301,18 +303,18 @@ def parse_manpage(text: str, name: str = "<page>") -> Page | None:
             if match is None:
                 continue
             macro, rest = match.group(1), match.group(2)
-            if macro in _MDOC or macro == "so" and not page.tokens:
+            if macro in _MDOC or (macro == "so" and not page.tokens):
                 return None
             if macro in _FONT_JOINED:
                 paragraph.append("".join(roff_args(rest)))
-                if expect_tag_holder[0]:
+                if expect_tag:
                     flush()
                 continue
             if macro in _FONT_SPACED:
                 if not rest.strip() and i < len(lines):  # `.B` alone: the next line is bold.
                     continue
                 paragraph.append(" ".join(roff_args(rest)))
-                if expect_tag_holder[0]:
+                if expect_tag:
                     flush()
                 continue
             if macro in ("UR", "MT"):
@@ -325,9 +327,9 @@ def parse_manpage(text: str, name: str = "<page>") -> Page | None:
             if macro in _IGNORED:
                 continue
             flush()
-            if macro in ("de", "ig", "am"):
+            if macro in ("de", "ig", "am"):  # A macro definition or ignored block, to "..".
                 page.tokens.append(macro)
-                skip_until = "."
+                skip_until = ".."
                 continue
             if macro in ("if", "ie", "el"):
                 page.tokens.append(macro)
@@ -337,14 +339,14 @@ def parse_manpage(text: str, name: str = "<page>") -> Page | None:
             if macro in _SKIPPED_BLOCKS:
                 skip_until = _SKIPPED_BLOCKS[macro]
             elif macro in ("TP", "TQ"):
-                expect_tag_holder[0] = True
+                expect_tag = True
             continue
         if not line.strip():
             flush()
             page.tokens.append("blank")
             continue
         paragraph.append(line)
-        if expect_tag_holder[0]:
+        if expect_tag:
             flush()
     flush()
     return page

@@ -184,6 +184,10 @@ def test_parse_manpage_inlines_font_macros_and_skips_code_and_comments():
     assert texts[4] == "A list item with the “quoted” word and a non-breaking space."
     # The .TP tag is structure, not text; .nf/.fi stay in the signature.
     assert "tag" in page.tokens and "nf" in page.tokens and "fi" in page.tokens
+    defined = lc.parse_manpage('.TH X 1\n.de Vb\n.ft CW\nHidden text.\n..\n.SH NAME\n'
+                               '.if n .ds Aq \'\n.ie t \\{\\\n.ds x y\n.\\}\nShown text.\n',
+                               "defs.1")
+    assert defined.texts == ["Shown text."]  # Macro definitions and conditionals skipped.
     assert lc.parse_manpage(".so man2/dup.2\n", "link.2") is None  # a link page
     assert lc.parse_manpage('.Dd 2020\n.Dt LS 1\n.Sh NAME\n', "mdoc.1") is None
     with pytest.raises(lc.FormatError, match="notroff.1: not a man page"):
