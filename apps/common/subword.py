@@ -258,6 +258,8 @@ class SubwordTokenizer(tf.Module):
         matchable = [p for p in vocabulary if p not in specials and p not in bytes_set]
         #: The longest piece in characters (without `##`): the longest match tried.
         self.max_piece_chars = max([len(_bare(p)) for p in matchable] + [1])
+        # The most characters one piece covers (runs cut pieces too).
+        self._piece_span = min(self.max_piece_chars, self.max_word_chars)
         keys = tf.constant(matchable)
         values = tf.constant([index[p] for p in matchable], tf.int64)
         self._table = tf.lookup.StaticHashTable(
@@ -295,6 +297,10 @@ class SubwordTokenizer(tf.Module):
     def _words(self, text: tf.Tensor, limit: int) -> tf.RaggedTensor:
         standardized = text_lib.standardize(text_lib.clip_bytes(text), self.lowercase,
                                             self.unicode_words)
+        # The first `limit` pieces lie within the first limit * (longest piece + a space)
+        # characters: the rest is never read (bounds the work on a 1 MiB text).
+        standardized = tf.strings.substr(standardized, 0, limit * (self._piece_span + 1),
+                                         unit="UTF8_CHAR")
         return tf.strings.split(standardized)[:, :limit]
 
     def _runs(self, words: tf.RaggedTensor, limit: int):
@@ -303,8 +309,9 @@ class SubwordTokenizer(tf.Module):
         At most `limit` runs per text are kept (each gives at least one piece).
         """
         size = self.max_word_chars
-        # Runs past the `limit`-th of a text are dropped below: cut words there first.
-        flat = tf.strings.substr(words.flat_values, 0, limit * size, unit="UTF8_CHAR")
+        # Pieces past the `limit`-th of a text are dropped: cut words before them.
+        flat = tf.strings.substr(words.flat_values, 0, limit * self._piece_span,
+                                 unit="UTF8_CHAR")
         rows = words.value_rowids()
         chars = tf.strings.unicode_split(flat, "UTF-8")  # [words, (characters)]
         lengths = chars.row_lengths()
@@ -325,63 +332,87 @@ class SubwordTokenizer(tf.Module):
                 tf.boolean_mask(run_row, keep))
 
     def _wordpiece(self, runs: tf.Tensor, continues: tf.Tensor) -> tf.RaggedTensor:
-        """Greedy longest-match-first over each run -> ragged `[runs, (pieces)]` int64 ids."""
-        _, starts = tf.strings.unicode_decode_with_offsets(runs, "UTF-8")
-        chars = tf.cast(starts.row_lengths(), tf.int32)  # [M]
-        count = tf.size(runs)
-        width = self.max_word_chars + 1
-        # Byte offset of every character boundary, [M, width]; past the end: the byte length.
-        offsets = starts.to_tensor(default_value=0, shape=[None, width])
-        offsets = tf.cast(offsets, tf.int32)
-        lengths = tf.strings.length(runs)
-        column = tf.range(width)[tf.newaxis, :]
-        offsets = tf.where(column >= chars[:, tf.newaxis], lengths[:, tf.newaxis], offsets)
-        ks = tf.range(1, self.max_piece_chars + 1)[tf.newaxis, :]  # [1, K]
-        tiled = tf.broadcast_to(runs[:, tf.newaxis], [count, self.max_piece_chars])
-        prefix = tf.constant(CONTINUATION)
+        """Greedy longest-match-first over each run -> ragged `[runs, (pieces)]` int64 ids.
 
-        def body(i, pos, out):
-            active = pos < chars
-            ends = pos[:, tf.newaxis] + ks  # [M, K]
-            valid = ends <= chars[:, tf.newaxis]
-            begin = tf.gather(offsets, pos, batch_dims=1)  # [M]
-            stop = tf.gather(offsets, tf.minimum(ends, width - 1), batch_dims=1)  # [M, K]
-            begin_k = tf.broadcast_to(begin[:, tf.newaxis], tf.shape(stop))
-            candidates = tf.strings.substr(tiled, begin_k, stop - begin_k)
-            inside = (pos > 0) | continues
-            candidates = tf.where(inside[:, tf.newaxis],
-                                  tf.strings.join([prefix, candidates]), candidates)
-            ids = self._table.lookup(candidates)
-            found = (ids >= 0) & valid & active[:, tf.newaxis]
-            best = tf.reduce_max(tf.where(found, ks, 0), axis=1)  # [M] chars matched
-            best_id = tf.reduce_max(
-                tf.where(found & (ks == best[:, tf.newaxis]), ids, -1), axis=1)
-            # Byte fallback: the character at `pos` as up to 4 byte pieces.
-            fallback = active & (best == 0)
-            char_end = tf.gather(offsets, tf.minimum(pos + 1, width - 1), batch_dims=1)
-            char = tf.strings.substr(runs, begin, char_end - begin)
-            raw = tf.cast(tf.io.decode_raw(char, tf.uint8, fixed_length=4), tf.int64)  # [M, 4]
-            n_bytes = char_end - begin
-            j = tf.range(4)[tf.newaxis, :]
-            initial = (~inside)[:, tf.newaxis] & (j == 0)
-            byte_ids = tf.where(initial, self._byte_initial + raw, self._byte_continued + raw)
-            byte_ids = tf.where(j < n_bytes[:, tf.newaxis], byte_ids, -1)
-            piece = tf.concat([best_id[:, tf.newaxis],
-                               tf.fill([count, 3], tf.constant(-1, tf.int64))], 1)
-            row = tf.where(fallback[:, tf.newaxis], byte_ids, piece)
-            row = tf.where(active[:, tf.newaxis], row, -1)
-            step = tf.where(fallback, 1, best)
-            return i + 1, pos + tf.where(active, step, 0), out.write(i, row)
+        First, without a loop, the longest piece that starts at every character
+        of every run (all candidates at once: one substring and one hash lookup
+        each). Then a `tf.while_loop` walks each run from its first character,
+        jumping by the length matched (one character where nothing matched:
+        its bytes), one piece per step.
+        """
+        _, starts = tf.strings.unicode_decode_with_offsets(runs, "UTF-8")  # [M, (L)] bytes
+        chars = starts.row_lengths()  # [M]
+        run_bytes = tf.cast(tf.strings.length(runs), tf.int64)
+        # Byte offset of every character boundary, the run's end included: [M, (L + 1)].
+        bounds = tf.concat([starts, tf.RaggedTensor.from_tensor(run_bytes[:, tf.newaxis])], 1)
+        flat_bounds, bound_row = bounds.flat_values, bounds.row_splits[:-1]
+        # One entry per character ("position") of every run.
+        position_run = starts.value_rowids()  # [P]
+        position_char = tf.ragged.range(chars).flat_values  # [P]
+        inside = (position_char > 0) | tf.gather(continues, position_run)
+        left = tf.gather(chars, position_run) - position_char
+        # Candidates: the pieces of 1 .. min(K, characters left) characters at each position.
+        count = tf.minimum(left, self.max_piece_chars)
+        candidate_position = tf.repeat(tf.range(tf.size(position_run, out_type=tf.int64)), count)
+        candidate_chars = tf.ragged.range(count).flat_values + 1
+        # Each position's window of at most K characters, then the candidates within it
+        # (copies of a window, not of the whole run).
+        position_first = tf.gather(bound_row, position_run) + position_char
+        position_begin = tf.gather(flat_bounds, position_first)
+        window = tf.strings.substr(
+            tf.gather(runs, position_run), position_begin,
+            tf.gather(flat_bounds, position_first + count) - position_begin)
+        end = tf.gather(flat_bounds, tf.gather(position_first, candidate_position)
+                        + candidate_chars) - tf.gather(position_begin, candidate_position)
+        candidates = tf.strings.substr(tf.gather(window, candidate_position),
+                                       tf.zeros_like(end), end)
+        candidates = tf.where(tf.gather(inside, candidate_position),
+                              tf.strings.join([CONTINUATION, candidates]), candidates)
+        ids = self._table.lookup(candidates)
+        matched = tf.where(ids >= 0, candidate_chars, 0)
+        best = tf.math.segment_max(matched, candidate_position)  # [P] characters matched
+        best_id = tf.math.segment_max(
+            tf.where((ids >= 0) & (matched == tf.gather(best, candidate_position)), ids, -1),
+            candidate_position)
+        step = tf.maximum(best, 1)  # no match: one character, as bytes
+        # The walk: the positions where a piece starts, run by run.
+        run_first = starts.row_splits[:-1]
+        last = tf.maximum(tf.size(position_run, out_type=tf.int64) - 1, 0)
 
-        out = tf.TensorArray(tf.int64, size=0, dynamic_size=True, element_shape=[None, 4])
-        out = out.write(0, tf.fill([count, 4], tf.constant(-1, tf.int64)))
+        def body(i, at, out):
+            active = at < chars
+            here = tf.minimum(run_first + at, last)
+            out = out.write(i, tf.where(active, here, -1))
+            return i + 1, tf.where(active, at + tf.gather(step, here), at), out
+
+        out = tf.TensorArray(tf.int64, size=0, dynamic_size=True, element_shape=[None])
+        out = out.write(0, tf.fill(tf.shape(chars), tf.constant(-1, tf.int64)))
         _, _, out = tf.while_loop(
-            lambda i, pos, out: tf.reduce_any(pos < chars), body,
-            (tf.constant(1), tf.zeros([count], tf.int32), out),
+            lambda i, at, out: tf.reduce_any(at < chars), body,
+            (tf.constant(1), tf.zeros_like(chars), out),
             maximum_iterations=self.max_word_chars + 1)
-        steps = tf.transpose(out.stack(), [1, 0, 2])  # [M, T, 4]
-        steps = tf.reshape(steps, [count, -1])
-        return tf.ragged.boolean_mask(steps, steps >= 0)
+        walked = tf.transpose(out.stack())  # [M, steps]
+        walked = tf.ragged.boolean_mask(walked, walked >= 0)  # [M, (pieces)] positions
+        at = walked.flat_values
+        # Each visited position: its piece, or its character's bytes (1 to 4 pieces).
+        char_first = tf.gather(bound_row, tf.gather(position_run, at)) + tf.gather(
+            position_char, at)
+        char_begin = tf.gather(flat_bounds, char_first)
+        char_bytes = tf.gather(flat_bounds, char_first + 1) - char_begin
+        char = tf.strings.substr(tf.gather(runs, tf.gather(position_run, at)), char_begin,
+                                 char_bytes)
+        raw = tf.cast(tf.io.decode_raw(char, tf.uint8, fixed_length=4), tf.int64)  # [V, 4]
+        j = tf.range(4, dtype=tf.int64)[tf.newaxis, :]
+        initial = (~tf.gather(inside, at))[:, tf.newaxis] & (j == 0)
+        byte_ids = tf.where(initial, self._byte_initial + raw, self._byte_continued + raw)
+        fallback = (tf.gather(best, at) == 0)[:, tf.newaxis]
+        pieces = tf.where(fallback, byte_ids, tf.gather(best_id, at)[:, tf.newaxis])
+        keep = tf.where(fallback, j < char_bytes[:, tf.newaxis], j == 0)
+        per_position = tf.ragged.boolean_mask(pieces, keep)  # [V, (1..4)]
+        per_run = tf.math.segment_sum(per_position.row_lengths(), walked.value_rowids())
+        per_run = tf.concat([per_run, tf.zeros(
+            [walked.nrows() - tf.size(per_run, out_type=tf.int64)], tf.int64)], 0)
+        return tf.RaggedTensor.from_row_lengths(per_position.flat_values, per_run)
 
     def tokenize_ragged(self, text) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
         """`[batch]` strings -> (pieces, ids): ragged `[batch, (pieces)]` string and int64.
