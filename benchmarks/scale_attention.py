@@ -1,0 +1,203 @@
+"""Attention to scale vs average and max over scales: mask IoU on cluttered canvases.
+
+Trains `apps.image_classification.segmentation`'s multi-scale mask network
+(scales 1, 0.75, 0.5, shared weights) with each merge (`attention`:
+`ScaleAttention`; `average`; `max`) at the same budget (epochs, batch size,
+training canvases, learning rate, extra supervision) and the same seeds (a seed
+fixes the initialisation and the data order), on `cluttered_fashion_mnist` by
+default, and writes
+
+    benchmarks/results/scale_attention.json   every run
+    benchmarks/results/scale_attention.md     the table
+
+Columns: test mask IoU (mean over seeds ± standard deviation), the difference
+from `average` paired by seed with its 95% Student-t interval (over seeds;
+needs 2 or more), seeds won / lost against `average`, parameters, training
+seconds, and the mean weight each merge gives each scale on the test canvases.
+
+Usage:
+    python -m benchmarks.scale_attention                         # 3 seeds, 3 merges
+    python -m benchmarks.scale_attention --seeds=1,2,3,4,5 --epochs=6
+    python -m benchmarks.scale_attention --dataset=cluttered_digits
+    python -m benchmarks.scale_attention --train_examples=0      # every training canvas
+    python -m benchmarks.scale_attention --segmentation=widths=16,32,32 \\
+        --segmentation=extra_supervision=false
+    python -m benchmarks.scale_attention --quick --seeds=1       # a smoke run (seconds)
+
+The common flags (`--dataset`, `--data_dir`, `--epochs`, `--batch_size`,
+`--quick`, `--config=KEY=VALUE` for the canvas fields) set the data as for the
+image app's `train.py`; `--segmentation=KEY=VALUE` sets any field of
+`SegmentationConfig` but `merge`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+from apps.common import config as common_config
+from apps.image_classification import pipeline, train
+from apps.image_classification import segmentation as seg
+from benchmarks import _common
+
+NAME = "scale_attention"
+BASELINE = "average"
+DEFAULT_EPOCHS = 5
+DEFAULT_TRAIN_EXAMPLES = 8_000
+# Two-sided 95% quantiles of Student's t by degrees of freedom (1..10).
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228}
+
+
+def define_flags() -> None:
+    """The benchmark's own flags (those not already defined by an imported module)."""
+    own = [
+        (flags.DEFINE_list, "merges", list(seg.MERGES), "Merges over scales to train."),
+        (flags.DEFINE_list, "seeds", ["1", "2", "3"], "Seeds (weights and data order)."),
+        (flags.DEFINE_integer, "train_examples", DEFAULT_TRAIN_EXAMPLES,
+         "Training canvases used (the first ones; 0: all)."),
+        (flags.DEFINE_multi_string, "segmentation", [],
+         "KEY=VALUE for a SegmentationConfig field (widths, hidden_units, ...)."),
+        (flags.DEFINE_string, "results_dir", _common.RESULTS_DIR, "Where the JSON and MD go."),
+    ]
+    for define, name, default, help_text in own:
+        if name not in flags.FLAGS:
+            define(name, default, help_text)
+
+
+def t_quantile(df: int) -> float:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom (its Cornish-Fisher
+    expansion beyond the table: 2.2009 for 2.2010 at df = 11, closer beyond)."""
+    if df in _T975:
+        return _T975[df]
+    z = 1.959964
+    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
+
+
+def paired(runs: list[dict], merge: str, baseline: str = BASELINE) -> dict | None:
+    """`merge`'s test IoU minus `baseline`'s over the seeds both ran: mean, 95% t interval
+    (None with one seed), won / lost, and the differences."""
+    iou = {(r["merge"], r["seed"]): r["test_iou"] for r in runs}
+    seeds = sorted(s for m, s in iou if m == merge and (baseline, s) in iou)
+    if not seeds:
+        return None
+    diffs = [iou[(merge, s)] - iou[(baseline, s)] for s in seeds]
+    mean = statistics.fmean(diffs)
+    half = (t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+            if len(diffs) > 1 else None)
+    return {"mean": mean, "low": None if half is None else mean - half,
+            "high": None if half is None else mean + half,
+            "won": sum(d > 0 for d in diffs), "lost": sum(d < 0 for d in diffs),
+            "seeds": seeds, "differences": diffs}
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """One row per merge: mean (sd) test IoU over seeds, the paired comparison, costs."""
+    rows = []
+    for merge in dict.fromkeys(r["merge"] for r in runs):
+        mine = [r for r in runs if r["merge"] == merge]
+        ious = [r["test_iou"] for r in mine]
+        weights = [statistics.fmean(w) for w in zip(*(r["scale_weights"] for r in mine),
+                                                    strict=True)]
+        rows.append({
+            "merge": merge, "seeds": len(mine), "test_iou": statistics.fmean(ious),
+            "test_iou_sd": statistics.stdev(ious) if len(ious) > 1 else 0.0,
+            "vs_average": None if merge == BASELINE else paired(runs, merge),
+            "parameters": mine[0]["parameters"],
+            "train_seconds": statistics.fmean(r["train_seconds"] for r in mine),
+            "scale_weights": weights,
+        })
+    return rows
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    scales = ", ".join(str(s) for s in meta["segmentation"]["scales"])
+    header = (f"Mask IoU on `{meta['dataset']}` ({meta['train_examples']} training canvases, "
+              f"{meta['epochs']} epochs, batch {meta['batch_size']}, scales {scales}, seeds "
+              f"{', '.join(str(s) for s in meta['seeds'])}); "
+              f"{_common.machine_line(meta['machine'])}.")
+    table = []
+    for r in rows:
+        p = r["vs_average"]
+        if p is None:
+            diff, interval, record = "–", "–", "–"
+        else:
+            diff = f"{p['mean']:+.4f}"
+            interval = "–" if p["low"] is None else f"[{p['low']:+.4f}, {p['high']:+.4f}]"
+            record = f"{p['won']} / {p['lost']}"
+        table.append([r["merge"], f"{r['test_iou']:.4f} ± {r['test_iou_sd']:.4f}", diff,
+                      interval, record, f"{r['parameters']:,}", f"{r['train_seconds']:.0f}",
+                      " / ".join(f"{w:.2f}" for w in r["scale_weights"])])
+    return "\n".join([header, "", _common.markdown_table(
+        ["merge", "test IoU (mean ± sd)", "− average (paired)", "95% interval",
+         "won / lost", "parameters", "train s", f"mean weight of scales {scales}"], table),
+        "", f"Command: `{meta['command']}`", ""])
+
+
+def main(argv):
+    del argv
+    merges = flags.FLAGS.merges
+    unknown = sorted(set(merges) - set(seg.MERGES))
+    if unknown:
+        raise flags.ValidationError(f"--merges has unknown {unknown}; use {seg.MERGES}.")
+    try:
+        seeds = [int(s) for s in flags.FLAGS.seeds]
+    except ValueError as err:
+        raise flags.ValidationError(f"--seeds must be integers: {err}") from None
+    data = common_config.from_flags(
+        train.TrainConfig, base=train.TrainConfig(dataset="cluttered_fashion_mnist",
+                                                  epochs=DEFAULT_EPOCHS))
+    model = common_config.apply_overrides(seg.SegmentationConfig(),
+                                          flags.FLAGS.segmentation or [])
+    config = data.dataset_config()
+    if config is not None and config.clutter_covers_digit:
+        raise flags.ValidationError("The masks need clutter off the object's box "
+                                    "(--config=clutter_covers_digit=false).")
+    take = 4 * data.batch_size if data.quick else (flags.FLAGS.train_examples or None)
+    sources = {"source_csv": data.source_csv, "source_dir": data.source_dir}
+    splits = pipeline.load_splits(data.dataset, data.data_dir, config=config,
+                                  builder_kwargs={k: v for k, v in sources.items() if v} or None)
+    if take:
+        # (Cached again: the split's own cache is discarded when it is not read to the end.)
+        splits = dataclasses.replace(splits, train=splits.train.take(take).cache(),
+                                     train_examples=min(take, splits.train_examples))
+        if data.quick:
+            splits = dataclasses.replace(splits, validation=splits.validation.take(take),
+                                         test=splits.test.take(take))
+    epochs = 1 if data.quick else data.epochs
+    meta = {
+        "dataset": data.dataset, "train_examples": splits.train_examples, "epochs": epochs,
+        "batch_size": data.batch_size, "seeds": seeds,
+        "segmentation": dataclasses.asdict(model), "machine": _common.machine_info(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "command": " ".join(["python -m benchmarks.scale_attention", *sys.argv[1:]]),
+    }
+    runs = []
+    for seed in seeds:  # seed-major: an interrupted run still has whole pairs
+        for merge in merges:
+            result = seg.train_and_score(dataclasses.replace(model, merge=merge), splits,
+                                         epochs=epochs, batch_size=data.batch_size, seed=seed,
+                                         verbose=2 if not data.quick else 0)
+            runs.append({"merge": merge, "seed": seed, **result})
+            print(f"{merge} seed {seed}: test IoU {result['test_iou']:.4f}, "
+                  f"{result['train_seconds']:.0f} s, scale weights "
+                  f"{[round(w, 3) for w in result['scale_weights']]}", flush=True)
+    meta["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    rows = summarize(runs)
+    table = markdown(rows, meta)
+    paths = _common.write_results(NAME, {"meta": meta, "summary": rows, "runs": runs}, table,
+                                  out_dir=flags.FLAGS.results_dir)
+    print(table)
+    print("Wrote", ", ".join(paths))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
