@@ -25,7 +25,16 @@ not `[UNK]`, and any Unicode text round-trips.
   id sequence: bytes that do not form valid UTF-8 (a lone `<0xF0>`, a cut
   sequence) become U+FFFD, and ids outside the vocabulary, `[UNK]` and the
   special tokens other than `[PAD]`, `[START]` and `[END]` decode to the word
-  "\ufffd". Decoding stops at the first `[END]`.
+  "\ufffd". Decoding stops at the first `[END]`. (A byte piece a model emits
+  for an ASCII control byte, e.g. `<0x00>`, decodes to that byte: tokenization
+  never produces one, since `standardize` turns control characters into spaces.)
+
+How it runs: the words are cut into runs (below); the longest piece that starts
+at every character of every run is found in one vectorized pass (a substring
+and a hash lookup per candidate length, up to the longest piece in the
+vocabulary); then a `tf.while_loop` walks each run, one piece per step. On 2
+shared AMD EPYC cores a batch of 32 sentences of about 20 words takes about
+4.5 ms, a 700-word document about 5 ms (word-level `text.Tokenizer`: 0.7 ms).
 
 Limits, enforced by truncation, never an error:
 
@@ -34,7 +43,12 @@ Limits, enforced by truncation, never an error:
   cut into runs of that many characters; each later run goes on with `##`
   pieces, so nothing is lost (the library instead gives such a word `[UNK]`);
 - at most `max_length` pieces per text are kept (`START`/`END` included when
-  `bos_eos=True`); the rest of the text is dropped.
+  `bos_eos=True`); the rest of the text is dropped, and past
+  `max_length * (longest piece + 1)` characters never even read, so a 1 MiB
+  text costs well under a second.
+
+`SubwordTokenizer.normalize(text)` is the reference of the round trip: what
+`detokenize(tokenize(text))` returns whenever nothing was cut.
 
 Standardization is `apps.common.text.standardize` (`lowercase`, `unicode_words`
 default to lower-casing and Unicode-aware punctuation splitting): invalid UTF-8

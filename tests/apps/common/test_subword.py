@@ -149,20 +149,20 @@ def test_vocabulary_layout(vocabulary):
                for p in singles), "each known character in both forms"
 
 
-def test_matches_the_tokenizers_library(tmp_path, corpus, vocabulary, tokenizer):
-    """Every word the library covers gets the library's pieces; the others, bytes."""
-    path = str(tmp_path / "vocab.txt")
-    subword.save_vocabulary(vocabulary, path)
+def _compare_with_library(path, tokenizer, texts):
+    """(words, words with the library's pieces, words the library calls [UNK]); asserts
+    that every covered word has the library's pieces and every other one bytes."""
     library = Tokenizer(models.WordPiece.from_file(path, unk_token="[UNK]",
                                                    max_input_chars_per_word=100))
     library.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    texts = corpus["test"]
-    standardized = list(subword.standardize_texts(texts))
+    standardized = list(subword.standardize_texts(texts, tokenizer.lowercase,
+                                                  tokenizer.unicode_words))
     expected = [e.tokens for e in library.encode_batch(standardized)]
     run = tf.function(tokenizer.tokenize_ragged)
     got = []
     for i in range(0, len(texts), 500):
         got += _rows(run(tf.constant(texts[i : i + 500]))[0])
+    assert "[UNK]" not in {p for row in got for p in row}
     words = same = fallback = 0
     for want, have, line in zip(expected, got, standardized, strict=True):
         have_words = _by_word(have)
@@ -176,10 +176,28 @@ def test_matches_the_tokenizers_library(tmp_path, corpus, vocabulary, tokenizer)
             else:
                 assert have_pieces == want_pieces, (word, want_pieces, have_pieces)
                 same += 1
+    return words, same, fallback
+
+
+def test_matches_the_tokenizers_library(tmp_path, corpus, vocabulary, tokenizer):
+    """Every word the library covers gets the library's pieces; the others, bytes."""
+    path = str(tmp_path / "vocab.txt")
+    subword.save_vocabulary(vocabulary, path)
+    words, same, fallback = _compare_with_library(path, tokenizer, corpus["test"])
     # About 4% of these words hold an emoji or letter past `limit_alphabet`: bytes.
     assert words > 40_000 and same / words > 0.9, (words, same, fallback)
     assert fallback > 20  # the comparison covered byte fallback too
-    assert "[UNK]" not in {p for row in got for p in row}
+
+
+def test_matches_the_library_with_the_sentiment_settings(tmp_path, corpus):
+    """ASCII word splitting (sentiment's `unicode_words=False`), case kept."""
+    options = {"lowercase": False, "unicode_words": False}
+    vocabulary = subword.train_vocabulary(corpus["train"][:1000], 1500, **options)
+    path = str(tmp_path / "vocab.txt")
+    subword.save_vocabulary(vocabulary, path)
+    tokenizer = subword.SubwordTokenizer(vocabulary, 256, **options)
+    words, same, _ = _compare_with_library(path, tokenizer, corpus["test"][:1000])
+    assert words > 10_000 and same / words > 0.9
 
 
 def test_round_trips_any_unicode_in_the_graph(corpus, tokenizer):
