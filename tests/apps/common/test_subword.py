@@ -421,3 +421,14 @@ def test_saved_model_runs_without_the_project(tmp_path, vocabulary):
     _, ids = tokenizer.tokenize(tf.constant(texts))
     assert result["ids"] == ids.numpy().tolist()
     assert result["empty"] == [0, 128]
+
+
+def test_runs_in_a_tf_data_pipeline(tokenizer):
+    """The apps tokenize their training text in `Dataset.map` with the same object."""
+    texts = SCRIPTS[:6]
+    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(4).map(
+        lambda t: tokenizer.tokenize(t)[1])
+    batches = [b.numpy() for b in dataset]
+    assert [b.shape for b in batches] == [(4, 256), (2, 256)]
+    eager = tokenizer.tokenize(tf.constant(texts))[1].numpy()
+    assert (np.concatenate(batches) == eager).all()
