@@ -211,6 +211,8 @@ def private_apt(directory: str, *, components: tuple[str, ...] = ("main",),
         f'Dir::Etc::SourceParts "{directory}/parts";\n',
         f'Dir::Etc::parts "{directory}/parts";\n',
         f'Dir::Cache "{directory}/cache";\n',
+        # The system's parts (read before `-c`) may set the list ("none" in this image).
+        "#clear Acquire::Languages;\n",
         f"Acquire::Languages {{ {languages_line}; }};\n",
     ])
     current = os.path.isfile(conf) and open(conf).read() == text and os.path.isfile(
