@@ -115,7 +115,9 @@ def fashion_mnist_dir(download_dir: str) -> tuple[str, str]:
     target = os.path.join(download_dir, "fashion-mnist")
     if _fashion_ready(target):
         return target, f"Debian package {FASHION_PACKAGE} (cached in {target})"
-    hint = (f"Fetch it by hand on a Debian/Ubuntu machine (`apt-get download {FASHION_PACKAGE}"
+    hint = (f"If apt cannot locate the package, run `sudo apt-get update` once and retry (it "
+            "is in Debian bookworm's main). Or fetch it by hand on a Debian/Ubuntu machine "
+            f"(`apt-get download {FASHION_PACKAGE}"
             f" && dpkg-deb -x {FASHION_PACKAGE}_*.deb x`) and copy the four files of "
             f"x/{FASHION_PATH}/ ({', '.join(FASHION_SHA256)}) into {target}, or download "
             "them from https://github.com/zalandoresearch/fashion-mnist (data/fashion) and "

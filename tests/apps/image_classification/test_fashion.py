@@ -243,5 +243,26 @@ def test_a_failed_download_names_the_command_and_the_way_around(tmp_path, monkey
         acquire.fashion_mnist_dir(str(tmp_path))
     message = str(err.value)
     assert "apt-get download dataset-fashion-mnist" in message
-    assert "zalandoresearch/fashion-mnist" in message
+    assert "zalandoresearch/fashion-mnist" in message and "apt-get update" in message
     assert not os.path.exists(tmp_path / "fashion-mnist")  # nothing that looks finished
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None,
+                    reason="needs apt-get and dpkg-deb (Debian/Ubuntu)")
+def test_debians_package_gives_60000_and_10000_garments_and_is_cached(tmp_path, monkeypatch):
+    # The real acquisition path: `apt-get download` of the pinned package (31 MB), digests
+    # checked; a second call uses the cached files without apt.
+    directory, origin = acquire.fashion_mnist_dir(str(tmp_path))
+    assert origin.startswith("Debian package dataset-fashion-mnist")
+    assert sorted(os.listdir(directory)) == sorted(acquire.FASHION_SHA256)
+    assert not os.path.exists(tmp_path / "dataset-fashion-mnist-deb")  # only the files kept
+    monkeypatch.setattr(common_acquire, "run", None)  # no command may run now
+    assert acquire.fashion_mnist_dir(str(tmp_path)) == (
+        directory, f"Debian package dataset-fashion-mnist (cached in {directory})")
+    data = fashion.read_fashion(directory)
+    assert data["train"][0].shape == (60000, 28, 28) and data["test"][0].shape == (10000, 28, 28)
+    assert np.bincount(data["train"][1]).tolist() == [6000] * 10
+    assert np.bincount(data["test"][1]).tolist() == [1000] * 10
+    config = fashion.fashion_config("plain")
+    sources = fashion.canvas_lib.split_sources(data["train"][1], config)
+    assert [len(sources[s]) for s in ("train", "validation", "test")] == [54000, 6000, 0]
