@@ -274,8 +274,9 @@ class SubwordTokenizer(tf.Module):
         self.max_piece_chars = max([len(_bare(p)) for p in matchable] + [1])
         # The most characters one piece covers (runs cut pieces too).
         self._piece_span = min(self.max_piece_chars, self.max_word_chars)
-        keys = tf.constant(matchable)
-        values = tf.constant([index[p] for p in matchable], tf.int64)
+        # " " (never inside a word) maps to "no piece": a table cannot be empty.
+        keys = tf.constant([" "] + matchable, tf.string)
+        values = tf.constant([-1] + [index[p] for p in matchable], tf.int64)
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
         self._pieces = tf.constant(vocabulary)

@@ -432,3 +432,10 @@ def test_runs_in_a_tf_data_pipeline(tokenizer):
     assert [b.shape for b in batches] == [(4, 256), (2, 256)]
     eager = tokenizer.tokenize(tf.constant(texts))[1].numpy()
     assert (np.concatenate(batches) == eager).all()
+
+
+def test_bytes_only_vocabulary_still_round_trips():
+    tokenizer = subword.SubwordTokenizer(list(subword.RESERVED) + subword.byte_pieces(), 64)
+    pieces, ids = tokenizer.tokenize_ragged(tf.constant(["ab é"]))
+    assert _rows(pieces)[0] == ["<0x61>", "##<0x62>", "<0xC3>", "##<0xA9>"]
+    assert _strings(tokenizer.detokenize(ids)) == ["ab é"]
