@@ -117,8 +117,10 @@ def read_idx(path: str) -> np.ndarray:
     if code not in _IDX_TYPES:
         raise ValueError(f"{path}: unknown idx type code 0x{code:02x} (expected one of "
                          f"{', '.join(f'0x{c:02x}' for c in _IDX_TYPES)}).")
+    if ndim == 0:
+        raise ValueError(f"{path}: expected at least one dimension in the idx header, got 0.")
     header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
+    if len(raw) < header:
         raise ValueError(f"{path}: expected {ndim} dimension sizes after the magic number, "
                          f"but the file has {len(raw)} bytes (header needs {header}).")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))

@@ -142,6 +142,7 @@ def test_gzip_and_plain_idx_files_read_alike(tmp_path):
     (lambda data: b"\x12\x34" + data[2:], "expected magic bytes 00 00, got 12 34"),
     (lambda data: data[:2] + b"\x07" + data[3:], "unknown idx type code 0x07"),
     (lambda data: data[:6], "header needs 16"),
+    (lambda data: data[:3] + b"\0", "at least one dimension"),
 ])
 def test_a_corrupt_idx_file_is_named_with_what_was_expected(tmp_path, damage, message):
     directory = write_fashion_idx(tmp_path / "idx", gzipped=False)
