@@ -24,6 +24,7 @@ POSITIONAL = [
     (layers.ResidualAttentionModule, (8,), 1),
     (ResidualUnit, (8,), 2),
     (layers.RotaryEmbedding, (10000,), 1.0),
+    (layers.ScaleAttention, (8,), 3),
     (layers.ScaledDotProductAttention, (), 0.1),
     (layers.SinusoidalPositionEncoding, (100,), 1),
     (layers.SpatialAttention, (7,), 1),
