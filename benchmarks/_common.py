@@ -11,6 +11,8 @@
   memory cap. Running out of memory is reported as such (`status="oom"`:
   TensorFlow's `ResourceExhaustedError`, `MemoryError`, the cap, or a SIGKILL
   from the kernel), never as a hang or a missing row.
+- `paired_by_seed(...)` / `paired_t_interval(...)`: differences from a baseline
+  paired by seed, their mean and Student-t interval (`t_quantile`).
 - `write_results(...)`: `<name>.json` and `<name>.md` under `benchmarks/results/`.
 
 `run_forked` forks the calling process: call it from a parent that has
@@ -282,6 +284,84 @@ def paired_ratio_interval(times, reference_times, confidence=0.95, resamples=200
     n = min(len(times), len(reference_times))
     ratios = [a / b for a, b in zip(times[:n], reference_times[:n], strict=True)]
     return bootstrap_interval(ratios, statistics.median, confidence, resamples, seed)
+
+
+# Two-sided 95% quantiles (the 97.5% point) of Student's t by degrees of freedom, for
+# when scipy is not installed.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228}
+
+
+def t_quantile(df: int, confidence: float = 0.95) -> float:
+    """The two-sided `confidence` quantile of Student's t with `df` degrees of freedom.
+
+    scipy's `stats.t.ppf` when scipy is installed; else, for 95% only, a table for
+    df 1..10 and its Cornish-Fisher expansion beyond (2.2009 for 2.2010 at df = 11,
+    closer beyond). Raises ValueError for df < 1, a confidence outside (0, 1), or
+    another confidence without scipy.
+    """
+    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
+        raise ValueError(f"df must be a positive integer, got {df!r}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    try:
+        from scipy import stats
+    except ImportError:
+        stats = None
+    if stats is not None:
+        return float(stats.t.ppf(0.5 + confidence / 2, df))
+    if confidence != 0.95:
+        raise ValueError(f"confidence={confidence} needs scipy (without it: 0.95 only).")
+    if df in _T975:
+        return _T975[df]
+    z = 1.959964
+    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
+
+
+def paired_t_interval(differences, confidence: float = 0.95) -> dict:
+    """Mean of paired differences (one per seed) with its Student-t interval.
+
+    `half_width = t(confidence, n - 1) * sd / sqrt(n)` over the n differences;
+    `half_width`, `low` and `high` are None with one difference. Returns
+    `{"mean", "half_width", "low", "high", "n", "won", "tied", "lost"}` (won:
+    differences > 0). Raises ValueError for no differences.
+    """
+    differences = [float(d) for d in differences]
+    n = len(differences)
+    if not n:
+        raise ValueError("paired_t_interval needs at least one difference, got none.")
+    mean = statistics.fmean(differences)
+    half = (t_quantile(n - 1, confidence) * statistics.stdev(differences) / n**0.5
+            if n > 1 else None)
+    return {"mean": mean, "half_width": half, "low": None if half is None else mean - half,
+            "high": None if half is None else mean + half, "n": n,
+            "won": sum(d > 0 for d in differences), "tied": sum(d == 0 for d in differences),
+            "lost": sum(d < 0 for d in differences)}
+
+
+def paired_by_seed(runs, arm_key: str, arm: str, baseline: str, value: str,
+                   confidence: float = 0.95) -> dict | None:
+    """`arm`'s `value` minus `baseline`'s over the seeds both ran, with a t interval.
+
+    `runs` are dicts with `"seed"`, `arm_key` (e.g. `"variant"`) and `value`
+    (e.g. `"test_accuracy"`); a seed fixes the initialisation and the data
+    order, so the same seed pairs two runs. Returns `paired_t_interval`'s dict
+    plus `"seeds"` and `"differences"`, or None when no seed has both. Raises
+    ValueError when an arm ran one seed twice (the pairing would be ambiguous).
+    """
+    values = {}
+    for r in runs:
+        key = (r[arm_key], r["seed"])
+        if key in values:
+            raise ValueError(f"{arm_key}={key[0]!r} has two runs with seed {key[1]}; "
+                             "expected one per seed.")
+        values[key] = r[value]
+    seeds = sorted(s for a, s in values if a == arm and (baseline, s) in values)
+    if not seeds:
+        return None
+    diffs = [values[(arm, s)] - values[(baseline, s)] for s in seeds]
+    return {**paired_t_interval(diffs, confidence), "seeds": seeds, "differences": diffs}
 
 
 # ---------------------------------------------------------------------- isolated runs

@@ -33,7 +33,6 @@ image app's `train.py`; `--segmentation=KEY=VALUE` sets any field of
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import statistics
 import sys
@@ -50,9 +49,6 @@ NAME = "scale_attention"
 BASELINE = "average"
 DEFAULT_EPOCHS = 5
 DEFAULT_TRAIN_EXAMPLES = 8_000
-# Two-sided 95% quantiles of Student's t by degrees of freedom (1..10).
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-         9: 2.262, 10: 2.228}
 
 
 def define_flags() -> None:
@@ -71,31 +67,11 @@ def define_flags() -> None:
             define(name, default, help_text)
 
 
-def t_quantile(df: int) -> float:
-    """The 97.5% quantile of Student's t with `df` degrees of freedom (its Cornish-Fisher
-    expansion beyond the table: 2.2009 for 2.2010 at df = 11, closer beyond)."""
-    if df in _T975:
-        return _T975[df]
-    z = 1.959964
-    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
-
-
 def paired(runs: list[dict], merge: str, baseline: str = BASELINE) -> dict | None:
     """`merge`'s test IoU minus `baseline`'s over the seeds both ran: mean, 95% t interval
-    (None with one seed), won / lost, and the differences."""
-    iou = {(r["merge"], r["seed"]): r["test_iou"] for r in runs}
-    seeds = sorted(s for m, s in iou if m == merge and (baseline, s) in iou)
-    if not seeds:
-        return None
-    diffs = [iou[(merge, s)] - iou[(baseline, s)] for s in seeds]
-    mean = statistics.fmean(diffs)
-    half = (t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-            if len(diffs) > 1 else None)
-    return {"mean": mean, "low": None if half is None else mean - half,
-            "high": None if half is None else mean + half,
-            "won": sum(d > 0 for d in diffs), "lost": sum(d < 0 for d in diffs),
-            "seeds": seeds, "differences": diffs}
+    (None with one seed), won / tied / lost, and the differences
+    (`_common.paired_by_seed`)."""
+    return _common.paired_by_seed(runs, "merge", merge, baseline, "test_iou")
 
 
 def summarize(runs: list[dict]) -> list[dict]:
