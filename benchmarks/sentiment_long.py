@@ -77,19 +77,6 @@ def define_flags() -> None:
             define(name, default, help_text)
 
 
-def paired_t_interval(differences, confidence=0.95):
-    """`(mean, low, high)` of paired differences: a Student-t interval over them
-    (None for the bounds with fewer than 2)."""
-    from scipy import stats
-
-    n = len(differences)
-    mean = statistics.fmean(differences)
-    if n < 2:
-        return mean, None, None
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(differences) / n ** 0.5
-    return mean, mean - half, mean + half
-
-
 def run_config(base: train.TrainConfig, dataset: str, variant: str, seed: int,
                runs: str) -> train.TrainConfig:
     """One run: `base` with the dataset, variant, seed, its own directory, no export, and
@@ -141,25 +128,17 @@ def benchmark(datasets, variants, seeds, base: train.TrainConfig, runs: str) -> 
 
 
 def paired(record: dict) -> dict:
-    """`{dataset: {variant: mean, low, high, won, tied, lost, seeds}}`: test accuracy minus
-    `mean_pooling`'s with the same seed."""
-    accuracy = {(r["dataset"], r["variant"], r["seed"]): r["test_accuracy"]
-                for r in record["results"]}
+    """`{dataset: {variant: mean, low, high, won, tied, lost, seeds, differences}}`: test
+    accuracy minus `mean_pooling`'s with the same seed (`_common.paired_by_seed`)."""
     out = {}
-    for dataset, variant, _ in accuracy:
-        if variant == BASELINE or variant in out.get(dataset, {}):
-            continue
-        seeds = sorted(s for d, v, s in accuracy if (d, v) == (dataset, variant)
-                       and (dataset, BASELINE, s) in accuracy)
-        if not seeds:
-            continue
-        diffs = [accuracy[(dataset, variant, s)] - accuracy[(dataset, BASELINE, s)]
-                 for s in seeds]
-        mean, low, high = paired_t_interval(diffs)
-        out.setdefault(dataset, {})[variant] = {
-            "mean": mean, "low": low, "high": high, "won": sum(d > 0 for d in diffs),
-            "tied": sum(d == 0 for d in diffs), "lost": sum(d < 0 for d in diffs),
-            "seeds": seeds, "differences": diffs}
+    for dataset in dict.fromkeys(r["dataset"] for r in record["results"]):
+        runs = [r for r in record["results"] if r["dataset"] == dataset]
+        for variant in dict.fromkeys(r["variant"] for r in runs):
+            if variant == BASELINE:
+                continue
+            p = _common.paired_by_seed(runs, "variant", variant, BASELINE, "test_accuracy")
+            if p is not None:
+                out.setdefault(dataset, {})[variant] = p
     return out
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-
 import pytest
 from absl import flags
 
@@ -23,15 +21,6 @@ def test_every_variant_reads_the_same_number_of_words(tmp_path):
         assert config.model.variant == variant and config.model.max_length == 35
         assert (config.dataset, config.seed, config.export_dir) == ("spam_assassin", 3, None)
         assert config.model_dir.startswith(str(tmp_path / f"spam_assassin-{variant}-seed3"))
-
-
-def test_paired_t_interval():
-    diffs = [0.03, 0.01, 0.05, 0.02, 0.04]
-    mean, low, high = sentiment_long.paired_t_interval(diffs)
-    half = 2.7764451051977987 * statistics.stdev(diffs) / 5 ** 0.5  # t(0.975, 4)
-    assert mean == pytest.approx(0.03)
-    assert (low, high) == (pytest.approx(0.03 - half), pytest.approx(0.03 + half))
-    assert sentiment_long.paired_t_interval([0.1]) == (0.1, None, None)
 
 
 def _record():
