@@ -9,8 +9,17 @@ Variants (`ModelConfig.variant`), all for small inputs such as 60x60 digits:
 - `nonlocal`: the plain ResNet with a `NonLocalBlock` after the second stage.
 - `residual_attention`: stem, a `ResidualAttentionModule` at each of the
   first two scales between strided residual blocks (Wang et al. 2017).
-- `vit`: `PatchEmbedding` (6x6 patches, class token) and pre-norm
-  `TransformerEncoderBlock`s; the class token's final state is classified.
+- `vit`: `PatchEmbedding` (6x6 patches on 60x60, 4x4 on 28x28, class token)
+  and pre-norm `TransformerEncoderBlock`s; the class token's final state is
+  classified.
+
+How a variant is trained is its `Recipe` (`RECIPES`; `compile_model` and the
+input pipeline use it): `standard` for the CNNs (AdamW 3e-3, a short warm-up
+then cosine decay, no augmentation), `small_data` for the ViT (the practices
+that make a ViT converge on small data: AdamW 1e-3 with weight decay 0.05, a
+linear warm-up over 10% of the steps then cosine decay to 0, label
+smoothing 0.1, random translation by up to 4 pixels, horizontal flips where
+they keep the class).
 
 `build_model(config)` returns a `Classifier`: `model` maps images to logits (trained),
 `explainer` (the same layers and weights) maps images to `(logits,
@@ -75,8 +84,10 @@ class ModelConfig:
     vit_heads: int = 4
     vit_mlp_dim: int = 128  # the MLP's hidden width
     dropout: float = 0.1  # before the classifier (and in the ViT)
-    learning_rate: float = 3e-3  # peak learning rate (AdamW, warm-up then cosine decay)
-    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
+    # Peak learning rate (AdamW, warm-up then cosine decay) and AdamW's decoupled weight
+    # decay; None: the training recipe's (`Recipe`).
+    learning_rate: float | None = None
+    weight_decay: float | None = None
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -101,9 +112,10 @@ class ModelConfig:
                              "is not one of them.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
-        if self.learning_rate <= 0 or self.weight_decay < 0:
-            raise ValueError("learning_rate must be > 0 and weight_decay >= 0, got "
-                             f"{self.learning_rate} and {self.weight_decay}.")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0 (or None), got {self.learning_rate}.")
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0 (or None), got {self.weight_decay}.")
         if self.patch_size is not None and self.patch_size < 1:
             raise ValueError(f"patch_size must be >= 1 (or None), got {self.patch_size}.")
         if self.variant == "vit":
@@ -114,6 +126,97 @@ class ModelConfig:
             if self.vit_dim % self.vit_heads:
                 raise ValueError(f"vit_dim={self.vit_dim} must be divisible by "
                                  f"vit_heads={self.vit_heads}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a variant is trained (optimizer, schedule, loss and augmentation).
+
+    Attributes:
+        name: the key in `RECIPES`.
+        learning_rate: AdamW's peak learning rate (unless `ModelConfig.learning_rate`).
+        weight_decay: AdamW's decoupled weight decay (unless `ModelConfig.weight_decay`).
+        warmup_fraction: None: a short warm-up from `learning_rate / 10` over
+            `min(steps // 20, 200)` steps, then cosine decay to 1% of the peak; a
+            fraction: a linear warm-up over that share of the steps (from `peak / its
+            steps`, so that the first step already learns), then cosine decay to 0.
+        label_smoothing: the share of the target spread evenly over the classes.
+        translate: the training images are shifted by up to this many pixels each
+            way (zero padding, then a random crop back to the image's size); 0: none.
+        flip: random horizontal flips, on datasets where a mirror image keeps its
+            class (`pipeline.flip_keeps_class`: garments, CIFAR-10; not digits).
+    """
+
+    name: str
+    learning_rate: float
+    weight_decay: float
+    warmup_fraction: float | None
+    label_smoothing: float
+    translate: int
+    flip: bool
+
+
+RECIPES = {
+    "standard": Recipe("standard", learning_rate=3e-3, weight_decay=1e-4, warmup_fraction=None,
+                       label_smoothing=0.0, translate=0, flip=False),
+    "small_data": Recipe("small_data", learning_rate=1e-3, weight_decay=0.05,
+                         warmup_fraction=0.1, label_smoothing=0.1, translate=4, flip=True),
+}
+
+
+def default_recipe(variant: str) -> Recipe:
+    """The recipe a variant trains with unless told otherwise: `small_data` for the ViT."""
+    return RECIPES["small_data" if variant == "vit" else "standard"]
+
+
+def learning_rate_schedule(peak: float, steps: int, warmup_fraction: float | None = None):
+    """Warm-up then cosine decay over `steps` optimizer steps in all (see `Recipe`).
+
+    `warmup_fraction=None`: from `peak / 10` over `max(1, min(steps // 20, 200))`
+    steps, then cosine decay to `peak / 100`; a fraction in [0, 1): linear from
+    `peak / w` to `peak` over `w = max(1, round(fraction * steps))` steps (the first
+    step already learns), then cosine decay to 0.
+    """
+    if not peak > 0:
+        raise ValueError(f"peak must be > 0, got {peak}.")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    if warmup_fraction is None:
+        warmup = max(1, min(steps // 20, 200))
+        start, alpha = peak / 10, 0.01
+    elif 0 <= warmup_fraction < 1:
+        warmup = max(1, round(warmup_fraction * steps))
+        start, alpha = peak / warmup, 0.0
+    else:
+        raise ValueError(f"warmup_fraction must be in [0, 1) or None, got {warmup_fraction}.")
+    return keras.optimizers.schedules.CosineDecay(
+        start, max(1, steps - warmup), alpha=alpha, warmup_target=peak, warmup_steps=warmup,
+    )
+
+
+@keras.saving.register_keras_serializable(package="image_classification")
+class SparseCrossentropyWithSmoothing(keras.losses.Loss):
+    """Cross-entropy on logits from integer labels, with label smoothing (Keras'
+    sparse cross-entropy has none): the target is `(1 - s) * one_hot + s / classes`."""
+
+    def __init__(self, num_classes: int, label_smoothing: float = 0.0,
+                 name="sparse_crossentropy_with_smoothing", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+        self.num_classes = int(num_classes)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.num_classes)
+        return keras.losses.categorical_crossentropy(
+            labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "label_smoothing": self.label_smoothing}
 
 
 def default_patch_size(height: int, width: int) -> int:
@@ -306,19 +409,24 @@ def build_model(config: ModelConfig | None = None, **overrides) -> Classifier:
 
 
 def compile_model(model: keras.Model, config: ModelConfig, decay_steps: int,
-                  jit_compile="auto") -> None:
-    """AdamW (`config.learning_rate`, `config.weight_decay`) with cosine decay over
-    `decay_steps` after a short warm-up; sparse cross-entropy on logits."""
-    peak = config.learning_rate
-    warmup = max(1, min(decay_steps // 20, 200))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        peak / 10, max(1, decay_steps - warmup), alpha=0.01, warmup_target=peak,
-        warmup_steps=warmup,
-    )
+                  jit_compile="auto", recipe: Recipe | None = None) -> None:
+    """AdamW with `recipe`'s warm-up then cosine decay over `decay_steps` (the training
+    steps), clipped at norm 1; cross-entropy on logits, label-smoothed by the recipe.
+
+    `recipe` None: `default_recipe(config.variant)`. `config.learning_rate` and
+    `config.weight_decay`, when set, replace the recipe's.
+    """
+    recipe = recipe or default_recipe(config.variant)
+    peak = recipe.learning_rate if config.learning_rate is None else config.learning_rate
+    decay = recipe.weight_decay if config.weight_decay is None else config.weight_decay
+    schedule = learning_rate_schedule(peak, max(1, int(decay_steps)), recipe.warmup_fraction)
+    if recipe.label_smoothing:
+        loss = SparseCrossentropyWithSmoothing(config.num_classes, recipe.label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
-                                         clipnorm=1.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=decay, clipnorm=1.0),
+        loss=loss,
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=jit_compile,
     )

@@ -11,7 +11,9 @@ canvases; `apps.image_classification.fashion`). Any other name (`cifar10`, or
 any tfds image classification dataset with `image` and `label`) loads the
 public dataset through `apps.common.data.online_builder`; one without a
 validation split keeps the last 10% of train for it. `make_dataset` scales images to
-float32 in [0, 1], shuffles training data with a seed, and batches.
+float32 in [0, 1], shuffles training data with a seed, and batches; it can also
+augment training data (random translation, horizontal flips: the ViT's
+`small_data` recipe, `model.Recipe`).
 """
 
 from __future__ import annotations
@@ -111,17 +113,47 @@ def load_splits(dataset: str = EMBEDDED, data_dir: str | None = None, *, config=
     )
 
 
+def flip_keeps_class(dataset: str) -> bool:
+    """Whether a mirrored image keeps its class: not for digits (a mirrored 2 is no 2);
+    for garments (`fashion_mnist`, `cluttered_fashion_mnist`) and natural images."""
+    return dataset != EMBEDDED
+
+
+def augment(image, translate: int = 0, flip: bool = False, seed: int = 42):
+    """One uint8 `[H, W, C]` image shifted by up to `translate` pixels each way (zero
+    padding, then a random `H x W` crop) and, with `flip`, mirrored with probability 1/2."""
+    if translate:
+        padded = tf.pad(image, [[translate, translate], [translate, translate], [0, 0]])
+        image = tf.image.random_crop(padded, tf.shape(image), seed=seed)
+    if flip:
+        image = tf.image.random_flip_left_right(image, seed=seed + 1)
+    return image
+
+
 def make_dataset(split: tf.data.Dataset, batch_size: int, *, training: bool = False,
-                 seed: int = 42, boxes: bool = False) -> tf.data.Dataset:
+                 seed: int = 42, boxes: bool = False, translate: int = 0,
+                 flip: bool = False) -> tf.data.Dataset:
     """Batches of one split: `(image, label)`, or `(image, label, bbox)` with `boxes`.
 
     Images become float32 in [0, 1]. A training split is reshuffled every epoch
-    (from `seed`). `boxes=True` needs a split with boxes (`Splits.has_boxes`).
+    (from `seed`) and, with `translate` (pixels) or `flip`, augmented (`augment`;
+    the draws follow `seed` and TensorFlow's global seed). `boxes=True` needs a
+    split with boxes (`Splits.has_boxes`) and no augmentation (it would move the
+    object off its box).
     """
+    if isinstance(translate, bool) or not isinstance(translate, int) or translate < 0:
+        raise ValueError(f"translate must be a non-negative integer (pixels), got {translate!r}.")
+    if (translate or flip) and not training:
+        raise ValueError("translate and flip augment training data; training=False was given.")
+    if (translate or flip) and boxes:
+        raise ValueError("boxes=True with translate or flip: augmentation would move the "
+                         "object off its box.")
     if training:
         split = split.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     if not boxes:
         split = split.map(lambda image, label, *_: (image, label))
+    if translate or flip:
+        split = split.map(lambda image, label: (augment(image, translate, flip, seed), label))
     ds = split.batch(batch_size)
     ds = ds.map(lambda image, *rest: (tf.cast(image, tf.float32) / 255.0, *rest),
                 num_parallel_calls=tf.data.AUTOTUNE)

