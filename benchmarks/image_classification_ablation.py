@@ -1,36 +1,50 @@
-"""Ablation: every image classification variant at the same budget and seeds.
+"""Ablation: every image classification variant at the same budget and seeds (issue 20).
 
-Trains `plain`, `se`, `cbam`, `nonlocal`, `residual_attention` and `vit` on the
-embedded cluttered digits with the same epochs, batch size, learning-rate
-schedule, data order and seeds, and writes
+Trains `plain`, `se`, `cbam`, `nonlocal`, `residual_attention` and `vit` on
+`fashion_mnist` (28x28) and `cluttered_fashion_mnist` (60x60 canvases) with the
+same 10-minute training budget, batch size, data order and seeds (a seed fixes
+the initialisation and the data order, so runs with the same seed are paired),
+and writes
 
     benchmarks/results/image_classification_ablation.json   every run, with its metrics
-    benchmarks/results/image_classification_ablation.md     the table (mean over seeds)
-    benchmarks/results/image_classification_maps/<variant>.png   one attention overlay each
+    benchmarks/results/image_classification_ablation.md     the tables
+    benchmarks/results/image_classification_maps/<dataset>/<variant>.png   an overlay each
 
-Columns: test accuracy (unseen handwriting), parameters, FLOPs per image
-(multiply-adds x 2 of the convolutions, matmuls and einsums of the traced
-inference graph, `apps.common.flops.count_flops`), ms per image (compiled
-`predict_on_batch`, batch 128 and batch 1, median of 3, on this machine under
-the load recorded in the JSON), training seconds, and the localization of the
-exported map (share of attention inside the digit's box / share a uniform map
-puts there) next to the activation-norm map every CNN has.
+The budget: each run trains for `BUDGET_EPOCHS[dataset][variant]` epochs, the
+most that fit `BUDGET_SECONDS` (10 minutes) of training on two unloaded cores
+(see `BUDGET_EPOCHS` for how they were estimated); `--epochs=N` gives every
+variant N epochs instead (the same epochs, not the same time). The CNNs train
+with the app's `standard` recipe and the ViT with `small_data` (warm-up then
+cosine decay, label smoothing, random translation and flips:
+`apps.image_classification.model.RECIPES`); `--config=recipe=...` gives all
+variants one recipe.
+
+Columns: test accuracy (mean ± sd over seeds), the difference from `plain`
+paired by seed with its 95% Student-t interval (`_common.paired_by_seed`), the
+verdict on the claim "≥ plain + 1 point" (holds: the whole interval is at or
+above +1 point; fails: it is below; else undecided), epochs, parameters, FLOPs
+per image (`apps.common.flops.count_flops`), ms per image (batch 128), training
+seconds (wall clock of `fit`, on this machine under the load recorded) and CPU
+seconds of the whole run (training, evaluation, timing: independent of the
+load). A second table gives, per dataset with boxes, the localization of every
+map of every variant (share of the map's mass inside the object's box / the
+share a uniform map puts there).
 
 Usage:
-    python -m benchmarks.image_classification_ablation                 # all, seed 42
-    python -m benchmarks.image_classification_ablation --seeds=1,2,3 --epochs=8
-    python -m benchmarks.image_classification_ablation --variants=plain,cbam --quick
-    python -m benchmarks.image_classification_ablation --config=canvas_size=100 \\
-        --results_dir=benchmarks/results/canvas100
+    python -m benchmarks.image_classification_ablation           # 2 datasets x 6 variants x 3 seeds
+    python -m benchmarks.image_classification_ablation --datasets=fashion_mnist --seeds=1
+    python -m benchmarks.image_classification_ablation --variants=plain,vit --epochs=10
+    python -m benchmarks.image_classification_ablation --datasets=cluttered_digits  # the digits
+    python -m benchmarks.image_classification_ablation --quick --variants=plain,se --seeds=1
 
 Every run starts from the app's `TrainConfig` as the common flags
-(`--epochs`, `--batch_size`, `--data_dir`, `--dataset`, `--quick`, ...) and
-`--config=KEY=VALUE` set it (see apps/README.md); `--variants` and `--seeds`
-then choose `model.variant` and `seed` run by run. The benchmark's own flags
-(`--variants`, `--seeds`, `--results_dir`, `--runs_dir`) are defined only when
-it runs, not when it is imported, so it imports beside the other benchmarks
-(`benchmarks/sentiment_variants.py` has a `--seeds` and a `--variants` too) and
-`apps/main.py` (`--results_dir`, `--runs_dir`).
+(`--epochs`, `--batch_size`, `--data_dir`, `--quick`, ...) and
+`--config=KEY=VALUE` set it (see apps/README.md); `--datasets`, `--variants`
+and `--seeds` then choose `dataset`, `model.variant` and `seed` run by run
+(`--dataset=X` alone means `--datasets=X`). The benchmark's own flags are
+defined only when it runs, not when it is imported, so it imports beside the
+other benchmarks (`benchmarks/sentiment_variants.py` has a `--seeds` and a
+`--variants` too) and `apps/main.py` (`--results_dir`, `--runs_dir`).
 """
 
 from __future__ import annotations
@@ -38,28 +52,55 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
 import time
 
-import tensorflow as tf
 from absl import app, flags
 
 from apps.common import config as common_config
+from apps.image_classification import builder as builder_lib
 from apps.image_classification import model as model_lib
-from apps.image_classification import train
+from apps.image_classification import pipeline, train
+from benchmarks import _common
 
 NAME = "image_classification_ablation"
+BASELINE = "plain"
+CLAIM = 0.01  # each attention variant >= plain + 1 point of test accuracy
+DEFAULT_DATASETS = ("fashion_mnist", "cluttered_fashion_mnist")
+BUDGET_SECONDS = 600
+# Epochs per variant that fit BUDGET_SECONDS of training on two unloaded cores. Estimated
+# from a few timed training steps (batch 64, `train_on_batch` after one compiling call,
+# the app's jit_compile="auto") on 2 shared cores of an AMD EPYC under load 6-8:
+# process CPU seconds per step (`STEP_CPU_MS`, all threads; the wall clock under that load
+# was 1-3x more and too noisy to use) times 875 step-equivalents per epoch (844 training
+# steps of 54,000 images + 6,000 validation images forward, about 31 steps), within 85%
+# of the budget (the rest for compiling, the input pipeline and augmentation):
+# epochs = floor(0.85 * 600 / (875 * cpu_ms / 1000)). Two unloaded cores run a step in
+# about its CPU time or less (TensorFlow spreads it over both), so a run should fit.
+STEP_CPU_MS = {
+    "fashion_mnist": {"plain": 29.1, "se": 29.8, "cbam": 33.7, "nonlocal": 32.8,
+                      "residual_attention": 61.8, "vit": 139.3},
+    "cluttered_fashion_mnist": {"plain": 84.7, "se": 87.5, "cbam": 113.0, "nonlocal": 113.5,
+                                "residual_attention": 189.7, "vit": 333.2},
+}
+STEPS_PER_EPOCH = 875
+BUDGET_EPOCHS = {
+    dataset: {variant: max(1, int(0.85 * BUDGET_SECONDS / (STEPS_PER_EPOCH * ms / 1000)))
+              for variant, ms in steps.items()}
+    for dataset, steps in STEP_CPU_MS.items()
+}
 
 
 def define_flags() -> None:
     """Defines the benchmark's own flags (those not already defined by an imported module)."""
     own = [
         (flags.DEFINE_list, "variants", list(model_lib.VARIANTS), "Variants to train."),
-        (flags.DEFINE_list, "seeds", ["42"], "Seeds (weights and data order); one run each."),
-        (flags.DEFINE_string, "results_dir", os.path.join("benchmarks", "results"),
+        (flags.DEFINE_list, "seeds", ["1", "2", "3"],
+         "Seeds (weights and data order); one run each, paired across variants."),
+        (flags.DEFINE_list, "datasets", list(DEFAULT_DATASETS), "Datasets, one table each."),
+        (flags.DEFINE_string, "results_dir", _common.RESULTS_DIR,
          "Where the JSON, markdown and PNGs go."),
         (flags.DEFINE_string, "runs_dir", os.path.join("runs", NAME),
          "Run directories (checkpoints, logs, plots)."),
@@ -69,88 +110,197 @@ def define_flags() -> None:
             define(name, default, help_text)
 
 
-def _mean_std(values):
+def budget_epochs(dataset: str, variant: str, epochs: int | None) -> int:
+    """`epochs` when given, else the variant's epochs within the 10-minute budget on
+    `dataset` (`BUDGET_EPOCHS`; a dataset not in it: the app's default)."""
+    if epochs is not None:
+        return epochs
+    return BUDGET_EPOCHS.get(dataset, {}).get(variant, train.DEFAULT_EPOCHS)
+
+
+def dataset_facts(config: train.TrainConfig) -> dict:
+    """How `config.dataset` is drawn, from its builder config (canvas size, clutter,
+    fragments); only the name for a dataset that is not embedded (`cifar10`)."""
+    facts = {"dataset": config.dataset}
+    if config.dataset not in pipeline.EMBEDDED_DATASETS:
+        return facts
+    drawn = config.dataset_config() or builder_lib.ClutteredDigits.BUILDER_CONFIGS[0]
+    for name in ("canvas_size", "min_clutter", "max_clutter", "fragment_size",
+                 "train_canvases", "eval_canvases", "clutter_covers_digit"):
+        facts[name] = getattr(drawn, name)
+    facts["builder_config"] = drawn.name
+    return facts
+
+
+def _mean_sd(values):
     values = [v for v in values if v is not None]
     if not values:
         return None, None
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def claim_verdict(paired: dict | None, claim: float = CLAIM) -> str:
+    """`holds` when the paired 95% interval lies at or above `claim`, `fails` when it lies
+    below, else `undecided` (one seed gives no interval: `undecided (1 seed)`)."""
+    if paired is None:
+        return "–"
+    if paired["low"] is None:
+        return "undecided (1 seed)"
+    if paired["low"] >= claim:
+        return "holds"
+    if paired["high"] < claim:
+        return "fails"
+    return "undecided"
+
+
 def summarize(runs: list[dict]) -> list[dict]:
-    """One row per variant: means (and standard deviations) over its seeds."""
+    """One row per (dataset, variant): means over seeds, the difference from `plain`
+    paired by seed with its interval, the claim's verdict, and the costs."""
     rows = []
-    for variant in dict.fromkeys(r["variant"] for r in runs):
-        mine = [r for r in runs if r["variant"] == variant]
-        acc, acc_std = _mean_std([r["test_accuracy"] for r in mine])
-        val, _ = _mean_std([r["validation_accuracy"] for r in mine])
-        loc, _ = _mean_std([r["localization_ratio"] for r in mine])
-        act, _ = _mean_std([r["activation_localization_ratio"] for r in mine])
-        rows.append({
-            "variant": variant,
-            "seeds": len(mine),
-            "test_accuracy": acc,
-            "test_accuracy_std": acc_std,
-            "validation_accuracy": val,
-            "parameters": mine[0]["parameters"],
-            "flops_per_image": mine[0]["flops_per_image"],
-            "ms_per_image": _mean_std([r["ms_per_image"] for r in mine])[0],
-            "ms_batch1": _mean_std([r["ms_batch1"] for r in mine])[0],
-            "train_seconds": _mean_std([r["train_seconds"] for r in mine])[0],
-            "primary_map": mine[0]["primary_map"],
-            "localization_ratio": loc,
-            "activation_localization_ratio": act,
-        })
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        mine = [r for r in runs if r["dataset"] == dataset]
+        for variant in dict.fromkeys(r["variant"] for r in mine):
+            own = [r for r in mine if r["variant"] == variant]
+            acc, acc_sd = _mean_sd([r["test_accuracy"] for r in own])
+            paired = (None if variant == BASELINE
+                      else _common.paired_by_seed(mine, "variant", variant, BASELINE,
+                                                  "test_accuracy"))
+            map_names = dict.fromkeys(n for r in own for n in r["maps"])
+            rows.append({
+                "dataset": dataset,
+                "variant": variant,
+                "seeds": len(own),
+                "epochs": own[0]["epochs"],
+                "recipe": own[0]["recipe"],
+                "test_accuracy": acc,
+                "test_accuracy_sd": acc_sd,
+                "validation_accuracy": _mean_sd([r["validation_accuracy"] for r in own])[0],
+                "vs_plain": paired,
+                "claim": claim_verdict(paired) if variant != BASELINE else "–",
+                "parameters": own[0]["parameters"],
+                "flops_per_image": own[0]["flops_per_image"],
+                "ms_per_image": _mean_sd([r["ms_per_image"] for r in own])[0],
+                "train_seconds": _mean_sd([r["train_seconds"] for r in own])[0],
+                "cpu_seconds": _mean_sd([r["cpu_seconds"] for r in own])[0],
+                "primary_map": own[0]["primary_map"],
+                "localization_ratio": _mean_sd([r["localization_ratio"] for r in own])[0],
+                "maps": {name: _mean_sd([r["maps"].get(name) for r in own])
+                         for name in map_names},
+            })
     return rows
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
-    def fmt(value, pattern):
-        return "–" if value is None else pattern.format(value)
-
-    canvas = meta.get("canvas_size", 60)
-
-    lines = [
-        f"Cluttered digits ({canvas}x{canvas}, unseen handwriting in test), {meta['epochs']} "
-        f"epochs, batch {meta['batch_size']}, seeds {', '.join(meta['seeds'])}; CPU: "
-        f"{meta['cpu_count']} cores, load average {meta['load_before'][0]:.1f} before / "
-        f"{meta['load_after'][0]:.1f} after; TensorFlow {meta['tensorflow']}.",
-        "",
-        "| variant | test accuracy | validation accuracy | parameters | MFLOPs / image "
-        "| ms / image (batch 128) | ms (batch 1) | train s | exported map "
-        "| localization (x uniform) | activation map (x uniform) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        acc = fmt(r["test_accuracy"], "{:.2%}")
-        if r["seeds"] > 1:
-            acc += f" ± {r['test_accuracy_std']:.2%}"
-        lines.append(
-            f"| {r['variant']} | {acc} | {fmt(r['validation_accuracy'], '{:.2%}')} "
-            f"| {r['parameters']:,} | {r['flops_per_image'] / 1e6:.1f} "
-            f"| {fmt(r['ms_per_image'], '{:.3f}')} | {fmt(r['ms_batch1'], '{:.2f}')} "
-            f"| {fmt(r['train_seconds'], '{:.0f}')} | {r['primary_map']} "
-            f"| {fmt(r['localization_ratio'], '{:.2f}')} "
-            f"| {fmt(r['activation_localization_ratio'], '{:.2f}')} |"
-        )
-    lines += ["", f"Command: `{meta['command']}`", ""]
-    return "\n".join(lines)
+def overall_verdict(rows: list[dict], dataset: str) -> str:
+    """The claim "each attention variant >= plain + 1 point" on `dataset`, in one line."""
+    verdicts = {r["variant"]: r["claim"] for r in rows
+                if r["dataset"] == dataset and r["variant"] != BASELINE}
+    if not verdicts or not any(r["variant"] == BASELINE for r in rows
+                               if r["dataset"] == dataset):
+        return f"`{dataset}`: no attention variant was paired with `{BASELINE}`; not tested."
+    failing = [v for v, c in verdicts.items() if c == "fails"]
+    open_ = [v for v, c in verdicts.items() if c.startswith("undecided")]
+    if failing:
+        result = (f"**fails**: the 95% interval of {', '.join(failing)} lies below "
+                  f"+{CLAIM * 100:g} point")
+    elif open_:
+        result = f"**undecided**: the interval of {', '.join(open_)} contains +{CLAIM * 100:g}"
+    else:
+        result = "**holds**: every interval lies at or above +1 point"
+    return (f"`{dataset}`: the claim \"each attention variant ≥ {BASELINE} + "
+            f"{CLAIM * 100:g} point\" {result}.")
 
 
-def run_one(variant: str, seed: int, base: train.TrainConfig, runs_dir: str) -> dict:
-    """Trains `variant` with `seed` from `base` (no export, 4 plots); returns its row."""
-    config = dataclasses.replace(
-        base, model=dataclasses.replace(base.model, variant=variant), seed=seed,
-        model_dir=os.path.join(runs_dir, f"{variant}_seed{seed}"), export=False, plots=4,
-        verbose=2,
-    )
+def _fmt(value, pattern):
+    return "–" if value is None else pattern.format(value)
+
+
+def _dataset_line(facts: dict, meta: dict, seeds) -> str:
+    name = f"`{facts['dataset']}`"
+    if "canvas_size" in facts:
+        size = facts["canvas_size"]
+        clutter = ("no clutter" if facts["max_clutter"] == 0 else
+                   f"{facts['min_clutter']}–{facts['max_clutter']} clutter fragments of "
+                   f"{facts['fragment_size']}×{facts['fragment_size']}")
+        name += f" ({size}×{size}, {clutter}; builder config `{facts['builder_config']}`)"
+    examples = facts.get("train_examples")
+    return (f"{name}: {examples if examples is not None else '?'} training images, batch "
+            f"{meta['batch_size']}, seeds {', '.join(str(s) for s in seeds)}; "
+            f"{meta['budget']}.")
+
+
+def markdown(record: dict) -> str:
+    """The tables of `record` (`{"meta", "summary", "runs"}`): per dataset, accuracy
+    paired against `plain` with the claim's verdict and the costs, then the localization
+    of every map; the command and the machine (CPU model) at the top."""
+    meta, rows, runs = record["meta"], record["summary"], record["runs"]
+    lines = [f"Command: `{meta['command']}`", "",
+             f"Machine: {_common.machine_line(meta['machine'])}.", "",
+             f"Test accuracy: mean ± sd over seeds; \"− {BASELINE}\": the difference from "
+             f"`{BASELINE}` paired by seed (same initialisation seed and data order), mean "
+             "and 95% Student-t interval; claim: ≥ plain + 1 point (holds: the interval "
+             "lies at or above +1 point; fails: below; else undecided). Train s: wall clock "
+             "of training on this machine under the load above; CPU s: the whole run's "
+             "process CPU time."]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        mine = [r for r in rows if r["dataset"] == dataset]
+        seeds = sorted({r["seed"] for r in runs if r["dataset"] == dataset})
+        table = []
+        for r in mine:
+            p = r["vs_plain"]
+            acc = _fmt(r["test_accuracy"], "{:.2%}")
+            if r["seeds"] > 1:
+                acc += f" ± {r['test_accuracy_sd']:.2%}"
+            diff = "–" if p is None else f"{p['mean'] * 100:+.2f}"
+            interval = ("–" if p is None or p["low"] is None
+                        else f"[{p['low'] * 100:+.2f}, {p['high'] * 100:+.2f}]")
+            won = "–" if p is None else f"{p['won']} / {p['lost']}"
+            table.append([r["variant"], acc, diff, interval, won, r["claim"], r["recipe"],
+                          r["epochs"], f"{r['parameters']:,}",
+                          f"{r['flops_per_image'] / 1e6:.1f}",
+                          _fmt(r["ms_per_image"], "{:.3f}"), _fmt(r["train_seconds"], "{:.0f}"),
+                          _fmt(r["cpu_seconds"], "{:.0f}"), r["primary_map"],
+                          _fmt(r["localization_ratio"], "{:.2f}")])
+        lines += ["", _dataset_line(meta["datasets"][dataset], meta, seeds), "",
+                  _common.markdown_table(
+                      ["variant", "test accuracy", f"− {BASELINE} (points)", "95% interval",
+                       "won / lost", "≥ +1 point", "recipe", "epochs", "parameters",
+                       "MFLOPs / image", "ms / image", "train s", "CPU s", "exported map",
+                       "localization (× uniform)"], table),
+                  "", overall_verdict(rows, dataset)]
+    mapped = [r for r in rows if r["maps"]]
+    if mapped:
+        lines += ["", "Localization of every map (share of the map's mass inside the object's "
+                  "box / a uniform map's share; mean ± sd over seeds; * the exported map):", ""]
+        table = []
+        for r in mapped:
+            for name, (mean, sd) in r["maps"].items():
+                star = " *" if name == r["primary_map"] else ""
+                cell = "–" if mean is None else (f"{mean:.2f}" + (f" ± {sd:.2f}"
+                                                                  if r["seeds"] > 1 else ""))
+                table.append([r["dataset"], r["variant"], name + star, cell])
+        lines.append(_common.markdown_table(["dataset", "variant", "map",
+                                             "localization (× uniform)"], table))
+    return "\n".join(lines) + "\n"
+
+
+def run_one(config: train.TrainConfig) -> dict:
+    """Trains `config` (no export, 4 plots); returns its row (test and validation accuracy,
+    costs, every map's localization)."""
+    config = dataclasses.replace(config, export=False, plots=4,
+                                 verbose=2 if not config.quick else 0)
+    cpu = time.process_time()
     result = train.run(config)
+    cpu = time.process_time() - cpu
     metrics = result.metrics
     test = metrics["test"]
     maps = test.get("maps", {})
     return {
-        "variant": variant,
-        "seed": seed,
+        "dataset": config.dataset,
+        "variant": config.model.variant,
+        "seed": config.seed,
         "epochs": metrics["epochs"],
+        "recipe": metrics["recipe"]["name"],
+        "train_examples": metrics["train_examples"],
         "test_accuracy": test["accuracy"],
         "validation_accuracy": metrics["validation_accuracy"],
         "parameters": metrics["parameters"],
@@ -158,19 +308,26 @@ def run_one(variant: str, seed: int, base: train.TrainConfig, runs_dir: str) -> 
         "ms_per_image": metrics["ms_per_image"],
         "ms_batch1": metrics["ms_batch1"],
         "train_seconds": result.train_seconds,
+        "cpu_seconds": cpu,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "primary_map": test["primary_map"],
         "localization_ratio": test.get("localization_ratio"),
         "attention_in_box": test.get("attention_in_box"),
         "uniform_in_box": test.get("uniform_in_box"),
-        "activation_localization_ratio": maps.get("activation", {}).get("localization_ratio"),
-        "maps": maps,
+        "maps": {name: m.get("localization_ratio") for name, m in maps.items()},
         "plots": test.get("plots", []),
     }
 
 
+def _datasets() -> list[str]:
+    if flags.FLAGS["datasets"].present or not flags.FLAGS.dataset:
+        return list(flags.FLAGS.datasets)
+    return [flags.FLAGS.dataset]
+
+
 def main(argv):
     del argv
-    variants, out_dir = flags.FLAGS.variants, flags.FLAGS.results_dir
+    variants = flags.FLAGS.variants
     unknown = sorted(set(variants) - set(model_lib.VARIANTS))
     if unknown:
         raise flags.ValidationError(f"--variants has unknown {unknown}; use {model_lib.VARIANTS}.")
@@ -178,41 +335,69 @@ def main(argv):
         seeds = [int(s) for s in flags.FLAGS.seeds]
     except ValueError as err:
         raise flags.ValidationError(f"--seeds must be integers: {err}") from None
-    base = common_config.from_flags(train.TrainConfig)
-    options = sys.argv[1:]
+    if not seeds or not variants:
+        raise flags.ValidationError("--seeds and --variants need at least one value each.")
+    datasets = _datasets()
+    if not datasets:
+        raise flags.ValidationError("--datasets needs at least one dataset.")
+    # The first dataset's config first: fields such as source_dir only pass with it.
+    base = common_config.from_flags(train.TrainConfig,
+                                    base=train.TrainConfig(dataset=datasets[0]))
+    epochs_given = flags.FLAGS.epochs is not None or any(
+        c.split("=", 1)[0].strip() == "epochs" for c in flags.FLAGS.config)
+    try:
+        configs = {d: dataclasses.replace(base, dataset=d) for d in datasets}
+    except ValueError as err:
+        raise flags.ValidationError(f"--datasets: {err}") from None
+    if base.quick:
+        budget = "--quick: 1 epoch on 4 batches"
+    elif epochs_given:
+        budget = f"{base.epochs} epochs for every variant (--epochs)"
+    else:
+        budget = (f"epochs per variant that fit {BUDGET_SECONDS // 60} minutes of training on "
+                  "two unloaded cores (`BUDGET_EPOCHS`)")
     meta = {
-        "epochs": 1 if base.quick else base.epochs,
         "batch_size": base.batch_size,
-        "canvas_size": base.canvas_size,
-        "seeds": [str(s) for s in seeds],
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "tensorflow": tf.__version__,
-        "load_before": list(os.getloadavg()),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "command": " ".join(["python -m benchmarks.image_classification_ablation", *options]),
+        "seeds": seeds,
+        "budget": budget,
+        "budget_epochs": BUDGET_EPOCHS,
+        "step_cpu_ms": STEP_CPU_MS,
+        "datasets": {d: dataset_facts(c) for d, c in configs.items()},
+        "machine": _common.machine_info(),
+        "command": " ".join(["python -m benchmarks.image_classification_ablation",
+                             *sys.argv[1:]]),
         "train_config": dataclasses.asdict(base),
     }
     runs = []
-    for variant in variants:
-        for seed in seeds:
-            runs.append(run_one(variant, seed, base, flags.FLAGS.runs_dir))
-            print(json.dumps({k: v for k, v in runs[-1].items() if k not in ("maps", "plots")}),
-                  flush=True)
-    meta["load_after"] = list(os.getloadavg())
+    for dataset, config in configs.items():
+        for seed in seeds:  # seed-major: an interrupted run still has whole pairs
+            for variant in variants:
+                epochs = budget_epochs(dataset, variant, base.epochs if epochs_given else None)
+                run = run_one(dataclasses.replace(
+                    config, model=dataclasses.replace(config.model, variant=variant),
+                    seed=seed, epochs=epochs,
+                    model_dir=os.path.join(flags.FLAGS.runs_dir,
+                                           f"{dataset}_{variant}_seed{seed}")))
+                runs.append(run)
+                meta["datasets"][dataset]["train_examples"] = run["train_examples"]
+                print(json.dumps({k: v for k, v in run.items() if k not in ("maps", "plots")}),
+                      flush=True)
+    meta["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     rows = summarize(runs)
-    os.makedirs(out_dir, exist_ok=True)
-    maps_dir = os.path.join(out_dir, "image_classification_maps")
-    os.makedirs(maps_dir, exist_ok=True)
+    record = {"meta": meta, "summary": rows, "runs": runs,
+              "verdicts": {d: overall_verdict(rows, d) for d in configs}}
+    out_dir = flags.FLAGS.results_dir
     for run in runs:
         if run["plots"] and run["seed"] == seeds[0]:
+            maps_dir = os.path.join(out_dir, "image_classification_maps", run["dataset"])
+            os.makedirs(maps_dir, exist_ok=True)
             shutil.copyfile(run["plots"][0], os.path.join(maps_dir, f"{run['variant']}.png"))
-    with open(os.path.join(out_dir, f"{NAME}.json"), "w", encoding="utf-8") as f:
-        json.dump({"meta": meta, "summary": rows, "runs": runs}, f, indent=2)
-    table = markdown(rows, meta)
-    with open(os.path.join(out_dir, f"{NAME}.md"), "w", encoding="utf-8") as f:
-        f.write(table)
+    table = markdown(record)
+    paths = _common.write_results(NAME, record, table, out_dir=out_dir)
     print(table)
+    for line in record["verdicts"].values():
+        print(line)
+    print("Wrote", ", ".join(paths))
 
 
 if __name__ == "__main__":

@@ -1,43 +1,146 @@
-"""The ablation's summary table (means over seeds, one row per variant, every column), and
-its flags (defined when it runs, not on import)."""
+"""The ablation (issue 20): paired-by-seed summary, the claim's verdict, the tables on a fake
+record, the budget, the datasets' facts, its flags (defined when it runs, not on import) and a
+quick run on fixture garments."""
 
+import json
+import math
 import os
 import subprocess
 import sys
 
+import pytest
+
+from apps.image_classification import train
 from benchmarks import image_classification_ablation as ablation
+from tests.apps.image_classification.fashion_fixtures import write_fashion_idx
 
 _ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+_T2 = 4.302653  # t(0.975, 2 degrees of freedom)
 
 
-def _run(variant, seed, accuracy, localization):
+def _run(dataset, variant, seed, accuracy, maps=None, primary="activation"):
+    maps = {"activation": 4.0} if maps is None else maps
     return {
-        "variant": variant, "seed": seed, "test_accuracy": accuracy,
-        "validation_accuracy": accuracy - 0.01, "parameters": 1000,
-        "flops_per_image": 2_500_000, "ms_per_image": 0.5, "ms_batch1": 2.0,
-        "train_seconds": 100.0 + seed, "primary_map": "cbam_stage1",
-        "localization_ratio": localization, "activation_localization_ratio": 4.0,
+        "dataset": dataset, "variant": variant, "seed": seed, "epochs": 3,
+        "recipe": "small_data" if variant == "vit" else "standard", "train_examples": 540,
+        "test_accuracy": accuracy, "validation_accuracy": accuracy - 0.01,
+        "parameters": 1000, "flops_per_image": 2_500_000, "ms_per_image": 0.5, "ms_batch1": 2.0,
+        "train_seconds": 100.0 + seed, "cpu_seconds": 150.0 + seed, "primary_map": primary,
+        "localization_ratio": maps.get(primary), "maps": maps, "plots": [],
     }
 
 
-def test_summary_averages_seeds_and_table_has_a_row_per_variant():
-    runs = [_run("plain", 1, 0.90, None), _run("cbam", 1, 0.96, 3.0), _run("cbam", 2, 0.98, 5.0)]
+def _record():
+    runs = []
+    for seed, plain, se, vit in [(1, 0.90, 0.92, 0.80), (2, 0.91, 0.94, 0.81),
+                                 (3, 0.92, 0.93, 0.85)]:
+        runs += [_run("fashion_mnist", "plain", seed, plain),
+                 _run("fashion_mnist", "se", seed, se),
+                 _run("fashion_mnist", "vit", seed, vit, {"rollout": 2.0 + seed,
+                                                          "last_layer": 1.5}, "rollout")]
+    runs += [_run("cluttered_fashion_mnist", "plain", 1, 0.80, {"activation": 6.0}),
+             _run("cluttered_fashion_mnist", "nonlocal", 1, 0.83,
+                  {"nonlocal": 10.0, "activation": 5.0}, "nonlocal")]
+    meta = {
+        "batch_size": 64, "seeds": [1, 2, 3], "budget": "3 epochs for every variant (--epochs)",
+        "command": "python -m benchmarks.image_classification_ablation --epochs=3",
+        "machine": {"cpu_model": "AMD EPYC 9B14", "cores": 2, "cores_usable": 2,
+                    "tensorflow": "2.21", "keras": "3.15", "load_average_at_start": [1, 1, 1]},
+        "datasets": {
+            "fashion_mnist": {**ablation.dataset_facts(train.TrainConfig(
+                dataset="fashion_mnist")), "train_examples": 540},
+            "cluttered_fashion_mnist": {**ablation.dataset_facts(train.TrainConfig(
+                dataset="cluttered_fashion_mnist")), "train_examples": 540},
+        },
+    }
     rows = ablation.summarize(runs)
-    assert [r["variant"] for r in rows] == ["plain", "cbam"]
-    cbam = rows[1]
-    assert cbam["seeds"] == 2
-    assert abs(cbam["test_accuracy"] - 0.97) < 1e-12
-    assert abs(cbam["localization_ratio"] - 4.0) < 1e-12
-    assert cbam["train_seconds"] == 101.5
-    meta = {"epochs": 3, "batch_size": 64, "seeds": ["1", "2"], "cpu_count": 2,
-            "load_before": [1.0, 1.0, 1.0], "load_after": [2.0, 2.0, 2.0],
-            "tensorflow": "2.21", "command": "python -m benchmarks.image_classification_ablation"}
-    table = ablation.markdown(rows, meta)
-    lines = [line for line in table.splitlines() if line.startswith("| ")]
-    assert len(lines) == 3  # header + two variants
-    assert "| plain | 90.00% | 89.00% | 1,000 | 2.5 |" in table
-    assert "97.00% ± 1.41%" in table
-    assert "| – |" in table  # plain has no localization of its own here
+    return {"meta": meta, "summary": rows, "runs": runs}
+
+
+def test_summary_pairs_each_variant_with_plain_by_seed():
+    rows = {(r["dataset"], r["variant"]): r for r in _record()["summary"]}
+    se = rows[("fashion_mnist", "se")]
+    # Differences 0.02, 0.03, 0.01: mean 0.02, sd 0.01.
+    assert se["vs_plain"]["differences"] == pytest.approx([0.02, 0.03, 0.01])
+    half = _T2 * 0.01 / math.sqrt(3)
+    assert se["vs_plain"]["mean"] == pytest.approx(0.02)
+    assert (se["vs_plain"]["low"], se["vs_plain"]["high"]) == pytest.approx(
+        (0.02 - half, 0.02 + half), rel=1e-5)
+    assert se["claim"] == "undecided"  # [-0.48, +4.48] points contains +1
+    assert rows[("fashion_mnist", "vit")]["claim"] == "fails"  # about -9 points
+    assert rows[("fashion_mnist", "plain")]["vs_plain"] is None
+    assert rows[("fashion_mnist", "vit")]["maps"]["rollout"] == pytest.approx((4.0, 1.0))
+    # One seed: no interval; pairs never cross datasets.
+    nonlocal_ = rows[("cluttered_fashion_mnist", "nonlocal")]
+    assert nonlocal_["vs_plain"]["differences"] == pytest.approx([0.03])
+    assert nonlocal_["claim"] == "undecided (1 seed)"
+
+
+def test_claim_verdict_reads_the_interval_against_one_point():
+    def paired(low, high):
+        return {"low": low, "high": high}
+
+    assert ablation.claim_verdict(paired(0.012, 0.05)) == "holds"
+    assert ablation.claim_verdict(paired(0.01, 0.05)) == "holds"  # at +1 point
+    assert ablation.claim_verdict(paired(-0.02, 0.009)) == "fails"
+    assert ablation.claim_verdict(paired(0.0, 0.02)) == "undecided"
+    assert ablation.claim_verdict(None) == "–"
+
+
+def test_markdown_names_the_datasets_the_machine_and_the_verdict():
+    record = _record()
+    table = ablation.markdown(record)
+    assert "Cluttered digits" not in table and "None" not in table
+    assert "`fashion_mnist` (28×28, no clutter; builder config `plain`)" in table
+    assert ("`cluttered_fashion_mnist` (60×60, 4–8 clutter fragments of 8×8; builder config "
+            "`cluttered`)") in table
+    assert "540 training images, batch 64, seeds 1, 2, 3" in table
+    assert "Command: `python -m benchmarks.image_classification_ablation --epochs=3`" in table
+    assert "AMD EPYC 9B14" in table
+    half = _T2 * 0.01 / math.sqrt(3) * 100
+    assert (f"| se | 93.00% ± 1.00% | +2.00 | [{2 - half:+.2f}, {2 + half:+.2f}] | 3 / 0 "
+            "| undecided | standard | 3 | 1,000 | 2.5 | 0.500 | 102 | 152 | activation | 4.00 |"
+            ) in table
+    assert "| vit | 82.00% ± 2.65% | -9.00 |" in table and "| fails | small_data |" in table
+    assert ("`fashion_mnist`: the claim \"each attention variant ≥ plain + 1 point\" "
+            "**fails**: the 95% interval of vit lies below +1 point.") in table
+    assert "`cluttered_fashion_mnist`: the claim" in table and "**undecided**" in table
+    # Every map of every variant, the exported one starred.
+    assert "| fashion_mnist | vit | rollout * | 4.00 ± 1.00 |" in table
+    assert "| fashion_mnist | vit | last_layer | 1.50 ± 0.00 |" in table
+    assert "| cluttered_fashion_mnist | nonlocal | nonlocal * | 10.00 |" in table
+    assert "| cluttered_fashion_mnist | nonlocal | activation | 5.00 |" in table
+    json.dumps(record)  # what write_results writes
+
+
+def test_overall_verdict_holds_only_when_every_interval_is_above_one_point():
+    runs = [_run("fashion_mnist", v, s, a) for v, s, a in
+            [("plain", 1, 0.90), ("plain", 2, 0.91), ("se", 1, 0.93), ("se", 2, 0.941)]]
+    rows = ablation.summarize(runs)
+    assert "**holds**" in ablation.overall_verdict(rows, "fashion_mnist")
+    alone = ablation.summarize([_run("fashion_mnist", "se", 1, 0.9)])
+    assert "not tested" in ablation.overall_verdict(alone, "fashion_mnist")
+
+
+def test_budget_epochs_fit_ten_minutes_by_the_documented_estimate():
+    for dataset, per_variant in ablation.BUDGET_EPOCHS.items():
+        for variant, epochs in per_variant.items():
+            epoch_s = ablation.STEPS_PER_EPOCH * ablation.STEP_CPU_MS[dataset][variant] / 1000
+            assert epochs * epoch_s <= 0.85 * ablation.BUDGET_SECONDS or epochs == 1
+            assert (epochs + 1) * epoch_s > 0.85 * ablation.BUDGET_SECONDS
+    assert ablation.budget_epochs("fashion_mnist", "plain", None) == 20
+    assert ablation.budget_epochs("fashion_mnist", "vit", 7) == 7  # --epochs: the same for all
+    assert ablation.budget_epochs("cifar10", "plain", None) == train.DEFAULT_EPOCHS
+
+
+def test_dataset_facts_come_from_the_builder_config():
+    facts = ablation.dataset_facts(train.TrainConfig(dataset="cluttered_fashion_mnist",
+                                                     canvas_size=100, max_clutter=12))
+    assert (facts["canvas_size"], facts["min_clutter"], facts["max_clutter"]) == (100, 4, 12)
+    assert facts["builder_config"] == "cluttered_canvas_size_100_max_clutter_12"
+    digits = ablation.dataset_facts(train.TrainConfig())
+    assert (digits["canvas_size"], digits["builder_config"]) == (60, "default")
+    assert ablation.dataset_facts(train.TrainConfig(dataset="cifar10")) == {"dataset": "cifar10"}
 
 
 def test_importing_defines_no_flags_so_other_benchmarks_import_beside_it():
@@ -59,11 +162,41 @@ def test_its_flags_are_defined_when_it_runs_beside_another_seeds_flag():
         "flags.FLAGS(['x', '--seeds=3,4', '--variants=plain,vit', '--epochs=2',"
         " '--config=canvas_size=72'])\n"
         "base = config.from_flags(train.TrainConfig)\n"
-        "print(flags.FLAGS.seeds, flags.FLAGS.variants, flags.FLAGS.runs_dir, base.epochs,"
-        " base.canvas_size)\n"
+        "print(flags.FLAGS.seeds, flags.FLAGS.variants, flags.FLAGS.datasets,"
+        " flags.FLAGS.runs_dir, base.epochs, base.canvas_size)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, cwd=_ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == (
-        "['3', '4'] ['plain', 'vit'] runs/image_classification_ablation 2 72")
+        "['3', '4'] ['plain', 'vit'] ['fashion_mnist', 'cluttered_fashion_mnist'] "
+        "runs/image_classification_ablation 2 72")
+
+
+@pytest.mark.slow
+def test_quick_run_over_two_variants_and_one_seed_on_fixture_garments(tmp_path):
+    source = write_fashion_idx(tmp_path / "idx")
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.image_classification_ablation", "--quick",
+         "--seeds=1", "--variants=plain,vit", "--datasets=cluttered_fashion_mnist",
+         f"--data_dir={tmp_path / 'data'}", f"--config=source_dir={source}",
+         "--config=canvas_size=32", "--batch_size=16", "--config=jit_compile=false",
+         "--config=model.widths=4,8,8", "--config=model.vit_dim=8", "--config=model.vit_layers=1",
+         "--config=model.vit_heads=2", "--config=model.vit_mlp_dim=8",
+         f"--results_dir={results}", f"--runs_dir={tmp_path / 'runs'}"],
+        capture_output=True, text=True, timeout=600, cwd=_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((results / "image_classification_ablation.json").read_text())
+    assert [(r["variant"], r["seed"], r["epochs"]) for r in record["runs"]] == [
+        ("plain", 1, 1), ("vit", 1, 1)]
+    assert [r["recipe"] for r in record["runs"]] == ["standard", "small_data"]
+    vit = record["summary"][1]
+    assert vit["vs_plain"]["seeds"] == [1] and vit["claim"] == "undecided (1 seed)"
+    assert set(record["runs"][1]["maps"]) == {"rollout", "last_layer"}
+    table = (results / "image_classification_ablation.md").read_text()
+    assert "`cluttered_fashion_mnist` (32×32, 4–8 clutter fragments of 8×8" in table
+    assert "| vit | rollout * |" in table.replace("| cluttered_fashion_mnist ", "")
+    assert "the claim \"each attention variant ≥ plain + 1 point\"" in proc.stdout
+    assert os.path.isfile(results / "image_classification_maps" / "cluttered_fashion_mnist"
+                          / "vit.png")
