@@ -15,12 +15,18 @@ import sacrebleu
 import tensorflow as tf
 
 from apps.translation import export as translation_export
+from apps.translation import long_corpus
 from apps.translation import text as translation_text
 from keras_attention import plot
 
 THIRDS = ("short", "middle", "long")
 # Finer source-length bins (tokens) for the curve of BLEU against length.
 BINS = ((1, 3), (4, 6), (7, 10), (11, 15), (16, 1000))
+#: Buckets of English words (whitespace-separated, as `long_translations` counts them):
+#: Bahdanau et al. (2015), Fig. 2. `(name, first, last)`; the last has no upper bound.
+WORD_BUCKETS = tuple(
+    (name, (0 if i == 0 else long_corpus.LENGTH_BUCKETS[i - 1][1]) + 1, upper)
+    for i, (name, upper) in enumerate(long_corpus.LENGTH_BUCKETS))
 
 
 def source_lengths(sources: list) -> np.ndarray:
@@ -65,6 +71,8 @@ def translate_all(module, sentences, batch_size=64) -> dict:
     # The model's own words, [UNK]s not replaced (for BLEU with and without replacement).
     raw = translation_export.join_tokens(merged["target_tokens"]).numpy()
     merged["raw_translation"] = [t.decode("utf-8") for t in raw]
+    if getattr(module, "subword", False):  # No [UNK] replaced: the output is the model's own.
+        merged["raw_translation"] = list(merged["translation"])
     return merged
 
 
@@ -79,7 +87,8 @@ def evaluate(module, test, model_dir: str, *, variant: str, title: str, heatmap_
 
     Returns:
         BLEU and chrF with and without [UNK] replacement, BLEU by source-length
-        third and by finer bins, the sacreBLEU signatures and the plots' paths.
+        third, by finer bins and by English words (`bleu_by_words`), the
+        sacreBLEU signatures and the plots' paths.
     """
     result = translate_all(module, test.sources)
     hypotheses, raw = result["translation"], result["raw_translation"]
@@ -87,6 +96,7 @@ def evaluate(module, test, model_dir: str, *, variant: str, title: str, heatmap_
     raw_scores = corpus_scores(raw, test.targets)
     by_length = bleu_by_length(test.sources, hypotheses, test.targets)
     by_bins = bleu_by_length_bins(test.sources, hypotheses, test.targets)
+    by_words = bleu_by_words(test.sources, hypotheses, test.targets)
     with open(os.path.join(model_dir, "translations.tsv"), "w", encoding="utf-8") as f:
         f.write("source\treference\ttranslation\tmodel_output\n")
         for row in zip(test.sources, test.targets, hypotheses, raw, strict=True):
@@ -106,6 +116,7 @@ def evaluate(module, test, model_dir: str, *, variant: str, title: str, heatmap_
         "chrf_without_unk_replace": raw_scores["chrf"],
         "bleu_by_length": by_length,
         "bleu_by_length_bins": by_bins,
+        "bleu_by_words": by_words,
         "signatures": {k: v for k, v in scores.items() if k.endswith("signature")},
         "plots": paths,
     }
@@ -151,6 +162,32 @@ def bleu_by_length_bins(sources, hypotheses, references, bins=BINS) -> list[dict
         scores = corpus_scores([hypotheses[i] for i in picked], [references[i] for i in picked])
         out.append({"source_tokens": [low, high], "bleu": scores["bleu"],
                     "chrf": scores["chrf"], "sentences": int(len(picked))})
+    return out
+
+
+def word_bucket(n_words: int) -> str:
+    """The `WORD_BUCKETS` name of a source of `n_words` English words."""
+    return long_corpus.length_bucket(n_words)
+
+
+def bleu_by_words(sources, hypotheses, references) -> dict:
+    """sacreBLEU BLEU and chrF of the sentences in each `WORD_BUCKETS` bucket.
+
+    Words are whitespace-separated English words of the source (not tokens, so
+    the buckets do not depend on the vocabulary). An empty bucket scores 0 with
+    `sentences` 0. Returns `{name: {"bleu", "chrf", "sentences", "words": [first, last]}}`
+    (`last` None for the open bucket), in bucket order.
+    """
+    if not len(sources) == len(hypotheses) == len(references):
+        raise ValueError(f"sources ({len(sources)}), hypotheses ({len(hypotheses)}) and "
+                         f"references ({len(references)}) must be as many.")
+    names = [word_bucket(long_corpus.words(s)) for s in sources]
+    out = {}
+    for name, first, last in WORD_BUCKETS:
+        picked = [i for i, n in enumerate(names) if n == name]
+        scores = corpus_scores([hypotheses[i] for i in picked], [references[i] for i in picked])
+        out[name] = {"bleu": scores["bleu"], "chrf": scores["chrf"], "sentences": len(picked),
+                     "words": [first, last]}
     return out
 
 

@@ -5,19 +5,31 @@
 - input `text`: string `[batch]` (any bytes: invalid UTF-8 is replaced, not an error);
 - outputs
   - `translation`: string `[batch]`, detokenized (lower-cased, as the tokenizer
-    sees text); "" for an input without tokens; an emitted `[UNK]` is replaced
-    by the source word it attended to most (names and numbers are mostly
-    copied; Luong et al. 2015), unless exported with `--config=unk_replace=false`;
+    sees text); "" for an input without tokens (empty or whitespace-only text);
   - `attention_weights`: float32 `[batch, T_out, T_in]`, the attention of the
     chosen beam hypothesis: row t is what the decoder looked at to emit target
     token t (zeros after the end, and for the seq2seq variant, which has none);
   - `source_tokens`: string `[batch, T_in]` ("" at padding);
-  - `target_tokens`: string `[batch, T_out]`, the emitted tokens (`[UNK]` as
-    emitted), `[END]` included, "" after it;
+  - `target_tokens`: string `[batch, T_out]`, the emitted tokens, `[END]`
+    included, "" after it;
 
-with `T_in` = the source length limit (longer inputs are truncated) and
-`T_out` = the output length limit. Beam width and length penalty were fixed
-at export. Unknown source words are `[UNK]` to the model.
+with `T_in` = the source length limit (`model.max_source_length`; longer
+inputs are cut there, never an error) and `T_out` = the output length limit
+(`model.max_target_length`). Beam width and length penalty were fixed at export.
+
+Tokens depend on the vocabulary the model was trained with:
+
+- subword (the default): tokens are WordPiece pieces of one joint vocabulary
+  (`apps.common.subword`; `##` marks a piece that continues a word), so the
+  attention is per target piece over source pieces, and `T_in`, `T_out` count
+  pieces. A word never seen in training comes out as pieces (down to its UTF-8
+  bytes, `<0xE2>`, `##<0x82>`, ...), never `[UNK]`; `translation` is the
+  pieces joined back into words in the graph. `unk_replace` has no effect.
+- word (`--config=vocabulary=word`): tokens are words and punctuation marks;
+  unknown source words are `[UNK]` to the model, and an emitted `[UNK]` is
+  replaced in `translation` by the source word it attended to most (names and
+  numbers are mostly copied; Luong et al. 2015) unless exported with
+  `--config=unk_replace=false` (`target_tokens` keep the `[UNK]`).
 
 It needs TensorFlow only:
 
@@ -31,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.common import export as common_export
+from apps.common import subword
 from apps.common import text as common_text
 from apps.translation import text as translation_text
 from keras_attention.decoding import beam_search, greedy_search
@@ -76,13 +89,14 @@ class TranslationModule(common_export.ServingModule):
     Args:
         model: an `RNNTranslator` or `TransformerTranslator` (has `encode`,
             `initial_state`, `step`).
-        source_tokenizer, target_tokenizer: `apps.translation.text.Tokenizer`s (the
-            target one with START/END).
+        source_tokenizer, target_tokenizer: `apps.translation.text.Tokenizer`s, or
+            `apps.common.subword.SubwordTokenizer`s (the target one with START/END).
         beam_width: 1 = greedy search.
         length_penalty: α of Wu et al. (2016).
         max_output_length: the most target tokens emitted (END included).
         unk_replace: in `translation`, replace each emitted [UNK] by the source
-            token it attended to most (`target_tokens` keep the [UNK]).
+            token it attended to most (`target_tokens` keep the [UNK]); word
+            vocabularies only (a subword model has no [UNK] to replace).
     """
 
     def __init__(self, model, source_tokenizer, target_tokenizer, beam_width=4,
@@ -94,7 +108,9 @@ class TranslationModule(common_export.ServingModule):
         self.beam_width = int(beam_width)
         self.length_penalty_alpha = float(length_penalty)
         self.max_output_length = int(max_output_length)
-        self.unk_replace = bool(unk_replace)
+        #: Whether the tokens are subword pieces (decoded by the target tokenizer).
+        self.subword = isinstance(target_tokenizer, subword.SubwordTokenizer)
+        self.unk_replace = bool(unk_replace) and not self.subword
         self.settings = {
             "beam_width": tf.constant(self.beam_width),
             "length_penalty": tf.constant(self.length_penalty_alpha),
@@ -121,11 +137,15 @@ class TranslationModule(common_export.ServingModule):
         sequences = tf.where(has_tokens[:, None], result.sequences, 0)
         attention = result.attention * tf.cast(has_tokens, tf.float32)[:, None, None]
         target_tokens = self.target_tokenizer.lookup_tokens(sequences)
-        words = target_tokens
-        if self.unk_replace:
-            words = replace_unknown(target_tokens, attention, source_tokens)
+        if self.subword:
+            translation = postprocess(self.target_tokenizer.detokenize(sequences))
+        else:
+            words = target_tokens
+            if self.unk_replace:
+                words = replace_unknown(target_tokens, attention, source_tokens)
+            translation = join_tokens(words)
         return {
-            "translation": join_tokens(words),
+            "translation": translation,
             "attention_weights": attention,
             "source_tokens": source_tokens,
             "target_tokens": target_tokens,
@@ -136,10 +156,19 @@ class TranslationModule(common_export.ServingModule):
         return {"serving_default": self.translate}
 
     def warmup_requests(self):
-        return [("serving_default", {"text": np.array(WARMUP_TEXTS, dtype=object)})]
+        texts = [t if isinstance(t, bytes) else t.encode("utf-8") for t in WARMUP_TEXTS]
+        return [("serving_default", {"text": np.array(texts, dtype=object)})]
 
 
-WARMUP_TEXTS = ("Open the file", "Show all windows", "")
+WARMUP_TEXTS = (
+    "Open the file", "Show all windows", "", "   \t ",
+    # 60 words: the longest inputs the model is judged on (issue 17).
+    "The program reads the configuration file given on the command line, checks every "
+    "option it finds there against the list of known names, and writes a short report to "
+    "the standard error stream when an option is unknown, misspelled, given twice, or "
+    "has a value that cannot be parsed as a number, so the file can be fixed in time.",
+    b"open \xff\xfe the \xc3 file",  # not UTF-8
+)
 
 
 def export(module: TranslationModule, base: str, version: int | None = None) -> str:

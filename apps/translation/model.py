@@ -52,9 +52,14 @@ class ModelConfig:
         source_vocab_size, target_vocab_size: the most tokens in each vocabulary
             (reserved ones included; id 0 = padding). The vocabularies built from
             the training pairs may be smaller; the model is sized to them.
-        max_source_length: source tokens read (longer inputs are truncated).
+        max_source_length: source tokens (subword pieces, or words with a word
+            vocabulary) read; longer inputs are cut there. 128 pieces hold 99% of
+            the 40-60-word English sentences of `long_translations/fr`'s test
+            split (median 70, 95th percentile 94 with the default 8,000-piece
+            joint vocabulary).
         max_target_length: the most target tokens (END included) learnt from and
-            decoded; the Transformer's cache size.
+            decoded; the Transformer's cache size. 144 pieces: the French of
+            those sentences has a median of 80 pieces and a 99th percentile of 132.
         embedding_dim: word embedding size (RNN family).
         units: GRU size (the encoder is bidirectional with units/2 per direction),
             and the Transformer's model width.
@@ -72,8 +77,8 @@ class ModelConfig:
     variant: Variant = "bahdanau"
     source_vocab_size: int = 8000
     target_vocab_size: int = 8000
-    max_source_length: int = 32
-    max_target_length: int = 32
+    max_source_length: int = 128
+    max_target_length: int = 144
     embedding_dim: int = 128
     units: int = 256
     attention_units: int = 128

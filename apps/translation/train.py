@@ -2,11 +2,19 @@
 
 Usage:
 
-    # English -> French on Debian's gettext catalogues (fetched once with
-    # apt-get download), RNNsearch (Bahdanau attention): train, translate the
-    # test split with beam search, sacreBLEU BLEU/chrF overall and by source
-    # length, alignment heatmaps, SavedModel under saved_models/translation/:
+    # English -> French on Debian's gettext catalogues (UI strings) together with
+    # the long sentences of man pages and package descriptions (both fetched
+    # once with apt-get download), a joint WordPiece vocabulary, RNNsearch
+    # (Bahdanau attention): train, translate each test split with beam search,
+    # sacreBLEU BLEU/chrF overall, by source length third and by English words
+    # (<=10, 10-20, 20-30, 30-40, 40-60, >60), alignment heatmaps, SavedModel
+    # under saved_models/translation/:
     python -m apps.translation.train
+
+    # One corpus only, or the word-level vocabulary of before ([UNK] for unknown words):
+    python -m apps.translation.train --dataset=gettext_translations/fr
+    python -m apps.translation.train --dataset=long_translations/fr
+    python -m apps.translation.train --config=vocabulary=word
 
     # The other variants, the same budget:
     python -m apps.translation.train --variant=seq2seq        # no attention (baseline)
@@ -32,9 +40,12 @@ Every field of `TrainConfig` (and of `model`, its `ModelConfig`) is set with
 `--config=KEY=VALUE`; see apps/README.md.
 
 Outputs (`--model_dir`, default runs/translation/): metrics.json (BLEU, chrF,
-BLEU by source-length third, training time), translations.tsv (test sources,
-references, outputs), alignment_*.png heatmaps, bleu_by_length.png,
-source/target vocabularies, TensorBoard logs; the SavedModel in `--export_dir`
+BLEU by source-length third and by English words, training time; `test_sets`
+holds the scores of each test split of a joined dataset, the top-level ones are
+the first's), translations.tsv (test sources, references, outputs),
+alignment_*.png heatmaps, bleu_by_length.png (for the first test split; the
+others' in `test_<name>/`), the vocabulary (`subword/vocab.txt`, or
+source/target_vocabulary.json), TensorBoard logs; the SavedModel in `--export_dir`
 (default saved_models/translation/<next version>/; `--config=export_dir=none`:
 no export), whose `serving_default` maps `text` to `translation`,
 `attention_weights`, `source_tokens` and `target_tokens`.
@@ -48,6 +59,7 @@ import os
 import time
 from typing import Literal
 
+import numpy as np
 from absl import app, logging
 
 from apps.common import config as common_config
@@ -60,7 +72,7 @@ from apps.translation import export as translation_export
 from apps.translation import model as translation_model
 
 APP = "translation"
-DEFAULT_DATASET = "gettext_translations/fr"
+DEFAULT_DATASET = "gettext_translations/fr+long_translations/fr"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +80,35 @@ class TrainConfig(common_config.CommonTrainConfig):
     """Everything one run needs; `main` fills it from the command line, tests build it.
 
     Attributes:
-        dataset: one of `pipeline.DATASETS`; ignored with `train_tsv`.
+        dataset: one of `pipeline.DATASETS`, or embedded ones joined with `+`
+            (trained on together, each test split scored on its own); ignored
+            with `train_tsv`. Default: the UI strings and the long sentences.
         train_tsv: your own `source<TAB>target` pairs (UTF-8), split 80/10/10 by a
             hash of the source; replaces `dataset`.
         model: the model's kind, sizes, learning rate and label smoothing
             (`model.variant`, `model.units`, `model.learning_rate`, ...).
-        min_count: the fewest times a word is seen in training to be in a vocabulary.
-        max_train_pairs: use at most this many training pairs (None: all).
-        max_test_pairs: evaluate on at most this many validation and test pairs.
+        vocabulary: `subword` (one joint WordPiece vocabulary of at most
+            `model.source_vocab_size` pieces learnt from the training split's
+            sources and targets: unknown words come out as pieces) or `word`
+            (a vocabulary per language, unknown words are [UNK]).
+        steps_per_epoch: batches per epoch, the pairs coming round again as
+            needed (None: one pass over the training pairs per epoch). With
+            `epochs` this is the training budget.
+        min_count: the fewest times a word is seen in training to be in a word
+            vocabulary; for subwords, the least frequency of a merged pair (at least 2).
+        max_train_pairs: use at most this many training pairs (None: all), a
+            seeded random sample of them. Training pairs whose source or target
+            does not fit `model.max_source_length` / `model.max_target_length`
+            tokens (pieces) are dropped in any case (metrics: `dropped_long_pairs`).
+        max_test_pairs: evaluate on at most this many validation and test pairs
+            (of each dataset joined).
+        max_validation_pairs: validate (teacher-forced loss, each epoch) on at
+            most this many pairs, a seeded sample of all the validation splits.
+        long_test_per_bucket: on the test split of `long_translations`, at most
+            this many pairs of each English-length bucket (<=10, 10-20, 20-30,
+            30-40, 40-60, >60 words; the first in split order): the few long
+            sentences are all kept, the many short ones sampled, and beam search
+            over the 8,000 test pairs does not dominate the run. None: all.
         beam_width: beam of the evaluation and the export (1 = greedy search).
         length_penalty: alpha of Wu et al. (2016), in the evaluation and the export.
         unk_replace: replace each [UNK] the model emits by the source word it
@@ -89,11 +122,17 @@ class TrainConfig(common_config.CommonTrainConfig):
     export_dir: str | None = "saved_models/translation"  # None: do not export
     model: translation_model.ModelConfig = dataclasses.field(
         default_factory=translation_model.ModelConfig)
-    epochs: int = 8
+    vocabulary: Literal["subword", "word"] = "subword"
+    # The budget of the default job, 4 x 100 batches of 64 (25,600 pairs, about a third of
+    # the training split), fits 15 minutes on 2 cores: see README (issue 17).
+    epochs: int = 4
+    steps_per_epoch: int | None = 100
     batch_size: int = 64
     min_count: int = 2
     max_train_pairs: int | None = None
     max_test_pairs: int | None = None
+    max_validation_pairs: int | None = 1024
+    long_test_per_bucket: int | None = 200
     beam_width: int = 4
     length_penalty: float = 0.6
     unk_replace: bool = True
@@ -102,14 +141,20 @@ class TrainConfig(common_config.CommonTrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.dataset not in pipeline.DATASETS:
-            raise ValueError(f"dataset must be one of {pipeline.DATASETS}. "
-                             f"Received: {self.dataset!r}")
+        try:
+            pipeline.dataset_parts(self.dataset)
+        except ValueError as err:
+            raise ValueError(f"dataset: {err}") from None
+        if self.vocabulary not in pipeline.VOCABULARIES:
+            raise ValueError(f"vocabulary must be one of {pipeline.VOCABULARIES}. "
+                             f"Received: {self.vocabulary!r}")
         if self.train_tsv and self.dataset != DEFAULT_DATASET:
             raise ValueError(f"Pass either dataset ({self.dataset!r}) or train_tsv "
                              f"({self.train_tsv!r}), not both.")
         least = {"epochs": 1, "batch_size": 1, "min_count": 1, "beam_width": 1, "heatmaps": 0,
-                 "max_train_pairs": 1, "max_test_pairs": 1, "length_penalty": 0.0}
+                 "steps_per_epoch": 1,
+                 "max_train_pairs": 1, "max_test_pairs": 1, "length_penalty": 0.0,
+                 "max_validation_pairs": 1, "long_test_per_bucket": 1}
         for name, low in least.items():
             value = getattr(self, name)
             if value is not None and value < low:
@@ -128,25 +173,64 @@ def quick_config(config: TrainConfig) -> TrainConfig:
         num_layers=1, source_vocab_size=2000, target_vocab_size=2000,
     )
     return dataclasses.replace(
-        config, model=model, epochs=1, max_train_pairs=512, max_test_pairs=64, min_count=1,
+        config, model=model, epochs=1, steps_per_epoch=None, max_train_pairs=512,
+        max_test_pairs=64, min_count=1,
         beam_width=min(config.beam_width, 2), heatmaps=2,
     )
 
 
+def _sample(pairs, count: int | None, seed: int):
+    """A seeded random sample of `count` pairs, in their order (all when there are fewer)."""
+    if not count or len(pairs) <= count:
+        return pairs
+    picked = np.sort(np.random.default_rng(seed).permutation(len(pairs))[:count])
+    return pipeline.Pairs([pairs.sources[i] for i in picked], [pairs.targets[i] for i in picked])
+
+
+def per_bucket(pairs, count: int):
+    """The first `count` pairs of each English-length bucket (`evaluation.WORD_BUCKETS`)."""
+    taken: dict = {}
+    keep = []
+    for i, source in enumerate(pairs.sources):
+        bucket = evaluation.word_bucket(len(source.split()))
+        if taken.get(bucket, 0) < count:
+            taken[bucket] = taken.get(bucket, 0) + 1
+            keep.append(i)
+    return pipeline.Pairs([pairs.sources[i] for i in keep], [pairs.targets[i] for i in keep])
+
+
 def _splits(config: TrainConfig, data_dir: str):
-    """The train, validation and test pairs, cut to the config's limits."""
-    splits, source_language, target_language = pipeline.load_splits(
+    """The train and validation pairs, the test pairs of each part, the languages.
+
+    Cut to the config's limits: seeded samples of `max_train_pairs` training and
+    `max_validation_pairs` validation pairs, `long_test_per_bucket` pairs per
+    length bucket of a long_translations test split, the first `max_test_pairs`
+    of each validation and test split.
+    """
+    parts, source_language, target_language = pipeline.load_parts(
         config.dataset, data_dir, config.train_tsv, limit=config.max_train_pairs
     )
-    train, validation, test = splits["train"], splits["validation"], splits["test"]
-    if config.max_train_pairs:
-        train = train.head(config.max_train_pairs)
-    if config.max_test_pairs:
-        validation = validation.head(config.max_test_pairs)
-        test = test.head(config.max_test_pairs)
-    logging.info("%s: %d train, %d validation, %d test pairs (%s -> %s)", config.dataset_name,
-                 len(train), len(validation), len(test), source_language, target_language)
-    return train, validation, test, [source_language, target_language]
+    train = pipeline.Pairs([], [])
+    validation = pipeline.Pairs([], [])
+    tests = {}
+    for name, splits in parts.items():
+        train = pipeline.Pairs(train.sources + splits["train"].sources,
+                               train.targets + splits["train"].targets)
+        held = splits["validation"]
+        tests[name] = splits["test"]
+        if config.long_test_per_bucket and name.split("/")[0] == pipeline.LONG:
+            tests[name] = per_bucket(tests[name], config.long_test_per_bucket)
+        if config.max_test_pairs:
+            held, tests[name] = held.head(config.max_test_pairs), tests[name].head(
+                config.max_test_pairs)
+        validation = pipeline.Pairs(validation.sources + held.sources,
+                                    validation.targets + held.targets)
+    train = _sample(train, config.max_train_pairs, config.seed)
+    validation = _sample(validation, config.max_validation_pairs, config.seed)
+    logging.info("%s: %d train, %d validation, %s test pairs (%s -> %s)", config.dataset_name,
+                 len(train), len(validation), {k: len(v) for k, v in tests.items()},
+                 source_language, target_language)
+    return train, validation, tests, [source_language, target_language]
 
 
 def run(config: TrainConfig) -> common_metrics.RunResult:
@@ -159,32 +243,40 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     training.set_seed(config.seed)
     data_dir = common_data.data_dir(config.data_dir)
     model_dir = training.run_dir(config.model_dir, APP)
-    train, validation, test, languages = _splits(config, data_dir)
+    train, validation, tests, languages = _splits(config, data_dir)
 
     m = config.model
+    # The vocabulary is learnt from the training split only.
     source_tokenizer, target_tokenizer = pipeline.make_tokenizers(
         train, m.source_vocab_size, m.target_vocab_size, m.max_source_length,
-        m.max_target_length, min_count=config.min_count,
+        m.max_target_length, min_count=config.min_count, vocabulary=config.vocabulary,
     )
-    source_tokenizer.save(os.path.join(model_dir, "source_vocabulary.json"))
-    target_tokenizer.save(os.path.join(model_dir, "target_vocabulary.json"))
+    pipeline.save_tokenizers(source_tokenizer, target_tokenizer, model_dir)
+    train, dropped = pipeline.fitting_pairs(train, source_tokenizer, target_tokenizer)
+    logging.info("%d training pairs longer than %d source / %d target tokens dropped; %d kept",
+                 dropped, m.max_source_length, m.max_target_length, len(train))
+    if not len(train):
+        raise ValueError(f"No training pair fits model.max_source_length={m.max_source_length} "
+                         f"and model.max_target_length={m.max_target_length} tokens.")
     train_ds = pipeline.make_dataset(train, source_tokenizer, target_tokenizer,
-                                     config.batch_size, training=True, seed=config.seed)
+                                     config.batch_size, training=True, seed=config.seed,
+                                     repeat=config.steps_per_epoch is not None)
     val_ds = pipeline.make_dataset(validation, source_tokenizer, target_tokenizer,
                                    config.batch_size) if len(validation) else None
 
     # The model is sized to the vocabularies built (at most the configured sizes).
+    steps_per_epoch = config.steps_per_epoch or math.ceil(len(train) / config.batch_size)
     model_config = dataclasses.replace(m, source_vocab_size=source_tokenizer.vocabulary_size,
                                        target_vocab_size=target_tokenizer.vocabulary_size)
     with strategy.scope():
         model = translation_model.compile_model(
             translation_model.build_model(model_config), model_config,
-            decay_steps=config.epochs * math.ceil(len(train) / config.batch_size),
+            decay_steps=config.epochs * steps_per_epoch,
         )
     cpu_start = time.process_time()
     history, seconds = training.timed_fit(
         model, train_ds, val_ds, epochs=config.epochs, model_dir=model_dir,
-        verbose=config.verbose,
+        verbose=config.verbose, steps_per_epoch=config.steps_per_epoch,
     )
     cpu_seconds = time.process_time() - cpu_start
 
@@ -193,10 +285,16 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         length_penalty=config.length_penalty, max_output_length=m.max_target_length,
         unk_replace=config.unk_replace,
     )
-    scores = evaluation.evaluate(
-        module, test, model_dir, variant=m.variant, heatmap_count=config.heatmaps, plots=chief,
-        title=f"{config.dataset_name}: BLEU by source length ({m.variant})",
-    )
+    test_sets = {}
+    for i, (name, test) in enumerate(tests.items()):
+        directory = model_dir if i == 0 else os.path.join(model_dir, "test_" + name.replace(
+            "/", "_"))
+        os.makedirs(directory, exist_ok=True)
+        test_sets[name] = evaluation.evaluate(
+            module, test, directory, variant=m.variant, heatmap_count=config.heatmaps,
+            plots=chief, title=f"{name}: BLEU by source length ({m.variant})",
+        )
+    scores = next(iter(test_sets.values()))
     export_path = None
     if config.export_dir and chief:
         export_path = translation_export.export(module, config.export_dir)
@@ -205,15 +303,20 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         **scores,
         "train_cpu_seconds": cpu_seconds,
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "pairs": {"train": len(train), "validation": len(validation), "test": len(test)},
+        "test_sets": test_sets,
+        "pairs": {"train": len(train), "validation": len(validation),
+                  "test": len(next(iter(tests.values()))),
+                  "test_sets": {k: len(v) for k, v in tests.items()}},
+        "dropped_long_pairs": dropped,
         "languages": languages,
-        "vocabulary": {"source": source_tokenizer.vocabulary_size,
+        "vocabulary": {"kind": config.vocabulary, "source": source_tokenizer.vocabulary_size,
                        "target": target_tokenizer.vocabulary_size},
         "epochs": config.epochs,
+        "steps_per_epoch": steps_per_epoch,
         "final_loss": float(history.history["loss"][-1]),
         "parameters": int(model.count_params()),
         "decoding": {"beam_width": config.beam_width, "length_penalty": config.length_penalty,
-                     "unk_replace": config.unk_replace},
+                     "unk_replace": module.unk_replace},
         "config": dataclasses.asdict(config),
     }
     if "val_loss" in history.history:
@@ -236,10 +339,12 @@ def main(argv):
     result = run(config_from_flags())
     metrics = result.metrics
     print(result.line, flush=True)
-    print(f"[{APP}] chrF={metrics['chrf']:.2f} BLEU without [UNK] replacement="
-          f"{metrics['bleu_without_unk_replace']:.2f} BLEU by length third: "
-          + ", ".join(f"{k}={v['bleu']:.2f}" for k, v in metrics["bleu_by_length"].items()),
-          flush=True)
+    for name, scores in metrics["test_sets"].items():
+        print(f"[{APP}] {name} test: BLEU={scores['bleu']:.2f} chrF={scores['chrf']:.2f} "
+              f"(BLEU without [UNK] replacement {scores['bleu_without_unk_replace']:.2f}); "
+              "BLEU by English words: " + ", ".join(
+                  f"{k}={v['bleu']:.2f} ({v['sentences']})"
+                  for k, v in scores["bleu_by_words"].items() if v["sentences"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The main job on a tiny TSV corpus, and its SavedModel served without the project."""
+"""The main job on a tiny TSV corpus with the word vocabulary, its SavedModel served without
+the project (the subword vocabulary, the default: test_subword_export.py)."""
 
 import csv
 import json
@@ -21,6 +22,25 @@ pytestmark = pytest.mark.slow
 
 MAX_TOKENS = 10
 
+# The serving script's end, shared with test_subword_export: `out` (the answers to `inputs`)
+# as JSON in RESULT, and the error for a batch over the limit.
+ANSWERS = """
+RESULT = {
+    "keys": sorted(out),
+    "dtypes": {k: v.dtype.name for k, v in out.items()},
+    "shapes": {k: v.shape.as_list() for k, v in out.items()},
+    "translation": [t.decode("utf-8") for t in out["translation"].numpy()],
+    "attention": out["attention_weights"].numpy().tolist(),
+    "source_tokens": [[t.decode("utf-8") for t in row] for row in out["source_tokens"].numpy()],
+    "target_tokens": [[t.decode("utf-8") for t in row] for row in out["target_tokens"].numpy()],
+}
+try:
+    serve(text=tf.constant(["open"] * 257))
+    RESULT["too_many"] = None
+except tf.errors.InvalidArgumentError as err:
+    RESULT["too_many"] = err.message
+"""
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -35,8 +55,8 @@ def trained(tmp_path_factory):
     )
     config = train.TrainConfig(
         train_tsv=str(tsv), data_dir=str(root / "data"), model_dir=str(root / "run"),
-        export_dir=str(root / "export"), model=model, epochs=2, batch_size=32, min_count=1,
-        beam_width=2, heatmaps=2, verbose=0,
+        export_dir=str(root / "export"), model=model, epochs=2, steps_per_epoch=None,
+        batch_size=32, min_count=1, vocabulary="word", beam_width=2, heatmaps=2, verbose=0,
     )
     result = train.run(config)
     return {"result": result, "metrics": result.metrics, "export": result.export_path,
@@ -85,22 +105,10 @@ inputs = [t.encode("utf-8") for t in texts] + [
 ]
 out = serve(text=tf.constant(inputs))
 empty = serve(text=tf.constant([], tf.string))
-RESULT = {
-    "keys": sorted(out),
-    "dtypes": {k: v.dtype.name for k, v in out.items()},
-    "shapes": {k: v.shape.as_list() for k, v in out.items()},
-    "translation": [t.decode("utf-8") for t in out["translation"].numpy()],
-    "attention": out["attention_weights"].numpy().tolist(),
-    "source_tokens": [[t.decode("utf-8") for t in row] for row in out["source_tokens"].numpy()],
-    "target_tokens": [[t.decode("utf-8") for t in row] for row in out["target_tokens"].numpy()],
-    "empty_shapes": {k: v.shape.as_list() for k, v in empty.items()},
-}
-try:
-    serve(text=tf.constant(["open"] * 257))
-    RESULT["too_many"] = None
-except tf.errors.InvalidArgumentError as err:
-    RESULT["too_many"] = err.message
+""" + ANSWERS + """
+RESULT["empty_shapes"] = {k: v.shape.as_list() for k, v in empty.items()}
 """
+
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,116 @@
+"""Issue 17 in the app: subword ids, joined datasets, the length filter, BLEU by English words."""
+
+import numpy as np
+import pytest
+import sacrebleu
+import tensorflow as tf
+
+from apps.common import subword
+from apps.translation import evaluation, pipeline
+from apps.translation import model as translation_model
+from tests.apps.translation import fixtures
+
+
+def _pairs(count, seed=0, max_words=7):
+    synthetic = fixtures.sentence_pairs(count, seed=seed, max_words=max_words)
+    return pipeline.Pairs(list(synthetic), list(synthetic.values()))
+
+
+def test_dataset_parts_join_with_plus_and_name_what_is_wrong():
+    assert pipeline.dataset_parts("gettext_translations/fr") == ("gettext_translations/fr",)
+    assert pipeline.dataset_parts("gettext_translations/fr+long_translations/fr") == (
+        "gettext_translations/fr", "long_translations/fr")
+    for bad, named in (("mnist", "Unknown dataset"),
+                       ("gettext_translations/fr+mnist", "part 'mnist'"),
+                       ("gettext_translations/fr+wmt14_translate/fr-en", "part 'wmt14"),
+                       ("long_translations/fr+long_translations/fr", "twice"),
+                       ("gettext_translations/fr+long_translations/de", "mixes target")):
+        with pytest.raises(ValueError, match=named):
+            pipeline.dataset_parts(bad)
+
+
+def test_subword_tokenizers_share_one_vocabulary_and_never_emit_unk():
+    pairs = _pairs(200, seed=5)
+    source, target = pipeline.make_tokenizers(pairs, 700, 100, 32, 12, vocabulary="subword")
+    assert isinstance(source, subword.SubwordTokenizer) and source.vocabulary == target.vocabulary
+    assert len(source.vocabulary) <= 700 and target.bos_eos and not source.bos_eos
+    pieces, ids = source.tokenize(tf.constant(["Open the xylophagous file"]))
+    ids = ids.numpy()[0]
+    assert subword.UNK not in [p.decode() for p in pieces.numpy()[0]]
+    assert np.all(ids[ids != 0] != source.unk_id)
+    # The unseen word is several pieces, which read back as the word.
+    assert sum(1 for p in pieces.numpy()[0] if p) > 4
+    assert source.detokenize(ids[None]).numpy()[0].decode() == "open the xylophagous file"
+    with pytest.raises(ValueError, match="vocabulary must be one of"):
+        pipeline.make_tokenizers(pairs, 700, 100, 12, 12, vocabulary="bpe")
+
+
+def test_vocabulary_comes_from_the_given_training_pairs_only():
+    train = _pairs(150, seed=6)
+    held_out = "Quetzalcoatl zyxomma"
+    # Seen only outside the training pairs: no piece of it longer than 2 characters is learnt.
+    source, _ = pipeline.make_tokenizers(train, 800, 100, 12, 12, vocabulary="subword")
+    learnt = {p.removeprefix("##") for p in source.vocabulary}
+    assert not any(len(p) > 2 and p in held_out.lower() for p in learnt)
+    both = pipeline.Pairs(train.sources + [held_out] * 50, train.targets + [held_out] * 50)
+    source, _ = pipeline.make_tokenizers(both, 800, 100, 12, 12, vocabulary="subword")
+    assert "quetzalcoatl" in source.vocabulary
+
+
+def test_fitting_pairs_counts_pieces_and_drops_what_does_not_fit():
+    pairs = pipeline.Pairs(["Open the file", "Open the file " * 4, "Close"],
+                           ["Ouvrir le fichier", "Ouvrir", "Fermer " * 6])
+    source, target = pipeline.make_tokenizers(_pairs(200, seed=7), 700, 100, 6, 5,
+                                              vocabulary="subword")
+    counts = pipeline.token_counts(source, pairs.sources)
+    assert counts[0] == 3 and counts[1] == 12  # not cut at max_length
+    kept, dropped = pipeline.fitting_pairs(pairs, source, target)
+    # Source of 12 pieces > 6; target of 6 pieces > 5 - 1 (END takes a place).
+    assert kept.sources == ["Open the file"] and dropped == 2
+    words_source, words_target = pipeline.make_tokenizers(_pairs(50), 100, 100, 6, 5)
+    assert list(pipeline.token_counts(words_source, ["a, b c", ""])) == [4, 0]
+
+
+@pytest.mark.parametrize("variant", ["bahdanau", "transformer"])
+def test_a_train_step_on_subword_ids_lowers_the_loss(variant):
+    pairs = _pairs(64, seed=8)
+    source, target = pipeline.make_tokenizers(pairs, 700, 100, 12, 12, vocabulary="subword")
+    config = translation_model.ModelConfig(
+        variant=variant, units=32, embedding_dim=16, attention_units=16, num_layers=1,
+        intermediate_dim=32, source_vocab_size=source.vocabulary_size,
+        target_vocab_size=target.vocabulary_size, max_source_length=12, max_target_length=12,
+        dropout=0.0, learning_rate=1e-2)
+    model = translation_model.compile_model(translation_model.build_model(config), config, 20)
+    (src, tgt_in), tgt_out = next(iter(pipeline.make_dataset(pairs, source, target, 64)))
+    assert int(tf.reduce_max(src)) >= 512  # learnt pieces, past the reserved and byte ids
+    losses = [float(model.train_on_batch((src, tgt_in), tgt_out)[0]) for _ in range(15)]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_bleu_by_words_matches_a_hand_partition():
+    def sentence(n):
+        return " ".join(["word"] * n)
+
+    # Bucket bounds: 10 | 11, 20 | 21, 60 | 61 words.
+    sources = [sentence(n) for n in (3, 10, 11, 20, 21, 35, 60, 61)]
+    references = ["le chat est sur le tapis", "il fait beau aujourd'hui", "ouvrir le fichier",
+                  "fermer toutes les fenêtres", "le programme lit le fichier",
+                  "la page de manuel", "une longue phrase ici", "trop long"]
+    hypotheses = ["le chat est sur le tapis", "il fait beau", "ouvrir un fichier",
+                  "fermer les fenêtres", "le programme lit le fichier", "page",
+                  "une longue phrase ici", "non"]
+    by_hand = {"<=10": [0, 1], "10-20": [2, 3], "20-30": [4], "30-40": [5], "40-60": [6],
+               ">60": [7]}
+    got = evaluation.bleu_by_words(sources, hypotheses, references)
+    assert list(got) == ["<=10", "10-20", "20-30", "30-40", "40-60", ">60"]
+    for name, picked in by_hand.items():
+        expected = sacrebleu.metrics.BLEU(lowercase=True).corpus_score(
+            [hypotheses[i] for i in picked], [[references[i] for i in picked]]).score
+        assert got[name]["sentences"] == len(picked)
+        assert got[name]["bleu"] == pytest.approx(expected), name
+    assert got["20-30"]["bleu"] == pytest.approx(100.0)
+    assert got["10-20"]["words"] == [11, 20] and got[">60"]["words"] == [61, None]
+    empty = evaluation.bleu_by_words(sources[:1], hypotheses[:1], references[:1])
+    assert empty["40-60"] == {"bleu": 0.0, "chrf": 0.0, "sentences": 0, "words": [41, 60]}
+    with pytest.raises(ValueError, match="must be as many"):
+        evaluation.bleu_by_words(sources, hypotheses[:2], references)
