@@ -15,6 +15,13 @@ and measure the share of its mass inside the object's true box
 (`apps.common.boxes.mass_in_box`); a uniform map would put the box's share of
 the image's area inside (`uniform_in_box`). We report the mean of both over all
 emitted object words and their ratio ("how many times chance").
+
+**Attribute attention** (the `semantic_attention` variant, `semantic.py`): at
+every step that emits an attribute word, the share of the step's attribute
+attention (input and output) on that same word among the top-k attributes (0
+when the word is not among them), its mean and the share of steps with at
+least 0.5 (`attribute_attention`); and how many of an image's object words
+the top-k attributes hold (`attribute_recall`).
 """
 
 from __future__ import annotations
@@ -145,10 +152,14 @@ def caption_split(caption, ds, image_size: int, batch_size: int, limit: int | No
     Returns:
         lists, one entry per image: `hypotheses`, `references`, `words` (emitted),
         `maps` (one per word), `boxes`, `names` (of the objects), `images` (the
-        first `keep`); and `seconds` spent in `caption`.
+        first `keep`); and `seconds` spent in `caption`. When `caption` returns
+        attributes (semantic attention): also `attributes` (the top-k words),
+        `attribute_scores`, `input_attention` and `output_attention` (`(words, k)`).
     """
     out = {"hypotheses": [], "references": [], "words": [], "maps": [], "boxes": [],
            "names": [], "images": []}
+    extra = {"attribute_scores": "attribute_scores", "input_attention": "input_attribute_attention",
+             "output_attention": "output_attribute_attention"}
     seconds = 0.0
     for images, references, boxes, names in pipeline.evaluation_batches(
         ds, image_size, batch_size, limit
@@ -159,6 +170,10 @@ def caption_split(caption, ds, image_size: int, batch_size: int, limit: int | No
         tokens = result["tokens"].numpy()
         text = result["caption"].numpy()
         maps = result["attention_weights"].numpy()
+        semantic = "attributes" in result
+        if semantic:
+            attributes = result["attributes"].numpy()
+            values = {key: result[name].numpy() for key, name in extra.items()}
         for i in range(len(images)):
             words = caption_words(tokens[i])
             out["hypotheses"].append(text[i].decode("utf-8"))
@@ -167,14 +182,72 @@ def caption_split(caption, ds, image_size: int, batch_size: int, limit: int | No
             out["maps"].append(maps[i, : len(words)])
             out["boxes"].append(boxes[i])
             out["names"].append(names[i])
+            if semantic:
+                out.setdefault("attributes", []).append([a.decode("utf-8") for a in attributes[i]])
+                out.setdefault("attribute_scores", []).append(values["attribute_scores"][i])
+                for key in ("input_attention", "output_attention"):
+                    out.setdefault(key, []).append(values[key][i, : len(words)])
             if len(out["images"]) < keep:
                 out["images"].append(images[i])
     out["seconds"] = seconds
     return out
 
 
-def score(captioned: dict) -> dict:
-    """BLEU-1..4, exact match, attention correctness and the image count of `caption_split`."""
+def attribute_attention(words_list, attributes_list, weights_list, scored_words) -> dict:
+    """How much attribute attention the step that emits an attribute word puts on that word.
+
+    Args:
+        words_list: per image, the emitted words.
+        attributes_list: per image, its top-k attribute words.
+        weights_list: per image, attention over those attributes `(T, k)`, one
+            row per emitted word.
+        scored_words: the words whose steps are scored (e.g. the attributes
+            that are nouns).
+
+    Returns:
+        dict with `mean_mass` (the weight on the emitted word's attribute, 0 when
+        it is not in the top-k), `share_at_least_half` (steps with mass >= 0.5),
+        `in_top_k` (steps whose word is among the attributes) and `steps`.
+    """
+    scored_words = set(scored_words)
+    masses, present = [], []
+    for words, attributes, weights in zip(words_list, attributes_list, weights_list,
+                                          strict=True):
+        weights = np.asarray(weights)
+        for t, word in enumerate(words[: len(weights)]):
+            if word not in scored_words:
+                continue
+            hits = [j for j, a in enumerate(attributes) if a == word]
+            masses.append(float(weights[t, hits].sum()) if hits else 0.0)
+            present.append(bool(hits))
+    if not masses:
+        return {"mean_mass": float("nan"), "share_at_least_half": float("nan"),
+                "in_top_k": float("nan"), "steps": 0}
+    masses = np.asarray(masses)
+    return {"mean_mass": float(masses.mean()), "share_at_least_half": float(np.mean(masses >= 0.5)),
+            "in_top_k": float(np.mean(present)), "steps": int(len(masses))}
+
+
+def attribute_recall(attributes_list, names_list, attribute_words) -> float:
+    """Share of the images' object words (attribute words of their object names) that are
+    among their top-k predicted attributes."""
+    vocabulary = set(attribute_words)
+    found = total = 0
+    for attributes, names in zip(attributes_list, names_list, strict=True):
+        wanted = {w for name in names for w in name.split() if w in vocabulary}
+        total += len(wanted)
+        found += len(wanted & set(attributes))
+    return found / total if total else float("nan")
+
+
+def score(captioned: dict, attribute_words=None) -> dict:
+    """BLEU-1..4, exact match, attention correctness and the image count of `caption_split`.
+
+    With attributes in `captioned` and their `attribute_words`, also
+    `attribute_attention` (input and output, at the steps that emit a noun: the
+    last word of an object name, e.g. "apple" of "red apple"; and at every
+    attribute word) and `attribute_recall`.
+    """
     metrics = bleu(captioned["hypotheses"], captioned["references"])
     metrics["exact_match"] = float(np.mean(
         [h in refs for h, refs in zip(captioned["hypotheses"], captioned["references"],
@@ -184,9 +257,22 @@ def score(captioned: dict) -> dict:
         captioned["words"], captioned["maps"], captioned["boxes"], captioned["names"]
     )
     metrics["images"] = len(captioned["hypotheses"])
+    if "attributes" in captioned and attribute_words is not None:
+        nouns = {name.split()[-1] for names in captioned["names"] for name in names}
+        nouns &= set(attribute_words)
+        metrics["attribute_attention"] = {
+            f"{which}_{kind}": attribute_attention(captioned["words"], captioned["attributes"],
+                                                   captioned[f"{which}_attention"], scored)
+            for which in ("output", "input")
+            for kind, scored in (("nouns", nouns), ("all", attribute_words))
+        }
+        metrics["attribute_recall"] = attribute_recall(captioned["attributes"],
+                                                       captioned["names"], attribute_words)
     return metrics
 
 
-def evaluate(caption, ds, image_size: int, batch_size: int, limit: int | None = None) -> dict:
+def evaluate(caption, ds, image_size: int, batch_size: int, limit: int | None = None,
+             attribute_words=None) -> dict:
     """The scores (`score`) of the captions `caption` gives the images of `ds`."""
-    return score(caption_split(caption, ds, image_size, batch_size, limit))
+    return score(caption_split(caption, ds, image_size, batch_size, limit),
+                 attribute_words=attribute_words)

@@ -11,6 +11,13 @@ Signature `serving_default`:
              `attention_weights` float32 `[batch, T_out, H', W']`: the attention
              map over the encoder's grid with which each token was emitted (each
              sums to 1; zeros at padding), `T_out = max_length - 1`.
+With `model.variant="semantic_attention"` (`semantic.py`) both signatures also return
+             `attributes` string `[batch, k]`: the top-k predicted attribute
+             words, best first; `attribute_scores` float32 `[batch, k]`: their
+             sigmoid scores; `input_attribute_attention` and
+             `output_attribute_attention` float32 `[batch, T_out, k]`: the input
+             and output attention over those attributes at each emitted token
+             (each row sums to 1; zeros at padding).
 Signature `caption_images` takes decoded float32 `images` `[batch, S, S, 3]` in
 [0, 1] and gives the same outputs; another shape, a NaN or Inf, or values
 outside [0, 1] fail with an `InvalidArgumentError` naming `images`.
@@ -57,6 +64,8 @@ class CaptionerModule(common_export.ServingModule):
         self.beam_width = int(beam_width)
         self.max_pixels = int(max_pixels)
         self.image_size = int(model.config.image_size)
+        # The semantic-attention captioner (semantic.py) also returns its attributes.
+        self.semantic = getattr(model, "attribute_ids", None) is not None
         size = self.image_size
         # Plain TensorFlow ops and tf.while_loop inside: nothing for autograph to convert.
         self.serving_default = tf.function(
@@ -94,20 +103,37 @@ class CaptionerModule(common_export.ServingModule):
     def _decode(self, images):
         result = self.model.decode(images, beam_width=self.beam_width)
         sequences = result.sequences
-        return {
+        out = {
             "caption": self.tokenizer.detokenize(sequences),
             "tokens": self.tokenizer.lookup_tokens(sequences),
             "attention_weights": tf.cast(result.attention, tf.float32),
         }
+        if self.semantic:
+            out.update(
+                attributes=self.tokenizer.lookup_tokens(result.attributes),
+                attribute_scores=tf.cast(result.attribute_scores, tf.float32),
+                input_attribute_attention=tf.cast(result.input_attention, tf.float32),
+                output_attribute_attention=tf.cast(result.output_attention, tf.float32),
+            )
+        return out
 
     def _empty(self):
         steps = self.model.config.max_length - 1
         height, width = self.model.grid_shape
-        return {
+        out = {
             "caption": tf.zeros([0], tf.string),
             "tokens": tf.zeros([0, steps], tf.string),
             "attention_weights": tf.zeros([0, steps, height, width], tf.float32),
         }
+        if self.semantic:
+            k = self.model.top_k
+            out.update(
+                attributes=tf.zeros([0, k], tf.string),
+                attribute_scores=tf.zeros([0, k], tf.float32),
+                input_attribute_attention=tf.zeros([0, steps, k], tf.float32),
+                output_attribute_attention=tf.zeros([0, steps, k], tf.float32),
+            )
+        return out
 
 
     def signatures(self):

@@ -68,7 +68,11 @@ Backbone = Literal["small_cnn", "mobilenet_v2", "resnet50", "efficientnet_b0", "
 # or h_t after it, the LSTM fed the mean feature instead of the context (the
 # "spatial attention" of Lu et al. 2017, "Knowing when to look").
 ATTEND_FROM = ("previous", "current")
-VARIANTS = ("soft_attention",)
+# `semantic_attention` adds the attribute predictor and the input / output attention over
+# the predicted attributes of You et al. 2016 (`apps/captioning/semantic.py`).
+VARIANTS = ("soft_attention", "semantic_attention")
+# What queries semantic attention's output attention: h_t, or h_t and the step's context ẑ_t.
+ATTRIBUTE_QUERIES = ("hidden", "hidden_and_context")
 
 # The tokenizer's reserved ids (`pipeline.make_tokenizer`: PAD, UNK, START, END).
 START_ID, END_ID = 2, 3
@@ -80,7 +84,10 @@ class ModelConfig:
 
     Attributes:
         variant: the attention: `soft_attention` (deterministic, Xu et al.'s
-            section 4.2; their stochastic "hard" attention is not implemented).
+            section 4.2; their stochastic "hard" attention is not implemented),
+            or `semantic_attention`: the same decoder with You et al. 2016's
+            attribute predictor and input / output attention over the top
+            `attribute_top_k` predicted attributes (`semantic.py`).
         vocab_size: words in the vocabulary (PAD=0, UNK=1, START, END included).
         max_length: caption length in tokens with START and END (the decoder
             emits at most `max_length - 1` tokens).
@@ -112,9 +119,22 @@ class ModelConfig:
             that very step.
         doubly_stochastic: λ of the doubly stochastic regularization.
         learning_rate: Adam's initial learning rate (cosine decay in training).
+        attribute_top_k: `semantic_attention`: how many predicted attributes (the
+            highest sigmoid scores) the decoder attends to. 5: a scene names 2-3
+            objects (up to 4 attribute words, "red apple"), with room for one
+            wrong guess.
+        attribute_units: `semantic_attention`: hidden size of the attribute
+            predictor's MLP.
+        attribute_loss_weight: `semantic_attention`: weight of the predictor's
+            binary cross-entropy in the training loss.
+        attribute_query: `semantic_attention`: what queries the output attention
+            over the attributes: `hidden`, h_t (You et al.), or
+            `hidden_and_context`, [h_t; ẑ_t] (h_t and the spatial context of the
+            same step: with `attend_from="current"` h_t has not seen what its
+            step looks at).
     """
 
-    variant: Literal["soft_attention"] = "soft_attention"
+    variant: Literal["soft_attention", "semantic_attention"] = "soft_attention"
     vocab_size: int = 64
     max_length: int = 16
     image_size: int = 96
@@ -131,6 +151,10 @@ class ModelConfig:
     context_dropout: float = 0.0
     doubly_stochastic: float = 0.01
     learning_rate: float = 2e-3
+    attribute_top_k: int = 5
+    attribute_units: int = 128
+    attribute_loss_weight: float = 1.0
+    attribute_query: Literal["hidden", "hidden_and_context"] = "hidden"
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -140,7 +164,7 @@ class ModelConfig:
                 f"backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}."
             )
         for name in ("vocab_size", "image_size", "feature_dim", "embed_dim", "units",
-                     "attention_units"):
+                     "attention_units", "attribute_top_k", "attribute_units"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
@@ -167,6 +191,12 @@ class ModelConfig:
             raise ValueError(f"doubly_stochastic (λ) must be >= 0, got {self.doubly_stochastic}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if self.attribute_query not in ATTRIBUTE_QUERIES:
+            raise ValueError(f"attribute_query must be one of {ATTRIBUTE_QUERIES}, got "
+                             f"{self.attribute_query!r}.")
+        if not self.attribute_loss_weight >= 0:
+            raise ValueError(f"attribute_loss_weight must be >= 0, got "
+                             f"{self.attribute_loss_weight}.")
 
 
 def _conv_block(filters, strides=1, name=None):
@@ -274,10 +304,25 @@ class ShowAttendTell(keras.Model):
 
     def step(self, tokens, state, training=False):
         """One decoder step: previous tokens `(batch,)` -> `(logits, new_state, α (batch, L))`."""
-        h, c = state["h"], state["c"]
         embedded = self.embedding(tokens)
-        if self.config.attend_from == "current":
-            return self._step_current(embedded, state, training)
+        output, new_state, context, alpha = self._recur(embedded, state, training)
+        logits = self._deep_output(embedded, output, context, training)
+        return logits, new_state, alpha
+
+    def _recur(self, lstm_word, state, training):
+        """The LSTM step and the spatial attention, for either `attend_from`.
+
+        `lstm_word` is the word input of the LSTM (E y_{t-1}; a subclass adds to
+        it). Returns `(h_t, new_state, gated context ẑ_t, α_t)`.
+        """
+        if self.config.attend_from == "current":  # LSTM first (fed ā), then h_t queries.
+            output, (h, c) = self.lstm(ops.concatenate([lstm_word, state["mean"]], axis=-1),
+                                       [state["h"], state["c"]], training=training)
+            context, alpha = self.attention(
+                h, state["features"], projected_keys=state["keys"], return_attention_scores=True
+            )
+            return output, dict(state, h=h, c=c), self.gate(h) * context, alpha
+        h = state["h"]
         context, alpha = self.attention(
             h, state["features"], projected_keys=state["keys"], return_attention_scores=True
         )
@@ -287,33 +332,27 @@ class ShowAttendTell(keras.Model):
             draw = keras.random.uniform(ops.shape(context)[:1], seed=self.seed_generator)
             keep = ops.cast(draw >= self.config.context_dropout, context.dtype)
             lstm_context = context * keep[:, None]
-        output, (h, c) = self.lstm(ops.concatenate([embedded, lstm_context], axis=-1), [h, c],
-                                   training=training)
-        logits = self._deep_output(embedded, output, context, training)
-        return logits, dict(state, h=h, c=c), alpha
+        output, (h, c) = self.lstm(ops.concatenate([lstm_word, lstm_context], axis=-1),
+                                   [h, state["c"]], training=training)
+        return output, dict(state, h=h, c=c), context, alpha
 
-    def _deep_output(self, embedded, output, context, training):
-        """Logits of L_o(E y_{t-1} + L_h h_t + L_z ẑ_t) (eq. 7), with dropout."""
+    def _deep_output(self, embedded, output, context, training, extra=None):
+        """Logits of L_o(E y_{t-1} + L_h h_t + L_z ẑ_t [+ extra]) (eq. 7), with dropout."""
         deep = (embedded + self.out_hidden(self.hidden_dropout(output, training=training))
                 + self.out_context(context))
+        if extra is not None:
+            deep = deep + extra
         return self.out_logits(self.output_dropout(deep, training=training))
-
-    def _step_current(self, embedded, state, training):
-        """`attend_from="current"`: LSTM first (fed ā), then attention queried by h_t."""
-        output, (h, c) = self.lstm(ops.concatenate([embedded, state["mean"]], axis=-1),
-                                   [state["h"], state["c"]], training=training)
-        context, alpha = self.attention(
-            h, state["features"], projected_keys=state["keys"], return_attention_scores=True
-        )
-        context = self.gate(h) * context
-        logits = self._deep_output(embedded, output, context, training)
-        return logits, dict(state, h=h, c=c), alpha
 
     # -------------------------------------------------------------- training
     def call(self, inputs, training=False):
-        images, tokens = inputs["image"], inputs["tokens"]
+        features = self.encode(inputs["image"], training=training)
+        return self._teacher_forced(self.initial_state(features), inputs["tokens"], training)
+
+    def _teacher_forced(self, state, tokens, training):
+        """Logits `(batch, T, vocab)` of every step from `state`; adds the doubly stochastic
+        penalty."""
         tokens = ops.cast(tokens, "int32")
-        state = self.initial_state(self.encode(images, training=training))
         steps = tokens.shape[1]
         if steps is None:
             raise ValueError("`tokens` must have a static length (pad captions to max_length).")
@@ -338,17 +377,21 @@ class ShowAttendTell(keras.Model):
             `(batch, max_length)` (END included, 0 after it) and `attention`
             `(batch, max_length, H', W')`.
         """
-        max_length = self.config.max_length - 1 if max_length is None else int(max_length)
         features = self.encode(images, training=False)
-        state = self.initial_state(features)
-        batch = tf.shape(features)[0]
-        start = tf.fill([batch], tf.constant(self.start_id, tf.int32))
         height, width = self.grid_shape
 
         def step_fn(tokens, state):
             logits, state, alpha = self.step(tokens, state, training=False)
             return logits, state, tf.reshape(alpha, [-1, height, width])
 
+        return self._search(self.initial_state(features), step_fn, max_length, beam_width,
+                            length_penalty)
+
+    def _search(self, state, step_fn, max_length, beam_width, length_penalty):
+        """Greedy or beam search from `state` with `step_fn` (TF ops)."""
+        max_length = self.config.max_length - 1 if max_length is None else int(max_length)
+        batch = tf.shape(state["features"])[0]
+        start = tf.fill([batch], tf.constant(self.start_id, tf.int32))
         if beam_width == 1:
             return decoding.greedy_search(step_fn, state, start, self.end_id, max_length,
                                           length_penalty=length_penalty)
@@ -365,13 +408,29 @@ def doubly_stochastic_penalty(alphas, mask):
     return ops.mean(ops.sum(ops.square(1.0 - coverage), axis=-1))
 
 
-def build_model(config: ModelConfig, start_id: int = START_ID,
-                end_id: int = END_ID) -> ShowAttendTell:
+def build_model(config: ModelConfig, start_id: int = START_ID, end_id: int = END_ID,
+                attribute_ids=None) -> ShowAttendTell:
     """A built `ShowAttendTell` (weights created by one call on zeros).
 
     `start_id` / `end_id` are the tokenizer's (`pipeline.make_tokenizer` reserves 2 and 3).
+    `attribute_ids` (token ids of the attribute words, `semantic.attribute_ids`) are
+    needed by, and only by, `variant="semantic_attention"`, which builds a
+    `semantic.SemanticAttentionCaptioner`.
     """
-    model = ShowAttendTell(config, start_id=start_id, end_id=end_id, name="show_attend_tell")
+    if config.variant == "semantic_attention":
+        from apps.captioning import semantic  # semantic.py subclasses ShowAttendTell
+
+        if attribute_ids is None:
+            raise ValueError('variant="semantic_attention" needs attribute_ids: the token ids '
+                             "of the attribute words (semantic.attribute_ids).")
+        model = semantic.SemanticAttentionCaptioner(config, attribute_ids, start_id=start_id,
+                                                    end_id=end_id, name="semantic_attention")
+    elif attribute_ids is not None:
+        raise ValueError(f"attribute_ids are for variant='semantic_attention'; this config's "
+                         f"variant is {config.variant!r}.")
+    else:
+        model = ShowAttendTell(config, start_id=start_id, end_id=end_id,
+                               name="show_attend_tell")
     size = config.image_size
     model({"image": ops.zeros((1, size, size, 3)),
            "tokens": ops.zeros((1, config.max_length - 1), "int32")})

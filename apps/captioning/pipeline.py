@@ -111,7 +111,7 @@ def decode(image_bytes, image_size: int):
 
 def make_dataset(split: tf.data.Dataset, tokenizer: common_text.Tokenizer, image_size: int,
                  batch_size: int, training: bool = False, seed: int = 0,
-                 cache: bool = True) -> tf.data.Dataset:
+                 cache: bool = True, attribute_ids=None) -> tf.data.Dataset:
     """Batches `({"image", "tokens"}, targets)` of a split for teacher forcing.
 
     One caption of each image is drawn per pass: at random, the examples
@@ -119,8 +119,14 @@ def make_dataset(split: tf.data.Dataset, tokenizer: common_text.Tokenizer, image
     in order. `tokens` are its ids without the last position (START ... ),
     `targets` the ids shifted by one ( ... END), both int32
     `(batch, max_length - 1)`, 0 at padding. `cache` keeps the encoded images
-    in memory (a few kB per emoji scene).
+    in memory (a few kB per emoji scene). With `attribute_ids` (token ids of the
+    attribute words, `semantic.attribute_ids`) the inputs also hold
+    `attributes` float32 `(batch, A)`: 1 where any caption of the image mentions
+    the attribute (`semantic.image_targets`).
     """
+    if attribute_ids is not None:
+        from apps.captioning import semantic  # semantic imports the model: only when needed
+
     ds = split.cache() if cache else split
     if training:
         ds = ds.shuffle(50_000, seed=seed, reshuffle_each_iteration=True)
@@ -136,7 +142,10 @@ def make_dataset(split: tf.data.Dataset, tokenizer: common_text.Tokenizer, image
         _, ids = tokenizer.tokenize(tf.reshape(caption, [1]))
         ids = ids[0]
         image = decode(example["image_bytes"], image_size)
-        return {"image": image, "tokens": ids[:-1]}, ids[1:]
+        inputs = {"image": image, "tokens": ids[:-1]}
+        if attribute_ids is not None:
+            inputs["attributes"] = semantic.image_targets(captions, tokenizer, attribute_ids)
+        return inputs, ids[1:]
 
     ds = tf.data.Dataset.zip((ds, seeds)).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -14,6 +14,10 @@ Usage:
     # Xu et al.'s decoder (attention queried by h_{t-1}, the context fed to the LSTM):
     python -m apps.captioning.train --config=model.attend_from=previous
 
+    # Semantic attention (You et al. 2016): attributes predicted from the image, attended
+    # to as input and output attention beside the spatial attention:
+    python -m apps.captioning.train --variant=semantic_attention
+
     # Greedy decoding, another λ for the doubly stochastic regularization:
     python -m apps.captioning.train --config=beam_width=1 --config=model.doubly_stochastic=0.0
 
@@ -36,12 +40,16 @@ attention correctness against uniform, sample captions), plots/caption_NN.png
 (the image and the attention map of every emitted word), vocabulary.json,
 TensorBoard logs; the SavedModel in `--export_dir` (default
 saved_models/captioning/<next version>/), whose `serving_default` maps
-`image_bytes` to `caption`, `tokens` and `attention_weights`.
+`image_bytes` to `caption`, `tokens` and `attention_weights` (and, for
+`semantic_attention`, `attributes`, `attribute_scores`,
+`input_attribute_attention` and `output_attribute_attention`; the attribute
+words are written to attributes.json).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -53,6 +61,7 @@ from apps.captioning import builder as builder_lib
 from apps.captioning import evaluation, pipeline
 from apps.captioning import export as export_lib
 from apps.captioning import model as model_lib
+from apps.captioning import semantic as semantic_lib
 from apps.common import config as common_config
 from apps.common import data as common_data
 from apps.common import metrics as common_metrics
@@ -150,19 +159,22 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     logging.info("Split sizes: %s", sizes)
 
     mc = config.model
-    tokenizer = pipeline.make_tokenizer(pipeline.caption_texts(train_split), config.vocab_size,
-                                        mc.max_length)
+    texts = pipeline.caption_texts(train_split)
+    tokenizer = pipeline.make_tokenizer(texts, config.vocab_size, mc.max_length)
     mc = dataclasses.replace(mc, vocab_size=tokenizer.vocabulary_size)
     tokenizer.save(os.path.join(model_dir, "vocabulary.json"))
+    attributes, attribute_ids = attribute_vocabulary(mc, texts, tokenizer, model_dir)
     cache = config.dataset == pipeline.EMBEDDED  # a few kB per scene; COCO would not fit
     train_ds = pipeline.make_dataset(train_split, tokenizer, mc.image_size, config.batch_size,
-                                     training=True, seed=config.seed, cache=cache)
+                                     training=True, seed=config.seed, cache=cache,
+                                     attribute_ids=attribute_ids)
     val_ds = pipeline.make_dataset(val_split, tokenizer, mc.image_size, config.batch_size,
-                                   cache=cache)
+                                   cache=cache, attribute_ids=attribute_ids)
 
     steps = max(1, epochs * math.ceil(sizes["train"] / config.batch_size))
     with strategy.scope():
-        model = model_lib.build_model(mc, tokenizer.start_id, tokenizer.end_id)
+        model = model_lib.build_model(mc, tokenizer.start_id, tokenizer.end_id,
+                                      attribute_ids=attribute_ids)
         model_lib.compile_model(model, mc, decay_steps=steps, jit_compile=False)
     cpu_start = time.process_time()
     history, seconds = training.timed_fit(
@@ -178,7 +190,7 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     module = export_lib.CaptionerModule(model, tokenizer, beam_width=config.beam_width)
     test = evaluation.caption_split(module.caption_images, test_split, mc.image_size,
                                     config.batch_size, eval_limit, keep=keep)
-    test_scores = evaluation.score(test)
+    test_scores = evaluation.score(test, attribute_words=attributes)
     metrics = {
         "config": dataclasses.asdict(mc),
         "epochs": epochs,
@@ -198,7 +210,9 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         "test": test_scores,
         "test_caption_ms_per_image": 1000 * test["seconds"] / max(1, len(test["hypotheses"])),
         "train_subset": evaluation.evaluate(module.caption_images, train_split, mc.image_size,
-                                            config.batch_size, train_eval),
+                                            config.batch_size, train_eval,
+                                            attribute_words=attributes),
+        "attributes": attributes,
         "samples": [
             {"caption": h, "references": r}
             for h, r in zip(test["hypotheses"][:12], test["references"][:12], strict=False)
@@ -221,15 +235,36 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     return result
 
 
+def attribute_vocabulary(mc: model_lib.ModelConfig, texts, tokenizer, model_dir: str):
+    """`(attribute words, their token ids)` for `semantic_attention` (written to
+    attributes.json), else `(None, None)`."""
+    if mc.variant != "semantic_attention":
+        return None, None
+    words, ids = semantic_lib.attribute_ids(semantic_lib.attribute_words(texts), tokenizer)
+    if len(ids) < mc.attribute_top_k:
+        raise ValueError(f"The training captions give {len(ids)} attribute words ({words}); "
+                         f"model.attribute_top_k={mc.attribute_top_k} needs at least that many.")
+    logging.info("%d attributes: %s", len(words), " ".join(words))
+    with open(os.path.join(model_dir, "attributes.json"), "w", encoding="utf-8") as f:
+        json.dump({"attributes": words, "token_ids": ids}, f, ensure_ascii=False)
+    return words, ids
+
+
 def results_line(result: common_metrics.RunResult) -> str:
     """`result.line` with BLEU-1 and the attention correctness of the test split."""
     test = result.metrics["test"]
     correctness = test["attention_correctness"]
-    return (
+    line = (
         f"{result.line} bleu1={test['bleu1']:.4f}"
         f" attention_in_box={correctness['attention_in_box']:.3f}"
         f" uniform={correctness['uniform_in_box']:.3f} ratio={correctness['ratio']:.2f}"
     )
+    if "attribute_attention" in test:
+        nouns = test["attribute_attention"]["output_nouns"]
+        line += (f" attribute_recall={test['attribute_recall']:.3f}"
+                 f" noun_attribute_mass={nouns['mean_mass']:.3f}"
+                 f" noun_steps_at_least_half={nouns['share_at_least_half']:.3f}")
+    return line
 
 
 def config_from_flags() -> TrainConfig:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.captioning import acquire, builder, model
+from apps.captioning import acquire, builder, model, train
 
 
 def font_or_skip() -> str:
@@ -29,3 +29,15 @@ def tiny_model(**overrides) -> model.ModelConfig:
                   embed_dim=8, units=16, attention_units=8, dropout=0.0)
     values.update(overrides)
     return model.ModelConfig(**values)
+
+
+def tiny_run(tmp_path_factory, name: str, **model_overrides):
+    """`(TrainConfig, RunResult)` of one epoch on `tiny_scenes` with a `tiny_model`, exported."""
+    font_or_skip()
+    root = tmp_path_factory.mktemp(name)
+    config = train.TrainConfig(
+        data_dir=str(root / "data"), model_dir=str(root / "run"),
+        export_dir=str(root / "export"), epochs=1, batch_size=8, plots=1, verbose=0,
+        scenes=tiny_scenes(), model=tiny_model(**model_overrides), train_eval_images=4,
+    )
+    return config, train.run(config)

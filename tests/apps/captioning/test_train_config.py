@@ -59,7 +59,8 @@ def test_every_old_flag_is_a_config_key(parse):
     ("--config=model.image_size=100", "image_size must be a multiple of 8"),
     ("--config=model.context_dropout=0.5", "context_dropout"),
     ("--dataset=mscoco", r"--dataset.*'mscoco' is not one of"),
-    ("--variant=hard", r"--variant.*'hard' is not one of \['soft_attention'\]"),
+    ("--variant=hard",
+     r"--variant.*'hard' is not one of \['soft_attention', 'semantic_attention'\]"),
     ("--epochs=0", "epochs must be a positive int"),
     ("--config=caption_lambda=0.1", "TrainConfig has no field 'caption_lambda'"),
 ])

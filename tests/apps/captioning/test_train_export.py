@@ -16,7 +16,7 @@ from PIL import Image
 
 from apps.captioning import acquire, builder, train
 from apps.common.metrics import RunResult
-from tests.apps.captioning.fixtures import font_or_skip, tiny_model, tiny_scenes
+from tests.apps.captioning.fixtures import tiny_run, tiny_scenes
 from tests.apps.serving_checks import replay_warmup, run_isolated
 
 # Trains, exports or starts processes: seconds to minutes (runs by default).
@@ -41,14 +41,7 @@ def _huge_png_header():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(config, RunResult) of one tiny run."""
-    font_or_skip()
-    root = tmp_path_factory.mktemp("captioning")
-    config = train.TrainConfig(
-        data_dir=str(root / "data"), model_dir=str(root / "run"),
-        export_dir=str(root / "export"), epochs=1, batch_size=8, plots=1, verbose=0,
-        scenes=tiny_scenes(), model=tiny_model(), train_eval_images=4,
-    )
-    return config, train.run(config)
+    return tiny_run(tmp_path_factory, "captioning")
 
 
 def test_run_reports_bleu_correctness_plots_and_a_versioned_export(trained):
