@@ -26,7 +26,7 @@ that noun's attribute (checked on the mean over steps; the share of steps
 Writes `benchmarks/results/captioning_semantic.json` and `.md`
 (`benchmarks._common.write_results`), after each variant.
 
-Usage:
+Usage (or `python benchmarks/captioning_semantic.py ...`):
     python -m benchmarks.captioning_semantic                # 10 epochs each, seed 42
     python -m benchmarks.captioning_semantic --epochs=3 --seed=1
     python -m benchmarks.captioning_semantic --config=model.attribute_top_k=8
@@ -48,9 +48,12 @@ import time
 
 from absl import app, flags
 
-from apps.captioning import train
-from apps.common import config as common_config
-from benchmarks import _common
+# `python benchmarks/captioning_semantic.py` as well as `python -m benchmarks.captioning_semantic`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from apps.captioning import train  # noqa: E402
+from apps.common import config as common_config  # noqa: E402
+from benchmarks import _common  # noqa: E402
 
 NAME = "captioning_semantic"
 BASELINE, SEMANTIC = "soft_attention", "semantic_attention"
