@@ -1,0 +1,327 @@
+"""Bahdanau et al. (2015), Fig. 2: BLEU by source length, with and without attention (issue 17).
+
+Trains `seq2seq` (no attention), `bahdanau`, `luong` and `transformer` on the
+long-sentence corpus (`long_translations/fr`: man pages and package
+descriptions) at the same budget (epochs, steps per epoch, batch, seed, data
+order, subword vocabulary, decoding: beam 4, length penalty 0.6), and scores
+each on the test split by English source length: <=10, 10-20, 20-30, 30-40,
+40-60 words (sacreBLEU, case-insensitive). Writes, through
+`benchmarks._common.write_results`,
+
+    benchmarks/results/translation_by_length.json   runs, buckets, verdicts, machine
+    benchmarks/results/translation_by_length.md     the table, the command, the CPU
+    benchmarks/results/translation_by_length.png    BLEU against source length
+
+and prints the verdicts of the issue's two targets:
+
+1. from the shortest to the longest bucket, each attention model loses at
+   most half as much BLEU as `seq2seq`;
+2. each attention model is >= 5 BLEU above `seq2seq` in every bucket past 20
+   words (20-30, 30-40, 40-60).
+
+`--latency=EXPORT_BASE` measures instead the batch-1 latency (p50, p90 over
+`--latency_calls` calls) of the latest SavedModel under EXPORT_BASE (e.g.
+saved_models/translation, as the main job exports it: beam 4; the beam is
+fixed at export and the SavedModel does not record it) on a 40-word
+and a 60-word English input, in a process that cannot import the project;
+the issue's target is p50 <= 150 ms at 40 words on two cores.
+
+Usage:
+    python -m benchmarks.translation_by_length                       # the four variants
+    python -m benchmarks.translation_by_length --epochs=8 --config=steps_per_epoch=300
+    python -m benchmarks.translation_by_length --variants=seq2seq,bahdanau --smoke
+    python -m benchmarks.translation_by_length --latency=saved_models/translation
+
+The common flags (`--epochs`, `--seed`, `--batch_size`, `--dataset`,
+`--data_dir`, `--config=KEY=VALUE`) set every variant's `TrainConfig`, as for
+`python -m apps.translation.train`; the default dataset here is
+`long_translations/fr` and the test split is scored whole
+(`long_test_per_bucket=None`). `--smoke` is a pipeline check (a tiny model,
+2 x 3 batches of 16, 8 test pairs of each bucket): its numbers mean nothing;
+it took 8 min 21 s for the four variants on 2 shared cores at load average 7
+(about 2 min each: reading the corpus and tracing the training and
+beam-search graphs; seconds of actual training).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+from apps.common import config as common_config
+from apps.common import flags as common_flags
+from apps.translation import export as translation_export
+from apps.translation import train
+from benchmarks import _common
+
+NAME = "translation_by_length"
+VARIANTS = ("seq2seq", "bahdanau", "luong", "transformer")
+BASELINE = "seq2seq"
+DATASET = "long_translations/fr"
+#: The buckets of the issue (the open >60 bucket is reported, not judged).
+BUCKETS = ("<=10", "10-20", "20-30", "30-40", "40-60")
+PAST_20 = ("20-30", "30-40", "40-60")
+MARGIN = 5.0
+
+
+def targets(results: dict) -> dict:
+    """The two verdicts for each attention variant in `results` (needs `seq2seq`).
+
+    `results`: `{variant: {"bleu_by_words": {bucket: {"bleu", "sentences"}}}}`.
+    The drop is BLEU(<=10) - BLEU(40-60). Returns `{variant: {...}}`, {} without
+    the baseline.
+    """
+    if BASELINE not in results:
+        return {}
+
+    def bleu(variant, bucket):
+        return results[variant]["bleu_by_words"][bucket]["bleu"]
+
+    def drop(variant):
+        return bleu(variant, BUCKETS[0]) - bleu(variant, BUCKETS[-1])
+
+    base_drop = drop(BASELINE)
+    out = {}
+    for variant in results:
+        if variant == BASELINE:
+            continue
+        margins = {b: bleu(variant, b) - bleu(BASELINE, b) for b in PAST_20}
+        out[variant] = {
+            "drop": drop(variant),
+            "baseline_drop": base_drop,
+            "drop_met": drop(variant) <= 0.5 * base_drop,
+            "margins_past_20": margins,
+            "margin_met": all(m >= MARGIN for m in margins.values()),
+        }
+    return out
+
+
+def verdict_lines(checks: dict) -> list[str]:
+    lines = []
+    for variant, c in checks.items():
+        lines.append(
+            f"- {variant}: BLEU drop from <=10 to 40-60 words {c['drop']:.2f} vs seq2seq "
+            f"{c['baseline_drop']:.2f} (target: at most half): "
+            f"{'met' if c['drop_met'] else 'NOT met'}")
+        lines.append(
+            f"- {variant}: BLEU above seq2seq past 20 words: " + ", ".join(
+                f"{b} {m:+.2f}" for b, m in c["margins_past_20"].items())
+            + f" (target: >= +{MARGIN:g} in each): {'met' if c['margin_met'] else 'NOT met'}")
+    return lines
+
+
+def markdown(results: dict, checks: dict, meta: dict) -> str:
+    counts = next(iter(results.values()))["bleu_by_words"] if results else {}
+    headers = ["variant"] + [f"{b} ({counts[b]['sentences']})" if b in counts else b
+                             for b in BUCKETS] + ["all", "params", "train s"]
+    rows = [[v] + [f"{r['bleu_by_words'][b]['bleu']:.2f}" for b in BUCKETS]
+            + [f"{r['bleu']:.2f}", f"{r['parameters']:,}", f"{r['train_seconds']:.0f}"]
+            for v, r in results.items()]
+    return "\n".join([
+        f"# BLEU by source length ({meta['dataset']}; cf. Bahdanau et al. 2015, Fig. 2)",
+        "",
+        f"Same budget for every variant: {meta['epochs']} epochs x {meta['steps_per_epoch']} "
+        f"batches of {meta['batch_size']}, seed {meta['seed']}, {meta['vocabulary']} "
+        f"vocabulary; beam {meta['beam_width']}, length penalty {meta['length_penalty']}. "
+        "sacreBLEU, case-insensitive; buckets in English words of the source (test "
+        "sentences in brackets)." + (" SMOKE RUN: the numbers mean nothing." if meta["smoke"]
+                                     else ""),
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        f"Machine: {_common.machine_line(meta['machine'])}.",
+        "",
+        _common.markdown_table(headers, rows),
+        "",
+        *verdict_lines(checks),
+    ]) + "\n"
+
+
+def plot(results: dict, path: str, title: str) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    for variant, run in results.items():
+        axes.plot(range(len(BUCKETS)), [run["bleu_by_words"][b]["bleu"] for b in BUCKETS],
+                  marker="o", linestyle="--" if variant == BASELINE else "-", label=variant)
+    axes.set_xticks(range(len(BUCKETS)), BUCKETS)
+    axes.set_xlabel("source sentence length (English words)")
+    axes.set_ylabel("BLEU (sacreBLEU, case-insensitive)")
+    axes.set_title(title)
+    axes.legend()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+def smoke_config(config: train.TrainConfig) -> train.TrainConfig:
+    """A pipeline check of seconds: a tiny model and budget, few test pairs per bucket."""
+    model = dataclasses.replace(config.model, units=32, embedding_dim=16, attention_units=16,
+                                intermediate_dim=32, num_layers=1, source_vocab_size=1500,
+                                max_source_length=96, max_target_length=40)
+    return dataclasses.replace(config, model=model, epochs=2, steps_per_epoch=3, batch_size=16,
+                               max_train_pairs=3000, max_validation_pairs=32,
+                               long_test_per_bucket=8, heatmaps=0)
+
+
+def base_config(smoke: bool = False) -> train.TrainConfig:
+    """Every variant's TrainConfig: the long corpus, the common flags and --config applied."""
+    base = train.TrainConfig(dataset=DATASET, export_dir=None, verbose=2,
+                             long_test_per_bucket=None)
+    config = common_config.from_flags(train.TrainConfig, base=base)
+    return smoke_config(config) if smoke else config
+
+
+def run_variants(variants, base: train.TrainConfig, results_dir: str, runs_dir: str,
+                 command: str = "", smoke: bool = False) -> dict:
+    """Trains each variant from `base`, then writes the JSON, markdown and plot."""
+    meta = {
+        "dataset": base.dataset_name, "epochs": base.epochs,
+        "steps_per_epoch": base.steps_per_epoch, "batch_size": base.batch_size,
+        "seed": base.seed, "vocabulary": base.vocabulary, "beam_width": base.beam_width,
+        "length_penalty": base.length_penalty, "command": command, "smoke": smoke,
+        "machine": _common.machine_info(), "load_start": round(os.getloadavg()[0], 2),
+    }
+    results = {}
+    for variant in variants:
+        config = dataclasses.replace(
+            base, model=dataclasses.replace(base.model, variant=variant),
+            model_dir=os.path.join(runs_dir, variant), export_dir=None)
+        start = time.perf_counter()
+        result = train.run(config)
+        print(result.line, flush=True)
+        m = result.metrics
+        results[variant] = {
+            "bleu": m["bleu"], "chrf": m["chrf"], "bleu_by_words": m["bleu_by_words"],
+            "parameters": m["parameters"], "train_seconds": result.train_seconds,
+            "wall_seconds": time.perf_counter() - start, "final_loss": m["final_loss"],
+            "pairs": m["pairs"], "signature": m["signatures"].get("bleu_signature"),
+            "load_after": round(os.getloadavg()[0], 2),
+        }
+    checks = targets(results)
+    text = markdown(results, checks, meta)
+    _common.write_results(NAME, {"meta": meta, "results": results, "targets": checks}, text,
+                          results_dir)
+    plot(results, os.path.join(results_dir, f"{NAME}.png"),
+         f"{base.dataset_name}: BLEU by source length")
+    return {"meta": meta, "results": results, "targets": checks, "markdown": text}
+
+
+# ---------------------------------------------------------------------------- latency
+LATENCY_60 = next(t for t in translation_export.WARMUP_TEXTS
+                  if isinstance(t, str) and len(t.split()) == 60)
+LATENCY_INPUTS = {"40 words": " ".join(LATENCY_60.split()[:40]), "60 words": LATENCY_60}
+LATENCY_TARGET_MS = 150.0  # at 40 words, beam 4, two cores (issue 17)
+
+_LATENCY = """
+import tensorflow as tf
+loaded = tf.saved_model.load(ARGS["path"])
+fn = loaded.signatures["serving_default"]
+out = {}
+for name, text in ARGS["inputs"].items():
+    batch = tf.constant([text])
+    first = fn(text=batch)
+    for _ in range(2):
+        fn(text=batch)
+    times = []
+    for _ in range(ARGS["calls"]):
+        start = time.perf_counter()
+        fn(text=batch)["translation"].numpy()
+        times.append(time.perf_counter() - start)
+    pieces = [t for t in first["source_tokens"].numpy()[0] if t]
+    emitted = [t for t in first["target_tokens"].numpy()[0] if t]
+    out[name] = {"p50_ms": 1000 * float(np.percentile(times, 50)),
+                 "p90_ms": 1000 * float(np.percentile(times, 90)), "calls": len(times),
+                 "source_pieces": len(pieces), "target_pieces": len(emitted)}
+RESULT = {"by_input": out}
+"""
+
+
+def latency(export_base: str, calls: int = 30) -> dict:
+    """Batch-1 latency of the latest export under `export_base`, without the project."""
+    versions = [int(d) for d in os.listdir(export_base) if d.isdigit()] if os.path.isdir(
+        export_base) else []
+    if not versions:
+        raise FileNotFoundError(f"--latency={export_base!r}: no numbered SavedModel there "
+                                "(expected e.g. saved_models/translation/1/).")
+    path = os.path.abspath(os.path.join(export_base, str(max(versions))))
+    values = {"path": path, "calls": calls, "inputs": LATENCY_INPUTS}
+    prelude = (_common.ISOLATION_PRELUDE + "import time\nimport numpy as np\n"
+               + f"ARGS = json.loads({json.dumps(json.dumps(values))})\n")
+    script = prelude + _LATENCY + "\nprint('@@' + json.dumps(RESULT))\n"
+    with tempfile.TemporaryDirectory() as cwd:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        proc = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=900, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"latency process failed:\n{proc.stderr[-3000:]}")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("@@"))
+    result = json.loads(line[2:])
+    out = result["by_input"]
+    return {"export": path, "by_input": out,
+            "target_ms": LATENCY_TARGET_MS,
+            "target_met": out["40 words"]["p50_ms"] <= LATENCY_TARGET_MS}
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("variants", list(VARIANTS), "Variants to train, at the same budget.")
+    flags.register_validator(
+        "variants", lambda names: bool(names) and set(names) <= set(VARIANTS),
+        message=f"--variants: pick one or more of {list(VARIANTS)}.")
+    flags.DEFINE_string("results_dir", _common.RESULTS_DIR, "Where the JSON, markdown, PNG go.")
+    flags.DEFINE_string("runs_dir", os.path.join("runs", NAME), "One run directory per variant.")
+    flags.DEFINE_bool("smoke", False, "A tiny budget: checks the pipeline in under a minute.")
+    flags.DEFINE_string("latency", None, "Measure the batch-1 latency of the latest export "
+                        "under this directory instead of training.")
+    flags.DEFINE_integer("latency_calls", 30, "Timed calls per input for --latency.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    f = flags.FLAGS
+    if f.latency:
+        record = latency(f.latency, f.latency_calls)
+        record["machine"] = _common.machine_info()
+        record["load"] = round(os.getloadavg()[0], 2)
+        rows = [[k, f"{v['p50_ms']:.1f}", f"{v['p90_ms']:.1f}", v["source_pieces"],
+                 v["target_pieces"], v["calls"]] for k, v in record["by_input"].items()]
+        text = "\n".join([
+            f"# Translation export latency, batch 1 ({record['export']})", "",
+            f"Command: `python -m benchmarks.translation_by_length --latency={f.latency}`", "",
+            f"Machine: {_common.machine_line(record['machine'])}; load {record['load']}.", "",
+            _common.markdown_table(["input", "p50 ms", "p90 ms", "source pieces",
+                                    "target pieces", "calls"], rows), "",
+            f"- p50 at 40 words <= {LATENCY_TARGET_MS:g} ms: "
+            + ("met" if record["target_met"] else "NOT met")]
+            + [f"- WARNING: at {k} the model emitted {v['target_pieces']} pieces, fewer than "
+               "half the source's: the time of a real translation is longer."
+               for k, v in record["by_input"].items()
+               if v["target_pieces"] < v["source_pieces"] / 2])
+        _common.write_results(f"{NAME}_latency", record, text, f.results_dir)
+        print(text)
+        return
+    base = base_config(f.smoke)
+    command = " ".join(
+        ["python -m benchmarks.translation_by_length", f"--variants={','.join(f.variants)}",
+         f"--epochs={base.epochs}", f"--seed={base.seed}"]
+        + [f"--config={c}" for c in common_flags.CONFIG.value or []]
+        + (["--smoke"] if f.smoke else []))
+    record = run_variants(f.variants, base, f.results_dir, f.runs_dir, command, f.smoke)
+    print(record["markdown"])
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,58 @@
+"""benchmarks/translation_by_length: the verdicts of issue 17's targets, the table, the plot."""
+
+import json
+
+import pytest
+from absl import flags
+
+from benchmarks import translation_by_length as bench
+
+
+def _run(bleus, params=1000):
+    return {"bleu": sum(bleus) / len(bleus), "parameters": params, "train_seconds": 12.0,
+            "bleu_by_words": {b: {"bleu": v, "sentences": 10}
+                              for b, v in zip(bench.BUCKETS, bleus, strict=True)}}
+
+
+def test_targets_follow_the_issue():
+    results = {
+        "seq2seq": _run([30, 20, 12, 8, 4]),        # drops 26
+        "bahdanau": _run([32, 28, 25, 22, 20]),     # drops 12 <= 13; margins 13, 14, 16
+        "luong": _run([31, 27, 16, 14, 12]),        # drops 19 > 13; margin 4 at 20-30
+        "transformer": _run([35, 30, 17, 13.5, 9.0]),  # drops 26; margins 5, 5.5, 5
+    }
+    checks = bench.targets(results)
+    assert set(checks) == {"bahdanau", "luong", "transformer"}
+    assert checks["bahdanau"]["drop"] == 12 and checks["bahdanau"]["baseline_drop"] == 26
+    assert checks["bahdanau"]["drop_met"] and checks["bahdanau"]["margin_met"]
+    assert not checks["luong"]["drop_met"] and not checks["luong"]["margin_met"]
+    assert checks["luong"]["margins_past_20"] == {"20-30": 4, "30-40": 6, "40-60": 8}
+    assert not checks["transformer"]["drop_met"] and checks["transformer"]["margin_met"]
+    assert bench.targets({"bahdanau": results["bahdanau"]}) == {}
+    lines = bench.verdict_lines(checks)
+    assert "- bahdanau: BLEU drop from <=10 to 40-60 words 12.00 vs seq2seq 26.00" in lines[0]
+    assert lines[0].endswith(": met") and lines[2].endswith("NOT met")
+
+
+def test_markdown_and_plot(tmp_path):
+    results = {"seq2seq": _run([30, 20, 12, 8, 4]), "bahdanau": _run([32, 28, 25, 22, 20])}
+    meta = {"dataset": "long_translations/fr", "epochs": 2, "steps_per_epoch": 3,
+            "batch_size": 16, "seed": 1, "vocabulary": "subword", "beam_width": 4,
+            "length_penalty": 0.6, "command": "cmd", "smoke": True,
+            "machine": bench._common.machine_info(), "load_start": 1.0}
+    text = bench.markdown(results, bench.targets(results), meta)
+    assert "| bahdanau | 32.00 | 28.00 | 25.00 | 22.00 | 20.00 |" in text
+    assert "<=10 (10)" in text and "Command: `cmd`" in text and "SMOKE RUN" in text
+    path = bench.plot(results, str(tmp_path / "plot.png"), "t")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    json.dumps(meta)
+
+
+def test_latency_inputs_and_errors(tmp_path):
+    assert [len(t.split()) for t in bench.LATENCY_INPUTS.values()] == [40, 60]
+    with pytest.raises(FileNotFoundError, match="no numbered SavedModel"):
+        bench.latency(str(tmp_path))
+
+
+def test_importing_defines_no_flags():
+    assert not flags.FLAGS.flags_by_module_dict().get(bench.__name__)
