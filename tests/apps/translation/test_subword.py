@@ -114,3 +114,27 @@ def test_bleu_by_words_matches_a_hand_partition():
     assert empty["40-60"] == {"bleu": 0.0, "chrf": 0.0, "sentences": 0, "words": [41, 60]}
     with pytest.raises(ValueError, match="must be as many"):
         evaluation.bleu_by_words(sources, hypotheses[:2], references)
+
+
+def test_train_config_takes_joined_datasets_and_a_vocabulary_kind():
+    from apps.translation import train
+
+    config = train.TrainConfig()
+    assert config.dataset == "gettext_translations/fr+long_translations/fr"
+    assert config.vocabulary == "subword"
+    assert train.TrainConfig(dataset="long_translations/de").dataset == "long_translations/de"
+    with pytest.raises(ValueError, match="dataset: .*part 'mnist'"):
+        train.TrainConfig(dataset="long_translations/fr+mnist")
+    with pytest.raises(ValueError, match="vocabulary must be one of"):
+        train.TrainConfig(vocabulary="bpe")
+    with pytest.raises(ValueError, match="steps_per_epoch must be >= 1"):
+        train.TrainConfig(steps_per_epoch=0)
+
+
+def test_per_bucket_keeps_the_first_pairs_of_each_length_bucket():
+    from apps.translation import train
+
+    lengths = [3, 25, 4, 5, 30, 45, 2, 26, 27]
+    pairs = pipeline.Pairs([" ".join(["w"] * n) for n in lengths], [str(n) for n in lengths])
+    kept = train.per_bucket(pairs, 2)
+    assert kept.targets == ["3", "25", "4", "30", "45"]
