@@ -146,6 +146,32 @@ class SentimentModels(NamedTuple):
     explainer: keras.Model  # ids -> {"probabilities", "attention_weights" [batch, T]}
 
 
+def encoder_layer_names(config: ModelConfig) -> list[str]:
+    """The `transformer` variant's encoder layers with weights, in order: those MLM
+    pretraining trains (`apps.sentiment.pretrain`) and `init_from` loads."""
+    return (["token_embedding", "position_embedding"]
+            + [f"encoder_{i}" for i in range(config.num_layers)])
+
+
+def transformer_encoder(embed, mask, config: ModelConfig):
+    """The `transformer` variant's encoder over embedded tokens `(batch, T, dim)`: learned
+    positions, dropout, `num_layers` `TransformerEncoderBlock`s (layers named as in
+    `encoder_layer_names`). Shared by the classifier and the MLM pretraining model."""
+    positions = attention_layers.PositionEmbedding(
+        config.max_length, name="position_embedding"
+    )(embed)
+    x = keras.layers.Add(name="add_positions")([embed, positions])
+    x = keras.layers.Dropout(config.embedding_dropout, name="embedding_dropout")(x)
+    for i in range(config.num_layers):
+        x = attention_layers.TransformerEncoderBlock(
+            num_heads=config.num_heads,
+            intermediate_dim=config.intermediate_dim,
+            dropout=config.transformer_dropout,
+            name=f"encoder_{i}",
+        )(x, padding_mask=mask)
+    return x
+
+
 def build_model(config: ModelConfig) -> SentimentModels:
     """Builds `(classifier, explainer)` sharing weights (see module docstring)."""
     if config.variant == "han":
@@ -158,18 +184,7 @@ def build_model(config: ModelConfig) -> SentimentModels:
         config.vocab_size, config.embedding_dim, name="token_embedding"
     )(ids)
     if config.variant == "transformer":
-        positions = attention_layers.PositionEmbedding(
-            config.max_length, name="position_embedding"
-        )(embed)
-        x = keras.layers.Add(name="add_positions")([embed, positions])
-        x = keras.layers.Dropout(config.embedding_dropout, name="embedding_dropout")(x)
-        for i in range(config.num_layers):
-            x = attention_layers.TransformerEncoderBlock(
-                num_heads=config.num_heads,
-                intermediate_dim=config.intermediate_dim,
-                dropout=config.transformer_dropout,
-                name=f"encoder_{i}",
-            )(x, padding_mask=mask)
+        x = transformer_encoder(embed, mask, config)
     else:
         x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(
             embed

@@ -177,7 +177,22 @@ def make_tokenizer(train: Split, vocab_size: int, max_length: int) -> common_tex
     return common_text.Tokenizer(vocabulary, max_length)
 
 
-def make_dataset(split: Split, tokenizer: common_text.Tokenizer, batch_size: int,
+#: Lines of training text the subword trainer reads at most (the rest adds little).
+SUBWORD_TRAINING_TEXTS = 200_000
+
+
+def make_subword_tokenizer(train: Split, vocab_size: int, max_length: int):
+    """A WordPiece tokenizer (`apps.common.subword`) of at most `vocab_size` pieces learned
+    from the training texts: unknown words come out as pieces, never `[UNK]`."""
+    from apps.common import subword
+
+    texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else t
+             for t in train.texts[:SUBWORD_TRAINING_TEXTS]]
+    vocabulary = subword.train_vocabulary(texts, vocab_size)
+    return subword.SubwordTokenizer(vocabulary, max_length)
+
+
+def make_dataset(split: Split, tokenizer, batch_size: int,
                  training: bool = False, seed: int = 0) -> tf.data.Dataset:
     """Batched `(ids [batch, T] int32, label [batch] int32)` pairs.
 

@@ -11,6 +11,13 @@ Usage:
     python -m apps.sentiment.train --dataset=vader_sentiment/movies
     python -m apps.sentiment.train --dataset=vader_sentiment/movies+tweets
 
+    # Subword (WordPiece) tokens, learned from the training text, split in the SavedModel:
+    python -m apps.sentiment.train --variant=transformer --vocabulary=subword
+
+    # Fine-tune the encoder pretrained by `python -m apps.sentiment.pretrain` (its
+    # vocabulary and encoder weights; the encoder's sizes come from the checkpoint):
+    python -m apps.sentiment.train --variant=transformer --init_from=artifacts/sentiment_pretrained
+
     # The other variants, the same budget:
     python -m apps.sentiment.train --variant=transformer
     python -m apps.sentiment.train --variant=mean_pooling
@@ -37,13 +44,15 @@ Usage:
 
 Besides the common flags (`apps.common.flags`), every field of `TrainConfig`
 below is set with `--config=KEY=VALUE`: `archive`, `out_of_domain`,
-`attention_examples`, `verbose`, and the model's (`ModelConfig` in
+`attention_examples`, `verbose`, `vocabulary`, `init_from` (these two also as
+`--vocabulary=` and `--init_from=`), and the model's (`ModelConfig` in
 `apps/sentiment/model.py`) as `model.FIELD`, e.g. `--config=model.max_length=40`,
 `--config=model.vocab_size=8000`.
 
 Outputs (`--model_dir`, default runs/sentiment/): metrics.json,
 attention.html and attention.png (a dozen test sentences with each word shaded
-by its attention weight), vocabulary.json, TensorBoard logs; the SavedModel in
+by its attention weight), vocabulary.json (subword: subword/vocab.txt and
+subword/tokenizer.json), TensorBoard logs; the SavedModel in
 `--export_dir` (default saved_models/sentiment/<next version>/), whose
 `serving_default` maps `text` to `probabilities`, `label`, `attention_weights`
 and `tokens`.
@@ -64,7 +73,7 @@ from apps.common import data as common_data
 from apps.common import strategy as common_strategy
 from apps.common import training
 from apps.common.metrics import RunResult
-from apps.sentiment import evaluation, hierarchical, pipeline
+from apps.sentiment import evaluation, hierarchical, pipeline, pretrain
 from apps.sentiment import export as sentiment_export
 from apps.sentiment import model as sentiment_model
 from keras_attention import _validation
@@ -92,6 +101,14 @@ class TrainConfig(common_config.CommonTrainConfig):
     out_of_domain: bool = True  # also score the other VADER domains
     attention_examples: int = 12  # test sentences drawn in attention.html / attention.png
     verbose: int | Literal["auto"] = "auto"  # Keras fit's
+    # word: the `model.vocab_size` most frequent training words (`apps.common.text`);
+    # subword: a WordPiece vocabulary of at most `model.vocab_size` pieces learned from the
+    # training text (`apps.common.subword`), unknown words as pieces; auto: subword with
+    # `init_from` (the checkpoint's vocabulary), else word.
+    vocabulary: Literal["auto", "word", "subword"] = "auto"
+    # A checkpoint of `python -m apps.sentiment.pretrain` (e.g. artifacts/sentiment_pretrained):
+    # its vocabulary and encoder weights start the `transformer` variant.
+    init_from: str | None = None
     model: sentiment_model.ModelConfig = dataclasses.field(
         default_factory=sentiment_model.ModelConfig
     )
@@ -110,6 +127,24 @@ class TrainConfig(common_config.CommonTrainConfig):
         _validation.one_of("verbose", self.verbose, (0, 1, 2, "auto"))
         if not isinstance(self.model, sentiment_model.ModelConfig):
             raise ValueError(f"model={self.model!r} is not a sentiment ModelConfig.")
+        _validation.one_of("vocabulary", self.vocabulary, ("auto", "word", "subword"))
+        if self.init_from is not None:
+            if self.vocabulary == "word":
+                raise ValueError(f"init_from={self.init_from!r} brings its subword vocabulary: "
+                                 "vocabulary=word cannot be used with it.")
+            if self.model.variant != "transformer":
+                raise ValueError(f"init_from={self.init_from!r} holds a Transformer encoder: "
+                                 "it needs variant=transformer, not "
+                                 f"{self.model.variant!r}.")
+        if self.vocabulary == "subword" and self.model.variant == "han":
+            raise ValueError("vocabulary=subword is not available for variant=han (its "
+                             "tokenizer splits sentences into words); use vocabulary=word.")
+
+    @property
+    def subword(self) -> bool:
+        """Whether the run uses a WordPiece vocabulary (`vocabulary`, `init_from`)."""
+        return self.vocabulary == "subword" or (self.vocabulary == "auto"
+                                                and self.init_from is not None)
 
 
 def _restore_best():
@@ -133,16 +168,29 @@ def run(config: TrainConfig) -> RunResult:
     training.set_seed(config.seed)
     data_dir = common_data.data_dir(config.data_dir)
     model_dir = training.run_dir(config.model_dir, APP)
+    checkpoint = None
+    if config.init_from:  # checked before any data is loaded: a bad path fails fast
+        checkpoint = pretrain.read_checkpoint(config.init_from)
+        mc = pretrain.fine_tuning_config(mc, checkpoint, config.init_from)
     splits = pipeline.load_splits(config.dataset, data_dir, config.archive)
     epochs = 1 if config.quick else config.epochs
     if config.quick:
         splits = _quick(splits)
     logging.info("Split sizes: %s", {k: len(v) for k, v in splits.items()})
 
-    tokenizer = pipeline.make_tokenizer(splits["train"], mc.vocab_size, mc.max_length)
-    tokenizer = hierarchical.make_tokenizer(tokenizer, mc)  # han: [S, W] per document
+    if checkpoint is not None:
+        tokenizer = checkpoint["tokenizer"]
+    elif config.subword:
+        tokenizer = pipeline.make_subword_tokenizer(splits["train"], mc.vocab_size,
+                                                    mc.max_length)
+    else:
+        tokenizer = pipeline.make_tokenizer(splits["train"], mc.vocab_size, mc.max_length)
+        tokenizer = hierarchical.make_tokenizer(tokenizer, mc)  # han: [S, W] per document
     mc = dataclasses.replace(mc, vocab_size=tokenizer.vocabulary_size)
-    tokenizer.save(os.path.join(model_dir, "vocabulary.json"))
+    if config.subword:  # vocab.txt + tokenizer.json (apps.common.subword.SubwordTokenizer.load)
+        tokenizer.save(os.path.join(model_dir, "subword"))
+    else:
+        tokenizer.save(os.path.join(model_dir, "vocabulary.json"))
     train_ds = pipeline.make_dataset(
         splits["train"], tokenizer, config.batch_size, training=True, seed=config.seed
     )
@@ -150,6 +198,9 @@ def run(config: TrainConfig) -> RunResult:
 
     with strategy.scope():
         models = sentiment_model.build_model(mc)
+        if checkpoint is not None:
+            loaded = pretrain.load_encoder(models.classifier, checkpoint, config.init_from)
+            logging.info("Encoder layers %s loaded from %s", loaded, config.init_from)
         sentiment_model.compile_model(models.classifier, mc)
     cpu_start = time.process_time()
     history, seconds = training.timed_fit(
@@ -163,6 +214,8 @@ def run(config: TrainConfig) -> RunResult:
         "dataset": config.dataset,
         "variant": mc.variant,
         "config": dataclasses.asdict(mc),
+        "vocabulary": "subword" if config.subword else "word",
+        "init_from": config.init_from,
         "epochs": epochs,
         "batch_size": config.batch_size,
         "seed": config.seed,
@@ -227,13 +280,32 @@ def results_line(result: RunResult) -> str:
     return " ".join(parts)
 
 
+def _define_flags():
+    """`--vocabulary` and `--init_from`, this app's only flags of its own: defined when the
+    module runs as a program, so importing it (tests, benchmarks) defines none."""
+    from absl import flags
+
+    flags.DEFINE_enum("vocabulary", None, ["auto", "word", "subword"],
+                      "Same as --config=vocabulary=...: word or subword (WordPiece) tokens.")
+    flags.DEFINE_string("init_from", None,
+                        "Same as --config=init_from=...: a pretrained checkpoint directory "
+                        "(python -m apps.sentiment.pretrain) for --variant=transformer.")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from absl import flags
+
     # The common flags, then every --config=KEY=VALUE: checked before any data is loaded.
-    result = run(common_config.from_flags(TrainConfig))
+    base = TrainConfig()
+    for name in ("vocabulary", "init_from"):
+        if name in flags.FLAGS and flags.FLAGS[name].present:
+            base = common_config.override(base, name, flags.FLAGS[name].value)
+    result = run(common_config.from_flags(TrainConfig, base))
     print(results_line(result), flush=True)
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
