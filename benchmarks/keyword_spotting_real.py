@@ -9,6 +9,10 @@ batch size, schedule, seed), exports it, loads the SavedModel back (its
 - the same clips through a simulated telephone line (`channel.telephone`:
   300-3400 Hz, 8 kHz, G.711) and through a simulated room (`channel.reverberate`),
   each clip with a fixed channel seed (the same channel in every run);
+- `synthetic, 1.1.0 voices`: the test split of the corpus without the MBROLA
+  voices (`no_mbrola`, the same clips as version 1.1.0), so models trained on
+  either corpus are compared on the same clips (the default corpus' test split
+  also holds the unseen MBROLA voice us3);
 - `real speech`: the 24 words cut from real recordings of three people in
   PocketSphinx's test data (`apps.keyword_spotting.real_speech`: 13 vocabulary
   words, 11 other words that should come out as `_unknown_`), as recorded and
@@ -27,11 +31,13 @@ Usage (from the repository root):
     python -m benchmarks.keyword_spotting_real
     python -m benchmarks.keyword_spotting_real --kws_real_runs=default:0.5,default:0.5:cnn
     python -m benchmarks.keyword_spotting_real --kws_real_quick   # pipeline check, seconds
+    python -m benchmarks.keyword_spotting_real --kws_real_rescore # score the recorded exports again
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 
@@ -52,6 +58,9 @@ _RUNS_DIR = flags.DEFINE_string("kws_real_runs_dir",
                                 os.path.join("runs", "benchmarks", "keyword_spotting_real"),
                                 "Run directories (logs, plots, exports).")
 _QUICK = flags.DEFINE_bool("kws_real_quick", False, "The quick corpus and 1 epoch.")
+_RESCORE = flags.DEFINE_bool("kws_real_rescore", False,
+                             "Score the exports recorded in the results JSON again (no training).")
+REFERENCE_CORPUS = "no_mbrola"  # The 1.1.0 voices: one test split for every model.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +110,9 @@ def _accuracy(results, keep=None) -> float:
     return float(correct.mean()) if correct.size else float("nan")
 
 
-def evaluate(served, splits, real_clips, batch_size: int = 64) -> dict:
-    """Every score of the table for one exported model."""
+def evaluate(served, splits, real_clips, reference=None, batch_size: int = 64) -> dict:
+    """Every score of the table for one exported model (`reference`: the splits of
+    REFERENCE_CORPUS, scored clean and through the telephone line)."""
     from apps.keyword_spotting import evaluation, real_speech
     from apps.keyword_spotting.synth import CLASSES, UNKNOWN
 
@@ -110,6 +120,11 @@ def evaluate(served, splits, real_clips, batch_size: int = 64) -> dict:
     for channel_name, channel in CHANNELS.items():
         results = evaluation.predict(served, splits, "test", batch_size, channel=channel)
         out[f"synthetic_{channel_name}"] = _accuracy(results)
+    if reference is not None:
+        for channel_name in ("clean", "telephone"):
+            results = evaluation.predict(served, reference, "test", batch_size,
+                                         channel=CHANNELS[channel_name])
+            out[f"reference_{channel_name}"] = _accuracy(results)
     unknown = CLASSES.index(UNKNOWN)
     for channel_name in ("clean", "telephone"):
         results = evaluation.predict_batches(
@@ -134,6 +149,8 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
 
     machine = _common.machine_info()
     real_clips = real_speech.clips(real_speech.fetch(data_dir))
+    reference = None if quick else pipeline.load_splits(
+        "synthetic_speech_commands", data_dir, REFERENCE_CORPUS)
     rows = []
     for spec in specs:
         corpus = "quick" if quick else spec.corpus
@@ -146,10 +163,10 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
             export_dir=os.path.join(runs_dir, stamp, "export"), backup=False, sample_clips=2)
         result = train.run(config)
         splits = pipeline.load_splits(config.dataset, data_dir, corpus)
-        scores = evaluate(_Served(result.export_path), splits, real_clips)
+        scores = evaluate(_Served(result.export_path), splits, real_clips, reference)
         row = {"spec": spec.name, "corpus": corpus, "channel_augment": spec.channel_augment,
                "variant": spec.variant, "seed": seed, "epochs": config.epochs,
-               "train_seconds": result.train_seconds,
+               "train_seconds": result.train_seconds, "export_path": result.export_path,
                "test_accuracy_in_run": result.metrics["test_accuracy"],
                "split_sizes": result.metrics["split_sizes"], **scores}
         print(f"[{NAME}] {spec.name}: synthetic {scores['synthetic_clean']:.4f} telephone "
@@ -164,6 +181,22 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
         if on_row:
             on_row(record)
     return record
+
+
+def rescore(record: dict, data_dir) -> dict:
+    """`record` with every row's scores recomputed from its export (rows without one kept)."""
+    from apps.keyword_spotting import pipeline, real_speech
+
+    real_clips = real_speech.clips(real_speech.fetch(data_dir))
+    reference = pipeline.load_splits("synthetic_speech_commands", data_dir, REFERENCE_CORPUS)
+    rows = []
+    for row in record["rows"]:
+        if row.get("export_path") and os.path.isdir(row["export_path"]):
+            splits = pipeline.load_splits("synthetic_speech_commands", data_dir, row["corpus"])
+            row = {**row, **evaluate(_Served(row["export_path"]), splits, real_clips,
+                                     reference)}
+        rows.append(row)
+    return {**record, "rows": rows, "rescored": _common.machine_info()}
 
 
 def _pct(x: float) -> str:
@@ -185,15 +218,18 @@ def markdown(record: dict) -> str:
         f"`{record['command']}`",
         "",
         "| corpus | channel augment | variant | synthetic | synthetic, telephone | "
-        f"synthetic, room | real words (of {n_kw}) | real unknown (of {n_unk}) | "
+        "synthetic, room | synthetic, 1.1.0 voices (telephone) | "
+        f"real words (of {n_kw}) | real unknown (of {n_unk}) | "
         "real words, telephone | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in record["rows"]:
         lines.append(
             f"| {r['corpus']} | {r['channel_augment']:g} | {r['variant']} | "
             f"{_pct(r['synthetic_clean'])} | {_pct(r['synthetic_telephone'])} | "
             f"{_pct(r['synthetic_room'])} | "
+            + (f"{_pct(r['reference_clean'])} ({_pct(r['reference_telephone'])}) | "
+               if "reference_clean" in r else "– | ") +
             f"{round(r['real_clean_keywords'] * n_kw)}/{n_kw} | "
             f"{round(r['real_clean_unknown'] * n_unk)}/{n_unk} | "
             f"{round(r['real_telephone_keywords'] * n_kw)}/{n_kw} | "
@@ -203,6 +239,13 @@ def markdown(record: dict) -> str:
 
 def main(argv):
     del argv
+    if _RESCORE.value:
+        path = os.path.join(_common.RESULTS_DIR, f"{NAME}.json")
+        with open(path) as f:
+            record = rescore(json.load(f), _DATA_DIR.value)
+        _common.write_results(NAME, record, markdown(record))
+        print(markdown(record))
+        return
     specs = [RunSpec.parse(text) for text in _RUNS.value]
     record = benchmark(specs, _SEED.value, _EPOCHS.value, _DATA_DIR.value, _RUNS_DIR.value,
                        _QUICK.value, lambda r: _common.write_results(NAME, r, markdown(r)))

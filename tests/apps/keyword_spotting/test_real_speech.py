@@ -117,3 +117,18 @@ def test_run_specs_of_the_benchmark():
         RunSpec.parse("default")
     with pytest.raises(ValueError, match="not a number"):
         RunSpec.parse("default:high")
+
+
+def test_benchmark_table_counts_clips_and_shows_the_reference_column():
+    from benchmarks.keyword_spotting_real import markdown
+
+    row = {"corpus": "default", "channel_augment": 0.5, "variant": "attention_rnn",
+           "synthetic_clean": 0.9, "synthetic_telephone": 0.8, "synthetic_room": 0.7,
+           "real_clean_keywords": 5 / 13, "real_clean_unknown": 3 / 11,
+           "real_telephone_keywords": 7 / 13, "train_seconds": 600.0, "epochs": 12, "seed": 42,
+           "real_clips": {"keywords": 13, "unknown": 11}}
+    record = {"machine": {"cpu_model": "X"}, "command": "cmd",
+              "rows": [row, {**row, "reference_clean": 0.95, "reference_telephone": 0.6}]}
+    table = markdown(record).splitlines()
+    assert table[-2].endswith("| 70.0% | – | 5/13 | 3/11 | 7/13 | 600 |")
+    assert "| 95.0% (60.0%) | 5/13 |" in table[-1]
