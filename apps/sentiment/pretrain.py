@@ -25,13 +25,22 @@ embedding).
     python -m apps.sentiment.train --variant=transformer --init_from=artifacts/sentiment_pretrained
 
 Budget (the defaults): 24 epochs of 250 steps = 6,000 steps of 64 sequences of
-up to 64 pieces (about 390k sequences, a few passes over a corpus of a few
-hundred thousand sentences), an 8,000-piece vocabulary, a 2-layer encoder of
-width 128 (4 heads, feed-forward 256). Timed on this project's 2 shared AMD
-EPYC cores (`benchmarks`-style: `python -m apps.sentiment.pretrain
---config=epochs=1 --config=steps_per_epoch=40` on the real corpus, the steps
-after the first epoch's compile, read from Keras' per-step time): see
-`STEP_SECONDS`; 6,000 steps x that is the documented ~30-60 minutes.
+up to 64 pieces (384,000 sequences: a little under one pass over the 441,534
+sentences of the default corpus), 15% of pieces predicted (at most 10 a
+sequence), an 8,000-piece vocabulary (learned from the first 200,000 lines in
+about 10 s), a 2-layer encoder of width 128 (4 heads, feed-forward 256), AdamW
+at 5e-4 with 500 warm-up steps and linear decay. `STEP_SECONDS` = 0.4 s a step
+on this project's 2 shared AMD EPYC cores (load average 4-6 from other jobs),
+measured with
+
+    python -m apps.sentiment.pretrain --model_dir=/tmp/pt_time/run \
+        --config=out=/tmp/pt_time/out --config=epochs=3 --config=steps_per_epoch=20
+
+reading Keras' per-step time of epochs 2 and 3 (357 and 429 ms; epoch 1, with
+tracing, 596 ms): 6,000 steps x 0.4 s = about 40 minutes, plus under a minute
+for the corpus (once), the vocabulary and the artefact. On an idle machine
+expect less; `--config=epochs=N` scales it linearly (the checkpoint every
+epoch makes stopping early cheap: the last finished epoch is kept).
 
 Output (`--config=out=`, default `artifacts/sentiment_pretrained/`), written
 into a temporary directory beside it and renamed into place when complete:
@@ -80,8 +89,8 @@ ENCODER_WEIGHTS, MLM_WEIGHTS = "encoder.weights.h5", "mlm.weights.h5"
 ENCODER_FIELDS = ("vocab_size", "max_length", "embedding_dim", "num_layers", "num_heads",
                   "intermediate_dim")
 #: Seconds per step of the default configuration measured on 2 shared cores (see the
-#: module docstring for how); None until measured.
-STEP_SECONDS = None
+#: module docstring for how).
+STEP_SECONDS = 0.4
 
 
 def default_encoder() -> sentiment_model.ModelConfig:

@@ -6,8 +6,9 @@ registries serve (no web crawling, nothing downloaded by hand):
 - `vader`: the VADER sentences of the four domains, **training splits only**
   (the `vader_sentiment` builder, already cached by the sentiment app);
 - `debian_descriptions`: Debian's English package descriptions, the bookworm
-  `Translation-en` index, fetched by `apps.common.acquire.private_apt` into its
-  own lists directory (the system's apt configuration is neither read nor touched);
+  `Translation-en` index, fetched and checked against the signed InRelease by
+  `apps.translation.acquire.fetch_indices` into its own lists directory (the
+  system's apt configuration, sources and lists are neither read nor touched);
 - `man_pages`: the English man pages of Debian's `manpages` package
   (`apt-get download`, unpacked with `dpkg-deb -x`), roff stripped by
   `apps.translation.long_corpus.parse_manpage`; code blocks and tables skipped;
@@ -110,15 +111,12 @@ def labelled_splits(name: str, data_dir: str, archive: str | None = None) -> dic
 
 def debian_description_texts(directory: str) -> list[str]:
     """The English descriptions of Debian bookworm's packages (`description_texts`), the
-    index fetched by a private apt configuration in `directory`."""
-    options = common_acquire.private_apt(directory, languages=("en",))
-    del options
-    found = sorted(glob.glob(os.path.join(directory, "lists", "*i18n_Translation-en")))
-    if not found:
-        raise common_acquire.AcquireError(
-            f"apt-get update in {directory} left no Translation-en index in "
-            f"{os.path.join(directory, 'lists')}; is the Debian mirror reachable?")
-    return description_texts(found[0])
+    `Translation-en` index fetched and verified by `apps.translation.acquire.fetch_indices`
+    (an apt configuration of its own in `directory`: its own lists, uncompressed)."""
+    from apps.translation import acquire as translation_acquire
+
+    indices = translation_acquire.fetch_indices(directory, languages=("en",))
+    return description_texts(indices["files"]["main/i18n/Translation-en"])
 
 
 def description_texts(index_path: str) -> list[str]:

@@ -109,6 +109,9 @@ class TrainConfig(common_config.CommonTrainConfig):
     # A checkpoint of `python -m apps.sentiment.pretrain` (e.g. artifacts/sentiment_pretrained):
     # its vocabulary and encoder weights start the `transformer` variant.
     init_from: str | None = None
+    # With init_from: load the encoder's weights; false takes only its vocabulary and sizes
+    # (the from-scratch control of benchmarks/sentiment_pretraining.py).
+    init_encoder: bool = True
     model: sentiment_model.ModelConfig = dataclasses.field(
         default_factory=sentiment_model.ModelConfig
     )
@@ -198,7 +201,7 @@ def run(config: TrainConfig) -> RunResult:
 
     with strategy.scope():
         models = sentiment_model.build_model(mc)
-        if checkpoint is not None:
+        if checkpoint is not None and config.init_encoder:
             loaded = pretrain.load_encoder(models.classifier, checkpoint, config.init_from)
             logging.info("Encoder layers %s loaded from %s", loaded, config.init_from)
         sentiment_model.compile_model(models.classifier, mc)
@@ -216,6 +219,7 @@ def run(config: TrainConfig) -> RunResult:
         "config": dataclasses.asdict(mc),
         "vocabulary": "subword" if config.subword else "word",
         "init_from": config.init_from,
+        "init_encoder": bool(config.init_from) and config.init_encoder,
         "epochs": epochs,
         "batch_size": config.batch_size,
         "seed": config.seed,
