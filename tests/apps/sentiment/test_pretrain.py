@@ -263,3 +263,41 @@ def test_subword_vocabulary_without_pretraining(trained, checkpoint):
     assert len(vocabulary) <= 600 and vocabulary[:5] == list(subword.RESERVED)
     with pytest.raises(ValueError, match="variant=han"):
         train.TrainConfig(vocabulary="subword", model=tiny_model(variant="han"))
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_killed_pretraining_resumes_with_its_vocabulary(tmp_path, monkeypatch):
+    import keras
+
+    from apps.common import training
+
+    class CrashAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise _Crash(f"killed after epoch {epoch}")
+
+    config = pretrain.PretrainConfig(
+        corpus=_corpus(tmp_path / "corpus.txt", 120), out=str(tmp_path / "out"),
+        model_dir=str(tmp_path / "run"), epochs=3, steps_per_epoch=2, batch_size=16,
+        warmup_steps=0, verbose=0, model=sentiment_model.ModelConfig(**TINY_ENCODER))
+    original = training.callbacks
+    # The checkpoint is written at the end of the epoch, then the "kill".
+    monkeypatch.setattr(training, "callbacks",
+                        lambda model_dir: original(model_dir) + [CrashAfterFirstEpoch()])
+    with pytest.raises(_Crash, match="after epoch 0"):
+        pretrain.run(config)
+    assert not os.path.exists(config.out)  # nothing published by a killed run
+    vocabulary = subword.load_vocabulary(str(tmp_path / "run" / "tokenizer" / "vocab.txt"))
+    trained = []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            trained.append(epoch)
+
+    monkeypatch.setattr(training, "callbacks", lambda model_dir: original(model_dir) + [Count()])
+    meta = pretrain.run(config)
+    assert trained == [1, 2]  # resumed after the finished epoch
+    assert len(meta["history"]["loss"]) == 3  # epoch 0 from the killed run, then 1 and 2
+    assert subword.load_vocabulary(os.path.join(config.out, "vocab.txt")) == vocabulary
