@@ -301,12 +301,16 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from absl import flags
 
-    # The common flags, then every --config=KEY=VALUE: checked before any data is loaded.
-    base = TrainConfig()
-    for name in ("vocabulary", "init_from"):
-        if name in flags.FLAGS and flags.FLAGS[name].present:
-            base = common_config.override(base, name, flags.FLAGS[name].value)
-    result = run(common_config.from_flags(TrainConfig, base))
+    # The common flags, every --config=KEY=VALUE, then --vocabulary and --init_from (checked
+    # together, with the variant already set): all before any data is loaded.
+    config = common_config.from_flags(TrainConfig)
+    given = [f"{name}={flags.FLAGS[name].value}" for name in ("vocabulary", "init_from")
+             if name in flags.FLAGS and flags.FLAGS[name].present]
+    try:
+        config = common_config.apply_overrides(config, given)
+    except flags.ValidationError as err:
+        raise flags.ValidationError(str(err).replace("--config=", "--")) from None
+    result = run(config)
     print(results_line(result), flush=True)
 
 
