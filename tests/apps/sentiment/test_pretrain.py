@@ -301,3 +301,16 @@ def test_a_killed_pretraining_resumes_with_its_vocabulary(tmp_path, monkeypatch)
     assert trained == [1, 2]  # resumed after the finished epoch
     assert len(meta["history"]["loss"]) == 3  # epoch 0 from the killed run, then 1 and 2
     assert subword.load_vocabulary(os.path.join(config.out, "vocab.txt")) == vocabulary
+
+
+def test_init_encoder_false_takes_the_vocabulary_but_not_the_weights(trained, checkpoint,
+                                                                     monkeypatch):
+    calls = []
+    monkeypatch.setattr(pretrain, "load_encoder", lambda *args: calls.append(args))
+    config = dataclasses.replace(_fine_tune_config(trained, checkpoint, "scratch"),
+                                 init_encoder=False, export_dir=None)
+    metrics = train.run(config).metrics
+    assert calls == [] and metrics["init_encoder"] is False
+    assert metrics["config"]["embedding_dim"] == TINY_ENCODER["embedding_dim"]
+    assert subword.load_vocabulary(os.path.join(config.model_dir, "subword", "vocab.txt")) == \
+        subword.load_vocabulary(os.path.join(checkpoint["config"].out, "vocab.txt"))
