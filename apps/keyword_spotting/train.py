@@ -65,7 +65,7 @@ class TrainConfig(common_config.CommonTrainConfig):
         speed_perturbation: `(low, high)` speeds of the training batches; empty: off.
         channel_augment: probability of each real-world channel augmentation (room,
             microphone, level and clipping, telephone line; `channel.augment_channel`) of
-            every training clip; 0: off.
+            every training clip (default 0.5); 0: off.
         model: the `ModelConfig` (`num_classes` is set from the dataset; `seed` None: `seed`).
         sample_clips: test clips drawn with their attention (0: none).
         plots: write the confusion matrix and attention plots.
@@ -81,7 +81,9 @@ class TrainConfig(common_config.CommonTrainConfig):
     learning_rate: float = 2e-3
     corpus: str | builder.SpeechCommandsConfig | None = None
     speed_perturbation: tuple[float, ...] = (0.9, 1.1)
-    channel_augment: float = 0.0
+    # 0.5: on the same corpus and seed, 92.3% on unseen voices against 92.1% without it, and
+    # 89.1% against 53.5% through a telephone line (benchmarks/keyword_spotting_real.py).
+    channel_augment: float = 0.5
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     sample_clips: int = 8
     plots: bool = True

@@ -227,7 +227,7 @@ def test_pipeline_with_channel_augmentation():
 
 
 def test_train_config_field():
-    assert train.TrainConfig().channel_augment == 0.0
+    assert train.TrainConfig().channel_augment == 0.5  # The app's default.
     config = common_config.apply_overrides(train.TrainConfig(), ["channel_augment=0.5"])
     assert config.channel_augment == 0.5
     with pytest.raises(flags.ValidationError, match="channel_augment"):
