@@ -32,6 +32,7 @@ Usage (from the repository root):
     python -m benchmarks.keyword_spotting_real --kws_real_runs=default:0.5,default:0.5:cnn
     python -m benchmarks.keyword_spotting_real --kws_real_quick   # pipeline check, seconds
     python -m benchmarks.keyword_spotting_real --kws_real_rescore # score the recorded exports again
+    python -m benchmarks.keyword_spotting_real --kws_real_runs=no_mbrola:0.5 --kws_real_append
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ _RUNS_DIR = flags.DEFINE_string("kws_real_runs_dir",
 _QUICK = flags.DEFINE_bool("kws_real_quick", False, "The quick corpus and 1 epoch.")
 _RESCORE = flags.DEFINE_bool("kws_real_rescore", False,
                              "Score the exports recorded in the results JSON again (no training).")
+_APPEND = flags.DEFINE_bool("kws_real_append", False,
+                            "Add the rows to those of the results JSON instead of replacing it.")
 REFERENCE_CORPUS = "no_mbrola"  # The 1.1.0 voices: one test split for every model.
 
 
@@ -247,9 +250,23 @@ def main(argv):
         print(markdown(record))
         return
     specs = [RunSpec.parse(text) for text in _RUNS.value]
+    earlier = []
+    if _APPEND.value:
+        with open(os.path.join(_common.RESULTS_DIR, f"{NAME}.json")) as f:
+            previous = json.load(f)
+        earlier = previous["rows"]
+
+    def write(record):
+        if earlier:
+            record = {**record, "rows": earlier + record["rows"],
+                      "command": f"{previous['command']}; then {record['command']} "
+                                 "--kws_real_append"}
+        _common.write_results(NAME, record, markdown(record))
+        return record
+
     record = benchmark(specs, _SEED.value, _EPOCHS.value, _DATA_DIR.value, _RUNS_DIR.value,
-                       _QUICK.value, lambda r: _common.write_results(NAME, r, markdown(r)))
-    print(markdown(record))
+                       _QUICK.value, write)
+    print(markdown(write(record)))
 
 
 if __name__ == "__main__":
