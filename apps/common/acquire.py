@@ -212,6 +212,7 @@ def private_apt(directory: str, *, components: tuple[str, ...] = ("main",),
         f'Dir::Etc::parts "{directory}/parts";\n',
         f'Dir::Cache "{directory}/cache";\n',
         # The system's parts (read before `-c`) may set the list ("none" in this image).
+        'Acquire::GzipIndexes "false";\n',  # Plain lists, readable without apt.
         "#clear Acquire::Languages;\n",
         f"Acquire::Languages {{ {languages_line}; }};\n",
     ])

@@ -68,6 +68,7 @@ def test_private_apt_configuration_leaves_the_systems_lists_alone(monkeypatch, t
     text = conf.read_text()
     assert f'Dir::State::Lists "{tmp_path}/lists"' in text
     assert "#clear Acquire::Languages;\n" in text  # The system's "none" would win.
+    assert 'Acquire::GzipIndexes "false"' in text  # Lists stay plain text files.
     assert 'Acquire::Languages { "en"; "fr"; }' in text
     assert (tmp_path / "sources.list").read_text().endswith("bookworm main non-free\n")
     assert calls == [["apt-get", "-c", str(conf), "update"]]
