@@ -53,13 +53,15 @@ class ModelConfig:
             (reserved ones included; id 0 = padding). The vocabularies built from
             the training pairs may be smaller; the model is sized to them.
         max_source_length: source tokens (subword pieces, or words with a word
-            vocabulary) read; longer inputs are cut there. 128 pieces hold 99% of
-            the 40-60-word English sentences of `long_translations/fr`'s test
-            split (median 70, 95th percentile 94 with the default 8,000-piece
-            joint vocabulary).
+            vocabulary) read; longer inputs are cut there. 32 (the default) holds
+            the UI strings (2-24 words); for the long sentences use 128: 128 pieces
+            hold 99% of the 40-60-word English sentences of `long_translations/fr`'s
+            test split (median 70, 95th percentile 94 with an 8,000-piece joint
+            vocabulary).
         max_target_length: the most target tokens (END included) learnt from and
-            decoded; the Transformer's cache size. 144 pieces: the French of
-            those sentences has a median of 80 pieces and a 99th percentile of 132.
+            decoded; the Transformer's cache size. 32 by default; 144 for the long
+            sentences: their French has a median of 80 pieces and a 99th
+            percentile of 132.
         embedding_dim: word embedding size (RNN family).
         units: GRU size (the encoder is bidirectional with units/2 per direction),
             and the Transformer's model width.
@@ -77,8 +79,8 @@ class ModelConfig:
     variant: Variant = "bahdanau"
     source_vocab_size: int = 8000
     target_vocab_size: int = 8000
-    max_source_length: int = 128
-    max_target_length: int = 144
+    max_source_length: int = 32
+    max_target_length: int = 32
     embedding_dim: int = 128
     units: int = 256
     attention_units: int = 128

@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
     config = train.TrainConfig(
         train_tsv=str(tsv), data_dir=str(root / "data"), model_dir=str(root / "run"),
         export_dir=str(root / "export"), model=model, epochs=2, steps_per_epoch=6,
-        batch_size=32, beam_width=4, heatmaps=1, verbose=0,
+        batch_size=32, beam_width=4, heatmaps=1, verbose=0, vocabulary="subword",
     )
     result = train.run(config)
     return {"result": result, "metrics": result.metrics, "export": result.export_path,
