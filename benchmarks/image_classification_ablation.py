@@ -14,7 +14,8 @@ The budget: each run trains for `BUDGET_EPOCHS[dataset][variant]` epochs, the
 most that fit `BUDGET_SECONDS` (10 minutes) of training on two unloaded cores
 (see `BUDGET_EPOCHS` for how they were estimated); `--epochs=N` gives every
 variant N epochs instead (the same epochs, not the same time). The CNNs train
-with the app's `standard` recipe and the ViT with `small_data` (warm-up then
+with the app's default recipe (`augmented`: shifts and flips, on plain
+`fashion_mnist`; `standard` on the canvases) and the ViT with `small_data` (warm-up then
 cosine decay, label smoothing, random translation and flips:
 `apps.image_classification.model.RECIPES`); `--config=recipe=...` gives all
 variants one recipe.

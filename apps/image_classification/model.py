@@ -14,8 +14,10 @@ Variants (`ModelConfig.variant`), all for small inputs such as 60x60 digits:
   classified.
 
 How a variant is trained is its `Recipe` (`RECIPES`; `compile_model` and the
-input pipeline use it): `standard` for the CNNs (AdamW 3e-3, a short warm-up
-then cosine decay, no augmentation), `small_data` for the ViT (the practices
+input pipeline use it): `standard` for the CNNs on the canvases (AdamW 3e-3, a
+short warm-up then cosine decay, no augmentation: the canvases already place
+each object at random), `augmented` for the CNNs on plain `fashion_mnist` (the
+same plus shifts of up to 2 pixels and horizontal flips), `small_data` for the ViT (the practices
 that make a ViT converge on small data: AdamW 1e-3 with weight decay 0.05, a
 linear warm-up over 10% of the steps then cosine decay to 0, label
 smoothing 0.1, random translation by up to 4 pixels, horizontal flips where
@@ -159,14 +161,27 @@ class Recipe:
 RECIPES = {
     "standard": Recipe("standard", learning_rate=3e-3, weight_decay=1e-4, warmup_fraction=None,
                        label_smoothing=0.0, translate=0, flip=False),
+    # `standard` plus small shifts and mirror images: on the plain 28x28 garments the
+    # unaugmented CNNs overfit (plain: 99.4% train, 91.79% test in 20 epochs).
+    "augmented": Recipe("augmented", learning_rate=3e-3, weight_decay=1e-4,
+                        warmup_fraction=None, label_smoothing=0.0, translate=2, flip=True),
     "small_data": Recipe("small_data", learning_rate=1e-3, weight_decay=0.05,
                          warmup_fraction=0.1, label_smoothing=0.1, translate=4, flip=True),
 }
 
 
-def default_recipe(variant: str) -> Recipe:
-    """The recipe a variant trains with unless told otherwise: `small_data` for the ViT."""
-    return RECIPES["small_data" if variant == "vit" else "standard"]
+# Datasets whose training images are not already drawn at random places on a canvas:
+# the CNNs get `augmented` there (shifts and flips) rather than `standard`.
+UNCANVASED = frozenset({"fashion_mnist"})
+
+
+def default_recipe(variant: str, dataset: str | None = None) -> Recipe:
+    """The recipe a variant trains with unless told otherwise: `small_data` for the ViT;
+    for the CNNs `augmented` on a dataset in `UNCANVASED` (the plain garments), else
+    `standard` (the canvases already place each object at random)."""
+    if variant == "vit":
+        return RECIPES["small_data"]
+    return RECIPES["augmented" if dataset in UNCANVASED else "standard"]
 
 
 def learning_rate_schedule(peak: float, steps: int, warmup_fraction: float | None = None):

@@ -22,7 +22,8 @@ Usage:
         --config=model.learning_rate=1e-3
 
     # The training recipe: `auto` (the default) gives the ViT `small_data` (warm-up then
-    # cosine, label smoothing, random translation and flips) and the CNNs `standard`.
+    # cosine, label smoothing, random translation and flips), the CNNs `augmented` (shifts
+    # of 2 pixels and flips) on plain fashion_mnist and `standard` on the canvases.
     python -m apps.image_classification.train --dataset=fashion_mnist --variant=vit
     python -m apps.image_classification.train --variant=cbam --config=recipe=small_data
 
@@ -96,9 +97,10 @@ class TrainConfig(common_config.CommonTrainConfig):
         source_dir: a directory with Fashion-MNIST's four idx files (gzip or plain) to
             use instead of Debian's package (`fashion_mnist`, `cluttered_fashion_mnist`).
         recipe: how the model is trained (`model.RECIPES`: optimizer, schedule, label
-            smoothing, augmentation); `auto`: `small_data` for `vit`, `standard` for
-            the CNNs. `model.learning_rate` / `model.weight_decay`, when set, replace
-            the recipe's; its flips apply only where a mirror image keeps the class
+            smoothing, augmentation); `auto`: `small_data` for `vit`; for the CNNs
+            `augmented` on `fashion_mnist` and `standard` on the canvases.
+            `model.learning_rate` / `model.weight_decay`, when set, replace the
+            recipe's; its flips apply only where a mirror image keeps the class
             (`pipeline.flip_keeps_class`).
         verbose: Keras' fit verbosity.
         jit_compile: XLA for the train step (False: faster to start).
@@ -121,7 +123,7 @@ class TrainConfig(common_config.CommonTrainConfig):
     clutter_covers_digit: bool | None = None
     source_csv: str | None = None
     source_dir: str | None = None
-    recipe: Literal["auto", "standard", "small_data"] = "auto"
+    recipe: Literal["auto", "standard", "augmented", "small_data"] = "auto"
     verbose: Literal["auto", 0, 1, 2] = "auto"
     jit_compile: bool | Literal["auto"] = "auto"
     run_eagerly: bool = False
@@ -182,7 +184,8 @@ class TrainConfig(common_config.CommonTrainConfig):
     def training_recipe(self) -> model_lib.Recipe:
         """The recipe this run trains with (`recipe`, or the variant's default for `auto`),
         without flips on a dataset whose mirror images change class (digits)."""
-        recipe = (model_lib.default_recipe(self.model.variant) if self.recipe == "auto"
+        recipe = (model_lib.default_recipe(self.model.variant, self.dataset)
+                  if self.recipe == "auto"
                   else model_lib.RECIPES[self.recipe])
         if recipe.flip and not pipeline.flip_keeps_class(self.dataset):
             recipe = dataclasses.replace(recipe, flip=False)

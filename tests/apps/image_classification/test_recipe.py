@@ -103,8 +103,16 @@ def test_each_run_gets_its_recipe():
     # Digits: no flips (a mirrored 2 is no 2), the rest of the recipe stays.
     digits = train.TrainConfig(model=model_lib.ModelConfig(variant="vit")).training_recipe()
     assert digits.name == "small_data" and not digits.flip and digits.translate == 4
+    # The CNNs: shifts and flips on the plain garments, none on canvases (already placed
+    # at random), no flips on digits.
     plain = train.TrainConfig(dataset="fashion_mnist", model=model_lib.ModelConfig(variant="plain"))
-    assert plain.training_recipe() == model_lib.RECIPES["standard"]
+    recipe = plain.training_recipe()
+    assert recipe.name == "augmented" and recipe.flip and recipe.translate == 2
+    assert recipe.learning_rate == model_lib.RECIPES["standard"].learning_rate
+    cluttered = train.TrainConfig(dataset="cluttered_fashion_mnist",
+                                  model=model_lib.ModelConfig(variant="se"))
+    assert cluttered.training_recipe() == model_lib.RECIPES["standard"]
+    assert train.TrainConfig().training_recipe() == model_lib.RECIPES["standard"]
     chosen = train.TrainConfig(dataset="cluttered_fashion_mnist", recipe="small_data",
                                model=model_lib.ModelConfig(variant="cbam"))
     assert chosen.training_recipe() == model_lib.RECIPES["small_data"]
