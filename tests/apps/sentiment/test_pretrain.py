@@ -75,6 +75,18 @@ def test_masking_follows_bert_proportions_on_a_large_batch():
     np.testing.assert_array_equal(inputs[~chosen], ids[~chosen])  # the rest untouched
 
 
+def test_the_vocabulary_reads_lines_from_the_whole_corpus_not_its_first_source():
+    # The corpus is stored source by source; the first lines would be one source only.
+    texts = [f"debian {i}" for i in range(900)] + [f"brown {i}" for i in range(100)]
+    sample = pretrain.vocabulary_sample(texts, 200, seed=3)
+    assert len(sample) == len(set(sample)) == 200
+    assert 5 < sum(t.startswith("brown") for t in sample) < 40  # about 20 expected
+    assert sample == sorted(sample, key=texts.index)  # corpus order kept
+    assert sample == pretrain.vocabulary_sample(texts, 200, seed=3)
+    assert sample != pretrain.vocabulary_sample(texts, 200, seed=4)
+    assert pretrain.vocabulary_sample(texts[:50], 200, seed=3) == texts[:50]
+
+
 def test_masking_is_seeded():
     ids = np.random.RandomState(1).randint(5, 100, size=(8, 20)).astype(np.int32)
     kwargs = dict(vocab_size=100, mask_id=4, first_piece=5, rate=0.15, max_predictions=3)
