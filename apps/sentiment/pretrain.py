@@ -39,7 +39,9 @@ measured with
 reading Keras' per-step time of epochs 2 and 3 (357 and 429 ms; epoch 1, with
 tracing, 596 ms): 6,000 steps x 0.4 s = about 40 minutes, plus under a minute
 for the corpus (once), the vocabulary and the artefact. On an idle machine
-expect less; `--config=epochs=N` scales it linearly (the checkpoint every
+expect less: two full runs of the defaults on 2 AMD EPYC cores (load average about
+2, the run alone) took 834 s and 859 s (0.14 s a step, about 14 minutes). `--config=epochs=N`
+scales it linearly (the checkpoint every
 epoch makes stopping early cheap: the last finished epoch is kept).
 
 Output (`--config=out=`, default `artifacts/sentiment_pretrained/`), written
