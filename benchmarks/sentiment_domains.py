@@ -8,8 +8,10 @@ same sentences: the simple alternative a user would pick instead.
 
     python benchmarks/sentiment_domains.py                    # bilstm_attention, seed 42
     python benchmarks/sentiment_domains.py --variant=mean_pooling --seeds=1,2,3
+    python benchmarks/sentiment_domains.py --config=model.lexicon=vader \
+        --name=sentiment_domains_lexicon      # with the lexicon's features
 
-Writes `benchmarks/results/sentiment_domains.{json,md}` (with the machine).
+Writes `benchmarks/results/<name>.{json,md}` (default `sentiment_domains`, with the machine).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def main(argv):
     rows = []
     for seed in seeds:
         for name, dataset in runs():
+            if _ONLY.value and name not in _ONLY.value:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 # The common flags (--variant, --epochs, --config, ...) apply to every run.
                 base = common_config.from_flags(train.TrainConfig)
@@ -77,14 +81,18 @@ def main(argv):
     record = {"machine": _common.machine_info(), "command": " ".join(sys.argv),
               "rows": rows}
     os.makedirs(_OUT, exist_ok=True)
-    with open(os.path.join(_OUT, "sentiment_domains.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(_OUT, f"{_NAME.value}.json"), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=1)
     markdown = f"# Sentiment across domains\n\nCommand: `{record['command']}`\n\n" + table(rows)
-    with open(os.path.join(_OUT, "sentiment_domains.md"), "w", encoding="utf-8") as f:
+    with open(os.path.join(_OUT, f"{_NAME.value}.md"), "w", encoding="utf-8") as f:
         f.write(markdown)
     print(markdown)
 
 
 if __name__ == "__main__":
     _SEEDS = flags.DEFINE_list("seeds", ["42"], "Seeds; one set of runs per seed.")
+    _ONLY = flags.DEFINE_list("only", [], "Runs to do (without_movies, ..., all); "
+                              "default: every one.")
+    _NAME = flags.DEFINE_string("name", "sentiment_domains",
+                                "Results file name under benchmarks/results/ (no suffix).")
     app.run(main)

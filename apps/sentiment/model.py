@@ -17,6 +17,15 @@ Four variants (`--variant`, i.e. `model.variant`), the first three taking token 
   `spam_assassin`); `bilstm_attention` and `mean_pooling` read long documents
   flat with a larger `max_length` (their first `max_length` words).
 
+`model.lexicon=vader` (word-level variants other than `han`) gives every token
+fixed features from the VADER lexicon (`apps.sentiment.lexicon`): a frozen
+embedding `lexicon_features` beside the learnt one (concatenated before the
+BiLSTM; projected and added for the Transformer). With `model.lexicon_prior=w`
+the sentence's rule-based lexicon score (`lexicon.LexiconScore`) is also a
+fixed prior on the output: `w * atanh(score)` is added to the positive class's
+logit margin (`lexicon.PriorSoftmax`), so the network learns what to change in
+the lexicon's verdict rather than the verdict itself.
+
 `build_model` returns `SentimentModels`, two Keras models that share every
 layer: `classifier` (ids -> probabilities, for training) and `explainer` (ids
 -> dict of `probabilities` and `attention_weights`, for export and plots).
@@ -68,6 +77,14 @@ class ModelConfig:
     max_sentences: int = 32
     max_sentence_length: int = 25
     han_cell: Literal["gru", "lstm"] = "gru"
+    # vader: fixed per-word lexicon features beside the embedding (apps.sentiment.lexicon);
+    # the tokenizer's vocabulary must then hold the lexicon's words (train.py adds them).
+    lexicon: Literal["none", "vader"] = "none"
+    # With a lexicon: weight of the sentence's lexicon score as a fixed prior logit margin
+    # (0: none); applied in training too unless lexicon_prior_training is false (then
+    # only at inference, a product of the trained network and the lexicon).
+    lexicon_prior: float = 0.0
+    lexicon_prior_training: bool = True
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -82,6 +99,15 @@ class ModelConfig:
         _validation.positive_float("learning_rate", self.learning_rate)
         _validation.non_negative_float("attention_penalty", self.attention_penalty)
         _validation.one_of("han_cell", self.han_cell, ("gru", "lstm"))
+        _validation.one_of("lexicon", self.lexicon, ("none", "vader"))
+        _validation.non_negative_float("lexicon_prior", self.lexicon_prior)
+        _validation.one_of("lexicon_prior_training", self.lexicon_prior_training,
+                           (True, False))
+        if self.lexicon_prior > 0 and self.lexicon == "none":
+            raise ValueError(f"lexicon_prior={self.lexicon_prior!r} needs a lexicon "
+                             "(lexicon='vader').")
+        if self.lexicon != "none" and self.variant == "han":
+            raise ValueError(f"lexicon={self.lexicon!r} is not available for variant='han'.")
 
 
 @keras.saving.register_keras_serializable(package="sentiment")
@@ -172,8 +198,13 @@ def transformer_encoder(embed, mask, config: ModelConfig):
     return x
 
 
-def build_model(config: ModelConfig) -> SentimentModels:
-    """Builds `(classifier, explainer)` sharing weights (see module docstring)."""
+def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:
+    """Builds `(classifier, explainer)` sharing weights (see module docstring).
+
+    `lexicon_matrix`: with `config.lexicon` set, the `(vocab_size, features)` rows of
+    `apps.sentiment.lexicon.feature_matrix` for the tokenizer's vocabulary (zeros when
+    None, e.g. before loading saved weights).
+    """
     if config.variant == "han":
         from apps.sentiment import hierarchical
 
@@ -183,12 +214,28 @@ def build_model(config: ModelConfig) -> SentimentModels:
     embed = keras.layers.Embedding(
         config.vocab_size, config.embedding_dim, name="token_embedding"
     )(ids)
+    lexical = None
+    if config.lexicon != "none":
+        from apps.sentiment import lexicon
+
+        table = keras.layers.Embedding(config.vocab_size, len(lexicon.FEATURES),
+                                       embeddings_initializer="zeros", trainable=False,
+                                       name="lexicon_features")
+        lexical = table(ids)
+        if lexicon_matrix is not None:
+            table.set_weights([lexicon_matrix])
     if config.variant == "transformer":
+        if lexical is not None:
+            projected = keras.layers.Dense(config.embedding_dim, use_bias=False,
+                                           name="lexicon_projection")(lexical)
+            embed = keras.layers.Add(name="add_lexicon")([embed, projected])
         x = transformer_encoder(embed, mask, config)
     else:
         x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(
             embed
         )
+        if lexical is not None:
+            x = keras.layers.Concatenate(name="with_lexicon")([x, lexical])
         x = keras.layers.Bidirectional(
             keras.layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm"
         )(x, mask=mask)
@@ -209,9 +256,16 @@ def build_model(config: ModelConfig) -> SentimentModels:
             pooled = keras.layers.Flatten(name="concat_hops")(pooled)
             weights = HopMean(name="mean_of_hops")(weights)
     h = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
-    probabilities = keras.layers.Dense(
-        2, activation="softmax", dtype="float32", name="probabilities"
-    )(h)
+    if lexical is not None and config.lexicon_prior > 0:
+        score = lexicon.LexiconScore(name="lexicon_score")(lexical, mask)
+        logits = keras.layers.Dense(2, dtype="float32", name="logits")(h)
+        probabilities = lexicon.PriorSoftmax(
+            config.lexicon_prior, config.lexicon_prior_training, dtype="float32",
+            name="probabilities")(logits, score)
+    else:
+        probabilities = keras.layers.Dense(
+            2, activation="softmax", dtype="float32", name="probabilities"
+        )(h)
     classifier = keras.Model(ids, probabilities, name=f"sentiment_{config.variant}")
     explainer = keras.Model(
         ids,

@@ -169,11 +169,16 @@ def out_of_domain(data_dir: str, archive: str | None = None, train_domains=("mov
     return out
 
 
-def make_tokenizer(train: Split, vocab_size: int, max_length: int) -> common_text.Tokenizer:
-    """A tokenizer whose vocabulary is the `vocab_size` most frequent training tokens."""
+def make_tokenizer(train: Split, vocab_size: int, max_length: int,
+                   extra_words=()) -> common_text.Tokenizer:
+    """A tokenizer whose vocabulary is the `vocab_size` most frequent training tokens, then
+    the `extra_words` they lack (the lexicon's, `model.lexicon`)."""
+    from apps.sentiment import lexicon
+
     texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else t
              for t in train.texts]
-    vocabulary = common_text.build_vocabulary(texts, vocab_size)
+    vocabulary = lexicon.extend_vocabulary(common_text.build_vocabulary(texts, vocab_size),
+                                           extra_words)
     return common_text.Tokenizer(vocabulary, max_length)
 
 

@@ -73,7 +73,7 @@ from apps.common import data as common_data
 from apps.common import strategy as common_strategy
 from apps.common import training
 from apps.common.metrics import RunResult
-from apps.sentiment import evaluation, hierarchical, pipeline, pretrain
+from apps.sentiment import evaluation, hierarchical, lexicon, pipeline, pretrain
 from apps.sentiment import export as sentiment_export
 from apps.sentiment import model as sentiment_model
 from keras_attention import _validation
@@ -139,6 +139,9 @@ class TrainConfig(common_config.CommonTrainConfig):
                 raise ValueError(f"init_from={self.init_from!r} holds a Transformer encoder: "
                                  "it needs variant=transformer, not "
                                  f"{self.model.variant!r}.")
+        if self.model.lexicon != "none" and self.subword:
+            raise ValueError(f"model.lexicon={self.model.lexicon!r} gives features to whole "
+                             "words: it needs vocabulary=word (and no init_from).")
         if self.vocabulary == "subword" and self.model.variant == "han":
             raise ValueError("vocabulary=subword is not available for variant=han (its "
                              "tokenizer splits sentences into words); use vocabulary=word.")
@@ -187,7 +190,9 @@ def run(config: TrainConfig) -> RunResult:
         tokenizer = pipeline.make_subword_tokenizer(splits["train"], mc.vocab_size,
                                                     mc.max_length)
     else:
-        tokenizer = pipeline.make_tokenizer(splits["train"], mc.vocab_size, mc.max_length)
+        extra = lexicon.vader_features() if mc.lexicon == "vader" else ()
+        tokenizer = pipeline.make_tokenizer(splits["train"], mc.vocab_size, mc.max_length,
+                                            extra_words=extra)
         tokenizer = hierarchical.make_tokenizer(tokenizer, mc)  # han: [S, W] per document
     mc = dataclasses.replace(mc, vocab_size=tokenizer.vocabulary_size)
     if config.subword:  # vocab.txt + tokenizer.json (apps.common.subword.SubwordTokenizer.load)
@@ -200,7 +205,9 @@ def run(config: TrainConfig) -> RunResult:
     val_ds = pipeline.make_dataset(splits["validation"], tokenizer, config.batch_size)
 
     with strategy.scope():
-        models = sentiment_model.build_model(mc)
+        matrix = (lexicon.feature_matrix(tokenizer.vocabulary) if mc.lexicon != "none"
+                  else None)
+        models = sentiment_model.build_model(mc, lexicon_matrix=matrix)
         if checkpoint is not None and config.init_encoder:
             loaded = pretrain.load_encoder(models.classifier, checkpoint, config.init_from)
             logging.info("Encoder layers %s loaded from %s", loaded, config.init_from)
