@@ -22,6 +22,9 @@ of the document: word weight x sentence weight), and it also returns
 `word_weights` `[batch, S, W]` (summing to 1 within each sentence) and
 `sentence_weights` `[batch, S]` (summing to 1 over the sentences; 0 at
 padding). Every extra output of the explainer is returned, 0 at padding.
+A model with the lexicon prior (`model.lexicon_prior`) also returns
+`lexicon_score` float32 `[batch]`: the lexicon's own verdict in (-1, 1)
+(`apps.sentiment.lexicon.LexiconScore`), 0 for a text without rated words.
 Models trained on `spam_assassin` label "ham" / "spam".
 
 It needs TensorFlow only:

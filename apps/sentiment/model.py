@@ -24,7 +24,8 @@ BiLSTM; projected and added for the Transformer). With `model.lexicon_prior=w`
 the sentence's rule-based lexicon score (`lexicon.LexiconScore`) is also a
 fixed prior on the output: `w * atanh(score)` is added to the positive class's
 logit margin (`lexicon.PriorSoftmax`), so the network learns what to change in
-the lexicon's verdict rather than the verdict itself.
+the lexicon's verdict rather than the verdict itself; the explainer then also
+returns that score (`lexicon_score`, `(batch,)`).
 
 `build_model` returns `SentimentModels`, two Keras models that share every
 layer: `classifier` (ids -> probabilities, for training) and `explainer` (ids
@@ -256,12 +257,14 @@ def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:
             pooled = keras.layers.Flatten(name="concat_hops")(pooled)
             weights = HopMean(name="mean_of_hops")(weights)
     h = keras.layers.Dropout(config.dropout, name="dropout")(pooled)
+    explained = {}
     if lexical is not None and config.lexicon_prior > 0:
         score = lexicon.LexiconScore(name="lexicon_score")(lexical, mask)
         logits = keras.layers.Dense(2, dtype="float32", name="logits")(h)
         probabilities = lexicon.PriorSoftmax(
             config.lexicon_prior, config.lexicon_prior_training, dtype="float32",
             name="probabilities")(logits, score)
+        explained["lexicon_score"] = ops.squeeze(score, axis=-1)
     else:
         probabilities = keras.layers.Dense(
             2, activation="softmax", dtype="float32", name="probabilities"
@@ -269,7 +272,7 @@ def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:
     classifier = keras.Model(ids, probabilities, name=f"sentiment_{config.variant}")
     explainer = keras.Model(
         ids,
-        {"probabilities": probabilities, "attention_weights": weights},
+        {"probabilities": probabilities, "attention_weights": weights, **explained},
         name=f"sentiment_{config.variant}_explainer",
     )
     return SentimentModels(classifier, explainer)

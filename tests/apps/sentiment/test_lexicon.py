@@ -126,7 +126,7 @@ def test_the_lexicon_table_is_frozen_and_read(variant, prior):
     config = tiny_model(variant=variant, lexicon="vader", lexicon_prior=prior)
     rng = np.random.default_rng(0)
     matrix = rng.uniform(-1, 1, (config.vocab_size, len(lexicon.FEATURES))).astype("float32")
-    classifier, _ = model.build_model(config, lexicon_matrix=matrix)
+    classifier, explainer = model.build_model(config, lexicon_matrix=matrix)
     table = classifier.get_layer("lexicon_features")
     assert not table.trainable
     np.testing.assert_array_equal(table.get_weights()[0], matrix)
@@ -141,6 +141,11 @@ def test_the_lexicon_table_is_frozen_and_read(variant, prior):
     table.set_weights([-matrix])
     assert not np.allclose(np.asarray(classifier(ids, training=False)), after, atol=1e-6)
     assert before.shape == (4, 2)
+    out = explainer(ids)
+    assert ("lexicon_score" in out) == (prior > 0)
+    if prior:
+        score = np.asarray(out["lexicon_score"])
+        assert score.shape == (4,) and np.all(np.abs(score) < 1)
 
 
 def test_the_lexicon_is_refused_where_it_cannot_work():
