@@ -17,10 +17,11 @@ Four variants (`--variant`, i.e. `model.variant`), the first three taking token 
   `spam_assassin`); `bilstm_attention` and `mean_pooling` read long documents
   flat with a larger `max_length` (their first `max_length` words).
 
-`model.lexicon=vader` (word-level variants other than `han`) gives every token
-fixed features from the VADER lexicon (`apps.sentiment.lexicon`): a frozen
-embedding `lexicon_features` beside the learnt one (concatenated before the
-BiLSTM; projected and added for the Transformer). With `model.lexicon_prior=w`
+`model.lexicon=vader` (word-level variants other than `han`; what `train.py`'s
+default `auto` picks for them) gives every token fixed features from the VADER
+lexicon (`apps.sentiment.lexicon`): a frozen embedding `lexicon_features`
+beside the learnt one (concatenated before the BiLSTM; projected and added for
+the Transformer). With `model.lexicon_prior=w`
 the sentence's rule-based lexicon score (`lexicon.LexiconScore`) is also a
 fixed prior on the output: `w * atanh(score)` is added to the positive class's
 logit margin (`lexicon.PriorSoftmax`), so the network learns what to change in
@@ -80,11 +81,13 @@ class ModelConfig:
     han_cell: Literal["gru", "lstm"] = "gru"
     # vader: fixed per-word lexicon features beside the embedding (apps.sentiment.lexicon);
     # the tokenizer's vocabulary must then hold the lexicon's words (train.py adds them).
-    lexicon: Literal["none", "vader"] = "none"
+    # auto: train.py makes it vader for a word vocabulary and a variant other than han,
+    # else none (`resolve_lexicon`); build_model reads only vader as on.
+    lexicon: Literal["auto", "none", "vader"] = "auto"
     # With a lexicon: weight of the sentence's lexicon score as a fixed prior logit margin
     # (0: none); applied in training too unless lexicon_prior_training is false (then
     # only at inference, a product of the trained network and the lexicon).
-    lexicon_prior: float = 0.0
+    lexicon_prior: float = 4.0
     lexicon_prior_training: bool = True
 
     def __post_init__(self):
@@ -100,14 +103,11 @@ class ModelConfig:
         _validation.positive_float("learning_rate", self.learning_rate)
         _validation.non_negative_float("attention_penalty", self.attention_penalty)
         _validation.one_of("han_cell", self.han_cell, ("gru", "lstm"))
-        _validation.one_of("lexicon", self.lexicon, ("none", "vader"))
+        _validation.one_of("lexicon", self.lexicon, ("auto", "none", "vader"))
         _validation.non_negative_float("lexicon_prior", self.lexicon_prior)
         _validation.one_of("lexicon_prior_training", self.lexicon_prior_training,
                            (True, False))
-        if self.lexicon_prior > 0 and self.lexicon == "none":
-            raise ValueError(f"lexicon_prior={self.lexicon_prior!r} needs a lexicon "
-                             "(lexicon='vader').")
-        if self.lexicon != "none" and self.variant == "han":
+        if self.lexicon == "vader" and self.variant == "han":
             raise ValueError(f"lexicon={self.lexicon!r} is not available for variant='han'.")
 
 
@@ -199,10 +199,18 @@ def transformer_encoder(embed, mask, config: ModelConfig):
     return x
 
 
+def resolve_lexicon(config: ModelConfig, subword: bool) -> ModelConfig:
+    """`config` with `lexicon="auto"` made `vader` (word vocabulary, not `han`) or `none`."""
+    if config.lexicon != "auto":
+        return config
+    on = not subword and config.variant != "han"
+    return dataclasses.replace(config, lexicon="vader" if on else "none")
+
+
 def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:
     """Builds `(classifier, explainer)` sharing weights (see module docstring).
 
-    `lexicon_matrix`: with `config.lexicon` set, the `(vocab_size, features)` rows of
+    `lexicon_matrix`: with `config.lexicon="vader"`, the `(vocab_size, features)` rows of
     `apps.sentiment.lexicon.feature_matrix` for the tokenizer's vocabulary (zeros when
     None, e.g. before loading saved weights).
     """
@@ -216,7 +224,7 @@ def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:
         config.vocab_size, config.embedding_dim, name="token_embedding"
     )(ids)
     lexical = None
-    if config.lexicon != "none":
+    if config.lexicon == "vader":
         from apps.sentiment import lexicon
 
         table = keras.layers.Embedding(config.vocab_size, len(lexicon.FEATURES),

@@ -139,7 +139,7 @@ class TrainConfig(common_config.CommonTrainConfig):
                 raise ValueError(f"init_from={self.init_from!r} holds a Transformer encoder: "
                                  "it needs variant=transformer, not "
                                  f"{self.model.variant!r}.")
-        if self.model.lexicon != "none" and self.subword:
+        if self.model.lexicon == "vader" and self.subword:
             raise ValueError(f"model.lexicon={self.model.lexicon!r} gives features to whole "
                              "words: it needs vocabulary=word (and no init_from).")
         if self.vocabulary == "subword" and self.model.variant == "han":
@@ -178,6 +178,7 @@ def run(config: TrainConfig) -> RunResult:
     if config.init_from:  # checked before any data is loaded: a bad path fails fast
         checkpoint = pretrain.read_checkpoint(config.init_from)
         mc = pretrain.fine_tuning_config(mc, checkpoint, config.init_from)
+    mc = sentiment_model.resolve_lexicon(mc, config.subword)
     splits = pipeline.load_splits(config.dataset, data_dir, config.archive)
     epochs = 1 if config.quick else config.epochs
     if config.quick:
@@ -205,7 +206,7 @@ def run(config: TrainConfig) -> RunResult:
     val_ds = pipeline.make_dataset(splits["validation"], tokenizer, config.batch_size)
 
     with strategy.scope():
-        matrix = (lexicon.feature_matrix(tokenizer.vocabulary) if mc.lexicon != "none"
+        matrix = (lexicon.feature_matrix(tokenizer.vocabulary) if mc.lexicon == "vader"
                   else None)
         models = sentiment_model.build_model(mc, lexicon_matrix=matrix)
         if checkpoint is not None and config.init_encoder:

@@ -55,6 +55,7 @@ for name, texts in cases.items():
         "label": [x.decode() for x in out["label"].numpy()],
         "attention_weights": out["attention_weights"].numpy().tolist(),
         "tokens": [[t.decode() for t in row] for row in out["tokens"].numpy()],
+        "lexicon_score": out["lexicon_score"].numpy().tolist(),
         "dtypes": {k: v.dtype.name for k, v in out.items()},
     }
 try:  # one item over the limit: refused
@@ -77,10 +78,13 @@ def test_signature_names_dtypes_and_shapes(served):
         "label": ["string", [None]],
         "attention_weights": ["float32", [None, TINY["max_length"]]],
         "tokens": ["string", [None, TINY["max_length"]]],
+        # The default run has the lexicon prior (model.lexicon=auto on words).
+        "lexicon_score": ["float32", [None]],
     }
     for case in served["cases"].values():
         assert case["dtypes"] == {"probabilities": "float32", "label": "string",
-                                  "attention_weights": "float32", "tokens": "string"}
+                                  "attention_weights": "float32", "tokens": "string",
+                                  "lexicon_score": "float32"}
 
 
 def test_served_outputs_are_consistent(served):
@@ -93,6 +97,9 @@ def test_served_outputs_are_consistent(served):
     padding = np.array(case["tokens"]) == ""
     assert np.all(weights[padding] == 0)
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    # The lexicon's own verdict: "wonderful" is rated positive, "dull, tedious" negative.
+    score = case["lexicon_score"]
+    assert 0 < score[0] < 1 and -1 < score[1] < 0
 
 
 def test_bad_inputs_give_defined_results(served):
@@ -100,6 +107,7 @@ def test_bad_inputs_give_defined_results(served):
     empty = served["cases"]["empty"]
     assert empty["tokens"] == [[""] * T]
     assert empty["attention_weights"] == [[0.0] * T]
+    assert empty["lexicon_score"] == [0.0]
     assert empty["label"][0] in ("negative", "positive")
     np.testing.assert_allclose(np.sum(empty["probabilities"]), 1.0, atol=1e-5)
 

@@ -153,8 +153,6 @@ def test_the_lexicon_is_refused_where_it_cannot_work():
         model.ModelConfig(variant="han", lexicon="vader")
     with pytest.raises(ValueError, match="lexicon='wordnet'"):
         model.ModelConfig(lexicon="wordnet")
-    with pytest.raises(ValueError, match="lexicon_prior=2.0 needs a lexicon"):
-        model.ModelConfig(lexicon_prior=2.0)
     with pytest.raises(ValueError, match="lexicon_prior=-1"):
         model.ModelConfig(lexicon="vader", lexicon_prior=-1.0)
     with pytest.raises(ValueError, match="needs vocabulary=word"):
@@ -173,3 +171,18 @@ def test_a_model_with_the_lexicon_prior_round_trips(tmp_path):
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(ids)), np.asarray(classifier(ids)), atol=1e-6)
     assert loaded.get_layer("probabilities").in_training is False
+
+
+def test_auto_picks_the_lexicon_for_words_only():
+    resolve = model.resolve_lexicon
+    assert model.ModelConfig().lexicon == "auto"
+    assert resolve(tiny_model(), subword=False).lexicon == "vader"
+    assert resolve(tiny_model(), subword=True).lexicon == "none"
+    assert resolve(tiny_model(variant="han"), subword=False).lexicon == "none"
+    assert resolve(tiny_model(lexicon="none"), subword=False).lexicon == "none"
+    # auto is not on by itself: build_model reads only "vader".
+    classifier, _ = model.build_model(tiny_model())
+    assert "lexicon_features" not in [layer.name for layer in classifier.layers]
+    # Subwords with the default are fine; only an explicit vader is refused.
+    assert train.TrainConfig(vocabulary="subword",
+                             model=tiny_model(variant="transformer")).subword
