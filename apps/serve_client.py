@@ -113,7 +113,10 @@ def describe(app_name: str, outputs: dict) -> str:
         row = {k: v[i] for k, v in outputs.items()}
         if app_name == "sentiment":
             probs = np.asarray(row["probabilities"], dtype=float)
-            lines.append(f"label={_text(row['label'])} p(positive)={probs[-1]:.3f}")
+            line = f"label={_text(row['label'])} p(positive)={probs[-1]:.3f}"
+            if "lexicon_score" in row:  # models with the VADER lexicon's prior
+                line += f" lexicon_score={float(np.asarray(row['lexicon_score'])):+.3f}"
+            lines.append(line)
             pairs = [
                 (_text(t), float(w))
                 for t, w in zip(row["tokens"], row["attention_weights"], strict=False)

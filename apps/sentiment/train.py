@@ -11,6 +11,11 @@ Usage:
     python -m apps.sentiment.train --dataset=vader_sentiment/movies
     python -m apps.sentiment.train --dataset=vader_sentiment/movies+tweets
 
+    # Without the VADER lexicon's word features and prior (on by default for word
+    # vocabularies, apps/sentiment/lexicon.py), or with the prior only at inference:
+    python -m apps.sentiment.train --config=model.lexicon=none
+    python -m apps.sentiment.train --config=model.lexicon_prior_training=false
+
     # Subword (WordPiece) tokens, learned from the training text, split in the SavedModel:
     python -m apps.sentiment.train --variant=transformer --vocabulary=subword
 
