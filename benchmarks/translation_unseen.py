@@ -1,0 +1,222 @@
+"""Translation SavedModels scored on UI strings of programs they never saw (issue 17).
+
+The test split of `gettext_translations` holds other strings of the very
+programs the model trained on. This benchmark scores exported translation
+models on `apps.translation.unseen_programs` instead: English gettext messages
+and their human translations from 13 Debian packages outside the training
+list, with every pair whose English source the training corpus also holds
+removed. Each export is called through its `serving_default` signature
+(input `text`, output `translation`; `apps.translation.export`), in batches,
+and scored like the app scores its test split (`apps.translation.evaluation`):
+sacreBLEU BLEU and chrF, case-insensitive, and BLEU by source-length third.
+
+A `copy-source` row scores the English source itself as the "translation":
+program strings are full of names, options and numbers that a translation
+keeps, so a model has to beat this floor before its score means anything.
+
+Writes, through `benchmarks._common.write_results`,
+
+    benchmarks/results/translation_unseen.json   scores, per-package scores, set counts, machine
+    benchmarks/results/translation_unseen.md     the table, the command, the set, the machine
+
+Usage:
+    python -m benchmarks.translation_unseen --exports=bahdanau=saved_models/translation
+    python -m benchmarks.translation_unseen \\
+        --exports=a=runs/a/export/1,b=runs/b/export --language=fr --limit=500
+
+An export path is a SavedModel directory, or a base of numbered versions (the
+latest is taken). `--limit=N` scores a fixed random sample of N pairs (seed
+0, the same for every export), for a quick look. `--batch_size` (default 64)
+and `--data_dir` are the common flags. The benchmark's own flags are defined
+only when it runs as a program, so importing it defines no flag.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+
+from absl import app, flags
+
+from apps.common import data as common_data
+from apps.common import flags as common_flags
+from apps.translation import evaluation, unseen_programs
+from benchmarks import _common
+
+NAME = "translation_unseen"
+COPY = "copy-source"
+BATCH_SIZE = 64
+
+
+def parse_exports(value: str) -> dict[str, str]:
+    """`"a=path,b=path"` -> `{"a": "path", "b": "path"}`; ValueError naming the bad item."""
+    out = {}
+    for item in (value or "").split(","):
+        name, sep, path = item.strip().partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise ValueError(f"--exports={value!r}: {item!r} is not NAME=PATH.")
+        if name in out or name == COPY:
+            raise ValueError(f"--exports={value!r}: the name {name!r} is "
+                             + ("taken by the baseline row." if name == COPY else "given twice."))
+        out[name] = path
+    return out
+
+
+def resolve_export(path: str) -> str:
+    """The SavedModel directory: `path` itself, or its latest numbered version."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = sorted(int(d) for d in os.listdir(path) if d.isdigit() and os.path.isfile(
+        os.path.join(path, d, "saved_model.pb"))) if os.path.isdir(path) else []
+    if not versions:
+        raise FileNotFoundError(f"export {path!r} is neither a SavedModel directory nor a base "
+                                "of numbered ones (e.g. saved_models/translation/1/).")
+    return os.path.join(path, str(versions[-1]))
+
+
+def translate(path: str, sources: list[str], batch_size: int = BATCH_SIZE) -> list[str]:
+    """The `translation` output of the SavedModel at `path` for each source, in batches."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)
+    if "serving_default" not in loaded.signatures:
+        raise ValueError(f"export {path!r} has no serving_default signature "
+                         f"(it has {sorted(loaded.signatures)}).")
+    serve = loaded.signatures["serving_default"]
+    out = []
+    for start in range(0, len(sources), batch_size):
+        result = serve(text=tf.constant(sources[start : start + batch_size], tf.string))
+        if "translation" not in result:
+            raise ValueError(f"export {path!r}: serving_default has no `translation` output "
+                             f"(it has {sorted(result)}).")
+        out += [t.decode("utf-8", errors="replace") for t in result["translation"].numpy()]
+    if len(out) != len(sources):
+        raise ValueError(f"export {path!r} returned {len(out)} translations for "
+                         f"{len(sources)} inputs.")
+    return out
+
+
+def score(pairs: list, hypotheses: list[str]) -> dict:
+    """BLEU, chrF, BLEU by source-length third and per package, of `hypotheses` for `pairs`.
+
+    `empty` counts the empty translations (an export that emits END first
+    scores 0 for that reason, not for bad translations).
+    """
+    sources = [p[0] for p in pairs]
+    references = [p[1] for p in pairs]
+    out = evaluation.corpus_scores(hypotheses, references)
+    out["empty"] = sum(1 for h in hypotheses if not h.strip())
+    out["bleu_by_length"] = evaluation.bleu_by_length(sources, hypotheses, references)
+    packages = sorted({p[2] for p in pairs})
+    out["by_package"] = {}
+    for package in packages:
+        picked = [i for i, p in enumerate(pairs) if p[2] == package]
+        scores = evaluation.corpus_scores([hypotheses[i] for i in picked],
+                                          [references[i] for i in picked])
+        out["by_package"][package] = {k: scores[k] for k in ("bleu", "chrf", "sentences")}
+    return out
+
+
+def sample(pairs: list, limit: int | None, seed: int = 0) -> list:
+    """A fixed random `limit` of `pairs`, in their order (all of them when limit is None)."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit={limit}: expected a positive number of pairs.")
+    if limit is None or limit >= len(pairs):
+        return list(pairs)
+    return [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), limit))]
+
+
+def run(exports: dict[str, str], pairs: list, set_record: dict, *, batch_size: int = BATCH_SIZE,
+        command: str = "", results_dir: str | None = None, limit: int | None = None) -> dict:
+    """Scores `copy-source` and each export on `pairs`; writes the JSON and markdown."""
+    machine = _common.machine_info()
+    results = {COPY: {"export": None, "seconds": None,
+                      **score(pairs, [p[0] for p in pairs])}}
+    for name, path in exports.items():
+        resolved = resolve_export(path)
+        start = time.perf_counter()
+        hypotheses = translate(resolved, [p[0] for p in pairs], batch_size)
+        seconds = time.perf_counter() - start
+        results[name] = {"export": os.path.abspath(resolved), "seconds": seconds,
+                         **score(pairs, hypotheses)}
+        print(f"{name}: BLEU {results[name]['bleu']:.2f} chrF {results[name]['chrf']:.2f} "
+              f"({seconds:.0f} s)", flush=True)
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    meta = {"command": command, "machine": machine, "batch_size": batch_size, "limit": limit,
+            "rows": len(pairs), "set": {key: set_record.get(key) for key in (
+                "language", "rows", "sha256", "training", "packages", "totals")}}
+    record = {"meta": meta, "results": results}
+    text = markdown(record)
+    _common.write_results(NAME, record, text, results_dir)
+    return {**record, "markdown": text}
+
+
+def markdown(record: dict) -> str:
+    """The results table, with the command, the set's counts and the machine."""
+    meta, results = record["meta"], record["results"]
+    thirds = next(iter(results.values()))["bleu_by_length"]
+    by_length = [
+        f"BLEU {name} ({thirds[name]['source_tokens'][0]}-{thirds[name]['source_tokens'][1]} "
+        f"tokens, {thirds[name]['sentences']})" for name in evaluation.THIRDS]
+    headers = ["model", "BLEU", "chrF", *by_length, "empty", "seconds"]
+    rows = [[name, f"{r['bleu']:.2f}", f"{r['chrf']:.2f}"]
+            + [f"{r['bleu_by_length'][t]['bleu']:.2f}" for t in evaluation.THIRDS]
+            + [r["empty"], "" if r["seconds"] is None else f"{r['seconds']:.0f}"]
+            for name, r in results.items()]
+    s = meta["set"]
+    packages = ", ".join(f"{p['name']} {p['kept']}" for p in s.get("packages") or [])
+    totals = s.get("totals") or {}
+    training = s.get("training") or {}
+    scored = (f"{meta['rows']} pairs scored" + (
+        f" (a fixed random sample, --limit={meta['limit']})"
+        if meta["limit"] and meta["limit"] < (s.get("rows") or 0) else ""))
+    signature = next(iter(results.values())).get("bleu_signature", "")
+    return "\n".join([
+        f"# Translation of UI strings of programs never seen in training "
+        f"(en->{s.get('language')})", "",
+        f"{scored} of the unseen-programs set (`apps.translation.unseen_programs`: "
+        f"{s.get('rows')} pairs; {totals.get('removed_seen', 0)} more were removed because "
+        f"their English source is in the training corpus {training.get('dataset')}). "
+        f"Pairs kept per package: {packages}.", "",
+        "sacreBLEU, case-insensitive (`" + signature + "`); BLEU by thirds of the set by "
+        "source length in tokens (sentences in brackets). `copy-source`: the English source "
+        "as the translation. `empty`: translations that are empty.", "",
+        f"Command: `{meta['command']}`", "",
+        f"Machine: {_common.machine_line(meta['machine'])}.", "",
+        _common.markdown_table(headers, rows),
+    ]) + "\n"
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("exports", None, "NAME=PATH,...: the translation SavedModels to score "
+                        "(a SavedModel directory or a base of numbered versions).")
+    flags.mark_flag_as_required("exports")
+    flags.DEFINE_enum("language", "fr", sorted(unseen_programs.builder.LANGUAGES),
+                      "Target language of the set (and of the models).")
+    flags.DEFINE_integer("limit", None, "Score a fixed random sample of this many pairs.")
+    flags.DEFINE_string("results_dir", _common.RESULTS_DIR, "Where the JSON and markdown go.")
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    f = flags.FLAGS
+    try:
+        exports = parse_exports(f.exports)
+    except ValueError as err:
+        raise app.UsageError(str(err)) from err
+    data_dir = common_data.data_dir(common_flags.DATA_DIR.value)
+    pairs, set_record = unseen_programs.prepare(f.language, data_dir)
+    command = " ".join(["python -m benchmarks.translation_unseen", *sys.argv[1:]])
+    record = run(exports, sample(pairs, f.limit), set_record,
+                 batch_size=common_flags.resolve(common_flags.BATCH_SIZE, BATCH_SIZE),
+                 command=command, results_dir=f.results_dir, limit=f.limit)
+    print(record["markdown"])
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
