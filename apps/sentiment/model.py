@@ -44,6 +44,7 @@ from typing import Literal, NamedTuple
 import keras
 from keras import ops
 
+from apps.sentiment import lexicon
 from keras_attention import _validation
 from keras_attention import layers as attention_layers
 
@@ -225,8 +226,6 @@ def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:
     )(ids)
     lexical = None
     if config.lexicon == "vader":
-        from apps.sentiment import lexicon
-
         table = keras.layers.Embedding(config.vocab_size, len(lexicon.FEATURES),
                                        embeddings_initializer="zeros", trainable=False,
                                        name="lexicon_features")

@@ -26,7 +26,7 @@ import tensorflow_datasets as tfds
 from apps.common import data as common_data
 from apps.common import text as common_text
 from apps.sentiment import builder as sentiment_builder
-from apps.sentiment import long_documents
+from apps.sentiment import lexicon, long_documents
 from apps.sentiment.builder import DOMAINS, EMBEDDED
 
 ONLINE = ("imdb_reviews", "glue/sst2")
@@ -173,8 +173,6 @@ def make_tokenizer(train: Split, vocab_size: int, max_length: int,
                    extra_words=()) -> common_text.Tokenizer:
     """A tokenizer whose vocabulary is the `vocab_size` most frequent training tokens, then
     the `extra_words` they lack (the lexicon's, `model.lexicon`)."""
-    from apps.sentiment import lexicon
-
     texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else t
              for t in train.texts]
     vocabulary = lexicon.extend_vocabulary(common_text.build_vocabulary(texts, vocab_size),
