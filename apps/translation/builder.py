@@ -29,13 +29,14 @@ metadata. Loadable like any tfds dataset once this module is imported:
 
 from __future__ import annotations
 
+import codecs
 import collections
 import dataclasses
-import gettext
 import glob
 import hashlib
 import os
 import re
+import struct
 import tempfile
 
 import tensorflow_datasets as tfds
@@ -62,6 +63,8 @@ _MARKUP = re.compile(r"<[A-Za-z/!?][^>]*>|&[A-Za-z]+;|&#\d+;")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MNEMONIC_AMP = re.compile(r"&(?=\w)")
 _SPACES = re.compile(r"\s+")
+_MO_MAGIC = 0x950412DE
+_CHARSET = re.compile(r"charset=([A-Za-z0-9_.:-]+)")
 
 
 def _strip_mnemonic(source: str, target: str) -> tuple[str, str] | None:
@@ -127,19 +130,57 @@ def split_of(source: str) -> str:
 def read_catalogue(path: str) -> list[tuple[str, str]]:
     """`(msgid, msgstr)` of a `.mo` file: contexts stripped, plurals by their first form.
 
-    Plural entries (`(msgid, n)` keys in `gettext`'s catalogue) give the
-    singular msgid with form 0, which is the singular form in fr/de/es/hi.
+    The file is read by its published layout (a magic number, the count, and
+    two tables of (length, offset) for the originals and the translations),
+    not by `gettext.GNUTranslations`, which also evaluates the header's
+    `Plural-Forms` and fails on catalogues whose header is malformed (Debian's
+    `acl`). Strings are decoded by the header's charset (UTF-8 when none is
+    named). A plural entry gives the singular msgid with its first form, which
+    is the singular form in fr/de/es/hi.
+
+    Raises:
+        ValueError: naming `path`, when it is not a `.mo` file or is truncated.
     """
     with open(path, "rb") as f:
-        catalogue = gettext.GNUTranslations(f)._catalog  # noqa: SLF001 (documented use)
+        data = f.read()
+    name = os.path.basename(path)
+    if len(data) < 20:
+        raise ValueError(f"{name}: {len(data)} bytes, too short for a .mo file.")
+    for order in ("<", ">"):
+        if struct.unpack(order + "I", data[:4])[0] == _MO_MAGIC:
+            break
+    else:
+        raise ValueError(f"{name}: not a .mo file (bad magic number).")
+    count, originals, translations = struct.unpack(order + "3I", data[8:20])
+
+    def entry(table: int, i: int) -> bytes:
+        start = table + 8 * i
+        if start + 8 > len(data):
+            raise ValueError(f"{name}: truncated string table (entry {i}).")
+        length, offset = struct.unpack(order + "2I", data[start:start + 8])
+        if offset + length > len(data):
+            raise ValueError(f"{name}: truncated string {i}.")
+        return data[offset:offset + length]
+
+    raw = [(entry(originals, i), entry(translations, i)) for i in range(count)]
+    charset = "utf-8"
+    for msgid, msgstr in raw:
+        if not msgid:
+            found = _CHARSET.search(msgstr.decode("ascii", "replace"))
+            if found and found.group(1).lower() not in ("charset", "char"):
+                charset = found.group(1)
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "utf-8"
     pairs = []
-    for key, value in catalogue.items():
-        if isinstance(key, tuple):
-            key, form = key
-            if form != 0:
-                continue
-        if not key or not value:
+    for msgid, msgstr in raw:
+        if not msgid or not msgstr:
             continue  # The header, or an empty translation.
+        key = msgid.split(b"\x00", 1)[0].decode(charset)
+        value = msgstr.split(b"\x00", 1)[0].decode(charset)
+        if not key or not value:
+            continue
         if "\x04" in key:
             key = key.split("\x04", 1)[1]
         pairs.append((key, value))

@@ -18,11 +18,15 @@ WORDS = {
 }
 
 
-def write_mo(path: str, messages: dict) -> str:
-    """Writes a GNU .mo file: `messages` maps msgid (str, may hold \\x00 / \\x04) to msgstr."""
-    entries = sorted({"": HEADER, **messages}.items(), key=lambda kv: kv[0].encode("utf-8"))
-    ids = [k.encode("utf-8") for k, _ in entries]
-    strs = [v.encode("utf-8") for _, v in entries]
+def write_mo(path: str, messages: dict, header: str = HEADER, encoding: str = "utf-8") -> str:
+    """Writes a GNU .mo file: `messages` maps msgid (str, may hold \\x00 / \\x04) to msgstr.
+
+    `header` is the catalogue's header (its msgstr for msgid ""); the strings are
+    encoded with `encoding`, which the header should name.
+    """
+    entries = sorted({"": header, **messages}.items(), key=lambda kv: kv[0].encode(encoding))
+    ids = [k.encode(encoding) for k, _ in entries]
+    strs = [v.encode(encoding) for _, v in entries]
     n = len(entries)
     originals = 7 * 4
     translations = originals + 8 * n

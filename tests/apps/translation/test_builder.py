@@ -32,6 +32,34 @@ def test_mo_writer_reads_back_with_contexts_and_plurals(tmp_path):
     assert pairs == {"Open": "Ouvrir", "file": "fichier", "Quit": "Quitter"}
 
 
+def test_read_catalogue_malformed_plural_header_and_latin1(tmp_path):
+    # Debian's acl ships a header whose Plural-Forms has no `plural=`, on which
+    # gettext.GNUTranslations raises IndexError; the entries are still good.
+    header = ("Content-Type: text/plain; charset=ISO-8859-1\n"
+              "Plural-Forms: nplurals=2;\n")
+    path = fixtures.write_mo(str(tmp_path / "acl.mo"), {"Remove the entry": "Supprimer l'entrée",
+                                                        "file\x00files": "fichier\x00fichiers"},
+                             header=header, encoding="latin-1")
+    assert dict(translation_builder.read_catalogue(path)) == {
+        "Remove the entry": "Supprimer l'entrée", "file": "fichier"}
+
+
+@pytest.mark.parametrize("damage", ["not a catalogue at all", "truncated"])
+def test_read_catalogue_rejects_what_is_not_a_mo_file(tmp_path, damage):
+    path = str(tmp_path / "bad.mo")
+    if damage == "truncated":
+        fixtures.write_mo(path, {"Open the file": "Ouvrir le fichier"})
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[:-12])
+    else:
+        with open(path, "wb") as f:
+            f.write(damage.encode() * 3)
+    with pytest.raises(ValueError, match="bad.mo"):
+        translation_builder.read_catalogue(path)
+
+
 @pytest.mark.parametrize("source, target, expected", [
     ("Save as %s", "Enregistrer sous %s", None),
     ("Save %1$s here", "Enregistrer %1$s ici", None),
