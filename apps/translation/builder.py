@@ -235,6 +235,35 @@ def unpack_catalogues(deb: str, language: str, into: str) -> list[str]:
     return catalogues_in(acquire.unpack(deb, into), language)
 
 
+def read_packages(packages, language: str, directory: str):
+    """The cleaned, deduplicated pairs of `packages`' catalogues for `language`.
+
+    Each `(name, version)` is fetched once into `directory` (`acquire.fetch_packages`)
+    and unpacked into a temporary directory.
+
+    Returns:
+        `(pairs, counts, debs)`: as `collect_pairs`, with `counts[name]["catalogues"]`
+        added, and `{name: (deb path, version used)}`.
+    """
+    debs = acquire.fetch_packages(packages, directory)
+    catalogues = []
+    with tempfile.TemporaryDirectory(prefix="gettext-") as tmp:
+        for name, _ in packages:
+            catalogues.append((name, unpack_catalogues(debs[name][0], language,
+                                                       os.path.join(tmp, name))))
+        pairs, counts = collect_pairs(catalogues)
+    for name, paths in catalogues:
+        counts[name]["catalogues"] = len(paths)
+    return pairs, counts, debs
+
+
+def split_pairs(pairs, split: str) -> list:
+    """The pairs `(source, ...)` whose source `split_of` puts in `split`."""
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: expected one of {SPLITS}.")
+    return [pair for pair in pairs if split_of(pair[0]) == split]
+
+
 # ------------------------------------------------------------------------- builder
 @dataclasses.dataclass
 class GettextConfig(tfds.core.BuilderConfig):
@@ -298,13 +327,7 @@ class GettextTranslations(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         language = self.builder_config.language
         directory = self._deb_dir or os.path.join(os.fspath(dl_manager.download_dir), EMBEDDED)
-        debs = acquire.fetch_packages(self._packages, directory)
-        catalogues = []
-        with tempfile.TemporaryDirectory(prefix="gettext-") as tmp:
-            for name, _ in self._packages:
-                found = unpack_catalogues(debs[name][0], language, os.path.join(tmp, name))
-                catalogues.append((name, found))
-            pairs, counts = collect_pairs(catalogues)
+        pairs, counts, debs = read_packages(self._packages, language, directory)
         splits = {name: [] for name in SPLITS}
         for pair in pairs:
             splits[split_of(pair[0])].append(pair)

@@ -201,11 +201,7 @@ class LongTranslations(tfds.core.GeneratorBasedBuilder):
     def _gettext_sources(self, language: str, dl_manager) -> set[str]:
         """The folded English messages of `gettext_translations/<language>` (its packages)."""
         directory = os.path.join(os.fspath(dl_manager.download_dir), gettext_builder.EMBEDDED)
-        debs = acquire.fetch_packages(acquire.PACKAGES, directory)
-        with tempfile.TemporaryDirectory(prefix="gettext-") as tmp:
-            catalogues = [(name, gettext_builder.unpack_catalogues(
-                debs[name][0], language, os.path.join(tmp, name))) for name, _ in acquire.PACKAGES]
-            pairs, _ = gettext_builder.collect_pairs(catalogues)
+        pairs, _, _ = gettext_builder.read_packages(acquire.PACKAGES, language, directory)
         return {long_corpus.fold(source) for source, _, _ in pairs}
 
     def _generate_examples(self, pairs):

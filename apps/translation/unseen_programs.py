@@ -51,7 +51,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 
 from absl import app, flags, logging
@@ -131,23 +130,17 @@ def build(language: str, packages, deb_dir: str, training: set[str]) -> tuple[li
         their folded source; counts `{package: {"version", "catalogues",
         "entries", "clean", "unique", "removed_seen", "kept"}}`.
     """
-    debs = acquire.fetch_packages(packages, deb_dir)
-    catalogues, found = [], {}
-    with tempfile.TemporaryDirectory(prefix="unseen-") as tmp:
-        for name, _ in packages:
-            paths = builder.unpack_catalogues(debs[name][0], language, os.path.join(tmp, name))
-            if not paths:
-                logging.warning("%s %s ships no %s catalogue; skipped.", name, debs[name][1],
-                                builder.LANGUAGES[language])
-            found[name] = len(paths)
-            catalogues.append((name, paths))
-        pairs, collected = builder.collect_pairs(catalogues)
+    pairs, collected, debs = builder.read_packages(packages, language, deb_dir)
+    for name, _ in packages:
+        if not collected[name]["catalogues"]:
+            logging.warning("%s %s ships no %s catalogue; skipped.", name, debs[name][1],
+                            builder.LANGUAGES[language])
     kept = [pair for pair in pairs if builder.fold(pair[0]) not in training]
     counts = {}
     for name, _ in packages:
         unique = collected[name]["kept"]
         left = sum(1 for pair in kept if pair[2] == name)
-        counts[name] = {"version": debs[name][1], "catalogues": found[name],
+        counts[name] = {"version": debs[name][1], "catalogues": collected[name]["catalogues"],
                         "entries": collected[name]["entries"], "clean": collected[name]["clean"],
                         "unique": unique, "removed_seen": unique - left, "kept": left}
     return kept, counts

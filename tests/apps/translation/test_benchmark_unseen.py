@@ -88,3 +88,18 @@ def test_run_scores_exports_and_the_copy_baseline(export_base, tmp_path):
 
 def test_importing_defines_no_flags():
     assert not flags.FLAGS.flags_by_module_dict().get(bench.__name__)
+
+
+def test_run_also_scores_the_ui_test_split(export_base, tmp_path):
+    ui = PAIRS[:3]
+    record = bench.run({"upper": export_base}, PAIRS, SET, batch_size=2, command="cmd",
+                       results_dir=str(tmp_path), ui_test=ui)
+    for name in ("copy-source", "upper"):
+        assert record["results"][name]["ui_test"]["sentences"] == 3
+    assert record["results"]["upper"]["ui_test"]["bleu"] == pytest.approx(
+        record["results"]["copy-source"]["ui_test"]["bleu"])
+    assert record["meta"]["ui_test_rows"] == 3
+    assert "UI-strings test split of `gettext_translations` 1.0.0 (3 pairs" in record["markdown"]
+    plain = bench.run({"upper": export_base}, PAIRS, SET, batch_size=2, command="cmd",
+                      results_dir=str(tmp_path))
+    assert "ui_test" not in plain["results"]["upper"] and "1.0.0" not in plain["markdown"]

@@ -133,3 +133,14 @@ def test_splits_are_disjoint_and_follow_the_source_hash(builder):
     # Case and spacing do not change the split.
     assert translation_builder.split_of("Open  the FILE") == translation_builder.split_of(
         "open the file")
+
+
+def test_split_pairs_follows_split_of():
+    pairs = [(f"Source number {i}", f"Source numéro {i}", "p") for i in range(300)]
+    parts = {name: translation_builder.split_pairs(pairs, name)
+             for name in translation_builder.SPLITS}
+    assert sum(len(v) for v in parts.values()) == 300 and all(parts.values())
+    for name, chosen in parts.items():
+        assert all(translation_builder.split_of(p[0]) == name for p in chosen)
+    with pytest.raises(ValueError, match="split='dev'"):
+        translation_builder.split_pairs(pairs, "dev")
