@@ -56,3 +56,48 @@ def test_unpack_extracts_the_catalogues(tmp_path, packages):
     tree = acquire.unpack(os.path.join(deb_dir, "fixture-b_2.0_all.deb"), str(tmp_path / "b"))
     found = sorted(os.listdir(os.path.join(tree, "usr", "share", "locale", "fr", "LC_MESSAGES")))
     assert found == ["beta.mo", "gamma.mo"]
+
+
+def test_missing_packages_are_fetched_in_one_apt_get_call(tmp_path, monkeypatch, packages):
+    deb_dir, _ = packages
+    commands, singles = [], []
+    real_run = common_acquire.run
+
+    def fake_run(command, what, timeout=600, env=None, cwd=None):
+        if command[0] != "apt-get":
+            return real_run(command, what, timeout=timeout, env=env, cwd=cwd)
+        commands.append(command)
+        for spec in command[2:]:
+            name = spec.split("=")[0]
+            version = {"fixture-a": "1.0", "fixture-b": "2.0"}[name]
+            shutil.copyfile(os.path.join(deb_dir, f"{name}_{version}_all.deb"),
+                            os.path.join(cwd, f"{name}_{version}_all.deb"))
+
+    monkeypatch.setattr(acquire.common_acquire, "run", fake_run)
+    monkeypatch.setattr(acquire, "_download", lambda *a: singles.append(a))
+    got = acquire.fetch_packages([("fixture-a", "1.0"), ("fixture-b", "2.0")], str(tmp_path))
+    assert commands == [["apt-get", "download", "fixture-a=1.0", "fixture-b=2.0"]] and not singles
+    assert got["fixture-b"] == (str(tmp_path / "fixture-b_2.0_all.deb"), "2.0")
+    assert sorted(os.listdir(tmp_path)) == ["fixture-a_1.0_all.deb", "fixture-b_2.0_all.deb"]
+
+
+def test_a_failed_batch_fetch_falls_back_to_one_by_one(tmp_path, monkeypatch, packages):
+    deb_dir, _ = packages
+
+    real_run = common_acquire.run
+
+    def failing_run(command, what, timeout=600, env=None, cwd=None):
+        if command[0] != "apt-get":
+            return real_run(command, what, timeout=timeout, env=env, cwd=cwd)
+        raise common_acquire.AcquireError("E: Version '1.0' for 'fixture-a' was not found")
+
+    def fake_download(name, version, directory, timeout):
+        dst = os.path.join(directory, f"{name}_{version}_all.deb")
+        shutil.copyfile(os.path.join(deb_dir, f"{name}_{version}_all.deb"), dst)
+        return dst, version
+
+    monkeypatch.setattr(acquire.common_acquire, "run", failing_run)
+    monkeypatch.setattr(acquire, "_download", fake_download)
+    got = acquire.fetch_packages([("fixture-a", "1.0"), ("fixture-b", "2.0")], str(tmp_path))
+    assert set(got) == {"fixture-a", "fixture-b"}
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".fetch-")]
