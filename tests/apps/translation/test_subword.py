@@ -121,7 +121,7 @@ def test_train_config_takes_joined_datasets_and_a_vocabulary_kind():
 
     config = train.TrainConfig()
     assert config.dataset == "gettext_translations/fr"  # Long+subword learnt nothing in budget.
-    assert config.vocabulary == "word"
+    assert config.vocabulary == "subword"
     assert train.TrainConfig(dataset=train.LONG_DATASET).dataset == train.LONG_DATASET
     assert train.TrainConfig(dataset="long_translations/de").dataset == "long_translations/de"
     with pytest.raises(ValueError, match="dataset: .*part 'mnist'"):
