@@ -13,6 +13,7 @@ from keras_attention.layers.local_attention import LocalAttention  # noqa: F401
 from keras_attention.layers.multi_head_attention import MultiHeadAttention  # noqa: F401
 from keras_attention.layers.non_local_block import NonLocalBlock  # noqa: F401
 from keras_attention.layers.patch_embedding import PatchEmbedding  # noqa: F401
+from keras_attention.layers.pointer_generator import PointerGenerator  # noqa: F401
 from keras_attention.layers.position_embedding import PositionEmbedding  # noqa: F401
 from keras_attention.layers.residual_attention_module import (  # noqa: F401
     ResidualAttentionModule,

@@ -20,6 +20,7 @@ POSITIONAL = [
     (layers.MultiHeadAttention, (2, 8), 8),
     (layers.NonLocalBlock, (4,), "dot"),
     (layers.PatchEmbedding, (4,), 16),
+    (layers.PointerGenerator, (), 1e-9),
     (layers.PositionEmbedding, (16,), "zeros"),
     (layers.ResidualAttentionModule, (8,), 1),
     (ResidualUnit, (8,), 2),

@@ -1,0 +1,112 @@
+"""Pointer-generator output: copy source tokens through the attention (See et al. 2017)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_attention import _validation
+
+
+@keras.saving.register_keras_serializable(package="keras_attention")
+class PointerGenerator(keras.layers.Layer):
+    """Mixes a decoder's vocabulary distribution with a copy of the attended source tokens.
+
+    At each output step (See, Liu and Manning 2017, eqs. 8-9):
+
+        p_gen  = sigm(wᵀ f + b)
+        P(w)   = p_gen · softmax(logits)_w + (1 - p_gen) · Σ_{i: x_i = w} a_i
+
+    where `f` are the step's features (e.g. the attentional vector), `a` the
+    attention over the source and `x` the source token ids. A token the
+    decoder's softmax barely knows (a name, an identifier, a number) can still
+    come out by attending to it. The copy needs source and target ids in one
+    vocabulary (a joint subword vocabulary, for instance); ids must be in
+    `[0, vocab_size)`. Padding positions need attention weight 0.
+
+    The layer returns log-probabilities, not logits: `log_softmax` leaves them
+    unchanged, so a loss with `from_logits=True` and decoders that apply
+    `log_softmax` (`keras_attention.decoding`) take them as they are.
+
+    Args:
+        epsilon: added to the mixed probabilities before the log, so that a
+            token with probability 0 has a finite score.
+        kernel_initializer: initializer of `w`.
+        bias_initializer: initializer of `b`.
+
+    Every argument is keyword-only.
+
+    Call arguments:
+        logits: `(batch, vocab)` or `(batch, T_out, vocab)`, the decoder's scores.
+        attention: `(batch, T_in)` or `(batch, T_out, T_in)`, rows summing to 1.
+        source_ids: int `(batch, T_in)`.
+        features: `(batch, dim)` or `(batch, T_out, dim)`, what the gate reads.
+        return_gate: also return `p_gen`, `(batch[, T_out])`.
+
+    Returns:
+        Log-probabilities shaped like `logits`; with `return_gate`, also `p_gen`.
+
+    Example:
+        >>> logits = keras.random.normal((2, 10))
+        >>> attention = ops.softmax(keras.random.normal((2, 3)))
+        >>> source_ids = ops.convert_to_tensor([[4, 5, 0], [7, 7, 1]])
+        >>> log_p = PointerGenerator()(logits, attention, source_ids, keras.random.normal((2, 8)))
+        >>> tuple(log_p.shape), round(float(ops.sum(ops.exp(log_p[0]))), 3)
+        ((2, 10), 1.0)
+
+    Reference:
+        See, Liu, Manning, "Get To The Point: Summarization with
+        Pointer-Generator Networks", ACL 2017.
+    """
+
+    def __init__(self, *, epsilon=1e-9, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = _validation.non_negative_float("epsilon", epsilon)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, logits_shape, attention_shape=None, source_ids_shape=None,
+              features_shape=None):
+        if features_shape is None:
+            raise ValueError("PointerGenerator needs `features` (what the gate reads).")
+        _validation.known_last_dim("logits", logits_shape)
+        dim = _validation.known_last_dim("features", features_shape)
+        self.kernel = self.add_weight(name="kernel", shape=(dim, 1),
+                                      initializer=self.kernel_initializer)
+        self.bias = self.add_weight(name="bias", shape=(1,), initializer=self.bias_initializer)
+
+    def call(self, logits, attention, source_ids, features, return_gate=False):
+        vocab = logits.shape[-1]
+        step_wise = len(logits.shape) == 2
+        if len(attention.shape) != len(logits.shape):
+            raise ValueError(f"attention {tuple(attention.shape)} must have the rank of logits "
+                             f"{tuple(logits.shape)}.")
+        gate = ops.sigmoid(ops.matmul(features, ops.cast(self.kernel, features.dtype))
+                           + ops.cast(self.bias, features.dtype))
+        p_vocab = ops.softmax(logits, axis=-1)
+        one_hot = ops.one_hot(ops.cast(source_ids, "int32"), vocab, dtype=p_vocab.dtype)
+        weights = ops.cast(attention, p_vocab.dtype)
+        if step_wise:
+            copy = ops.squeeze(ops.matmul(ops.expand_dims(weights, 1), one_hot), 1)
+        else:
+            copy = ops.matmul(weights, one_hot)
+        gate = ops.cast(gate, p_vocab.dtype)
+        mixed = gate * p_vocab + (1.0 - gate) * copy
+        log_p = ops.log(mixed + self.epsilon)
+        if return_gate:
+            return log_p, ops.squeeze(gate, -1)
+        return log_p
+
+    def compute_output_shape(self, logits_shape, attention_shape=None, source_ids_shape=None,
+                             features_shape=None):
+        return tuple(logits_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "epsilon": self.epsilon,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        })
+        return config
