@@ -40,6 +40,8 @@ from keras_attention import layers as attention_layers
 Variant = Literal["seq2seq", "bahdanau", "luong", "luong_local", "transformer"]
 Score = Literal["dot", "general", "concat"]
 VARIANTS = typing.get_args(Variant)
+#: The variants that can copy source tokens through their attention (`ModelConfig.copy`).
+COPY_VARIANTS = ("bahdanau", "luong", "luong_local")
 SCORES = typing.get_args(Score)
 
 
@@ -74,6 +76,13 @@ class ModelConfig:
         num_layers, num_heads, intermediate_dim: Transformer sizes.
         learning_rate: Adam's peak rate; None = 2e-3 (1e-3 for the transformer).
         label_smoothing: of the token cross-entropy.
+        copy: a pointer-generator output (`keras_attention.layers.PointerGenerator`,
+            See et al. 2017): each step mixes the softmax with a copy of the source
+            tokens it attends to, so names, options and identifiers it never
+            learnt to emit come out as they are written. Needs an attention
+            variant of the RNN family (`COPY_VARIANTS`) and one vocabulary for
+            both languages (`vocabulary=subword`). None = on exactly when both hold
+            (`copies`).
     """
 
     variant: Variant = "bahdanau"
@@ -93,6 +102,7 @@ class ModelConfig:
     intermediate_dim: int = 512
     learning_rate: float | None = None
     label_smoothing: float = 0.1
+    copy: bool | None = None
 
     def __post_init__(self):
         for name, allowed in (("variant", VARIANTS), ("score", SCORES)):
@@ -113,6 +123,19 @@ class ModelConfig:
                 raise ValueError(f"{name} must be in [0, 1). Received: {getattr(self, name)!r}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0. Received: {self.learning_rate!r}")
+        if self.copy and self.variant not in COPY_VARIANTS:
+            raise ValueError(f"copy=True needs one of the variants {COPY_VARIANTS} (it copies "
+                             f"through their attention). Received: variant={self.variant!r}")
+
+    def copies(self, joint_vocabulary: bool) -> bool:
+        """Whether the model copies (`copy` resolved): `joint_vocabulary` says if source
+        and target ids are one vocabulary (a copied source id must mean the same token)."""
+        if self.copy and not joint_vocabulary:
+            raise ValueError("copy=True needs one vocabulary for both languages "
+                             "(vocabulary=subword); a word vocabulary has one per language.")
+        if self.copy is None:
+            return joint_vocabulary and self.variant in COPY_VARIANTS
+        return self.copy
 
     @property
     def feeds_input(self) -> bool:
@@ -205,6 +228,8 @@ class RNNTranslator(_Translator):
                 units=c.attention_units if c.score == "concat" else None, name="attention",
             )
         self.combine = keras.layers.Dense(c.units, activation="tanh", name="attentional")
+        # `copy` is resolved by then (ModelConfig.copies); None counts as off here.
+        self.pointer = attention_layers.PointerGenerator(name="pointer") if c.copy else None
         self._build(self._build_layers)
 
     def _build_layers(self):
@@ -222,6 +247,9 @@ class RNNTranslator(_Translator):
         if self.attention is not None:
             self.attention.build((None, c.units), (None, None, context))
         self.combine.build((None, combine_in))
+        if self.pointer is not None:
+            self.pointer.build((None, c.target_vocab_size), (None, None), (None, None),
+                               (None, c.units))
 
     # ------------------------------------------------------------------ encoder
     def encode(self, source_ids, training=False):
@@ -234,6 +262,8 @@ class RNNTranslator(_Translator):
                   "initial": self.bridge(summary)}
         if self.config.variant == "bahdanau":
             memory["keys"] = self.attention.project_keys(outputs)
+        if self.pointer is not None:
+            memory["source_ids"] = source_ids
         return memory
 
     def initial_state(self, memory):
@@ -286,7 +316,10 @@ class RNNTranslator(_Translator):
         )
         new_state = dict(state)
         new_state["h"], new_state["attentional"] = h, attentional
-        return self.output_layer(attentional), new_state, weights
+        logits = self.output_layer(attentional)
+        if self.pointer is not None:  # log-probabilities: log_softmax leaves them as they are
+            logits = self.pointer(logits, weights, state["source_ids"], attentional)
+        return logits, new_state, weights
 
     # ---------------------------------------------------------- teacher forcing
     def call(self, inputs, training=None, return_attention=False):
@@ -305,10 +338,13 @@ class RNNTranslator(_Translator):
             scan_step, (h0, ops.zeros_like(h0), weights0),
             ops.transpose(embedded, (1, 0, 2)),
         )
-        attentional = ops.transpose(attentional, (1, 0, 2))
-        logits = self.output_layer(self.dropout(attentional, training=training))
+        attentional = self.dropout(ops.transpose(attentional, (1, 0, 2)), training=training)
+        weights = ops.transpose(weights, (1, 0, 2))
+        logits = self.output_layer(attentional)
+        if self.pointer is not None:
+            logits = self.pointer(logits, weights, source_ids, attentional)
         if return_attention:
-            return logits, ops.transpose(weights, (1, 0, 2))
+            return logits, weights
         return logits
 
 

@@ -158,6 +158,10 @@ class TrainConfig(common_config.CommonTrainConfig):
         if self.vocabulary not in pipeline.VOCABULARIES:
             raise ValueError(f"vocabulary must be one of {pipeline.VOCABULARIES}. "
                              f"Received: {self.vocabulary!r}")
+        try:
+            self.model.copies(self.vocabulary == "subword")
+        except ValueError as err:
+            raise ValueError(f"model.copy with vocabulary={self.vocabulary!r}: {err}") from None
         if self.train_tsv and self.dataset != DEFAULT_DATASET:
             raise ValueError(f"Pass either dataset ({self.dataset!r}) or train_tsv "
                              f"({self.train_tsv!r}), not both.")
@@ -277,7 +281,8 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     # The model is sized to the vocabularies built (at most the configured sizes).
     steps_per_epoch = config.steps_per_epoch or math.ceil(len(train) / config.batch_size)
     model_config = dataclasses.replace(m, source_vocab_size=source_tokenizer.vocabulary_size,
-                                       target_vocab_size=target_tokenizer.vocabulary_size)
+                                       target_vocab_size=target_tokenizer.vocabulary_size,
+                                       copy=m.copies(config.vocabulary == "subword"))
     with strategy.scope():
         model = translation_model.compile_model(
             translation_model.build_model(model_config), model_config,
@@ -326,7 +331,7 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         "final_loss": float(history.history["loss"][-1]),
         "parameters": int(model.count_params()),
         "decoding": {"beam_width": config.beam_width, "length_penalty": config.length_penalty,
-                     "unk_replace": module.unk_replace},
+                     "unk_replace": module.unk_replace, "copy": bool(model_config.copy)},
         "config": dataclasses.asdict(config),
     }
     if "val_loss" in history.history:

@@ -8,6 +8,31 @@ from keras import ops
 from keras_attention import _validation
 
 
+def _scatter_attention(weights, source_ids, vocab: int, step_wise: bool):
+    """`copy[b, (t,) w] = sum of weights[b, (t,) i] over the i with source_ids[b, i] == w`.
+
+    A segment sum over `batch * vocab` segments: memory of the output's size,
+    not of a `(batch, T_in, vocab)` one-hot.
+    """
+    batch = ops.shape(source_ids)[0]
+    t_in = ops.shape(source_ids)[1]
+    ids = ops.cast(source_ids, "int32")
+    valid = ops.logical_and(ids >= 0, ids < vocab)  # others copy nothing (not another row)
+    ids = ops.where(valid, ids, 0)
+    keep = ops.cast(valid, weights.dtype)
+    weights = weights * (keep if step_wise else ops.expand_dims(keep, 1))
+    segments = ops.reshape(ids + ops.expand_dims(ops.arange(batch, dtype="int32") * vocab, 1),
+                           (-1,))
+    if step_wise:  # weights (batch, T_in)
+        summed = ops.segment_sum(ops.reshape(weights, (-1,)), segments,
+                                 num_segments=batch * vocab)
+        return ops.reshape(summed, (batch, vocab))
+    t_out = ops.shape(weights)[1]  # weights (batch, T_out, T_in)
+    data = ops.reshape(ops.transpose(weights, (0, 2, 1)), (batch * t_in, t_out))
+    summed = ops.segment_sum(data, segments, num_segments=batch * vocab)
+    return ops.transpose(ops.reshape(summed, (batch, vocab, t_out)), (0, 2, 1))
+
+
 @keras.saving.register_keras_serializable(package="keras_attention")
 class PointerGenerator(keras.layers.Layer):
     """Mixes a decoder's vocabulary distribution with a copy of the attended source tokens.
@@ -21,8 +46,11 @@ class PointerGenerator(keras.layers.Layer):
     attention over the source and `x` the source token ids. A token the
     decoder's softmax barely knows (a name, an identifier, a number) can still
     come out by attending to it. The copy needs source and target ids in one
-    vocabulary (a joint subword vocabulary, for instance); ids must be in
-    `[0, vocab_size)`. Padding positions need attention weight 0.
+    vocabulary (a joint subword vocabulary, for instance); a source id outside
+    `[0, vocab_size)` copies nothing. Padding positions need attention weight 0.
+    The copy distribution is normalized to sum to 1 (weights that sum to less,
+    such as local-p attention's, are rescaled); a step whose weights are all 0
+    copies nothing (`p_gen` = 1 there), so the output always sums to 1.
 
     The layer returns log-probabilities, not logits: `log_softmax` leaves them
     unchanged, so a loss with `from_logits=True` and decoders that apply
@@ -38,7 +66,7 @@ class PointerGenerator(keras.layers.Layer):
 
     Call arguments:
         logits: `(batch, vocab)` or `(batch, T_out, vocab)`, the decoder's scores.
-        attention: `(batch, T_in)` or `(batch, T_out, T_in)`, rows summing to 1.
+        attention: `(batch, T_in)` or `(batch, T_out, T_in)`, non-negative weights.
         source_ids: int `(batch, T_in)`.
         features: `(batch, dim)` or `(batch, T_out, dim)`, what the gate reads.
         return_gate: also return `p_gen`, `(batch[, T_out])`.
@@ -77,7 +105,7 @@ class PointerGenerator(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(1,), initializer=self.bias_initializer)
 
     def call(self, logits, attention, source_ids, features, return_gate=False):
-        vocab = logits.shape[-1]
+        vocab = int(logits.shape[-1])
         step_wise = len(logits.shape) == 2
         if len(attention.shape) != len(logits.shape):
             raise ValueError(f"attention {tuple(attention.shape)} must have the rank of logits "
@@ -85,13 +113,13 @@ class PointerGenerator(keras.layers.Layer):
         gate = ops.sigmoid(ops.matmul(features, ops.cast(self.kernel, features.dtype))
                            + ops.cast(self.bias, features.dtype))
         p_vocab = ops.softmax(logits, axis=-1)
-        one_hot = ops.one_hot(ops.cast(source_ids, "int32"), vocab, dtype=p_vocab.dtype)
-        weights = ops.cast(attention, p_vocab.dtype)
-        if step_wise:
-            copy = ops.squeeze(ops.matmul(ops.expand_dims(weights, 1), one_hot), 1)
-        else:
-            copy = ops.matmul(weights, one_hot)
+        copy = _scatter_attention(ops.cast(attention, p_vocab.dtype), source_ids, vocab,
+                                  step_wise)
         gate = ops.cast(gate, p_vocab.dtype)
+        total = ops.sum(copy, axis=-1, keepdims=True)
+        copies = total > 0
+        copy = copy / ops.where(copies, total, ops.ones_like(total))
+        gate = ops.where(copies, gate, ops.ones_like(gate))
         mixed = gate * p_vocab + (1.0 - gate) * copy
         log_p = ops.log(mixed + self.epsilon)
         if return_gate:

@@ -89,6 +89,22 @@ def test_trains_the_gate_and_round_trips_through_a_saved_model_file(tmp_path):
     assert loaded.get_layer("pointer").get_config()["epsilon"] == 1e-9
 
 
+def test_source_ids_outside_the_vocabulary_copy_nothing():
+    logits = np.zeros((2, 5), "float32")
+    attention = np.array([[0.5, 0.5], [1.0, 0.0]], "float32")
+    ids = np.array([[7, 1], [-1, 2]], "int32")  # 7 and -1: not in a 5-token vocabulary
+    layer = PointerGenerator(kernel_initializer="zeros")  # p_gen = 0.5
+    p = np.exp(ops.convert_to_numpy(layer(logits, attention, ids, np.ones((2, 3), "float32"))))
+    # Row 0 copies token 1 only (its weights renormalized); row 1 has nothing to copy
+    # (p_gen = 1 there) and nothing leaks from it into row 0.
+    np.testing.assert_allclose(p[0], 0.1 + np.array([0, 0.5, 0, 0, 0]), atol=1e-6)
+    np.testing.assert_allclose(p[1], np.full(5, 0.2), atol=1e-6)
+    # Weights summing to less than 1 (local-p attention) are rescaled: still a distribution.
+    p = np.exp(ops.convert_to_numpy(layer(logits, attention * 0.3, ids,
+                                          np.ones((2, 3), "float32"))))
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-6)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="epsilon"):
         PointerGenerator(epsilon=-1.0)

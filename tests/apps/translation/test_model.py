@@ -39,6 +39,8 @@ def batch(seed=0):
     ("luong", {"score": "dot"}),
     ("luong_local", {"score": "concat", "input_feeding": False}),
     ("transformer", {}),
+    ("bahdanau", {"copy": True, "target_vocab_size": 30}),
+    ("luong_local", {"copy": True, "target_vocab_size": 30, "score": "dot"}),
 ])
 def test_variant_trains_and_decodes_with_its_training_step(variant, extra):
     model = translation_model.build_model(tiny_config(variant, **extra))
@@ -61,6 +63,8 @@ def test_variant_trains_and_decodes_with_its_training_step(variant, extra):
         stepped.append(step_logits.numpy())
         attention.append(step_weights.numpy())
     np.testing.assert_allclose(np.stack(stepped, 1), logits.numpy(), atol=1e-4)
+    if extra.get("copy"):  # Log-probabilities of the pointer-generator mixture.
+        np.testing.assert_allclose(np.exp(logits.numpy()).sum(-1), 1.0, atol=1e-4)
     att = np.stack(attention, 1)
     np.testing.assert_allclose(att, weights.numpy(), atol=1e-5)
     if variant == "seq2seq":
@@ -120,6 +124,39 @@ def test_learning_rate_warms_up_to_the_variant_peak():
         assert float(schedule(0)) == 0.0
         assert float(schedule(100)) == pytest.approx(peak)
         assert float(schedule(1000)) == pytest.approx(peak * 0.1, rel=1e-3)
+
+
+def test_copy_is_resolved_from_the_variant_and_the_vocabulary():
+    assert translation_model.ModelConfig().copies(joint_vocabulary=True)
+    assert not translation_model.ModelConfig().copies(joint_vocabulary=False)
+    assert not translation_model.ModelConfig(variant="transformer").copies(True)
+    assert not translation_model.ModelConfig(copy=False).copies(True)
+    with pytest.raises(ValueError, match="one vocabulary for both languages"):
+        translation_model.ModelConfig(copy=True).copies(joint_vocabulary=False)
+    for variant in ("seq2seq", "transformer"):
+        with pytest.raises(ValueError, match="copy=True needs one of the variants"):
+            translation_model.ModelConfig(variant=variant, copy=True)
+
+
+def test_copying_model_emits_a_source_token_its_softmax_never_learnt():
+    # Train the gate only: the softmax (logits layer) is frozen at zero, so the one way
+    # to put mass on the source's tokens is copying them.
+    config = tiny_config("bahdanau", copy=True, target_vocab_size=30, dropout=0.0,
+                         learning_rate=2e-2)
+    model = translation_model.build_model(config)
+    model.output_layer.set_weights([np.zeros_like(w) for w in model.output_layer.get_weights()])
+    model.output_layer.trainable = False
+    translation_model.compile_model(model, config, decay_steps=60)
+    source, target_in, _ = batch(3)
+    source[:, 1:] = 0  # one source token each: copying it is the answer
+    target_in = np.concatenate([np.full((4, 1), START), source[:, :1]], 1).astype("int32")
+    target_out = np.concatenate([source[:, :1], np.full((4, 1), END)], 1).astype("int32")
+    target_out[:, 1] = 0  # only the copied token is scored
+    for _ in range(60):
+        model.train_on_batch((source, target_in), target_out)
+    logits = model((source, target_in)).numpy()
+    assert np.all(logits[:, 0].argmax(-1) == source[:, 0])
+    assert np.all(np.exp(logits[np.arange(4), 0, source[:, 0]]) > 0.5)
 
 
 def test_bad_config_is_named():

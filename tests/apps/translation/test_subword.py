@@ -128,6 +128,9 @@ def test_train_config_takes_joined_datasets_and_a_vocabulary_kind():
         train.TrainConfig(dataset="long_translations/fr+mnist")
     with pytest.raises(ValueError, match="vocabulary must be one of"):
         train.TrainConfig(vocabulary="bpe")
+    with pytest.raises(ValueError, match="model.copy with vocabulary='word'"):
+        train.TrainConfig(vocabulary="word", model=translation_model.ModelConfig(copy=True))
+    assert train.TrainConfig(vocabulary="word").vocabulary == "word"  # copy=None: off there
     with pytest.raises(ValueError, match="steps_per_epoch must be >= 1"):
         train.TrainConfig(steps_per_epoch=0)
 
