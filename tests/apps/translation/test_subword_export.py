@@ -49,6 +49,7 @@ def trained(tmp_path_factory):
 def test_run_trains_a_joint_subword_vocabulary_from_the_training_split(trained):
     metrics, run = trained["metrics"], trained["run"]
     assert metrics["vocabulary"]["kind"] == "subword"
+    assert metrics["decoding"]["copy"] is True  # model.copy=None: on with a joint vocabulary
     assert metrics["vocabulary"]["source"] == metrics["vocabulary"]["target"] <= 700
     assert metrics["steps_per_epoch"] == 6 and metrics["epochs"] == 2
     assert set(metrics["test_sets"]) == {"train_tsv"}

@@ -69,6 +69,7 @@ def test_run_writes_metrics_plots_and_translations(trained):
     assert (result.app, result.metric, result.value) == ("translation", "bleu", metrics["bleu"])
     assert result.dataset.startswith("train_tsv:") and result.variant == "bahdanau"
     assert result.train_seconds > 0
+    assert metrics["decoding"]["copy"] is False  # word vocabularies: nothing to copy into
     assert "case:lc" in metrics["signatures"]["bleu_signature"]
     thirds = metrics["bleu_by_length"]
     assert list(thirds) == ["short", "middle", "long"]
