@@ -130,11 +130,11 @@ class TrainConfig(common_config.CommonTrainConfig):
         default_factory=translation_model.ModelConfig)
     vocabulary: Literal["subword", "word"] = "subword"
     # The default job: 3 passes over the 53,811 UI strings of gettext_translations 2.0.0 with
-    # a joint WordPiece vocabulary (2,541 steps, 664 s of training and 13.5 min in all on 2
-    # quiet cores): BLEU 23.6 on the 1.0.0 test split (the word vocabulary's 8 passes over
-    # the 1.0.0 strings: 17.1 in the same measurement) and 14.4 on programs it never saw
-    # (7.3). With LONG_DATASET a step costs about 5 times as much; 4 x 90 steps were far too
-    # few (README).
+    # a joint WordPiece vocabulary and copying (model.copy): 2,541 steps, 764 s of training
+    # and 14.3 min in all on 2 cores; BLEU 27.6 on the 1.0.0 test split and 18.7 on programs
+    # it never saw (without copying 23.6 / 14.4; the word vocabulary's 8 passes over the
+    # 1.0.0 strings 17.1 / 7.3). With LONG_DATASET a step costs about 5 times as much; 4 x 90
+    # steps were far too few (README).
     epochs: int = 3
     steps_per_epoch: int | None = None
     batch_size: int = 64
