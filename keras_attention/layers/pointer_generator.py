@@ -126,9 +126,11 @@ class PointerGenerator(keras.layers.Layer):
             return log_p, ops.squeeze(gate, -1)
         return log_p
 
-    def compute_output_shape(self, logits_shape, attention_shape=None, source_ids_shape=None,
-                             features_shape=None):
-        return tuple(logits_shape)
+    def compute_output_spec(self, logits, attention, source_ids, features, return_gate=False):
+        out = keras.KerasTensor(logits.shape, dtype=self.compute_dtype)
+        if return_gate:
+            return out, keras.KerasTensor(logits.shape[:-1], dtype=self.compute_dtype)
+        return out
 
     def get_config(self):
         config = super().get_config()

@@ -105,6 +105,13 @@ def test_source_ids_outside_the_vocabulary_copy_nothing():
     np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-6)
 
 
+def test_symbolic_call_gives_the_gate_too():
+    log_p, gate = PointerGenerator()(keras.Input((5, 7)), keras.Input((5, 3)),
+                                     keras.Input((3,), dtype="int32"), keras.Input((5, 4)),
+                                     return_gate=True)
+    assert tuple(log_p.shape) == (None, 5, 7) and tuple(gate.shape) == (None, 5)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="epsilon"):
         PointerGenerator(epsilon=-1.0)
