@@ -545,6 +545,27 @@ def fmt_seconds(s) -> str:
     return f"{s * 1000:.3g} ms"
 
 
+def recorded_runs(path: str, identity: dict) -> list[dict]:
+    """The `"runs"` of the `write_results` JSON at `path` when it was written with the same
+    `identity` (its `meta["identity"]`, compared as JSON), so a benchmark that was stopped
+    (or that spans sessions) goes on where it stopped; [] when there is no such file or it
+    records another setting. A file that is not such a JSON is a ValueError naming it
+    (nothing is overwritten)."""
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        recorded = record["meta"].get("identity")
+        runs = record["runs"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path} is not a benchmark record to resume from ({err!r}); move "
+                         "it away, or pass --noresume to start again.") from None
+    if recorded != json.loads(json.dumps(identity)):
+        return []
+    return list(runs)
+
+
 def write_results(name: str, record: dict, markdown: str, out_dir: str | None = None):
     """Writes `<out_dir>/<name>.json` and `<name>.md` (each atomically); returns both paths."""
     out_dir = out_dir or RESULTS_DIR

@@ -38,6 +38,12 @@ Usage:
     python -m benchmarks.image_classification_ablation --datasets=cluttered_digits  # the digits
     python -m benchmarks.image_classification_ablation --quick --variants=plain,se --seeds=1
 
+The record is rewritten after every run. Run the same command again after a stop
+(or in a later session, from the committed record) and the runs already
+recorded with the same settings are kept, not trained again; only the missing
+(dataset, variant, seed) runs train (`--noresume` trains all). `--name=N` writes
+`N.json` / `N.md` instead.
+
 Every run starts from the app's `TrainConfig` as the common flags
 (`--epochs`, `--batch_size`, `--data_dir`, `--quick`, ...) and
 `--config=KEY=VALUE` set it (see apps/README.md); `--datasets`, `--variants`
@@ -105,6 +111,11 @@ def define_flags() -> None:
          "Where the JSON, markdown and PNGs go."),
         (flags.DEFINE_string, "runs_dir", os.path.join("runs", NAME),
          "Run directories (checkpoints, logs, plots)."),
+        (flags.DEFINE_string, "name", NAME, "Base name of the results' JSON and markdown."),
+        (flags.DEFINE_bool, "resume", True,
+         "Keep the runs already in <results_dir>/<name>.json that were trained with the same "
+         "settings, and train only the missing ones (the record is rewritten after each "
+         "run, so a stopped ablation goes on where it stopped)."),
     ]
     for define, name, default, help_text in own:
         if name not in flags.FLAGS:
@@ -369,37 +380,55 @@ def main(argv):
                              *sys.argv[1:]]),
         "train_config": dataclasses.asdict(base),
     }
+    # What makes two runs comparable beyond their (dataset, variant, seed, epochs).
+    meta["identity"] = {"train_config": {k: v for k, v in meta["train_config"].items()
+                                         if k != "dataset"}}
+    out_dir, name = flags.FLAGS.results_dir, flags.FLAGS.name
+    recorded = (_common.recorded_runs(os.path.join(out_dir, f"{name}.json"), meta["identity"])
+                if flags.FLAGS.resume else [])
     runs = []
     for dataset, config in configs.items():
         for seed in seeds:  # seed-major: an interrupted run still has whole pairs
             for variant in variants:
                 epochs = budget_epochs(dataset, variant, base.epochs if epochs_given else None)
-                run = run_one(dataclasses.replace(
-                    config, model=dataclasses.replace(config.model, variant=variant),
-                    seed=seed, epochs=epochs,
-                    model_dir=os.path.join(flags.FLAGS.runs_dir,
-                                           f"{dataset}_{variant}_seed{seed}")))
+                key = (dataset, variant, seed, epochs)
+                run = next((r for r in recorded if (r["dataset"], r["variant"], r["seed"],
+                                                    r.get("requested_epochs")) == key), None)
+                if run is not None:
+                    print(f"Kept the recorded run {dataset} {variant} seed {seed} "
+                          f"({epochs} epochs)", flush=True)
+                else:
+                    run = run_one(dataclasses.replace(
+                        config, model=dataclasses.replace(config.model, variant=variant),
+                        seed=seed, epochs=epochs,
+                        model_dir=os.path.join(flags.FLAGS.runs_dir,
+                                               f"{dataset}_{variant}_seed{seed}")))
+                    run["requested_epochs"] = epochs  # --quick trains fewer
+                    print(json.dumps({k: v for k, v in run.items()
+                                      if k not in ("maps", "plots")}), flush=True)
                 runs.append(run)
                 meta["datasets"][dataset]["train_examples"] = run["train_examples"]
-                print(json.dumps({k: v for k, v in run.items() if k not in ("maps", "plots")}),
-                      flush=True)
+                record, table, paths = _write(meta, runs, seeds, out_dir, name)
     meta["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    rows = summarize(runs)
-    record = {"meta": meta, "summary": rows, "runs": runs,
-              "verdicts": {d: overall_verdict(rows, d) for d in configs}}
-    out_dir = flags.FLAGS.results_dir
-    for run in runs:
-        if run["plots"] and run["seed"] == seeds[0]:
-            maps_dir = os.path.join(out_dir, "image_classification_maps", run["dataset"])
-            os.makedirs(maps_dir, exist_ok=True)
-            shutil.copyfile(run["plots"][0], os.path.join(maps_dir, f"{run['variant']}.png"))
-    table = markdown(record)
-    paths = _common.write_results(NAME, record, table, out_dir=out_dir)
+    record, table, paths = _write(meta, runs, seeds, out_dir, name)
     print(table)
     for line in record["verdicts"].values():
         print(line)
     print("Wrote", ", ".join(paths))
 
+
+def _write(meta: dict, runs: list[dict], seeds, out_dir: str, name: str):
+    """Writes the record and tables of `runs` so far (and the first seed's overlays)."""
+    rows = summarize(runs)
+    record = {"meta": meta, "summary": rows, "runs": runs,
+              "verdicts": {d: overall_verdict(rows, d) for d in meta["datasets"]}}
+    for run in runs:
+        if run["plots"] and run["seed"] == seeds[0] and os.path.isfile(run["plots"][0]):
+            maps_dir = os.path.join(out_dir, "image_classification_maps", run["dataset"])
+            os.makedirs(maps_dir, exist_ok=True)
+            shutil.copyfile(run["plots"][0], os.path.join(maps_dir, f"{run['variant']}.png"))
+    table = markdown(record)
+    return record, table, _common.write_results(name, record, table, out_dir=out_dir)
 
 if __name__ == "__main__":
     define_flags()

@@ -126,3 +126,27 @@ def test_bootstrap_interval_of_a_mean():
     assert mean == pytest.approx(statistics.fmean(values))
     assert min(values) <= low < mean < high <= max(values)
     assert _common.bootstrap_interval([1.0, 2.0]) is None
+
+
+def test_recorded_runs_resume_only_a_record_of_the_same_settings(tmp_path):
+    identity = {"train_config": {"batch_size": 64, "widths": (16, 32)}}
+    runs = [{"variant": "plain", "seed": 1, "test_accuracy": 0.9}]
+    path = tmp_path / "ablation.json"
+    assert _common.recorded_runs(str(path), identity) == []  # no file yet
+    _common.write_results("ablation", {"meta": {"identity": identity}, "runs": runs}, "t",
+                          str(tmp_path))
+    # Tuples come back from JSON as lists: still the same settings.
+    assert _common.recorded_runs(str(path), identity) == runs
+    other = {"train_config": {"batch_size": 32, "widths": (16, 32)}}
+    assert _common.recorded_runs(str(path), other) == []
+    _common.write_results("ablation", {"meta": {}, "runs": runs}, "t", str(tmp_path))
+    assert _common.recorded_runs(str(path), identity) == []  # written without an identity
+
+
+def test_recorded_runs_name_a_file_that_is_not_a_record_and_keep_it(tmp_path):
+    path = tmp_path / "ablation.json"
+    for text in ("{not json", "[1, 2]", '{"meta": {}}'):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=r"ablation\.json is not a benchmark record"):
+            _common.recorded_runs(str(path), {})
+        assert path.read_text() == text

@@ -177,15 +177,20 @@ def test_its_flags_are_defined_when_it_runs_beside_another_seeds_flag():
 def test_quick_run_over_two_variants_and_one_seed_on_fixture_garments(tmp_path):
     source = write_fashion_idx(tmp_path / "idx")
     results = tmp_path / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.image_classification_ablation", "--quick",
-         "--seeds=1", "--variants=plain,vit", "--datasets=cluttered_fashion_mnist",
-         f"--data_dir={tmp_path / 'data'}", f"--config=source_dir={source}",
-         "--config=canvas_size=32", "--batch_size=16", "--config=jit_compile=false",
-         "--config=model.widths=4,8,8", "--config=model.vit_dim=8", "--config=model.vit_layers=1",
-         "--config=model.vit_heads=2", "--config=model.vit_mlp_dim=8",
-         f"--results_dir={results}", f"--runs_dir={tmp_path / 'runs'}"],
-        capture_output=True, text=True, timeout=600, cwd=_ROOT)
+
+    def ablation_run(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "benchmarks.image_classification_ablation", "--quick",
+             "--variants=plain,vit", "--datasets=cluttered_fashion_mnist",
+             f"--data_dir={tmp_path / 'data'}", f"--config=source_dir={source}",
+             "--config=canvas_size=32", "--batch_size=16", "--config=jit_compile=false",
+             "--config=model.widths=4,8,8", "--config=model.vit_dim=8",
+             "--config=model.vit_layers=1", "--config=model.vit_heads=2",
+             "--config=model.vit_mlp_dim=8", f"--results_dir={results}",
+             f"--runs_dir={tmp_path / 'runs'}", *extra],
+            capture_output=True, text=True, timeout=600, cwd=_ROOT)
+
+    proc = ablation_run("--seeds=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((results / "image_classification_ablation.json").read_text())
     assert [(r["variant"], r["seed"], r["epochs"]) for r in record["runs"]] == [
@@ -200,3 +205,17 @@ def test_quick_run_over_two_variants_and_one_seed_on_fixture_garments(tmp_path):
     assert "the claim \"each attention variant ≥ plain + 1 point\"" in proc.stdout
     assert os.path.isfile(results / "image_classification_maps" / "cluttered_fashion_mnist"
                           / "vit.png")
+
+    # Run again with one more variant: the two recorded runs are kept as they are (same
+    # settings), only `se` trains, and the record holds all three.
+    first = json.loads((results / "image_classification_ablation.json").read_text())["runs"]
+    again = ablation_run("--seeds=1", "--variants=plain,se,vit")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("Kept the recorded run") == 2
+    runs = json.loads((results / "image_classification_ablation.json").read_text())["runs"]
+    assert [r["variant"] for r in runs] == ["plain", "se", "vit"]
+    assert runs[0] == first[0] and runs[2] == first[1]
+    # Other settings (here the batch size) train everything again.
+    other = ablation_run("--seeds=1", "--variants=plain", "--batch_size=8")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "Kept the recorded run" not in other.stdout
