@@ -8,29 +8,35 @@ from keras import ops
 from keras_attention import _validation
 
 
-def _scatter_attention(weights, source_ids, vocab: int, step_wise: bool):
-    """`copy[b, (t,) w] = sum of weights[b, (t,) i] over the i with source_ids[b, i] == w`.
-
-    A segment sum over `batch * vocab` segments: memory of the output's size,
-    not of a `(batch, T_in, vocab)` one-hot.
-    """
-    batch = ops.shape(source_ids)[0]
-    t_in = ops.shape(source_ids)[1]
+def _valid_ids(source_ids, vocab: int):
+    """`(ids, valid)`: the source ids as int32 with those outside `[0, vocab)` set to 0,
+    and True where an id is inside (it may be copied)."""
     ids = ops.cast(source_ids, "int32")
-    valid = ops.logical_and(ids >= 0, ids < vocab)  # others copy nothing (not another row)
-    ids = ops.where(valid, ids, 0)
-    keep = ops.cast(valid, weights.dtype)
-    weights = weights * (keep if step_wise else ops.expand_dims(keep, 1))
-    segments = ops.reshape(ids + ops.expand_dims(ops.arange(batch, dtype="int32") * vocab, 1),
-                           (-1,))
-    if step_wise:  # weights (batch, T_in)
-        summed = ops.segment_sum(ops.reshape(weights, (-1,)), segments,
-                                 num_segments=batch * vocab)
-        return ops.reshape(summed, (batch, vocab))
-    t_out = ops.shape(weights)[1]  # weights (batch, T_out, T_in)
-    data = ops.reshape(ops.transpose(weights, (0, 2, 1)), (batch * t_in, t_out))
-    summed = ops.segment_sum(data, segments, num_segments=batch * vocab)
-    return ops.transpose(ops.reshape(summed, (batch, vocab, t_out)), (0, 2, 1))
+    valid = ops.logical_and(ids >= 0, ids < vocab)
+    return ops.where(valid, ids, 0), valid
+
+
+def _scatter_attention(weights, ids, vocab: int, step_wise: bool):
+    """`copy[b, (t,) w] = sum of weights[b, (t,) i] over the i with ids[b, i] == w`.
+
+    One segment sum of the `batch (* T_out) * T_in` weights into `batch (* T_out) *
+    vocab` segments, laid out as the output: memory and time of the output's size
+    (no transpose of it), not of a `(batch, T_in, vocab)` one-hot. `ids` must lie in
+    `[0, vocab)` (`_valid_ids`).
+    """
+    batch = ops.shape(ids)[0]
+    if step_wise:  # weights (batch, T_in): rows b
+        rows = ops.arange(batch, dtype="int32")[:, None]
+        size = batch
+    else:  # weights (batch, T_out, T_in): rows b * T_out + t
+        t_out = ops.shape(weights)[1]
+        rows = (ops.arange(batch, dtype="int32")[:, None, None] * t_out
+                + ops.arange(t_out, dtype="int32")[None, :, None])
+        ids = ids[:, None, :]
+        size = batch * t_out
+    segments = ops.reshape(rows * vocab + ids, (-1,))
+    summed = ops.segment_sum(ops.reshape(weights, (-1,)), segments, num_segments=size * vocab)
+    return ops.reshape(summed, ops.shape(weights)[:-1] + (vocab,))
 
 
 @keras.saving.register_keras_serializable(package="keras_attention")
@@ -113,15 +119,19 @@ class PointerGenerator(keras.layers.Layer):
         gate = ops.sigmoid(ops.matmul(features, ops.cast(self.kernel, features.dtype))
                            + ops.cast(self.bias, features.dtype))
         p_vocab = ops.softmax(logits, axis=-1)
-        copy = _scatter_attention(ops.cast(attention, p_vocab.dtype), source_ids, vocab,
-                                  step_wise)
         gate = ops.cast(gate, p_vocab.dtype)
-        total = ops.sum(copy, axis=-1, keepdims=True)
+        ids, valid = _valid_ids(source_ids, vocab)
+        if not step_wise:
+            valid = ops.expand_dims(valid, 1)
+        weights = ops.where(valid, ops.cast(attention, p_vocab.dtype), 0.0)
+        # The copy's share (1 - p_gen) over its normalized weights, on the small
+        # (batch, [T_out,] T_in) weights rather than on the (..., vocab) copy.
+        total = ops.sum(weights, axis=-1, keepdims=True)
         copies = total > 0
-        copy = copy / ops.where(copies, total, ops.ones_like(total))
         gate = ops.where(copies, gate, ops.ones_like(gate))
-        mixed = gate * p_vocab + (1.0 - gate) * copy
-        log_p = ops.log(mixed + self.epsilon)
+        share = (1.0 - gate) / ops.where(copies, total, ops.ones_like(total))
+        copy = _scatter_attention(weights * share, ids, vocab, step_wise)
+        log_p = ops.log(gate * p_vocab + copy + self.epsilon)
         if return_gate:
             return log_p, ops.squeeze(gate, -1)
         return log_p
