@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 
 import tensorflow as tf
 
@@ -34,13 +35,30 @@ def clip_bytes(text: tf.Tensor, limit: int = MAX_TEXT_BYTES) -> tf.Tensor:
     return tf.strings.substr(text, 0, limit)
 
 
-def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = False) -> tf.Tensor:
+def whole_tokens_pattern(tokens) -> str:
+    """An RE2 pattern that fully matches exactly `tokens` (for `standardize`'s `keep_whole`).
+
+    Raises ValueError for an empty token or one with a space in it (they are
+    matched one whitespace-separated word at a time)."""
+    tokens = sorted(set(tokens), key=lambda t: (-len(t), t))
+    bad = [t for t in tokens if not t or re.search(r"\s", t)]
+    if bad:
+        raise ValueError(f"keep_whole tokens must be non-empty and without spaces; got {bad[:5]}")
+    return "|".join(re.escape(t) for t in tokens)
+
+
+def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = False,
+                keep_whole: str | None = None) -> tf.Tensor:
     """Repairs UTF-8, lower-cases and spaces out punctuation.
 
     Invalid UTF-8 becomes U+FFFD. Control characters (NUL included: `tf.strings.lower`
     would cut the text there) and every Unicode space (no-break, em, ideographic, ...)
     separate words like a space. The result is the words separated by single
     spaces, with none at either end (`apps.common.subword` round-trips it exactly).
+
+    `keep_whole` (a `whole_tokens_pattern`): a whitespace-separated word (after
+    lower-casing) that it matches in full is kept as it is, not split at its
+    punctuation: emoticons such as ":)" or ":-(" stay one token, as VADER reads them.
 
     No Unicode normalization is applied, deliberately: NFKC is not a stock
     TensorFlow op (tensorflow-text's `normalize_utf8` is a custom op that TF
@@ -56,26 +74,38 @@ def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = F
     if lowercase:
         text = tf.strings.lower(text, encoding="utf-8")
     pattern = _UNICODE_TOKEN_PATTERN if unicode_words else _TOKEN_PATTERN
-    text = tf.strings.regex_replace(text, pattern, r" \1 ")
-    text = tf.strings.regex_replace(text, " {2,}", " ")  # left by spacing out punctuation
-    return tf.strings.strip(text)
+
+    def space_out(t):
+        t = tf.strings.regex_replace(t, pattern, r" \1 ")
+        t = tf.strings.regex_replace(t, " {2,}", " ")  # left by spacing out punctuation
+        return tf.strings.strip(t)
+
+    if not keep_whole:
+        return space_out(text)
+    words = tf.strings.split(text)
+    flat = words.flat_values
+    # Word by word, the spacing gives what it gives on the whole text (no word is empty,
+    # and none spaces out to nothing).
+    flat = tf.where(tf.strings.regex_full_match(flat, keep_whole), flat, space_out(flat))
+    return tf.strings.reduce_join(words.with_flat_values(flat), axis=-1, separator=" ")
 
 
 def split_words(text: tf.Tensor, lowercase: bool = True,
-                unicode_words: bool = False) -> tf.RaggedTensor:
-    """`[batch]` strings -> ragged `[batch, (words)]` tokens."""
-    return tf.strings.split(standardize(text, lowercase, unicode_words))
+                unicode_words: bool = False, keep_whole: str | None = None) -> tf.RaggedTensor:
+    """`[batch]` strings -> ragged `[batch, (words)]` tokens (`standardize`'s words)."""
+    return tf.strings.split(standardize(text, lowercase, unicode_words, keep_whole))
 
 
 def build_vocabulary(texts, max_size: int, min_count: int = 1, reserved=(PAD, UNK),
                      lowercase: bool = True, batch: int = 4096,
-                     unicode_words: bool = False) -> list[str]:
-    """The `max_size` most frequent tokens of `texts` after `reserved` ones (ties by token)."""
+                     unicode_words: bool = False, keep_whole: str | None = None) -> list[str]:
+    """The `max_size` most frequent tokens of `texts` after `reserved` ones (ties by token),
+    as `split_words` splits them."""
     counts: collections.Counter = collections.Counter()
     texts = list(texts)
     for i in range(0, len(texts), batch):
         tokens = split_words(tf.constant(texts[i : i + batch]), lowercase,
-                             unicode_words).flat_values
+                             unicode_words, keep_whole).flat_values
         counts.update(t.decode("utf-8") for t in tokens.numpy())
     ranked = sorted(
         (t for t, c in counts.items() if c >= min_count and t not in reserved),
@@ -94,6 +124,8 @@ class Tokenizer(tf.Module):
         max_length: tokens kept per text (longer texts are truncated; END counts).
         bos_eos: wrap each text in START ... END (decoder targets).
         lowercase: lower-case before splitting.
+        keep_whole: words kept as one token when a whitespace-separated word
+            (after lower-casing) is exactly one of them (emoticons: `standardize`).
 
     Subclasses set `unicode_words = True` for Unicode-aware splitting.
     """
@@ -101,8 +133,11 @@ class Tokenizer(tf.Module):
     unicode_words = False
 
     def __init__(self, vocabulary, max_length: int, bos_eos: bool = False,
-                 lowercase: bool = True, name=None):
+                 lowercase: bool = True, keep_whole=(), name=None):
         super().__init__(name=name)
+        self.keep_whole = tuple(sorted(set(keep_whole)))
+        self._keep_pattern = (whole_tokens_pattern(self.keep_whole) if self.keep_whole
+                              else None)
         vocabulary = list(vocabulary)
         if vocabulary[:2] != [PAD, UNK]:
             raise ValueError(f"vocabulary must start with {PAD!r}, {UNK!r}; got {vocabulary[:2]}")
@@ -138,7 +173,7 @@ class Tokenizer(tf.Module):
         (truncated) words.
         """
         text = tf.convert_to_tensor(text, tf.string)
-        words = split_words(text, self.lowercase, self.unicode_words)
+        words = split_words(text, self.lowercase, self.unicode_words, self._keep_pattern)
         if self.bos_eos:
             words = words[:, : self.max_length - 2]
             batch = tf.shape(text)[0]
@@ -178,8 +213,8 @@ class Tokenizer(tf.Module):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"vocabulary": self.vocabulary, "max_length": self.max_length,
-                       "bos_eos": self.bos_eos, "lowercase": self.lowercase}, f,
-                      ensure_ascii=False)
+                       "bos_eos": self.bos_eos, "lowercase": self.lowercase,
+                       "keep_whole": list(self.keep_whole)}, f, ensure_ascii=False)
 
     @classmethod
     def load(cls, path: str) -> Tokenizer:

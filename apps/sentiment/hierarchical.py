@@ -62,11 +62,12 @@ def split_sentences(text: tf.Tensor) -> tf.RaggedTensor:
 
 
 def split_document(text: tf.Tensor, max_sentences: int, max_words: int,
-                   lowercase: bool = True) -> tf.RaggedTensor:
+                   lowercase: bool = True, keep_whole: str | None = None) -> tf.RaggedTensor:
     """`[batch]` strings -> ragged `[batch, (sentences), (words)]` words: empty sentences
-    dropped, at most `max_sentences` sentences of at most `max_words` words."""
+    dropped, at most `max_sentences` sentences of at most `max_words` words
+    (`keep_whole`: as `apps.common.text.standardize`'s)."""
     sentences = split_sentences(text)
-    words = common_text.split_words(sentences.flat_values, lowercase)
+    words = common_text.split_words(sentences.flat_values, lowercase, keep_whole=keep_whole)
     document = tf.RaggedTensor.from_row_splits(words, sentences.row_splits)
     keep = tf.RaggedTensor.from_row_splits(words.row_lengths() > 0, sentences.row_splits)
     document = tf.ragged.boolean_mask(document, keep)
@@ -81,15 +82,17 @@ class HierarchicalTokenizer(common_text.Tokenizer):
         max_length: words kept per sentence (`W`).
         max_sentences: sentences kept per document (`S`).
         lowercase: lower-case before splitting.
+        keep_whole: words kept as one token (`apps.common.text.Tokenizer`'s).
     """
 
     def __init__(self, vocabulary, max_length: int, max_sentences: int,
-                 lowercase: bool = True, bos_eos: bool = False, name=None):
+                 lowercase: bool = True, bos_eos: bool = False, keep_whole=(), name=None):
         if bos_eos:
             raise ValueError("HierarchicalTokenizer has no bos_eos.")
         if int(max_sentences) <= 0:
             raise ValueError(f"max_sentences must be positive, got {max_sentences}.")
-        super().__init__(vocabulary, max_length, lowercase=lowercase, name=name)
+        super().__init__(vocabulary, max_length, lowercase=lowercase, keep_whole=keep_whole,
+                         name=name)
         self.max_sentences = int(max_sentences)
 
     @classmethod
@@ -97,12 +100,13 @@ class HierarchicalTokenizer(common_text.Tokenizer):
              max_length: int) -> HierarchicalTokenizer:
         """One with `tokenizer`'s vocabulary."""
         return cls(tokenizer.vocabulary, max_length, max_sentences,
-                   lowercase=tokenizer.lowercase)
+                   lowercase=tokenizer.lowercase, keep_whole=tokenizer.keep_whole)
 
     def tokenize(self, text: tf.Tensor):
         """`[batch]` strings -> (`tokens` `[batch, S, W]` strings, `ids` int32); padding
         holds "" and id 0."""
-        words = split_document(text, self.max_sentences, self.max_length, self.lowercase)
+        words = split_document(text, self.max_sentences, self.max_length, self.lowercase,
+                               self._keep_pattern)
         shape = [None, self.max_sentences, self.max_length]
         tokens = words.to_tensor(default_value="", shape=shape)
         ids = tf.ragged.map_flat_values(self._to_id.lookup, words)

@@ -27,14 +27,17 @@ x / sqrt(x² + 15)), written here with Keras ops. Emoticons, capitals and `!`
 are not modelled. `PriorSoftmax` adds it to the classifier's logits as a fixed
 prior (`model.lexicon_prior`).
 
-Only entries that the word tokenizer keeps as one token count (`:)` is split
-into two, so emoticons are left to what the model learns).
+Only entries that the word tokenizer keeps as one token count. It splits `:)`
+into two, so by default emoticons are left to what the model learns; with
+`model.emoticons` the tokenizer keeps the lexicon's emoticons whole
+(`vader_emoticons`) and they carry their ratings like words.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 
 import keras
 import numpy as np
@@ -54,6 +57,8 @@ BOOSTER_STEP = 0.293
 NEGATION_SCOPE = 3
 BEFORE_CONTRAST, AFTER_CONTRAST = 0.5, 1.5
 SQUASH = 15.0
+#: Hyphenated lexicon words ("cover-up", "short-sightedness"): not emoticons.
+_HYPHENATED = re.compile(r"[a-z]{2,}(?:-[a-z]+)+")
 
 
 def _package_dir() -> str:
@@ -79,26 +84,47 @@ def parse_lexicon(lines) -> dict[str, float]:
     return out
 
 
-def _one_token(words) -> set[str]:
+def _one_token(words, keep_whole: str | None = None) -> set[str]:
     """The `words` the word tokenizer keeps whole (standardized, one token, unchanged)."""
     words = sorted(set(words))
-    split = common_text.split_words(tf.constant(words)).to_list()
+    split = common_text.split_words(tf.constant(words), keep_whole=keep_whole).to_list()
     return {w for w, tokens in zip(words, split, strict=True)
             if len(tokens) == 1 and tokens[0].decode("utf-8") == w}
 
 
+def _ratings() -> dict[str, float]:
+    with open(os.path.join(_package_dir(), "vader_lexicon.txt"), encoding="utf-8") as f:
+        return parse_lexicon(f)
+
+
 @functools.lru_cache(maxsize=1)
-def vader_features() -> dict[str, tuple[float, ...]]:
+def vader_emoticons() -> tuple[str, ...]:
+    """The lexicon's entries that the word tokenizer would split at their punctuation:
+    its emoticons (":)", ":-(", "<3", "\\o/", ...), in lower case and rated under that
+    form (VADER looks a word up lower-cased), one whitespace-separated word each.
+    Hyphenated words ("cover-up") are not among them: they stay split as in any text.
+    Sorted.
+
+    `model.emoticons` keeps them whole (`apps.common.text.standardize`'s `keep_whole`)."""
+    ratings = _ratings()
+    candidates = {w.lower() for w in ratings if not any(c.isspace() for c in w)}
+    candidates = {w for w in candidates & set(ratings) if not _HYPHENATED.fullmatch(w)}
+    return tuple(sorted(candidates - _one_token(candidates)))
+
+
+@functools.lru_cache(maxsize=2)
+def vader_features(emoticons: bool = False) -> dict[str, tuple[float, ...]]:
     """{token: features (see `FEATURES`)} of every single-token lexicon word, negation
-    and booster of the installed `vaderSentiment` package."""
+    and booster of the installed `vaderSentiment` package; with `emoticons`, also of
+    `vader_emoticons` (which the tokenizer then keeps whole)."""
     from vaderSentiment import vaderSentiment
 
-    with open(os.path.join(_package_dir(), "vader_lexicon.txt"), encoding="utf-8") as f:
-        ratings = parse_lexicon(f)
+    ratings = _ratings()
     negations = set(vaderSentiment.NEGATE)
     negations |= {w.replace("'", "\u2019") for w in negations}  # typographic apostrophes
     boosters = {w: float(np.sign(v)) for w, v in vaderSentiment.BOOSTER_DICT.items()}
-    kept = _one_token(set(ratings) | negations | set(boosters) | set(CONTRAST))
+    keep = common_text.whole_tokens_pattern(vader_emoticons()) if emoticons else None
+    kept = _one_token(set(ratings) | negations | set(boosters) | set(CONTRAST), keep)
     features = {}
     for word in kept:
         rating = ratings.get(word)

@@ -90,6 +90,10 @@ class ModelConfig:
     # only at inference, a product of the trained network and the lexicon).
     lexicon_prior: float = 4.0
     lexicon_prior_training: bool = True
+    # With lexicon=vader: the tokenizer keeps the lexicon's emoticons (":)", ":-(", "<3")
+    # whole, so they carry their ratings (`apps.sentiment.lexicon.vader_emoticons`).
+    # None: on exactly when the lexicon is (`resolve_lexicon`); true needs lexicon=vader.
+    emoticons: bool | None = None
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -110,6 +114,10 @@ class ModelConfig:
                            (True, False))
         if self.lexicon == "vader" and self.variant == "han":
             raise ValueError(f"lexicon={self.lexicon!r} is not available for variant='han'.")
+        _validation.one_of("emoticons", self.emoticons, (None, True, False))
+        if self.emoticons and self.lexicon == "none":
+            raise ValueError("emoticons=True keeps the lexicon's emoticons as rated tokens: it "
+                             "needs lexicon=vader, not lexicon='none'.")
 
 
 @keras.saving.register_keras_serializable(package="sentiment")
@@ -201,11 +209,19 @@ def transformer_encoder(embed, mask, config: ModelConfig):
 
 
 def resolve_lexicon(config: ModelConfig, subword: bool) -> ModelConfig:
-    """`config` with `lexicon="auto"` made `vader` (word vocabulary, not `han`) or `none`."""
-    if config.lexicon != "auto":
-        return config
-    on = not subword and config.variant != "han"
-    return dataclasses.replace(config, lexicon="vader" if on else "none")
+    """`config` with `lexicon="auto"` made `vader` (word vocabulary, not `han`) or `none`,
+    and `emoticons=None` made whether the lexicon is on. Raises ValueError for
+    `emoticons=True` without the lexicon."""
+    lexicon = config.lexicon
+    if lexicon == "auto":
+        lexicon = "vader" if not subword and config.variant != "han" else "none"
+    if config.emoticons and lexicon != "vader":
+        why = ("vocabulary=subword" if subword else f"variant={config.variant!r}"
+               if config.lexicon == "auto" else f"lexicon={config.lexicon!r}")
+        raise ValueError("emoticons=True keeps the lexicon's emoticons as rated tokens: it "
+                         f"needs the lexicon, which is off with {why}.")
+    emoticons = lexicon == "vader" if config.emoticons is None else config.emoticons
+    return dataclasses.replace(config, lexicon=lexicon, emoticons=emoticons)
 
 
 def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:

@@ -170,14 +170,16 @@ def out_of_domain(data_dir: str, archive: str | None = None, train_domains=("mov
 
 
 def make_tokenizer(train: Split, vocab_size: int, max_length: int,
-                   extra_words=()) -> common_text.Tokenizer:
+                   extra_words=(), keep_whole=()) -> common_text.Tokenizer:
     """A tokenizer whose vocabulary is the `vocab_size` most frequent training tokens, then
-    the `extra_words` they lack (the lexicon's, `model.lexicon`)."""
+    the `extra_words` they lack (the lexicon's, `model.lexicon`); it keeps the
+    `keep_whole` words (emoticons, `model.emoticons`) as one token."""
     texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else t
              for t in train.texts]
-    vocabulary = lexicon.extend_vocabulary(common_text.build_vocabulary(texts, vocab_size),
-                                           extra_words)
-    return common_text.Tokenizer(vocabulary, max_length)
+    pattern = common_text.whole_tokens_pattern(keep_whole) if keep_whole else None
+    vocabulary = lexicon.extend_vocabulary(
+        common_text.build_vocabulary(texts, vocab_size, keep_whole=pattern), extra_words)
+    return common_text.Tokenizer(vocabulary, max_length, keep_whole=keep_whole)
 
 
 #: Lines of training text the subword trainer reads at most (the rest adds little).

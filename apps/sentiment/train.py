@@ -196,9 +196,10 @@ def run(config: TrainConfig) -> RunResult:
         tokenizer = pipeline.make_subword_tokenizer(splits["train"], mc.vocab_size,
                                                     mc.max_length)
     else:
-        extra = lexicon.vader_features() if mc.lexicon == "vader" else ()
-        tokenizer = pipeline.make_tokenizer(splits["train"], mc.vocab_size, mc.max_length,
-                                            extra_words=extra)
+        extra = lexicon.vader_features(mc.emoticons) if mc.lexicon == "vader" else ()
+        tokenizer = pipeline.make_tokenizer(
+            splits["train"], mc.vocab_size, mc.max_length, extra_words=extra,
+            keep_whole=lexicon.vader_emoticons() if mc.emoticons else ())
         tokenizer = hierarchical.make_tokenizer(tokenizer, mc)  # han: [S, W] per document
     mc = dataclasses.replace(mc, vocab_size=tokenizer.vocabulary_size)
     if config.subword:  # vocab.txt + tokenizer.json (apps.common.subword.SubwordTokenizer.load)
@@ -211,8 +212,9 @@ def run(config: TrainConfig) -> RunResult:
     val_ds = pipeline.make_dataset(splits["validation"], tokenizer, config.batch_size)
 
     with strategy.scope():
-        matrix = (lexicon.feature_matrix(tokenizer.vocabulary) if mc.lexicon == "vader"
-                  else None)
+        matrix = (lexicon.feature_matrix(tokenizer.vocabulary,
+                                         lexicon.vader_features(mc.emoticons))
+                  if mc.lexicon == "vader" else None)
         models = sentiment_model.build_model(mc, lexicon_matrix=matrix)
         if checkpoint is not None and config.init_encoder:
             loaded = pretrain.load_encoder(models.classifier, checkpoint, config.init_from)

@@ -1,5 +1,7 @@
 """The in-graph tokenizer: defined results for every input a client can send."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -72,3 +74,55 @@ def test_no_unicode_normalization_as_documented():
         "wait", "…", "ﬁne", "ｆｕｌｌ", "cafe\u0301", "café"]
     assert "NFKC" in text.standardize.__doc__ and "No Unicode normalization" in (
         text.standardize.__doc__)
+
+
+def test_keep_whole_keeps_exactly_its_words_and_splits_the_rest_as_before():
+    pattern = text.whole_tokens_pattern([":)", ":-(", "<3", "a.b"])
+    texts = ["Loved it :) but :-( <3", "no :)x or x:) here", ":)", "", "  ", "a.b a.bc",
+             "It's 'quoted' , done .", "fenêtre ... !?", "\u00e9t\u00e9 :-(\u00a0<3"]
+    kept = text.split_words(tf.constant(texts), keep_whole=pattern).to_list()
+    assert [t.decode() for t in kept[0]] == ["loved", "it", ":)", "but", ":-(", "<3"]
+    assert [t.decode() for t in kept[1]] == ["no", ":", ")", "x", "or", "x", ":", ")", "here"]
+    assert [t.decode() for t in kept[5]] == ["a.b", "a", ".", "bc"]
+    # (The sentiment splitting's `\w` is ASCII: "été" comes out in three, as without.)
+    assert [t.decode() for t in kept[8]] == ["\u00e9", "t", "\u00e9", ":-(", "<3"]
+    plain = text.split_words(tf.constant(texts)).to_list()
+    # Texts without any of the words come out exactly as without keep_whole.
+    for i in (3, 4, 6, 7):
+        assert kept[i] == plain[i], texts[i]
+    # Any text none of whose words is kept comes out exactly as without keep_whole (the
+    # punctuation is spaced out word by word then, not on the whole text).
+    rng = np.random.default_rng(0)
+    alphabet = list("ab .,:;()<3-'’!?\t") + ["é", "\u00a0", ":)", ":-(", " a.b "]
+    samples = ["".join(rng.choice(alphabet, size=rng.integers(0, 20))) for _ in range(400)]
+    kept = text.split_words(tf.constant(samples), keep_whole=pattern).to_list()
+    plain = text.split_words(tf.constant(samples)).to_list()
+    compared = 0
+    for sample, k, p in zip(samples, kept, plain, strict=True):
+        if not any(re.fullmatch(pattern, w) for w in sample.lower().split()):
+            assert k == p, sample
+            compared += 1
+    assert compared > 100
+
+
+def test_whole_tokens_pattern_refuses_empty_or_spaced_words():
+    with pytest.raises(ValueError, match="non-empty and without spaces"):
+        text.whole_tokens_pattern([":)", ""])
+    with pytest.raises(ValueError, match="non-empty and without spaces"):
+        text.whole_tokens_pattern(["can't stand"])
+
+
+def test_tokenizer_keeps_whole_words_and_saves_them(tmp_path):
+    tok = text.Tokenizer([text.PAD, text.UNK, "good", ":)"], max_length=4,
+                         keep_whole=[":)", "<3"])
+    tokens, ids = tok.tokenize(tf.constant(["good :) <3"]))
+    assert [t.decode() for t in tokens.numpy()[0]] == ["good", ":)", "<3", ""]
+    assert ids.numpy().tolist() == [[2, 3, 1, 0]]
+    path = str(tmp_path / "v.json")
+    tok.save(path)
+    assert text.Tokenizer.load(path).keep_whole == (":)", "<3")
+    # A tokenizer saved before keep_whole existed loads with none.
+    old = tmp_path / "old.json"
+    old.write_text('{"vocabulary": ["[PAD]", "[UNK]"], "max_length": 3, "bos_eos": false, '
+                   '"lowercase": true}')
+    assert text.Tokenizer.load(str(old)).keep_whole == ()

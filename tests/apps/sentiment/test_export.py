@@ -47,6 +47,7 @@ cases = {
     "unicode_spaces": ["fine\\u00a0film\\u2003\\u3000!\\u2028ok\\t\\x0b".encode()],
     "spaces_only": ["  \\u00a0\\u2003\\n".encode()],
     "huge": [b"dull " * 300000],
+    "emoticons": [b"it is :)", b"it is :-(", b"it is <3 !"],
 }
 for name, texts in cases.items():
     out = fn(text=tf.constant(texts, dtype=tf.string, shape=[len(texts)]))
@@ -137,6 +138,16 @@ def test_nul_and_unicode_spaces_separate_words_and_cut_nothing(served):
     blank = served["cases"]["spaces_only"]
     assert blank["tokens"] == [[""] * TINY["max_length"]]
     assert blank["probabilities"] == served["cases"]["empty"]["probabilities"]
+
+
+def test_the_lexicon_s_emoticons_are_tokens_with_their_ratings(served):
+    # The default run has model.emoticons on (with the lexicon): ":)" stays one token, and
+    # it alone moves the rule-based score of an otherwise unrated sentence.
+    case = served["cases"]["emoticons"]
+    assert [row[:4] for row in case["tokens"]] == [
+        ["it", "is", ":)", ""], ["it", "is", ":-(", ""], ["it", "is", "<3", "!"]]
+    happy, sad, heart = case["lexicon_score"]
+    assert happy > 0 > sad and heart > 0
 
 
 def test_request_limits(served):

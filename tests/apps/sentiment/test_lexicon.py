@@ -184,3 +184,32 @@ def test_auto_picks_the_lexicon_for_words_only():
     # Subwords with the default are fine; only an explicit vader is refused.
     assert train.TrainConfig(vocabulary="subword",
                              model=tiny_model(variant="transformer")).subword
+
+
+def test_emoticons_are_the_lexicon_s_entries_the_tokenizer_would_split():
+    emoticons = set(lexicon.vader_emoticons())
+    assert {":)", ":-(", "<3", ":d", ";)", "\\o/"} <= emoticons
+    # Words, hyphenated words and multi-word entries are not emoticons.
+    assert not {"good", "cover-up", "short-sightedness", "can't stand"} & emoticons
+    assert all(e == e.lower() and " " not in e for e in emoticons)
+    split = common_text.split_words(np.array(sorted(emoticons), dtype=object)).to_list()
+    assert all(len(tokens) > 1 for tokens in split)  # each is split without keep_whole
+    plain, with_emoticons = lexicon.vader_features(), lexicon.vader_features(emoticons=True)
+    assert set(with_emoticons) - set(plain) == emoticons
+    assert with_emoticons[":)"][:2] == (2.0 / 4, 1.0) and with_emoticons[":("][0] < 0
+    assert all(with_emoticons[w] == f for w, f in plain.items())
+
+
+def test_emoticons_follow_the_lexicon():
+    resolve = model.resolve_lexicon
+    assert resolve(tiny_model(), subword=False).emoticons is True
+    assert resolve(tiny_model(lexicon="none"), subword=False).emoticons is False
+    assert resolve(tiny_model(emoticons=False), subword=False).emoticons is False
+    assert resolve(tiny_model(variant="transformer"), subword=True).emoticons is False
+    with pytest.raises(ValueError, match="emoticons=True .* needs the lexicon, which is off "
+                                         "with vocabulary=subword"):
+        resolve(tiny_model(variant="transformer", emoticons=True), subword=True)
+    with pytest.raises(ValueError, match="emoticons=True .* needs lexicon=vader"):
+        model.ModelConfig(lexicon="none", emoticons=True)
+    with pytest.raises(ValueError, match="emoticons"):
+        model.ModelConfig(emoticons="yes")
