@@ -138,6 +138,30 @@ def vader_features(emoticons: bool = False) -> dict[str, tuple[float, ...]]:
     return features
 
 
+def score_texts(texts, emoticons: bool = False, batch: int = 1024) -> np.ndarray:
+    """`LexiconScore` of raw `texts` (str or bytes) on their own, no model: the words
+    as the word tokenizer splits them (keeping `vader_emoticons` whole with
+    `emoticons`), rated by `vader_features`. float32 `(len(texts),)` in (-1, 1)."""
+    features = vader_features(emoticons)
+    keep = common_text.whole_tokens_pattern(vader_emoticons()) if emoticons else None
+    vocabulary = [common_text.PAD, common_text.UNK, *sorted(features)]
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(vocabulary),
+                                            tf.range(len(vocabulary), dtype=tf.int64)), 1)
+    matrix = feature_matrix(vocabulary, features)
+    layer = LexiconScore()
+    out = []
+    for i in range(0, len(texts), batch):
+        chunk = [t if isinstance(t, bytes) else str(t).encode("utf-8")
+                 for t in texts[i : i + batch]]
+        words = common_text.split_words(tf.constant(chunk, tf.string), keep_whole=keep)
+        ids = tf.ragged.map_flat_values(table.lookup, words).to_tensor(0).numpy()
+        if ids.shape[1] == 0:
+            ids = np.zeros((len(chunk), 1), np.int64)
+        out.append(np.asarray(layer(matrix[ids], ids > 0))[:, 0])
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
 def extend_vocabulary(vocabulary, words) -> list[str]:
     """`vocabulary` followed by the `words` it lacks (sorted): ids of the first stay."""
     vocabulary = list(vocabulary)

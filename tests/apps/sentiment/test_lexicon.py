@@ -213,3 +213,15 @@ def test_emoticons_follow_the_lexicon():
         model.ModelConfig(lexicon="none", emoticons=True)
     with pytest.raises(ValueError, match="emoticons"):
         model.ModelConfig(emoticons="yes")
+
+
+def test_score_texts_rates_raw_text_as_the_model_s_score_does():
+    scores = lexicon.score_texts(["The food was good", b"not good at all", "a chair", "",
+                                  "it is :)", "it is :("])
+    assert scores.shape == (6,) and scores.dtype == np.float32
+    assert scores[0] > 0 > scores[1] and scores[2] == scores[3] == 0.0
+    assert scores[4] == scores[5] == 0.0  # ":)" is split in two without emoticons
+    with_emoticons = lexicon.score_texts(["it is :)", "it is :(", "good"], emoticons=True)
+    assert with_emoticons[0] > 0 > with_emoticons[1]
+    np.testing.assert_allclose(with_emoticons[2], scores[0], atol=1e-6)  # both: "good" alone
+    assert lexicon.score_texts([]).shape == (0,)
