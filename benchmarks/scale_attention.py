@@ -23,6 +23,11 @@ Usage:
     python -m benchmarks.scale_attention --segmentation=widths=16,32,32 \\
         --segmentation=extra_supervision=false
     python -m benchmarks.scale_attention --quick --seeds=1       # a smoke run (seconds)
+    python -m benchmarks.scale_attention --seeds=1,2,3,4,5       # trains seeds 4 and 5 only
+
+The record is rewritten after every run; a rerun keeps the recorded runs of the
+same settings (data, epochs, batch size, `SegmentationConfig`) and trains the
+missing ones (`--noresume`: all).
 
 The common flags (`--dataset`, `--data_dir`, `--epochs`, `--batch_size`,
 `--quick`, `--config=KEY=VALUE` for the canvas fields) set the data as for the
@@ -61,6 +66,10 @@ def define_flags() -> None:
         (flags.DEFINE_multi_string, "segmentation", [],
          "KEY=VALUE for a SegmentationConfig field (widths, hidden_units, ...)."),
         (flags.DEFINE_string, "results_dir", _common.RESULTS_DIR, "Where the JSON and MD go."),
+        (flags.DEFINE_bool, "resume", True,
+         "Keep the runs already in <results_dir>/scale_attention.json that were trained with "
+         "the same settings and train only the missing (merge, seed) runs; the record is "
+         "rewritten after each run."),
     ]
     for define, name, default, help_text in own:
         if name not in flags.FLAGS:
@@ -155,24 +164,40 @@ def main(argv):
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "command": " ".join(["python -m benchmarks.scale_attention", *sys.argv[1:]]),
     }
+    # What makes two runs comparable beyond their (merge, seed).
+    meta["identity"] = {k: meta[k] for k in ("dataset", "train_examples", "epochs",
+                                             "batch_size", "segmentation")}
+    out_dir = flags.FLAGS.results_dir
+    recorded = (_common.recorded_runs(os.path.join(out_dir, f"{NAME}.json"), meta["identity"])
+                if flags.FLAGS.resume else [])
     runs = []
     for seed in seeds:  # seed-major: an interrupted run still has whole pairs
         for merge in merges:
-            result = seg.train_and_score(dataclasses.replace(model, merge=merge), splits,
-                                         epochs=epochs, batch_size=data.batch_size, seed=seed,
-                                         verbose=2 if not data.quick else 0)
-            runs.append({"merge": merge, "seed": seed, **result})
-            print(f"{merge} seed {seed}: test IoU {result['test_iou']:.4f}, "
-                  f"{result['train_seconds']:.0f} s, scale weights "
-                  f"{[round(w, 3) for w in result['scale_weights']]}", flush=True)
+            run = next((r for r in recorded if (r["merge"], r["seed"]) == (merge, seed)), None)
+            if run is not None:
+                print(f"Kept the recorded run {merge} seed {seed}", flush=True)
+            else:
+                result = seg.train_and_score(dataclasses.replace(model, merge=merge), splits,
+                                             epochs=epochs, batch_size=data.batch_size,
+                                             seed=seed, verbose=2 if not data.quick else 0)
+                run = {"merge": merge, "seed": seed, **result}
+                print(f"{merge} seed {seed}: test IoU {result['test_iou']:.4f}, "
+                      f"{result['train_seconds']:.0f} s, scale weights "
+                      f"{[round(w, 3) for w in result['scale_weights']]}", flush=True)
+            runs.append(run)
+            table, paths = _write(meta, runs, out_dir)
     meta["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    rows = summarize(runs)
-    table = markdown(rows, meta)
-    paths = _common.write_results(NAME, {"meta": meta, "summary": rows, "runs": runs}, table,
-                                  out_dir=flags.FLAGS.results_dir)
+    table, paths = _write(meta, runs, out_dir)
     print(table)
     print("Wrote", ", ".join(paths))
 
+
+def _write(meta: dict, runs: list[dict], out_dir: str):
+    """Writes the record and table of the runs so far; returns the table and the paths."""
+    rows = summarize(runs)
+    table = markdown(rows, meta)
+    return table, _common.write_results(NAME, {"meta": meta, "summary": rows, "runs": runs},
+                                        table, out_dir=out_dir)
 
 if __name__ == "__main__":
     define_flags()

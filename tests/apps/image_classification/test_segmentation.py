@@ -1,5 +1,6 @@
 """Attention to scale in the image app: masks from boxes, the three merges, IoU, training."""
 
+import json
 import os
 
 import keras
@@ -162,14 +163,27 @@ def test_benchmark_quick_run_on_fixture_garments(tmp_path):
     import sys
 
     source = write_fashion_idx(tmp_path / "idx")
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scale_attention", "--quick", "--seeds=1",
-         "--merges=attention,average", f"--data_dir={tmp_path / 'data'}",
-         f"--config=source_dir={source}", "--config=canvas_size=32", "--batch_size=16",
-         "--segmentation=widths=4,8,8", "--segmentation=hidden_units=4",
-         f"--results_dir={tmp_path / 'results'}"],
-        capture_output=True, text=True, timeout=600, cwd=_ROOT)
+
+    def bench(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "benchmarks.scale_attention", "--quick",
+             "--merges=attention,average", f"--data_dir={tmp_path / 'data'}",
+             f"--config=source_dir={source}", "--config=canvas_size=32", "--batch_size=16",
+             "--segmentation=widths=4,8,8", "--segmentation=hidden_units=4",
+             f"--results_dir={tmp_path / 'results'}", *extra],
+            capture_output=True, text=True, timeout=600, cwd=_ROOT)
+
+    proc = bench("--seeds=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (tmp_path / "results" / "scale_attention.md").read_text()
     assert "| attention |" in table and "| average |" in table
     assert "cluttered_fashion_mnist" in table and "scales 1.0, 0.75, 0.5" in table
+    # One more seed: seed 1's two runs are kept as recorded, only seed 2 trains.
+    first = json.loads((tmp_path / "results" / "scale_attention.json").read_text())["runs"]
+    again = bench("--seeds=1,2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("Kept the recorded run") == 2
+    runs = json.loads((tmp_path / "results" / "scale_attention.json").read_text())["runs"]
+    assert [(r["merge"], r["seed"]) for r in runs] == [
+        ("attention", 1), ("average", 1), ("attention", 2), ("average", 2)]
+    assert runs[:2] == first
