@@ -83,6 +83,13 @@ class ModelConfig:
             variant of the RNN family (`COPY_VARIANTS`) and one vocabulary for
             both languages (`vocabulary=subword`). None = on exactly when both hold
             (`copies`).
+        tie_embeddings: the logits are the target embedding's transpose applied to
+            the decoder's output (Press & Wolf 2017; Vaswani et al. 2017), projected
+            first to the embedding width when the two differ (the RNN family:
+            `units` -> `embedding_dim`), plus a per-token bias. The output matrix is
+            then the embedding itself: fewer parameters, and a vocabulary-sized
+            product over `embedding_dim` rather than `units` (half the
+            multiply-adds of the RNN family's logits at the defaults).
     """
 
     variant: Variant = "bahdanau"
@@ -103,6 +110,7 @@ class ModelConfig:
     learning_rate: float | None = None
     label_smoothing: float = 0.1
     copy: bool | None = None
+    tie_embeddings: bool = False
 
     def __post_init__(self):
         for name, allowed in (("variant", VARIANTS), ("score", SCORES)):
@@ -165,7 +173,9 @@ def compile_model(model, config: ModelConfig, decay_steps: int):
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
-        loss=losses.masked_cross_entropy(config.label_smoothing),
+        # A copying model's outputs are log-probabilities already (PointerGenerator).
+        loss=losses.masked_cross_entropy(config.label_smoothing,
+                                         log_probabilities=bool(config.copy)),
         metrics=[losses.masked_accuracy],
     )
     return model
@@ -189,7 +199,10 @@ class _Translator(keras.Model):
         self.target_embedding = keras.layers.Embedding(config.target_vocab_size, width,
                                                        name="target_embedding")
         self.dropout = keras.layers.Dropout(config.dropout)
-        self.output_layer = keras.layers.Dense(config.target_vocab_size, name="logits")
+        if config.tie_embeddings:
+            self.output_layer = _TiedLogits(config.target_vocab_size, width, name="logits")
+        else:
+            self.output_layer = keras.layers.Dense(config.target_vocab_size, name="logits")
 
     # Built up front: the decoder step runs in ops.scan / tf.while_loop (no new variables there).
     def _build(self, build_family_layers):
@@ -199,6 +212,36 @@ class _Translator(keras.Model):
         build_family_layers()
         self.output_layer.build((None, None, self.config.units))
         self.built = True
+
+    def logits(self, outputs):
+        """The decoder's outputs `(..., units)` -> logits `(..., target_vocab_size)`."""
+        if self.config.tie_embeddings:
+            return self.output_layer(outputs, self.target_embedding.embeddings)
+        return self.output_layer(outputs)
+
+
+class _TiedLogits(keras.layers.Layer):
+    """Logits through a (tied) embedding matrix: `project(x) @ embeddings^T + bias`.
+
+    The embedding matrix `(vocab, width)` is passed at call time, so the layer
+    owns only its projection (`units -> width`, none when they are equal) and
+    the bias; the matrix stays the embedding layer's one variable.
+    """
+
+    def __init__(self, vocab_size: int, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.width = vocab_size, width
+        self.projection = None
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.width:
+            self.projection = keras.layers.Dense(self.width, use_bias=False, name="projection")
+            self.projection.build(input_shape)
+        self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="bias")
+
+    def call(self, inputs, embeddings):
+        x = inputs if self.projection is None else self.projection(inputs)
+        return ops.matmul(x, ops.transpose(ops.cast(embeddings, x.dtype))) + self.bias
 
 
 class RNNTranslator(_Translator):
@@ -316,7 +359,7 @@ class RNNTranslator(_Translator):
         )
         new_state = dict(state)
         new_state["h"], new_state["attentional"] = h, attentional
-        logits = self.output_layer(attentional)
+        logits = self.logits(attentional)
         if self.pointer is not None:  # log-probabilities: log_softmax leaves them as they are
             logits = self.pointer(logits, weights, state["source_ids"], attentional)
         return logits, new_state, weights
@@ -340,7 +383,7 @@ class RNNTranslator(_Translator):
         )
         attentional = self.dropout(ops.transpose(attentional, (1, 0, 2)), training=training)
         weights = ops.transpose(weights, (1, 0, 2))
-        logits = self.output_layer(attentional)
+        logits = self.logits(attentional)
         if self.pointer is not None:
             logits = self.pointer(logits, weights, source_ids, attentional)
         if return_attention:
@@ -421,7 +464,7 @@ class TransformerTranslator(_Translator):
             new_state[f"self_{i}"] = self_cache
             new_state[f"cross_{i}"] = cross_cache
         new_state["index"] = state["index"] + 1
-        logits = self.output_layer(x[:, 0])
+        logits = self.logits(x[:, 0])
         return logits, new_state, ops.mean(cross[:, :, 0, :], axis=1)
 
     def call(self, inputs, training=None, return_attention=False):
@@ -436,7 +479,7 @@ class TransformerTranslator(_Translator):
                 encoder_padding_mask=memory["mask"], use_causal_mask=True,
                 return_attention_scores=True, training=training,
             )
-        logits = self.output_layer(x)
+        logits = self.logits(x)
         if return_attention:
             return logits, ops.mean(cross, axis=1)
         return logits

@@ -41,6 +41,8 @@ def batch(seed=0):
     ("transformer", {}),
     ("bahdanau", {"copy": True, "target_vocab_size": 30}),
     ("luong_local", {"copy": True, "target_vocab_size": 30, "score": "dot"}),
+    ("bahdanau", {"copy": True, "target_vocab_size": 30, "tie_embeddings": True}),
+    ("transformer", {"tie_embeddings": True}),
 ])
 def test_variant_trains_and_decodes_with_its_training_step(variant, extra):
     model = translation_model.build_model(tiny_config(variant, **extra))
@@ -87,6 +89,30 @@ def test_variant_trains_and_decodes_with_its_training_step(variant, extra):
     assert np.all(beam.scores.numpy() >= greedy.scores.numpy() - 1e-4)
 
 
+@pytest.mark.parametrize("variant", ["bahdanau", "transformer"])
+def test_tied_logits_are_the_target_embedding_transposed(variant):
+    config = tiny_config(variant, tie_embeddings=True)
+    tied, untied = (translation_model.build_model(c)
+                    for c in (config, dataclasses.replace(config, tie_embeddings=False)))
+    # One (vocab, width) matrix fewer; the RNN family adds a units -> embedding_dim projection.
+    # (The untied logits layer is a Dense of units -> vocab in both families.)
+    projection = config.units * config.embedding_dim if variant == "bahdanau" else 0
+    assert untied.count_params() - tied.count_params() == (
+        config.units * config.target_vocab_size - projection)
+    assert not any(tuple(w.shape) == (config.units, config.target_vocab_size)
+                   for w in tied.weights)
+    x = np.random.default_rng(0).normal(size=(3, config.units)).astype("float32")
+    layer = tied.output_layer
+    layer.bias.assign(np.arange(config.target_vocab_size, dtype="float32"))
+    projected = x if layer.projection is None else x @ layer.projection.kernel.numpy()
+    expected = projected @ tied.target_embedding.embeddings.numpy().T + layer.bias.numpy()
+    np.testing.assert_allclose(tied.logits(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+    # A change of the embedding is a change of the logits: one variable, not a copy.
+    tied.target_embedding.embeddings.assign(tied.target_embedding.embeddings * 2.0)
+    np.testing.assert_allclose(tied.logits(x).numpy() - layer.bias.numpy(),
+                               2.0 * (expected - layer.bias.numpy()), rtol=1e-5, atol=1e-5)
+
+
 def test_local_attention_window_is_respected():
     model = translation_model.build_model(tiny_config("luong_local", window=1))
     source, target_in, _ = batch(1)
@@ -100,8 +126,8 @@ def test_compiled_loss_ignores_padding_and_smooths():
     logits = tf.constant(np.random.default_rng(0).normal(size=(2, 3, 5)), tf.float32)
     labels = tf.constant([[1, 2, 0], [3, 0, 0]])
 
-    def compiled(**kwargs):
-        config = tiny_config("seq2seq", **kwargs)
+    def compiled(variant="seq2seq", **kwargs):
+        config = tiny_config(variant, **kwargs)
         return translation_model.compile_model(translation_model.build_model(config), config,
                                                decay_steps=100)
 
@@ -113,6 +139,15 @@ def test_compiled_loss_ignores_padding_and_smooths():
     assert float(smooth) != pytest.approx(float(plain))
     acc = losses.masked_accuracy(labels, tf.one_hot([[1, 4, 4], [3, 4, 4]], 5))
     assert float(acc) == pytest.approx(2 / 3)
+    # A copying model outputs log-probabilities: its loss skips the log_softmax (an
+    # identity on them) and gives the generic loss's value; on raw logits it would not.
+    copying = compiled(copy=True, variant="bahdanau", label_smoothing=0.1,
+                       target_vocab_size=5)
+    generic = losses.masked_cross_entropy(0.1)
+    normalized = tf.nn.log_softmax(logits)
+    assert float(copying.loss(labels, normalized)) == pytest.approx(
+        float(generic(labels, normalized)), rel=1e-5)
+    assert float(copying.loss(labels, logits)) != pytest.approx(float(generic(labels, logits)))
 
 
 def test_learning_rate_warms_up_to_the_variant_peak():

@@ -1,0 +1,138 @@
+"""Training-step time of translation model configurations, A/B in one process.
+
+    python -m benchmarks.translation_step                       # untied vs tied logits
+    python -m benchmarks.translation_step --configs=copy=false,copy=true --rounds=5
+
+Each configuration (`name=value;name=value` over `ModelConfig` fields, on top of
+the default's: bahdanau, 8,000-piece joint vocabulary, copy) gets the same
+random batches of the default job's shape (64 pairs, 14 source and 16 target
+pieces: the UI strings' means). The configurations take turns, `--steps` steps a
+turn for `--rounds` rounds after one warm-up turn each, so a change of machine
+load hits every arm alike; the median seconds per step is reported with the
+CPU model. Only relative times within one run mean anything.
+"""
+
+import dataclasses
+import json
+import os
+import statistics
+import time
+
+from absl import app, flags
+
+from benchmarks import _common
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "configs", "tie_embeddings=false;loss_log_softmax=true,tie_embeddings=false,"
+    "tie_embeddings=true",
+    "Comma-separated arms; each `field=value;field=value` of ModelConfig, or "
+    "`loss_log_softmax=true`: the loss applies its log_softmax to the copying model's "
+    "log-probabilities (as it did before it skipped it).")
+flags.DEFINE_integer("steps", 20, "Steps per turn.")
+flags.DEFINE_integer("rounds", 4, "Timed turns per arm.")
+flags.DEFINE_integer("batch_size", 64, "Pairs per step.")
+flags.DEFINE_integer("source_length", 14, "Source pieces per pair.")
+flags.DEFINE_integer("target_length", 16, "Target pieces per pair (START/END included).")
+flags.DEFINE_string("output", "benchmarks/results/translation_step.json", "Where to write.")
+
+
+def parse_arm(text: str) -> dict:
+    """`'a=1;b=true'` -> `{'a': 1, 'b': True}` (ints, floats, booleans and None parsed)."""
+    out = {}
+    for item in filter(None, text.split(";")):
+        if "=" not in item:
+            raise ValueError(f"--configs: {item!r} is not field=value.")
+        key, value = item.split("=", 1)
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            out[key.strip()] = lowered == "true"
+        elif lowered == "none":
+            out[key.strip()] = None
+        else:
+            try:
+                out[key.strip()] = int(value)
+            except ValueError:
+                try:
+                    out[key.strip()] = float(value)
+                except ValueError:
+                    out[key.strip()] = value.strip()
+    return out
+
+
+def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_length: int,
+              target_length: int, seed: int = 0) -> dict:
+    """`{name: {"seconds_per_step": median, "turns": [...], "params": n}}` for each arm."""
+    import numpy as np
+    import tensorflow as tf
+
+    from apps.common import losses
+    from apps.translation import model as translation_model
+
+    rng = np.random.default_rng(seed)
+    models = {}
+    for name, fields in arms.items():
+        fields = dict(fields)
+        generic_loss = fields.pop("loss_log_softmax", False)
+        config = dataclasses.replace(translation_model.ModelConfig(copy=True), **fields)
+        vocab = config.target_vocab_size
+        model = translation_model.compile_model(translation_model.build_model(config), config,
+                                                decay_steps=10_000)
+        if generic_loss:  # the loss's own log_softmax even on log-probabilities (as before)
+            model.compile(optimizer=model.optimizer,
+                          loss=losses.masked_cross_entropy(config.label_smoothing),
+                          metrics=[losses.masked_accuracy])
+        models[name] = (model, vocab)
+    data = {}
+    for name, (model, vocab) in models.items():
+        source = rng.integers(4, vocab, (batch_size, source_length)).astype("int32")
+        target = rng.integers(4, vocab, (batch_size, target_length)).astype("int32")
+        data[name] = (tf.constant(source), tf.constant(target[:, :-1]),
+                      tf.constant(target[:, 1:]))
+
+    def turn(name):
+        model, _ = models[name]
+        source, target_in, target_out = data[name]
+        batch = ((source, target_in), target_out)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(*batch)
+        return (time.perf_counter() - start) / steps
+
+    for name in arms:  # warm-up: tracing and the first steps
+        turn(name)
+    turns = {name: [] for name in arms}
+    for _ in range(rounds):
+        for name in arms:
+            turns[name].append(turn(name))
+    return {name: {"seconds_per_step": statistics.median(turns[name]), "turns": turns[name],
+                   "params": models[name][0].count_params()} for name in arms}
+
+
+def main(argv):
+    del argv
+    arms = {text: parse_arm(text) for text in FLAGS.configs.split(",")}
+    results = time_arms(arms, steps=FLAGS.steps, rounds=FLAGS.rounds,
+                        batch_size=FLAGS.batch_size, source_length=FLAGS.source_length,
+                        target_length=FLAGS.target_length)
+    first = next(iter(results.values()))["seconds_per_step"]
+    lines = ["| arm | s / step (median) | vs first | params |", "|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['seconds_per_step']:.4f} | "
+                     f"{r['seconds_per_step'] / first:.2f}x | {r['params']:,} |")
+    meta = {"machine": _common.machine_info(), "load_average": os.getloadavg(),
+            "steps": FLAGS.steps, "rounds": FLAGS.rounds, "batch_size": FLAGS.batch_size,
+            "source_length": FLAGS.source_length, "target_length": FLAGS.target_length}
+    print("\n".join(lines))
+    print(json.dumps(meta))
+    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    with open(FLAGS.output, "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    with open(os.path.splitext(FLAGS.output)[0] + ".md", "w") as f:
+        f.write(f"`python -m benchmarks.translation_step --configs={FLAGS.configs}`, "
+                f"CPU: {meta['machine']['cpu_model']}, load average {meta['load_average'][0]:.1f}\n\n")
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    app.run(main)
