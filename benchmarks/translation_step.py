@@ -61,8 +61,11 @@ def parse_arm(text: str) -> dict:
 
 
 def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_length: int,
-              target_length: int, seed: int = 0) -> dict:
-    """`{name: {"seconds_per_step": median, "turns": [...], "params": n}}` for each arm."""
+              target_length: int, seed: int = 0, base: dict | None = None) -> dict:
+    """`{name: {"seconds_per_step": median, "turns": [...], "params": n}}` for each arm.
+
+    Each arm's fields go on top of `ModelConfig(copy=True, **base)`.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -74,7 +77,8 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
     for name, fields in arms.items():
         fields = dict(fields)
         generic_loss = fields.pop("loss_log_softmax", False)
-        config = dataclasses.replace(translation_model.ModelConfig(copy=True), **fields)
+        config = dataclasses.replace(
+            translation_model.ModelConfig(copy=True, **(base or {})), **fields)
         vocab = config.target_vocab_size
         model = translation_model.compile_model(translation_model.build_model(config), config,
                                                 decay_steps=10_000)

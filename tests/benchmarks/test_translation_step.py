@@ -1,0 +1,29 @@
+"""benchmarks/translation_step.py: arms parsed from flags and timed on a tiny model."""
+
+import pytest
+
+from benchmarks import translation_step
+
+
+def test_arms_are_parsed_into_typed_fields():
+    assert translation_step.parse_arm("tie_embeddings=true;units=64;learning_rate=0.001;"
+                                      "variant=luong;copy=none") == {
+        "tie_embeddings": True, "units": 64, "learning_rate": 0.001, "variant": "luong",
+        "copy": None}
+    assert translation_step.parse_arm("") == {}
+    with pytest.raises(ValueError, match="'units' is not field=value"):
+        translation_step.parse_arm("units")
+
+
+@pytest.mark.slow
+def test_every_arm_is_timed_in_turns():
+    tiny = dict(source_vocab_size=40, target_vocab_size=40, embedding_dim=8, units=16,
+                attention_units=8)
+    arms = {"untied, generic loss": {"loss_log_softmax": True},
+            "tied": {"tie_embeddings": True}}
+    out = translation_step.time_arms(arms, steps=2, rounds=2, batch_size=4, source_length=5,
+                                     target_length=6, base=tiny)
+    assert list(out) == list(arms)
+    for result in out.values():
+        assert len(result["turns"]) == 2 and result["seconds_per_step"] > 0
+    assert out["tied"]["params"] == out["untied, generic loss"]["params"] - 16 * 40 + 16 * 8
