@@ -88,7 +88,7 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
                           metrics=[losses.masked_accuracy])
         models[name] = (model, vocab)
     data = {}
-    for name, (model, vocab) in models.items():
+    for name, (_, vocab) in models.items():
         source = rng.integers(4, vocab, (batch_size, source_length)).astype("int32")
         target = rng.integers(4, vocab, (batch_size, target_length)).astype("int32")
         data[name] = (tf.constant(source), tf.constant(target[:, :-1]),
@@ -134,7 +134,8 @@ def main(argv):
         json.dump({"meta": meta, "results": results}, f, indent=1)
     with open(os.path.splitext(FLAGS.output)[0] + ".md", "w") as f:
         f.write(f"`python -m benchmarks.translation_step --configs={FLAGS.configs}`, "
-                f"CPU: {meta['machine']['cpu_model']}, load average {meta['load_average'][0]:.1f}\n\n")
+                f"CPU: {meta['machine']['cpu_model']}, "
+                f"load average {meta['load_average'][0]:.1f}\n\n")
         f.write("\n".join(lines) + "\n")
 
 
