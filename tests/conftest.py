@@ -35,3 +35,22 @@ def _clean_keras_state():
     yield
     keras.config.set_dtype_policy("float32")
     keras.backend.clear_session()
+
+
+def pytest_collection_finish(session):
+    """Starts the JAX and PyTorch runs of `tests/test_backends.py` in the background as
+    soon as its test is selected, so they overlap the rest of the suite."""
+    if session.config.option.collectonly:
+        return
+    from tests import _backend_runs
+
+    if any(item.nodeid == _backend_runs.TEST for item in session.items):
+        backends = _backend_runs.selected()
+        if backends:
+            _backend_runs.RUNS.start(backends)
+
+
+def pytest_sessionfinish(session):
+    from tests import _backend_runs
+
+    _backend_runs.RUNS.stop()
