@@ -1,13 +1,13 @@
 """Training-step time of translation model configurations, A/B in one process.
 
-    python -m benchmarks.translation_step                       # untied vs tied logits
-    python -m benchmarks.translation_step --configs=copy=false,copy=true --rounds=5
+    python -m benchmarks.translation_step                 # the old step, the loss change, tied
+    python -m benchmarks.translation_step --step_arms=copy=false,copy=true --step_rounds=5
 
 Each configuration (`name=value;name=value` over `ModelConfig` fields, on top of
 the default's: bahdanau, 8,000-piece joint vocabulary, copy) gets the same
 random batches of the default job's shape (64 pairs, 14 source and 16 target
-pieces: the UI strings' means). The configurations take turns, `--steps` steps a
-turn for `--rounds` rounds after one warm-up turn each, so a change of machine
+pieces: the UI strings' means). The configurations take turns, `--step_count` steps a
+turn for `--step_rounds` rounds after one warm-up turn each, so a change of machine
 load hits every arm alike; the median seconds per step is reported with the
 CPU model. Only relative times within one run mean anything.
 """
@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import statistics
+import sys
 import time
 
 from absl import app, flags
@@ -24,17 +25,17 @@ from benchmarks import _common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "configs", "tie_embeddings=false;loss_log_softmax=true,tie_embeddings=false,"
+    "step_arms", "tie_embeddings=false;loss_log_softmax=true,tie_embeddings=false,"
     "tie_embeddings=true",
     "Comma-separated arms; each `field=value;field=value` of ModelConfig, or "
     "`loss_log_softmax=true`: the loss applies its log_softmax to the copying model's "
     "log-probabilities (as it did before it skipped it).")
-flags.DEFINE_integer("steps", 20, "Steps per turn.")
-flags.DEFINE_integer("rounds", 4, "Timed turns per arm.")
-flags.DEFINE_integer("batch_size", 64, "Pairs per step.")
-flags.DEFINE_integer("source_length", 14, "Source pieces per pair.")
-flags.DEFINE_integer("target_length", 16, "Target pieces per pair (START/END included).")
-flags.DEFINE_string("output", "benchmarks/results/translation_step.json", "Where to write.")
+flags.DEFINE_integer("step_count", 20, "Steps per turn.")
+flags.DEFINE_integer("step_rounds", 4, "Timed turns per arm.")
+flags.DEFINE_integer("step_batch_size", 64, "Pairs per step.")
+flags.DEFINE_integer("step_source_length", 14, "Source pieces per pair.")
+flags.DEFINE_integer("step_target_length", 16, "Target pieces per pair (START/END included).")
+flags.DEFINE_string("step_output", "benchmarks/results/translation_step.json", "Where to write.")
 
 
 def parse_arm(text: str) -> dict:
@@ -115,25 +116,27 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
 
 def main(argv):
     del argv
-    arms = {text: parse_arm(text) for text in FLAGS.configs.split(",")}
-    results = time_arms(arms, steps=FLAGS.steps, rounds=FLAGS.rounds,
-                        batch_size=FLAGS.batch_size, source_length=FLAGS.source_length,
-                        target_length=FLAGS.target_length)
+    arms = {text: parse_arm(text) for text in FLAGS.step_arms.split(",")}
+    results = time_arms(arms, steps=FLAGS.step_count, rounds=FLAGS.step_rounds,
+                        batch_size=FLAGS.step_batch_size,
+                        source_length=FLAGS.step_source_length,
+                        target_length=FLAGS.step_target_length)
     first = next(iter(results.values()))["seconds_per_step"]
     lines = ["| arm | s / step (median) | vs first | params |", "|---|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['seconds_per_step']:.4f} | "
                      f"{r['seconds_per_step'] / first:.2f}x | {r['params']:,} |")
     meta = {"machine": _common.machine_info(), "load_average": os.getloadavg(),
-            "steps": FLAGS.steps, "rounds": FLAGS.rounds, "batch_size": FLAGS.batch_size,
-            "source_length": FLAGS.source_length, "target_length": FLAGS.target_length}
+            "steps": FLAGS.step_count, "rounds": FLAGS.step_rounds,
+            "batch_size": FLAGS.step_batch_size, "source_length": FLAGS.step_source_length,
+            "target_length": FLAGS.step_target_length}
     print("\n".join(lines))
     print(json.dumps(meta))
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w") as f:
+    os.makedirs(os.path.dirname(FLAGS.step_output) or ".", exist_ok=True)
+    with open(FLAGS.step_output, "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
-    with open(os.path.splitext(FLAGS.output)[0] + ".md", "w") as f:
-        f.write(f"`python -m benchmarks.translation_step --configs={FLAGS.configs}`, "
+    with open(os.path.splitext(FLAGS.step_output)[0] + ".md", "w") as f:
+        f.write(f"`python -m benchmarks.translation_step {' '.join(sys.argv[1:])}`, "
                 f"CPU: {meta['machine']['cpu_model']}, "
                 f"load average {meta['load_average'][0]:.1f}\n\n")
         f.write("\n".join(lines) + "\n")

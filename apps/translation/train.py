@@ -129,13 +129,14 @@ class TrainConfig(common_config.CommonTrainConfig):
     model: translation_model.ModelConfig = dataclasses.field(
         default_factory=translation_model.ModelConfig)
     vocabulary: Literal["subword", "word"] = "subword"
-    # The default job: 3 passes over the 53,811 UI strings of gettext_translations 2.0.0 with
-    # a joint WordPiece vocabulary and copying (model.copy): 2,541 steps, 764 s of training
-    # and 14.3 min in all on 2 cores; BLEU 27.6 on the 1.0.0 test split and 18.7 on programs
-    # it never saw (without copying 23.6 / 14.4; the word vocabulary's 8 passes over the
-    # 1.0.0 strings 17.1 / 7.3). With LONG_DATASET a step costs about 5 times as much; 4 x 90
-    # steps were far too few (README).
-    epochs: int = 3
+    # The default job: 4 passes over the 53,811 UI strings of gettext_translations 2.0.0 with
+    # a joint WordPiece vocabulary, copying (model.copy) and tied logits
+    # (model.tie_embeddings): 3,388 steps at 0.68x the old step's time, so 0.91x the training
+    # of the earlier 3 untied passes (benchmarks/translation_step.py); BLEU 33.0 on the 1.0.0
+    # test split and 22.7 on programs it never saw (the 3 untied passes: 27.6 / 18.7; without
+    # copying 23.6 / 14.4; the word vocabulary's 8 passes over the 1.0.0 strings 17.1 / 7.3).
+    # With LONG_DATASET a step costs about 5 times as much; 4 x 90 steps were far too few.
+    epochs: int = 4
     steps_per_epoch: int | None = None
     batch_size: int = 64
     min_count: int = 2

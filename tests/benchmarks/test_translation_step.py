@@ -2,7 +2,14 @@
 
 import pytest
 
+from apps.common import flags as common_flags  # noqa: F401  (its flags are defined too)
 from benchmarks import translation_step
+
+
+def test_its_flags_do_not_clash_with_the_apps_common_flags():
+    # Both modules define flags at import (the suite imports them into one process).
+    assert translation_step.FLAGS["step_count"].default == 20
+    assert "batch_size" in translation_step.FLAGS  # the apps' flag, not this benchmark's
 
 
 def test_arms_are_parsed_into_typed_fields():
@@ -19,7 +26,7 @@ def test_arms_are_parsed_into_typed_fields():
 def test_every_arm_is_timed_in_turns():
     tiny = dict(source_vocab_size=40, target_vocab_size=40, embedding_dim=8, units=16,
                 attention_units=8)
-    arms = {"untied, generic loss": {"loss_log_softmax": True},
+    arms = {"untied, generic loss": {"loss_log_softmax": True, "tie_embeddings": False},
             "tied": {"tie_embeddings": True}}
     out = translation_step.time_arms(arms, steps=2, rounds=2, batch_size=4, source_length=5,
                                      target_length=6, base=tiny)
