@@ -1,7 +1,11 @@
-"""Training-step time of translation model configurations, A/B in one process.
+"""Training-step (or decoding) time of translation model configurations, A/B in one process.
 
     python -m benchmarks.translation_step                 # the old step, the loss change, tied
     python -m benchmarks.translation_step --step_arms=copy=false,copy=true --step_rounds=5
+    # Batch-1 beam-4 decoding: untied, tied with the kernel transposed each step, tied as exported
+    python -m benchmarks.translation_step --step_decode --step_source_length=32 \
+        --step_arms="tie_embeddings=false,kernel_per_step=true,tie_embeddings=true" \
+        --step_output=benchmarks/results/translation_decode.json
 
 Each configuration (`name=value;name=value` over `ModelConfig` fields, on top of
 the default's: bahdanau, 8,000-piece joint vocabulary, copy) gets the same
@@ -10,6 +14,14 @@ pieces: the UI strings' means). The configurations take turns, `--step_count` st
 turn for `--step_rounds` rounds after one warm-up turn each, so a change of machine
 load hits every arm alike; the median seconds per step is reported with the
 CPU model. Only relative times within one run mean anything.
+
+`--step_decode` times instead what a batch-1 request of the export runs: the
+encoder and a beam-4 search (`beam_search`, length penalty 0.6) over one source
+of `--step_source_length` random pieces, inside one `tf.function`, with the step
+of `model.decoding_step()` as the export uses it; the arm field
+`kernel_per_step=true` decodes with `model.step` instead, whose tied logits
+transpose the embedding at every step. The random weights never pick the end
+token, so every arm runs the full `max_target_length` steps (reported).
 """
 
 import dataclasses
@@ -30,11 +42,12 @@ flags.DEFINE_string(
     "Comma-separated arms; each `field=value;field=value` of ModelConfig, or "
     "`loss_log_softmax=true`: the loss applies its log_softmax to the copying model's "
     "log-probabilities (as it did before it skipped it).")
-flags.DEFINE_integer("step_count", 20, "Steps per turn.")
+flags.DEFINE_integer("step_count", 20, "Steps (decodes with --step_decode) per turn.")
 flags.DEFINE_integer("step_rounds", 4, "Timed turns per arm.")
 flags.DEFINE_integer("step_batch_size", 64, "Pairs per step.")
 flags.DEFINE_integer("step_source_length", 14, "Source pieces per pair.")
 flags.DEFINE_integer("step_target_length", 16, "Target pieces per pair (START/END included).")
+flags.DEFINE_bool("step_decode", False, "Time batch-1 beam-4 decoding, not training steps.")
 flags.DEFINE_string("step_output", "benchmarks/results/translation_step.json", "Where to write.")
 
 
@@ -62,10 +75,13 @@ def parse_arm(text: str) -> dict:
 
 
 def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_length: int,
-              target_length: int, seed: int = 0, base: dict | None = None) -> dict:
+              target_length: int, seed: int = 0, base: dict | None = None,
+              decode: bool = False) -> dict:
     """`{name: {"seconds_per_step": median, "turns": [...], "params": n}}` for each arm.
 
-    Each arm's fields go on top of `ModelConfig(copy=True, **base)`.
+    Each arm's fields go on top of `ModelConfig(copy=True, **base)`. With
+    `decode`, a "step" is one batch-1 decode (see the module's docstring) and
+    each arm also reports `decoded_steps`.
     """
     import numpy as np
     import tensorflow as tf
@@ -74,10 +90,11 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
     from apps.translation import model as translation_model
 
     rng = np.random.default_rng(seed)
-    models = {}
+    models, decoders = {}, {}
     for name, fields in arms.items():
         fields = dict(fields)
         generic_loss = fields.pop("loss_log_softmax", False)
+        per_step_kernel = fields.pop("kernel_per_step", False)
         config = dataclasses.replace(
             translation_model.ModelConfig(copy=True, **(base or {})), **fields)
         vocab = config.target_vocab_size
@@ -88,6 +105,7 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
                           loss=losses.masked_cross_entropy(config.label_smoothing),
                           metrics=[losses.masked_accuracy])
         models[name] = (model, vocab)
+        decoders[name] = _decoder(model, per_step_kernel)
     data = {}
     for name, (_, vocab) in models.items():
         source = rng.integers(4, vocab, (batch_size, source_length)).astype("int32")
@@ -101,7 +119,10 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
         batch = ((source, target_in), target_out)
         start = time.perf_counter()
         for _ in range(steps):
-            model.train_on_batch(*batch)
+            if decode:
+                decoders[name](source[:1]).numpy()
+            else:
+                model.train_on_batch(*batch)
         return (time.perf_counter() - start) / steps
 
     for name in arms:  # warm-up: tracing and the first steps
@@ -110,8 +131,32 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
     for _ in range(rounds):
         for name in arms:
             turns[name].append(turn(name))
-    return {name: {"seconds_per_step": statistics.median(turns[name]), "turns": turns[name],
-                   "params": models[name][0].count_params()} for name in arms}
+    results = {name: {"seconds_per_step": statistics.median(turns[name]), "turns": turns[name],
+                      "params": models[name][0].count_params()} for name in arms}
+    if decode:
+        for name in arms:
+            results[name]["decoded_steps"] = int(
+                np.count_nonzero(decoders[name](data[name][0][:1]).numpy()))
+    return results
+
+
+def _decoder(model, per_step_kernel: bool):
+    """`source (1, T) -> sequence (1, max_target_length)`: encoder + beam-4 search, as exported."""
+    import tensorflow as tf
+
+    from keras_attention.decoding import beam_search
+
+    start, end = 2, 3  # START and END of the apps' vocabularies
+
+    @tf.function
+    def decode(source):
+        state = model.initial_state(model.encode(source, training=False))
+        step = model.step if per_step_kernel else model.decoding_step()
+        result = beam_search(step, state, tf.fill([tf.shape(source)[0]], start), end,
+                             model.config.max_target_length, beam_width=4, length_penalty=0.6)
+        return result.sequences
+
+    return decode
 
 
 def main(argv):
@@ -120,16 +165,21 @@ def main(argv):
     results = time_arms(arms, steps=FLAGS.step_count, rounds=FLAGS.step_rounds,
                         batch_size=FLAGS.step_batch_size,
                         source_length=FLAGS.step_source_length,
-                        target_length=FLAGS.step_target_length)
+                        target_length=FLAGS.step_target_length, decode=FLAGS.step_decode)
     first = next(iter(results.values()))["seconds_per_step"]
-    lines = ["| arm | s / step (median) | vs first | params |", "|---|---|---|---|"]
+    unit = "ms / decode" if FLAGS.step_decode else "s / step"
+    scale = 1000.0 if FLAGS.step_decode else 1.0
+    lines = [f"| arm | {unit} (median) | vs first | params |"
+             + (" decoded steps |" if FLAGS.step_decode else ""),
+             "|---|---|---|---|" + ("---|" if FLAGS.step_decode else "")]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['seconds_per_step']:.4f} | "
-                     f"{r['seconds_per_step'] / first:.2f}x | {r['params']:,} |")
+        lines.append(f"| {name} | {scale * r['seconds_per_step']:.4f} | "
+                     f"{r['seconds_per_step'] / first:.2f}x | {r['params']:,} |"
+                     + (f" {r['decoded_steps']} |" if FLAGS.step_decode else ""))
     meta = {"machine": _common.machine_info(), "load_average": os.getloadavg(),
             "steps": FLAGS.step_count, "rounds": FLAGS.step_rounds,
             "batch_size": FLAGS.step_batch_size, "source_length": FLAGS.step_source_length,
-            "target_length": FLAGS.step_target_length}
+            "target_length": FLAGS.step_target_length, "decode": FLAGS.step_decode}
     print("\n".join(lines))
     print(json.dumps(meta))
     os.makedirs(os.path.dirname(FLAGS.step_output) or ".", exist_ok=True)

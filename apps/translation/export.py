@@ -127,11 +127,12 @@ class TranslationModule(common_export.ServingModule):
         state = self.model.initial_state(self.model.encode(source_ids, training=False))
         start = tf.fill([batch], self.target_tokenizer.start_id)
         end = self.target_tokenizer.end_id
+        step = self.model.decoding_step()  # once per request, outside the loop
         if self.beam_width == 1:
-            result = greedy_search(self.model.step, state, start, end, self.max_output_length,
+            result = greedy_search(step, state, start, end, self.max_output_length,
                                    length_penalty=self.length_penalty_alpha)
         else:
-            result = beam_search(self.model.step, state, start, end, self.max_output_length,
+            result = beam_search(step, state, start, end, self.max_output_length,
                                  beam_width=self.beam_width,
                                  length_penalty=self.length_penalty_alpha)
         sequences = tf.where(has_tokens[:, None], result.sequences, 0)

@@ -34,3 +34,16 @@ def test_every_arm_is_timed_in_turns():
     for result in out.values():
         assert len(result["turns"]) == 2 and result["seconds_per_step"] > 0
     assert out["tied"]["params"] == out["untied, generic loss"]["params"] - 16 * 40 + 16 * 8
+
+
+@pytest.mark.slow
+def test_decoding_arms_time_a_beam_search_each():
+    tiny = dict(source_vocab_size=40, target_vocab_size=40, embedding_dim=8, units=16,
+                attention_units=8, max_target_length=5)
+    arms = {"per step": {"kernel_per_step": True}, "once": {}}
+    out = translation_step.time_arms(arms, steps=1, rounds=1, batch_size=1, source_length=4,
+                                     target_length=6, base=tiny, decode=True)
+    assert list(out) == list(arms)
+    for result in out.values():
+        assert result["seconds_per_step"] > 0 and 1 <= result["decoded_steps"] <= 5
+    assert out["per step"]["params"] == out["once"]["params"]

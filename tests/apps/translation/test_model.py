@@ -57,12 +57,14 @@ def test_variant_trains_and_decodes_with_its_training_step(variant, extra):
     changed = [not np.allclose(a, b.numpy()) for a, b in zip(before, after, strict=True)]
     assert sum(changed) >= len(changed) * 0.8, "most weights get gradients"
 
-    # The step function used by decoding reproduces the teacher-forced logits.
+    # The step function used by decoding (with the tied kernel made once, as the
+    # export does) reproduces the teacher-forced logits.
     logits, weights = model((source, target_in), return_attention=True)
     state = model.initial_state(model.encode(tf.constant(source)))
+    step = model.decoding_step()
     stepped, attention = [], []
     for t in range(target_in.shape[1]):
-        step_logits, state, step_weights = model.step(tf.constant(target_in[:, t]), state)
+        step_logits, state, step_weights = step(tf.constant(target_in[:, t]), state)
         stepped.append(step_logits.numpy())
         attention.append(step_weights.numpy())
     np.testing.assert_allclose(np.stack(stepped, 1), logits.numpy(), atol=1e-4)
@@ -84,8 +86,8 @@ def test_variant_trains_and_decodes_with_its_training_step(variant, extra):
 
     # Beam search runs on the same step function.
     state = model.initial_state(model.encode(tf.constant(source)))
-    beam = beam_search(model.step, state, tf.fill([4], START), END, 6, beam_width=2)
-    greedy = greedy_search(model.step, state, tf.fill([4], START), END, 6)
+    beam = beam_search(step, state, tf.fill([4], START), END, 6, beam_width=2)
+    greedy = greedy_search(step, state, tf.fill([4], START), END, 6)
     assert beam.sequences.shape == (4, 6) and beam.attention.shape == (4, 6, 7)
     assert np.all(beam.scores.numpy() >= greedy.scores.numpy() - 1e-4)
 
