@@ -41,6 +41,12 @@ The common flags (`--epochs`, `--seed`, `--batch_size`, `--dataset`,
 it took 8 min 21 s for the four variants on 2 shared cores at load average 7
 (about 2 min each: reading the corpus and tracing the training and
 beam-search graphs; seconds of actual training).
+
+A variant whose run directory (`--runs_dir`/VARIANT) holds a finished,
+scored run of the same config (`by_length_result.json`) is not trained again,
+so the benchmark can be run one variant at a time (`--variants=seq2seq`, then
+`--variants=bahdanau`, ...) and the table and verdicts written at the end of
+the call that names them all; delete a run directory to retrain it.
 """
 
 from __future__ import annotations
@@ -187,6 +193,43 @@ def base_config(smoke: bool = False) -> train.TrainConfig:
     return smoke_config(config) if smoke else config
 
 
+#: Written in each variant's run directory when its run has finished and been scored.
+FINISHED = "by_length_result.json"
+
+
+def _plain(config: train.TrainConfig) -> dict:
+    """The config as JSON values (tuples as lists), for comparison with a stored one."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _write_json(path: str, record: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def finished_variant(config: train.TrainConfig) -> dict | None:
+    """The scored result of a finished run of exactly `config`, or None.
+
+    Each variant takes about an hour on two cores at a budget that learns, so a
+    benchmark that stops (a session's end, a crash) resumes at the first
+    variant without a result; a run with any other setting is trained again.
+    """
+    path = os.path.join(config.model_dir, FINISHED)
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        print(f"{path}: unreadable ({error}); the variant is trained again.", flush=True)
+        return None
+    if record.get("config") != _plain(config) or "result" not in record:
+        return None
+    return record["result"]
+
+
 def run_variants(variants, base: train.TrainConfig, results_dir: str, runs_dir: str,
                  command: str = "", smoke: bool = False) -> dict:
     """Trains each variant from `base`, then writes the JSON, markdown and plot."""
@@ -202,6 +245,11 @@ def run_variants(variants, base: train.TrainConfig, results_dir: str, runs_dir: 
         config = dataclasses.replace(
             base, model=dataclasses.replace(base.model, variant=variant),
             model_dir=os.path.join(runs_dir, variant), export_dir=None)
+        results[variant] = finished_variant(config)
+        if results[variant] is not None:
+            print(f"{variant}: reusing the finished run of the same config in "
+                  f"{config.model_dir}", flush=True)
+            continue
         start = time.perf_counter()
         result = train.run(config)
         print(result.line, flush=True)
@@ -212,7 +260,10 @@ def run_variants(variants, base: train.TrainConfig, results_dir: str, runs_dir: 
             "wall_seconds": time.perf_counter() - start, "final_loss": m["final_loss"],
             "pairs": m["pairs"], "signature": m["signatures"].get("bleu_signature"),
             "load_after": round(os.getloadavg()[0], 2),
+            "cpu_model": meta["machine"].get("cpu_model"),
         }
+        _write_json(os.path.join(config.model_dir, FINISHED),
+                    {"config": _plain(config), "result": results[variant]})
     checks = targets(results)
     text = markdown(results, checks, meta)
     _common.write_results(NAME, {"meta": meta, "results": results, "targets": checks}, text,

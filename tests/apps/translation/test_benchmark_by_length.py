@@ -56,3 +56,36 @@ def test_latency_inputs_and_errors(tmp_path):
 
 def test_importing_defines_no_flags():
     assert not flags.FLAGS.flags_by_module_dict().get(bench.__name__)
+
+
+def test_finished_variants_are_reused_and_only_for_the_same_config(tmp_path, monkeypatch):
+    import dataclasses
+    import os
+
+    base = bench.train.TrainConfig(dataset=bench.DATASET, epochs=3, steps_per_epoch=7)
+    runs = {"seq2seq": [30, 20, 12, 8, 4], "bahdanau": [32, 28, 25, 22, 20]}
+    for variant, bleus in runs.items():
+        config = dataclasses.replace(
+            base, model=dataclasses.replace(base.model, variant=variant),
+            model_dir=str(tmp_path / "runs" / variant), export_dir=None)
+        assert bench.finished_variant(config) is None
+        bench._write_json(os.path.join(config.model_dir, bench.FINISHED),
+                          {"config": bench._plain(config), "result": _run(bleus)})
+        assert bench.finished_variant(config)["bleu_by_words"]["40-60"]["bleu"] == bleus[-1]
+        # Any other setting (here the budget) is another run.
+        assert bench.finished_variant(dataclasses.replace(config, epochs=4)) is None
+
+    def no_training(config):
+        raise AssertionError(f"{config.model.variant} was trained again")
+
+    monkeypatch.setattr(bench.train, "run", no_training)
+    record = bench.run_variants(list(runs), base, str(tmp_path / "results"),
+                                str(tmp_path / "runs"), command="cmd")
+    assert record["targets"]["bahdanau"]["drop_met"]
+    assert (tmp_path / "results" / f"{bench.NAME}.md").exists()
+
+    # A corrupt record is reported and the variant trained again (here: the stub raises).
+    (tmp_path / "runs" / "seq2seq" / bench.FINISHED).write_text("{not json")
+    with pytest.raises(AssertionError, match="seq2seq was trained again"):
+        bench.run_variants(["seq2seq"], base, str(tmp_path / "results"),
+                           str(tmp_path / "runs"))
