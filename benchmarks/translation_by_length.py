@@ -264,12 +264,18 @@ def run_variants(variants, base: train.TrainConfig, results_dir: str, runs_dir: 
         }
         _write_json(os.path.join(config.model_dir, FINISHED),
                     {"config": _plain(config), "result": results[variant]})
+        if variant != variants[-1]:  # what is done so far, should a later variant not finish
+            report(results, meta, results_dir, base.dataset_name)
+    return report(results, meta, results_dir, base.dataset_name)
+
+
+def report(results: dict, meta: dict, results_dir: str, dataset: str) -> dict:
+    """Writes the JSON, markdown and plot of the variants in `results` so far."""
     checks = targets(results)
     text = markdown(results, checks, meta)
     _common.write_results(NAME, {"meta": meta, "results": results, "targets": checks}, text,
                           results_dir)
-    plot(results, os.path.join(results_dir, f"{NAME}.png"),
-         f"{base.dataset_name}: BLEU by source length")
+    plot(results, os.path.join(results_dir, f"{NAME}.png"), f"{dataset}: BLEU by source length")
     return {"meta": meta, "results": results, "targets": checks, "markdown": text}
 
 
