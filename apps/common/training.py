@@ -25,6 +25,7 @@ import keras
 from absl import logging
 
 FINAL_WEIGHTS = "final.weights.h5"
+BACKUP_DIR = "backup"  # BackupAndRestore's directory under the run directory
 HISTORY_STATE = "history_state.json"  # in the BackupAndRestore directory
 
 
@@ -38,13 +39,28 @@ def run_dir(flag_value: str | None, app: str) -> str:
     return path
 
 
+def resumes(model_dir: str | None) -> bool:
+    """Whether a `timed_fit` in `model_dir` resumes an interrupted run (a backup is there).
+
+    What the interrupted run derived from its data with a trainer that is not
+    deterministic (a WordPiece vocabulary: `tokenizers` breaks ties in hash order,
+    so two trainings on the same texts order the pieces differently) must then be
+    read back from the run directory, not made again, or the restored weights
+    would meet other ids.
+    """
+    if not model_dir:
+        return False
+    path = os.path.join(model_dir, BACKUP_DIR)
+    return os.path.isdir(path) and any(n.endswith(".weights.h5") for n in os.listdir(path))
+
+
 def callbacks(model_dir: str, backup: bool = True, tensorboard: bool = True) -> list:
     """BackupAndRestore (resume after a kill, per epoch) and TensorBoard under `model_dir`."""
     out = []
     if backup:
         # double_checkpoint: a kill while the latest checkpoint is being written
         # leaves the previous one, which the next run falls back to.
-        out.append(CrashSafeBackupAndRestore(os.path.join(model_dir, "backup"),
+        out.append(CrashSafeBackupAndRestore(os.path.join(model_dir, BACKUP_DIR),
                                              double_checkpoint=True))
     if tensorboard:
         out.append(

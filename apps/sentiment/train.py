@@ -76,7 +76,7 @@ from absl import app, logging
 from apps.common import config as common_config
 from apps.common import data as common_data
 from apps.common import strategy as common_strategy
-from apps.common import training
+from apps.common import subword, training
 from apps.common.metrics import RunResult
 from apps.sentiment import evaluation, hierarchical, lexicon, pipeline, pretrain
 from apps.sentiment import export as sentiment_export
@@ -192,6 +192,12 @@ def run(config: TrainConfig) -> RunResult:
 
     if checkpoint is not None:
         tokenizer = checkpoint["tokenizer"]
+    elif config.subword and training.resumes(model_dir) and os.path.isfile(
+            os.path.join(model_dir, "subword", subword.VOCABULARY_FILE)):
+        # The interrupted run's vocabulary: trained again, its pieces may come in another order.
+        tokenizer = subword.SubwordTokenizer.load(os.path.join(model_dir, "subword"),
+                                                  max_length=mc.max_length)
+        logging.info("Resuming in %s with the vocabulary saved there.", model_dir)
     elif config.subword:
         tokenizer = pipeline.make_subword_tokenizer(splits["train"], mc.vocab_size,
                                                     mc.max_length)

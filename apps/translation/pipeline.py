@@ -255,6 +255,25 @@ def save_tokenizers(source_tokenizer, target_tokenizer, directory: str) -> list[
     return paths
 
 
+def load_tokenizers(directory: str, max_source: int, max_target: int,
+                    vocabulary: str = "word"):
+    """The tokenizers `save_tokenizers` wrote under `directory`, or None if it did not.
+
+    The subword ones get `max_source` / `max_target` (+ START) as `make_tokenizers`
+    gives them; the word ones keep the lengths they were saved with.
+    """
+    if vocabulary == "subword":
+        path = os.path.join(directory, "subword")
+        if not os.path.isfile(os.path.join(path, subword.VOCABULARY_FILE)):
+            return None
+        return (subword.SubwordTokenizer.load(path, max_length=max_source, bos_eos=False),
+                subword.SubwordTokenizer.load(path, max_length=max_target + 1, bos_eos=True))
+    paths = [os.path.join(directory, f"{side}_vocabulary.json") for side in ("source", "target")]
+    if not all(os.path.isfile(p) for p in paths):
+        return None
+    return tuple(translation_text.Tokenizer.load(p) for p in paths)
+
+
 def token_counts(tokenizer, texts: list, batch: int = 1024) -> np.ndarray:
     """Tokens (pieces for a subword tokenizer) of each text, before any truncation.
 

@@ -248,6 +248,29 @@ def _splits(config: TrainConfig, data_dir: str):
     return train, validation, tests, [source_language, target_language]
 
 
+def run_tokenizers(config: TrainConfig, train: pipeline.Pairs, model_dir: str):
+    """The run's (source, target) tokenizers, saved in `model_dir`.
+
+    The vocabulary is learnt from the training split only. A run that resumes
+    an interrupted one reads back that run's vocabulary instead: a WordPiece
+    vocabulary trained again may order its pieces otherwise, and the restored
+    weights would meet other ids.
+    """
+    m = config.model
+    if training.resumes(model_dir):
+        tokenizers = pipeline.load_tokenizers(model_dir, m.max_source_length,
+                                              m.max_target_length, config.vocabulary)
+        if tokenizers is not None:
+            logging.info("Resuming in %s with the vocabulary saved there.", model_dir)
+            return tokenizers
+    tokenizers = pipeline.make_tokenizers(
+        train, m.source_vocab_size, m.target_vocab_size, m.max_source_length,
+        m.max_target_length, min_count=config.min_count, vocabulary=config.vocabulary,
+    )
+    pipeline.save_tokenizers(*tokenizers, model_dir)
+    return tokenizers
+
+
 def run(config: TrainConfig) -> common_metrics.RunResult:
     """Trains, evaluates, plots and exports; the result is also in `<model_dir>/metrics.json`."""
     if config.quick:
@@ -261,12 +284,7 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     train, validation, tests, languages = _splits(config, data_dir)
 
     m = config.model
-    # The vocabulary is learnt from the training split only.
-    source_tokenizer, target_tokenizer = pipeline.make_tokenizers(
-        train, m.source_vocab_size, m.target_vocab_size, m.max_source_length,
-        m.max_target_length, min_count=config.min_count, vocabulary=config.vocabulary,
-    )
-    pipeline.save_tokenizers(source_tokenizer, target_tokenizer, model_dir)
+    source_tokenizer, target_tokenizer = run_tokenizers(config, train, model_dir)
     train, dropped = pipeline.fitting_pairs(train, source_tokenizer, target_tokenizer)
     logging.info("%d training pairs longer than %d source / %d target tokens dropped; %d kept",
                  dropped, m.max_source_length, m.max_target_length, len(train))

@@ -106,8 +106,12 @@ def test_two_workers_train_to_identical_weights(archive, tmp_path):
 
 def test_sigkill_mid_run_resumes_from_the_last_epoch(archive, tmp_path):
     epochs = 6
-    command = _command(archive, tmp_path, "kill", epochs)
+    # Subwords: a WordPiece vocabulary trained again may order its pieces otherwise, so the
+    # resumed run must read back the killed run's (the weights' ids).
+    command = _command(archive, tmp_path, "kill", epochs, "--config=vocabulary=subword",
+                       "--config=model.vocab_size=700")
     backup = tmp_path / "run_kill" / "backup"
+    vocabulary = tmp_path / "run_kill" / "subword" / "vocab.txt"
     proc = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
@@ -126,6 +130,7 @@ def test_sigkill_mid_run_resumes_from_the_last_epoch(archive, tmp_path):
     done = json.loads(metadata.read_text())["epoch"]  # epochs finished before the kill
     assert 1 <= done < epochs
     assert not (tmp_path / "run_kill" / "metrics.json").exists()
+    pieces = vocabulary.read_text(encoding="utf-8")
 
     again = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True,
                            timeout=600)
@@ -135,3 +140,5 @@ def test_sigkill_mid_run_resumes_from_the_last_epoch(archive, tmp_path):
     metrics = json.loads((tmp_path / "run_kill" / "metrics.json").read_text())
     assert len(metrics["history"]["loss"]) == epochs  # the killed run's epochs too
     assert not backup.exists()  # removed once training completed
+    assert vocabulary.read_text(encoding="utf-8") == pieces
+    assert "Resuming in" in out

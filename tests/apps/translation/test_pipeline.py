@@ -1,7 +1,10 @@
 """The input pipeline: TSV pairs, tokenizers, teacher-forcing batches."""
 
+import os
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from apps.translation import builder as translation_builder
 from apps.translation import pipeline
@@ -63,3 +66,38 @@ def test_training_batches_hold_every_pair_once_in_a_seeded_order():
     assert sorted(rows(True)) == sorted(rows(False)) and len(rows(True)) == len(pairs)
     assert rows(True) != rows(False)  # shuffled
     assert rows(True, seed=7) == rows(True, seed=7)  # by the seed
+
+
+@pytest.mark.parametrize("vocabulary", ["word", "subword"])
+def test_a_resumed_run_reads_back_the_interrupted_runs_vocabulary(tmp_path, vocabulary):
+    import dataclasses
+
+    from apps.common import training
+    from apps.translation import train as translation_train
+
+    pairs = pipeline.Pairs(["open the file now", "close the window", "save the file as"],
+                           ["ouvrir le fichier", "fermer la fenêtre", "enregistrer sous"])
+    base = translation_train.TrainConfig(vocabulary=vocabulary, min_count=1)
+    config = dataclasses.replace(base, model=dataclasses.replace(
+        base.model, source_vocab_size=600, target_vocab_size=600, max_source_length=9,
+        max_target_length=7))
+    model_dir = str(tmp_path / "run")
+    assert not training.resumes(model_dir)
+    first_source, first_target = translation_train.run_tokenizers(config, pairs, model_dir)
+    assert pipeline.load_tokenizers(model_dir, 9, 7, vocabulary) is not None
+
+    other = pipeline.Pairs(["zebra quagga okapi"], ["zèbre couagga okapi"])
+    # No backup: the vocabulary is learnt again (here from other pairs).
+    fresh = translation_train.run_tokenizers(config, other, str(tmp_path / "fresh"))
+    assert fresh[0].vocabulary != first_source.vocabulary
+    # A backup of an interrupted run: its vocabulary and lengths, not the data's.
+    os.makedirs(os.path.join(model_dir, training.BACKUP_DIR))
+    open(os.path.join(model_dir, training.BACKUP_DIR, "latest.weights.h5"), "wb").close()
+    assert training.resumes(model_dir)
+    source, target = translation_train.run_tokenizers(config, other, model_dir)
+    assert source.vocabulary == first_source.vocabulary
+    assert target.vocabulary == first_target.vocabulary
+    text = tf.constant(["open the file now and close the window again"])
+    for resumed, first in ((source, first_source), (target, first_target)):
+        np.testing.assert_array_equal(resumed.tokenize(text)[1].numpy(),
+                                      first.tokenize(text)[1].numpy())
