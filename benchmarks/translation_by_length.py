@@ -45,8 +45,9 @@ beam-search graphs; seconds of actual training).
 A variant whose run directory (`--runs_dir`/VARIANT) holds a finished,
 scored run of the same config (`by_length_result.json`) is not trained again,
 so the benchmark can be run one variant at a time (`--variants=seq2seq`, then
-`--variants=bahdanau`, ...) and the table and verdicts written at the end of
-the call that names them all; delete a run directory to retrain it.
+`--variants=bahdanau`, ...) or stopped and run again with the same command;
+the table, verdicts and plot are rewritten after each variant, with the
+variants of that call. Delete a run directory to retrain it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from absl import app, flags
 
 from apps.common import config as common_config
 from apps.common import flags as common_flags
+from apps.common import training
 from apps.translation import export as translation_export
 from apps.translation import train
 from benchmarks import _common
@@ -202,13 +204,6 @@ def _plain(config: train.TrainConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _write_json(path: str, record: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 def finished_variant(config: train.TrainConfig) -> dict | None:
     """The scored result of a finished run of exactly `config`, or None.
 
@@ -262,8 +257,8 @@ def run_variants(variants, base: train.TrainConfig, results_dir: str, runs_dir: 
             "load_after": round(os.getloadavg()[0], 2),
             "cpu_model": meta["machine"].get("cpu_model"),
         }
-        _write_json(os.path.join(config.model_dir, FINISHED),
-                    {"config": _plain(config), "result": results[variant]})
+        training._write_json(os.path.join(config.model_dir, FINISHED),
+                             {"config": _plain(config), "result": results[variant]})
         if variant != variants[-1]:  # what is done so far, should a later variant not finish
             report(results, meta, results_dir, base.dataset_name)
     return report(results, meta, results_dir, base.dataset_name)

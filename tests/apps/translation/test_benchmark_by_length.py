@@ -69,8 +69,8 @@ def test_finished_variants_are_reused_and_only_for_the_same_config(tmp_path, mon
             base, model=dataclasses.replace(base.model, variant=variant),
             model_dir=str(tmp_path / "runs" / variant), export_dir=None)
         assert bench.finished_variant(config) is None
-        bench._write_json(os.path.join(config.model_dir, bench.FINISHED),
-                          {"config": bench._plain(config), "result": _run(bleus)})
+        bench.training._write_json(os.path.join(config.model_dir, bench.FINISHED),
+                                   {"config": bench._plain(config), "result": _run(bleus)})
         assert bench.finished_variant(config)["bleu_by_words"]["40-60"]["bleu"] == bleus[-1]
         # Any other setting (here the budget) is another run.
         assert bench.finished_variant(dataclasses.replace(config, epochs=4)) is None
