@@ -144,9 +144,11 @@ def _decoder(model, per_step_kernel: bool):
     """`source (1, T) -> sequence (1, max_target_length)`: encoder + beam-4 search, as exported."""
     import tensorflow as tf
 
+    from apps.common import subword
     from keras_attention.decoding import beam_search
 
-    start, end = 2, 3  # START and END of the apps' vocabularies
+    # Random weights and no tokenizer: the ids the apps' vocabularies reserve for START and END.
+    start, end = (subword.RESERVED.index(token) for token in (subword.START, subword.END))
 
     @tf.function
     def decode(source):
