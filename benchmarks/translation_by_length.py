@@ -83,7 +83,8 @@ def targets(results: dict) -> dict:
     """The two verdicts for each attention variant in `results` (needs `seq2seq`).
 
     `results`: `{variant: {"bleu_by_words": {bucket: {"bleu", "sentences"}}}}`.
-    The drop is BLEU(<=10) - BLEU(40-60). Returns `{variant: {...}}`, {} without
+    The drop is BLEU(<=10) - BLEU(40-60); `kept` is BLEU(40-60) / BLEU(<=10)
+    (None when BLEU(<=10) is 0). Returns `{variant: {...}}`, {} without
     the baseline.
     """
     if BASELINE not in results:
@@ -95,6 +96,10 @@ def targets(results: dict) -> dict:
     def drop(variant):
         return bleu(variant, BUCKETS[0]) - bleu(variant, BUCKETS[-1])
 
+    def kept(variant):  # the relative view: a stronger model has more BLEU to lose
+        short = bleu(variant, BUCKETS[0])
+        return bleu(variant, BUCKETS[-1]) / short if short > 0 else None
+
     base_drop = drop(BASELINE)
     out = {}
     for variant in results:
@@ -105,6 +110,8 @@ def targets(results: dict) -> dict:
             "drop": drop(variant),
             "baseline_drop": base_drop,
             "drop_met": drop(variant) <= 0.5 * base_drop,
+            "kept": kept(variant),
+            "baseline_kept": kept(BASELINE),
             "margins_past_20": margins,
             "margin_met": all(m >= MARGIN for m in margins.values()),
         }
@@ -118,6 +125,10 @@ def verdict_lines(checks: dict) -> list[str]:
             f"- {variant}: BLEU drop from <=10 to 40-60 words {c['drop']:.2f} vs seq2seq "
             f"{c['baseline_drop']:.2f} (target: at most half): "
             f"{'met' if c['drop_met'] else 'NOT met'}")
+        if c["kept"] is not None and c["baseline_kept"] is not None:
+            lines.append(
+                f"- {variant}: keeps {100 * c['kept']:.0f}% of its <=10-word BLEU at 40-60 words, "
+                f"seq2seq {100 * c['baseline_kept']:.0f}% (the relative view; not a target)")
         lines.append(
             f"- {variant}: BLEU above seq2seq past 20 words: " + ", ".join(
                 f"{b} {m:+.2f}" for b, m in c["margins_past_20"].items())

@@ -31,7 +31,12 @@ def test_targets_follow_the_issue():
     assert bench.targets({"bahdanau": results["bahdanau"]}) == {}
     lines = bench.verdict_lines(checks)
     assert "- bahdanau: BLEU drop from <=10 to 40-60 words 12.00 vs seq2seq 26.00" in lines[0]
-    assert lines[0].endswith(": met") and lines[2].endswith("NOT met")
+    assert lines[0].endswith(": met") and lines[3].endswith("NOT met")
+    # bahdanau keeps 20 of 32 (62%), seq2seq 4 of 30 (13%)
+    assert checks["bahdanau"]["kept"] == 20 / 32 and checks["bahdanau"]["baseline_kept"] == 4 / 30
+    assert lines[1] == ("- bahdanau: keeps 62% of its <=10-word BLEU at 40-60 words, seq2seq 13% "
+                        "(the relative view; not a target)")
+    assert lines[3].startswith("- luong: BLEU drop")
 
 
 def test_markdown_and_plot(tmp_path):
