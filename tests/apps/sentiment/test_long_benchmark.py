@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 from absl import flags
 
@@ -20,7 +23,56 @@ def test_every_variant_reads_the_same_number_of_words(tmp_path):
         config = sentiment_long.run_config(base, "spam_assassin", variant, 3, str(tmp_path))
         assert config.model.variant == variant and config.model.max_length == 35
         assert (config.dataset, config.seed, config.export_dir) == ("spam_assassin", 3, None)
-        assert config.model_dir.startswith(str(tmp_path / f"spam_assassin-{variant}-seed3"))
+        assert config.model_dir.startswith(str(tmp_path / f"spam_assassin-{variant}-seed3-"))
+    # The same configuration gets the same directory (an interrupted run resumes there),
+    # another configuration another one.
+    again = sentiment_long.run_config(base, "spam_assassin", "han", 3, str(tmp_path))
+    assert again.model_dir == config.model_dir.replace("mean_pooling", "han")
+    other = sentiment_long.run_config(dataclasses.replace(base, epochs=base.epochs + 1),
+                                      "spam_assassin", "han", 3, str(tmp_path))
+    assert other.model_dir != again.model_dir
+
+
+def test_a_stopped_benchmark_keeps_its_recorded_runs(tmp_path, monkeypatch):
+    """Stopped after three runs, the same call trains only the other three; another
+    configuration, or --noresume, trains them all again."""
+    trained = []
+
+    def fake_run(config):
+        if len(trained) == 3 and stop:
+            raise KeyboardInterrupt
+        trained.append((config.model.variant, config.seed, config.model_dir))
+        return {"dataset": config.dataset, "variant": config.model.variant,
+                "seed": config.seed, "test_accuracy": 0.7 + 0.01 * config.seed,
+                "validation_accuracy": 0.7, "train_seconds": 1.0, "train_cpu_seconds": 1.0,
+                "params": 10, "epochs": 1, "split_sizes": {"train": 1, "validation": 1,
+                                                           "test": 1}}
+
+    monkeypatch.setattr(sentiment_long, "_run_one", fake_run)
+    base = train.TrainConfig(model=tiny_model())
+    call = dict(datasets=["spam_assassin"], variants=["han", "mean_pooling"],
+                seeds=["1", "2", "3"], base=base, runs=str(tmp_path / "runs"),
+                out=str(tmp_path / "out"))
+    stop = True
+    with pytest.raises(KeyboardInterrupt):
+        sentiment_long.benchmark(**call)
+    assert [t[:2] for t in trained] == [("han", 1), ("mean_pooling", 1), ("han", 2)]
+    written = json.loads((tmp_path / "out" / "sentiment_long.json").read_text())
+    assert len(written["runs"]) == 3  # the record so far, written after each run
+    stop = False
+    record = sentiment_long.benchmark(**call)
+    resumable_dirs = {t[2] for t in trained}
+    assert [t[:2] for t in trained[3:]] == [("mean_pooling", 2), ("han", 3),
+                                            ("mean_pooling", 3)]
+    assert len(record["runs"]) == 6
+    assert record["paired_with_mean_pooling"]["spam_assassin"]["han"]["won"] == 0
+    del trained[:]
+    sentiment_long.benchmark(**dict(call, base=dataclasses.replace(base, epochs=9)))
+    assert len(trained) == 6
+    del trained[:]
+    sentiment_long.benchmark(**dict(call, resume=False))
+    assert len(trained) == 6
+    assert not {t[2] for t in trained} & resumable_dirs  # no backup there to resume
 
 
 def _record():
@@ -32,11 +84,12 @@ def _record():
             results.append({"dataset": "polarity_reviews", "variant": variant, "seed": seed,
                             "test_accuracy": value, "train_seconds": 10.0, "params": 100,
                             "split_sizes": {"train": 1200, "validation": 150, "test": 150}})
-    record = {"command": "python benchmarks/sentiment_long.py --seeds=1,2,3",
-              "machine": {"cpu_model": "Test CPU 9000", "cores": 2, "cores_usable": 2},
-              "train_config": {"epochs": 6, "quick": False},
-              "model_config": {"max_sentences": 32, "max_sentence_length": 25},
-              "words_per_document": 800, "results": results,
+    meta = {"command": "python benchmarks/sentiment_long.py --seeds=1,2,3",
+            "machine": {"cpu_model": "Test CPU 9000", "cores": 2, "cores_usable": 2},
+            "train_config": {"epochs": 6, "quick": False},
+            "model_config": {"max_sentences": 32, "max_sentence_length": 25},
+            "words_per_document": 800}
+    record = {"meta": meta, "runs": results,
               "lexicon_test_accuracy": {"polarity_reviews": 0.69}}
     record["paired_with_mean_pooling"] = sentiment_long.paired(record)
     return record
