@@ -12,7 +12,9 @@ each on the test split by English source length: <=10, 10-20, 20-30, 30-40,
     benchmarks/results/translation_by_length.md     the table, the command, the CPU
     benchmarks/results/translation_by_length.png    BLEU against source length
 
-and prints the verdicts of the issue's two targets:
+and prints the verdicts of the issue's two targets, each with a paired
+bootstrap 95% interval from the variants' test outputs (`translations.tsv`
+in each run directory; 1,000 resamples of each bucket's sentences):
 
 1. from the shortest to the longest bucket, each attention model loses at
    most half as much BLEU as `seq2seq`;
@@ -65,8 +67,8 @@ from absl import app, flags
 from apps.common import config as common_config
 from apps.common import flags as common_flags
 from apps.common import training
+from apps.translation import evaluation, long_corpus, train
 from apps.translation import export as translation_export
-from apps.translation import train
 from benchmarks import _common
 
 NAME = "translation_by_length"
@@ -118,6 +120,125 @@ def targets(results: dict) -> dict:
     return out
 
 
+#: Each variant's test outputs, written by `evaluation.evaluate` in its run directory.
+TRANSLATIONS = "translations.tsv"
+RESAMPLES = 1000
+
+
+def read_translations(path: str) -> tuple[list[str], list[str], list[str]]:
+    """(sources, references, translations) of a `translations.tsv`; ValueError naming the
+    file and line when a row does not have the four tab-separated fields."""
+    sources, references, translations = [], [], []
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header[:3] != ["source", "reference", "translation"]:
+            raise ValueError(f"{path}: header {header}, expected source, reference, "
+                             "translation, model_output")
+        for number, line in enumerate(f, start=2):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(header):
+                raise ValueError(f"{path}:{number}: {len(fields)} fields, expected "
+                                 f"{len(header)}")
+            sources.append(fields[0])
+            references.append(fields[1])
+            translations.append(fields[2])
+    return sources, references, translations
+
+
+def sentence_statistics(translations, references):
+    """Per-sentence sacreBLEU statistics (`(n, 10)`: hypothesis and reference length, then
+    the 4 n-gram matches and the 4 totals), with the settings of `evaluation.corpus_scores`,
+    so that any subset's corpus BLEU is `bleu_of(statistics[subset].sum(0))`."""
+    import numpy as np
+    import sacrebleu
+
+    bleu = sacrebleu.metrics.BLEU(lowercase=True)
+    rows = []
+    for translation, reference in zip(translations, references, strict=True):
+        score = bleu.corpus_score([translation], [[reference]])
+        rows.append([score.sys_len, score.ref_len, *score.counts, *score.totals])
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 10)
+
+
+def bleu_of(summed) -> float:
+    """Corpus BLEU (sacreBLEU's exponential smoothing) from summed sentence statistics."""
+    import sacrebleu
+
+    summed = [int(x) for x in summed]
+    return float(sacrebleu.metrics.BLEU.compute_bleu(
+        correct=summed[2:6], total=summed[6:10], sys_len=summed[0], ref_len=summed[1],
+        smooth_method="exp").score)
+
+
+def bootstrap(runs_dir: str, variants, resamples: int = RESAMPLES, seed: int = 0) -> dict:
+    """Paired bootstrap 95% intervals for the two targets, from each variant's test outputs.
+
+    The test sentences of each bucket are resampled with replacement (the same
+    resample for every variant, so the comparison is paired); the interval is the
+    2.5 and 97.5 percentiles over `resamples`. For each attention variant:
+    `margins_past_20` (its BLEU minus `seq2seq`'s in each bucket past 20 words) and
+    `drop_excess` (its drop minus half of `seq2seq`'s: the first target holds
+    where it is <= 0). Returns {} when `seq2seq` or any variant's outputs are
+    missing, or the variants were not scored on the same sentences.
+    """
+    import numpy as np
+
+    tables = {}
+    for variant in variants:
+        path = os.path.join(runs_dir, variant, TRANSLATIONS)
+        if not os.path.isfile(path):
+            return {}
+        tables[variant] = read_translations(path)
+    if BASELINE not in tables or len({tuple(t[0]) for t in tables.values()}) != 1:
+        return {}
+    sources, references, _ = tables[BASELINE]
+    names = [evaluation.word_bucket(long_corpus.words(s)) for s in sources]
+    index = {b: np.flatnonzero(np.asarray(names) == b) for b in BUCKETS}
+    if any(len(i) == 0 for i in index.values()):
+        return {}
+    stats = {v: sentence_statistics(t[2], references) for v, t in tables.items()}
+    rng = np.random.default_rng(seed)
+    draws = {v: {b: [] for b in BUCKETS} for v in tables}
+    for _ in range(resamples):
+        for bucket, rows in index.items():
+            picked = rows[rng.integers(0, len(rows), len(rows))]
+            for variant in tables:
+                draws[variant][bucket].append(bleu_of(stats[variant][picked].sum(axis=0)))
+    draws = {v: {b: np.asarray(x) for b, x in d.items()} for v, d in draws.items()}
+
+    def interval(values):
+        low, high = np.percentile(values, [2.5, 97.5])
+        return [float(low), float(high)]
+
+    def drop(variant):
+        return draws[variant][BUCKETS[0]] - draws[variant][BUCKETS[-1]]
+
+    out = {}
+    for variant in tables:
+        if variant == BASELINE:
+            continue
+        out[variant] = {
+            "margins_past_20": {b: interval(draws[variant][b] - draws[BASELINE][b])
+                                for b in PAST_20},
+            "drop_excess": interval(drop(variant) - 0.5 * drop(BASELINE)),
+        }
+    return {"resamples": resamples, "seed": seed, "intervals": out}
+
+
+def interval_lines(intervals: dict) -> list[str]:
+    """The verdicts' 95% intervals (`bootstrap`'s), one line per attention variant."""
+    lines = []
+    for variant, i in intervals.get("intervals", {}).items():
+        low, high = i["drop_excess"]
+        margins = ", ".join(f"{b} [{lo:+.2f}, {hi:+.2f}]"
+                            for b, (lo, hi) in i["margins_past_20"].items())
+        lines.append(f"- {variant}, paired bootstrap 95% intervals ({intervals['resamples']} "
+                     f"resamples of each bucket's sentences): drop minus half of seq2seq's "
+                     f"[{low:+.2f}, {high:+.2f}] (the target needs <= 0); margin over "
+                     f"seq2seq {margins} (the target needs >= +{MARGIN:g})")
+    return lines
+
+
 def verdict_lines(checks: dict) -> list[str]:
     lines = []
     for variant, c in checks.items():
@@ -136,7 +257,7 @@ def verdict_lines(checks: dict) -> list[str]:
     return lines
 
 
-def markdown(results: dict, checks: dict, meta: dict) -> str:
+def markdown(results: dict, checks: dict, meta: dict, intervals: dict | None = None) -> str:
     counts = next(iter(results.values()))["bleu_by_words"] if results else {}
     headers = ["variant"] + [f"{b} ({counts[b]['sentences']})" if b in counts else b
                              for b in BUCKETS] + ["all", "params", "train s"]
@@ -160,6 +281,7 @@ def markdown(results: dict, checks: dict, meta: dict) -> str:
         _common.markdown_table(headers, rows),
         "",
         *verdict_lines(checks),
+        *interval_lines(intervals or {}),
     ]) + "\n"
 
 
@@ -271,18 +393,21 @@ def run_variants(variants, base: train.TrainConfig, results_dir: str, runs_dir: 
         training._write_json(os.path.join(config.model_dir, FINISHED),
                              {"config": _plain(config), "result": results[variant]})
         if variant != variants[-1]:  # what is done so far, should a later variant not finish
-            report(results, meta, results_dir, base.dataset_name)
-    return report(results, meta, results_dir, base.dataset_name)
+            report(results, meta, results_dir, base.dataset_name, runs_dir)
+    return report(results, meta, results_dir, base.dataset_name, runs_dir)
 
 
-def report(results: dict, meta: dict, results_dir: str, dataset: str) -> dict:
-    """Writes the JSON, markdown and plot of the variants in `results` so far."""
+def report(results: dict, meta: dict, results_dir: str, dataset: str,
+           runs_dir: str | None = None) -> dict:
+    """Writes the JSON, markdown and plot of the variants in `results` so far (with
+    `runs_dir`, the verdicts' bootstrap intervals from the variants' test outputs)."""
     checks = targets(results)
-    text = markdown(results, checks, meta)
-    _common.write_results(NAME, {"meta": meta, "results": results, "targets": checks}, text,
-                          results_dir)
+    intervals = bootstrap(runs_dir, list(results)) if runs_dir and len(results) > 1 else {}
+    text = markdown(results, checks, meta, intervals)
+    record = {"meta": meta, "results": results, "targets": checks, "intervals": intervals}
+    _common.write_results(NAME, record, text, results_dir)
     plot(results, os.path.join(results_dir, f"{NAME}.png"), f"{dataset}: BLEU by source length")
-    return {"meta": meta, "results": results, "targets": checks, "markdown": text}
+    return {**record, "markdown": text}
 
 
 # ---------------------------------------------------------------------------- latency

@@ -94,3 +94,60 @@ def test_finished_variants_are_reused_and_only_for_the_same_config(tmp_path, mon
     with pytest.raises(AssertionError, match="seq2seq was trained again"):
         bench.run_variants(["seq2seq"], base, str(tmp_path / "results"),
                            str(tmp_path / "runs"))
+
+
+def _write_outputs(runs, variant, rows):
+    path = runs / variant / bench.TRANSLATIONS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("source\treference\ttranslation\tmodel_output\n"
+                    + "".join(f"{s}\t{r}\t{t}\t{t}\n" for s, r, t in rows), encoding="utf-8")
+    return path
+
+
+def test_bootstrap_intervals_from_the_variants_outputs(tmp_path):
+    """A variant that copies the reference against one that gets half the words right:
+    its margins lie far above 0; a variant identical to seq2seq has [0, 0]."""
+    import random
+
+    import numpy as np
+
+    from apps.translation import evaluation
+
+    rng = random.Random(0)
+    french = [f"mot{i}" for i in range(300)]
+    sources, references, halves = [], [], []
+    for words in (5, 15, 25, 35, 50):  # one length per bucket, 8 sentences each
+        for _ in range(8):
+            sources.append(" ".join(["word"] * words))
+            reference = [rng.choice(french) for _ in range(words)]
+            references.append(" ".join(reference))
+            halves.append(" ".join(w if i % 2 else "x" for i, w in enumerate(reference)))
+    runs = tmp_path / "runs"
+    _write_outputs(runs, "seq2seq", zip(sources, references, halves, strict=True))
+    _write_outputs(runs, "bahdanau", zip(sources, references, references, strict=True))
+    _write_outputs(runs, "luong", zip(sources, references, halves, strict=True))
+    statistics = bench.sentence_statistics(halves, references)
+    assert bench.bleu_of(statistics.sum(axis=0)) == pytest.approx(
+        evaluation.corpus_scores(halves, references)["bleu"])
+    record = bench.bootstrap(str(runs), ["seq2seq", "bahdanau", "luong"], resamples=50)
+    perfect, same = record["intervals"]["bahdanau"], record["intervals"]["luong"]
+    for bucket, (low, high) in perfect["margins_past_20"].items():
+        assert 20 < low <= high < 100, (bucket, low, high)
+    assert all(interval == [0.0, 0.0] for interval in same["margins_past_20"].values())
+    # luong's drop equals seq2seq's, so it exceeds half of it by half of it.
+    low, high = same["drop_excess"]
+    assert low <= high and np.isfinite([low, high]).all()
+    lines = bench.interval_lines(record)
+    assert lines[0].startswith("- bahdanau, paired bootstrap 95% intervals (50 resamples")
+    # Missing outputs, or outputs of other sentences: no intervals, no error.
+    assert bench.bootstrap(str(runs), ["seq2seq", "transformer"]) == {}
+    _write_outputs(runs, "transformer", zip(sources[::-1], references, halves, strict=True))
+    assert bench.bootstrap(str(runs), ["seq2seq", "transformer"]) == {}
+
+
+def test_a_malformed_outputs_file_is_named(tmp_path):
+    path = _write_outputs(tmp_path, "seq2seq", [("a b", "c d", "c d")])
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("only\ttwo\n")
+    with pytest.raises(ValueError, match=r"translations.tsv:3: 2 fields, expected 4"):
+        bench.read_translations(str(path))
