@@ -113,10 +113,12 @@ def train_vocabulary(texts, vocab_size: int, *, reserved=RESERVED, min_frequency
     `texts` is any iterable of strings; they are standardized in the graph
     (`text.standardize`) and split on spaces before `tokenizers`' WordPieceTrainer
     sees them. The vocabulary is `reserved` (which must start with `[PAD]`,
-    `[UNK]`), the 512 byte pieces, then the learned pieces in the trainer's
-    order. Every learned single character is completed with its other form (`c`
-    and `##c`), taking the place of the last learned pieces, so a known
-    character never falls back to bytes.
+    `[UNK]`), the 512 byte pieces, then the learned pieces, sorted: the
+    trainer's own order changes from process to process, the pieces it picks
+    (the most frequent merges) do not, unless frequencies tie at the cut.
+    Every learned single character is completed with its other form (`c` and
+    `##c`), taking the place of the last learned pieces, so a known character
+    never falls back to bytes.
 
     Args:
         texts: iterable of `str` (bytes are decoded as UTF-8, invalid bytes replaced).
@@ -169,7 +171,10 @@ def train_vocabulary(texts, vocab_size: int, *, reserved=RESERVED, min_frequency
     if len(pieces) > room:
         pieces = pieces[:room]
     pieces += longer[: max(0, room - len(pieces))]
-    return reserved + byte_pieces() + pieces
+    # The trainer breaks ties between equally frequent pairs in hash order, which
+    # changes from process to process: the same pieces come out in another order.
+    # Sorted, the same pieces always get the same ids.
+    return reserved + byte_pieces() + sorted(pieces)
 
 
 def _bare(piece: str) -> str:

@@ -9,9 +9,12 @@ and a fifth of the lexicon words are kept out of training, so unseen words occur
 
 import importlib
 import inspect
+import json
 import os
 import random
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -144,9 +147,23 @@ def test_vocabulary_layout(vocabulary):
     assert vocabulary[5] == "<0x00>" and vocabulary[5 + 256 + 0xF0] == "##<0xF0>"
     learned = vocabulary[517:]
     assert "the" in learned and "##s" in learned
+    assert learned == sorted(learned)
     singles = {p for p in learned if len(subword._bare(p)) == 1}
     assert all(subword._bare(p) in singles and "##" + subword._bare(p) in singles
                for p in singles), "each known character in both forms"
+
+
+def test_the_same_text_gives_the_same_ids_in_another_process():
+    """The trainer breaks ties in hash order, which changes per process: ids must not."""
+    here = subword.train_vocabulary(_docstring_sentences(), 700)
+    code = ("import json\nfrom apps.common import subword\n"
+            "from tests.apps.common.test_subword import _docstring_sentences\n"
+            "print(json.dumps(subword.train_vocabulary(_docstring_sentences(), 700)))\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
 
 
 def _compare_with_library(path, tokenizer, texts):
