@@ -9,6 +9,7 @@ case-insensitive (`lowercase=True`, `case:lc` in the signature).
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import sacrebleu
@@ -76,6 +77,21 @@ def translate_all(module, sentences, batch_size=64) -> dict:
     return merged
 
 
+_FIELD_BREAKS = re.compile(r"[\t\r\n]")
+
+
+def write_translations(path: str, rows) -> None:
+    """Writes `(source, reference, translation, model_output)` rows as a header and one
+    tab-separated line each. A tab or line break inside a field (a user's `train_tsv` pair,
+    or a byte piece the model emitted) becomes a space, so every line keeps its four fields;
+    sacreBLEU's tokenization treats both as the same white space, so the scores read back
+    from the file are those of the run."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("source\treference\ttranslation\tmodel_output\n")
+        for row in rows:
+            f.write("\t".join(_FIELD_BREAKS.sub(" ", field) for field in row) + "\n")
+
+
 def evaluate(module, test, model_dir: str, *, variant: str, title: str, heatmap_count: int = 4,
              plots: bool = True) -> dict:
     """Translates the `test` pairs with the serving module and scores the translations.
@@ -97,10 +113,8 @@ def evaluate(module, test, model_dir: str, *, variant: str, title: str, heatmap_
     by_length = bleu_by_length(test.sources, hypotheses, test.targets)
     by_bins = bleu_by_length_bins(test.sources, hypotheses, test.targets)
     by_words = bleu_by_words(test.sources, hypotheses, test.targets)
-    with open(os.path.join(model_dir, "translations.tsv"), "w", encoding="utf-8") as f:
-        f.write("source\treference\ttranslation\tmodel_output\n")
-        for row in zip(test.sources, test.targets, hypotheses, raw, strict=True):
-            f.write("\t".join(row) + "\n")
+    write_translations(os.path.join(model_dir, "translations.tsv"),
+                       zip(test.sources, test.targets, hypotheses, raw, strict=True))
     paths = []
     if plots:
         if variant != "seq2seq":  # The baseline has no attention to draw.

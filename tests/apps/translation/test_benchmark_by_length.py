@@ -99,8 +99,9 @@ def test_finished_variants_are_reused_and_only_for_the_same_config(tmp_path, mon
 def _write_outputs(runs, variant, rows):
     path = runs / variant / bench.TRANSLATIONS
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("source\treference\ttranslation\tmodel_output\n"
-                    + "".join(f"{s}\t{r}\t{t}\t{t}\n" for s, r, t in rows), encoding="utf-8")
+    from apps.translation import evaluation
+
+    evaluation.write_translations(str(path), ((s, r, t, t) for s, r, t in rows))
     return path
 
 
@@ -152,3 +153,20 @@ def test_a_malformed_outputs_file_is_named(tmp_path):
         f.write("only\ttwo\n")
     with pytest.raises(ValueError, match=r"translations.tsv:3: 2 fields, expected 4"):
         bench.read_translations(str(path))
+
+
+def test_tabs_and_line_breaks_inside_a_field_keep_the_rows_and_the_scores(tmp_path):
+    """`evaluation.evaluate` writes the outputs with `write_translations`: a field holding
+    a tab or a line break (a user's pair, a byte piece the model emitted) must not split
+    its row, and BLEU read back from the file is that of the strings themselves."""
+    from apps.translation import evaluation
+
+    sources = ["open\tthe file", "close it"]
+    references = ["ouvrir le\nfichier", "le fermer"]
+    translations = ["ouvrir\r\nle fichier", "le\tfermer"]
+    path = _write_outputs(tmp_path, "luong", zip(sources, references, translations,
+                                                 strict=True))
+    read_sources, read_references, read_translations = bench.read_translations(str(path))
+    assert read_sources == ["open the file", "close it"]
+    assert evaluation.corpus_scores(read_translations, read_references) == \
+        evaluation.corpus_scores(translations, references)
