@@ -364,6 +364,22 @@ def paired_by_seed(runs, arm_key: str, arm: str, baseline: str, value: str,
     return {**paired_t_interval(diffs, confidence), "seeds": seeds, "differences": diffs}
 
 
+def claim_verdict(paired: dict | None, claim: float) -> str:
+    """A claim "arm >= baseline + `claim`" read on a paired 95% interval
+    (`paired_by_seed`'s dict): `holds` when the interval lies at or above `claim`,
+    `fails` when it lies below, else `undecided`; one seed gives no interval:
+    `undecided (1 seed)`; no pair: `–`."""
+    if paired is None:
+        return "–"
+    if paired["low"] is None:
+        return "undecided (1 seed)"
+    if paired["low"] >= claim:
+        return "holds"
+    if paired["high"] < claim:
+        return "fails"
+    return "undecided"
+
+
 # ---------------------------------------------------------------------- isolated runs
 @dataclasses.dataclass
 class RunResult:

@@ -152,17 +152,8 @@ def _mean_sd(values):
 
 
 def claim_verdict(paired: dict | None, claim: float = CLAIM) -> str:
-    """`holds` when the paired 95% interval lies at or above `claim`, `fails` when it lies
-    below, else `undecided` (one seed gives no interval: `undecided (1 seed)`)."""
-    if paired is None:
-        return "–"
-    if paired["low"] is None:
-        return "undecided (1 seed)"
-    if paired["low"] >= claim:
-        return "holds"
-    if paired["high"] < claim:
-        return "fails"
-    return "undecided"
+    """`_common.claim_verdict` against this ablation's +1 point."""
+    return _common.claim_verdict(paired, claim)
 
 
 def summarize(runs: list[dict]) -> list[dict]:

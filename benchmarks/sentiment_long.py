@@ -215,7 +215,9 @@ def markdown(record: dict) -> str:
         f"first {meta['words_per_document']} words); {budget}, the best "
         "validation epoch's weights. Test accuracy: mean ± standard deviation over seeds; "
         f"the difference from `{BASELINE}` paired by seed, with a 95% Student-t interval; "
-        f"claim: attention >= {BASELINE} + {CLAIM * 100:.0f} points.",
+        f"claim: attention >= {BASELINE} + {CLAIM * 100:.0f} points, which holds when the "
+        f"interval lies at or above +{CLAIM * 100:.0f} points, fails when it lies below, and "
+        "is undecided otherwise.",
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in record["runs"]):
         rows = [r for r in record["runs"] if r["dataset"] == dataset]
@@ -237,10 +239,7 @@ def markdown(record: dict) -> str:
                 interval = ("–" if p["low"] is None else
                             f"[{p['low'] * 100:+.1f}, {p['high'] * 100:+.1f}]")
                 wtl = f"{p['won']} / {p['tied']} / {p['lost']}"
-                claim = ("met" if p["mean"] >= CLAIM else "not met") + (
-                    "" if p["low"] is None else
-                    "; interval excludes 0" if p["low"] > 0 or p["high"] < 0 else
-                    "; interval includes 0")
+                claim = _common.claim_verdict(p, CLAIM)
             lines.append(
                 f"| {variant} | {_cell([r['test_accuracy'] for r in mine])} | {diff} | "
                 f"{interval} | {wtl} | {claim} | {_cell([r['train_seconds'] for r in mine], 0)}"
