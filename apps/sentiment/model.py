@@ -214,11 +214,11 @@ def resolve_lexicon(config: ModelConfig, subword: bool, documents: bool = False)
     `documents`) or `none`, and `emoticons=None` made whether the lexicon is on. Raises
     ValueError for `emoticons=True` without the lexicon.
 
-    `documents`: the data are long documents (`pipeline.LONG`). The lexicon's sentence
-    score saturates over hundreds of words, and its prior then holds the flat variants
-    at the lexicon's own accuracy: on `polarity_reviews` they scored 0.58 with it
-    (the lexicon alone 0.573) and about 0.80 without (`benchmarks/sentiment_long.py`);
-    on `spam_assassin` a sentiment prior means nothing."""
+    `documents`: the data are long documents (`pipeline.LONG`). There the lexicon's
+    prior holds the flat variants at the lexicon's own accuracy: on `polarity_reviews`
+    they scored 0.58 with it (the lexicon alone 0.573) and about 0.80 without
+    (`benchmarks/sentiment_long.py`); on `spam_assassin` a sentiment prior means
+    nothing."""
     lexicon = config.lexicon
     if lexicon == "auto":
         lexicon = ("vader" if not subword and config.variant != "han" and not documents
