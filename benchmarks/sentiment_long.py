@@ -103,10 +103,9 @@ def identity(base: train.TrainConfig) -> dict:
 
 def lexicon_off_unless_asked(base: train.TrainConfig, config_values) -> train.TrainConfig:
     """`base` with the VADER lexicon off (`model.lexicon=none`) unless a `--config` value
-    sets `model.lexicon`. The app turns the lexicon (per-word features and a sentence-score
-    prior on the logit margin) on for word-level flat variants and never for `han`, so with
-    it on the flat variants would differ from `han` by more than their pooling; and on
-    `spam_assassin` a sentiment prior means nothing."""
+    sets `model.lexicon`, so that the variants differ only in how they read the document
+    (`han` never has it) whatever the app's `auto` picks (it now leaves it off on long
+    documents too; before, it gave the flat variants the lexicon's features and prior)."""
     if any(v.partition("=")[0].strip() == "model.lexicon" for v in config_values):
         return base
     return dataclasses.replace(base, model=dataclasses.replace(base.model, lexicon="none"))
