@@ -178,7 +178,8 @@ def test_auto_picks_the_lexicon_for_words_only():
     assert resolve(tiny_model(), subword=True).lexicon == "none"
     assert resolve(tiny_model(variant="han"), subword=False).lexicon == "none"
     assert resolve(tiny_model(lexicon="none"), subword=False).lexicon == "none"
-    # Long documents: off with auto (the prior saturates), on when asked.
+    # Long documents: off with auto (its prior held flat models at the lexicon's own
+    # accuracy on polarity_reviews), on when asked.
     assert resolve(tiny_model(), subword=False, documents=True).lexicon == "none"
     assert resolve(tiny_model(lexicon="vader"), subword=False,
                    documents=True).lexicon == "vader"

@@ -34,8 +34,9 @@ def test_every_variant_reads_the_same_number_of_words(tmp_path):
 
 
 def test_the_lexicon_is_off_for_every_variant_unless_asked():
-    """The app gives word-level flat variants the VADER lexicon and `han` none; the
-    benchmark compares pooling, so every run has it off unless --config sets it."""
+    """The benchmark compares pooling, so every run has the lexicon off unless --config
+    sets it, whatever the app's `auto` would pick (here: `resolve_lexicon` as for
+    sentences, where `auto` gives flat variants the lexicon)."""
     from apps.sentiment import model as sentiment_model
 
     base = train.TrainConfig(model=tiny_model())
