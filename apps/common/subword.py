@@ -300,6 +300,13 @@ class SubwordTokenizer(tf.Module):
                 glue.append(p.startswith(CONTINUATION))
         self._surfaces = tf.constant(surfaces, tf.string)
         self._glue = tf.constant(glue, tf.bool)
+        # `tokenize` of a batch, traced once: every tf.data pipeline, evaluation and export
+        # that calls it embeds a call to this one graph instead of tracing its few hundred
+        # ops again (1.3 s a time on two cores, 3.6 s the first time under autograph: a run
+        # of an app traced it 5 to 10 times). No autograph: the code has no Python control
+        # flow on tensors (its loop is a `tf.while_loop`).
+        self._tokenize_batch = tf.function(
+            self._tokenize, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
 
     @property
     def vocabulary_size(self) -> int:
@@ -456,6 +463,12 @@ class SubwordTokenizer(tf.Module):
 
         Padding holds "" and id 0. With `bos_eos`, START and END wrap the pieces.
         """
+        text = self._check_text(text)
+        if text.shape.rank == 1:
+            return self._tokenize_batch(text)
+        return self._tokenize(text)  # a rank unknown until run time
+
+    def _tokenize(self, text) -> tuple[tf.Tensor, tf.Tensor]:
         pieces, ids = self.tokenize_ragged(text)
         if self.bos_eos:
             rows = ids.nrows()

@@ -203,12 +203,8 @@ def make_dataset(split: Split, tokenizer, batch_size: int,
 
     `training`: shuffle every epoch (seeded with `seed`); otherwise in order.
     """
-    ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(list(split.texts), tf.string), split.labels)
-    )
+    ids = common_text.token_ids(tokenizer, split.texts)  # once, not every epoch
+    ds = tf.data.Dataset.from_tensor_slices((ids, split.labels))
     if training:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    ds = ds.map(lambda text, label: (tokenizer.tokenize(text)[1], label),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -29,6 +29,7 @@ import tensorflow_datasets as tfds
 
 from apps.common import data as common_data
 from apps.common import subword
+from apps.common import text as common_text
 from apps.translation import builder as translation_builder
 from apps.translation import long_builder
 from apps.translation import text as translation_text
@@ -320,17 +321,21 @@ def make_dataset(pairs: Pairs, source_tokenizer, target_tokenizer, batch_size: i
     sentences of similar length are batched together. With `repeat`, the pairs
     come round again without end (for a budget in steps), reshuffled each pass.
     """
-    ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(pairs.sources, tf.string), tf.constant(pairs.targets, tf.string))
-    )
+    sources = tf.constant(pairs.sources, tf.string)
+    targets = tf.constant(pairs.targets, tf.string)
+    # Token ids made once, not every epoch (`text.token_ids`); the bytes of each pair for
+    # the length buckets below.
+    ds = tf.data.Dataset.from_tensor_slices((
+        common_text.token_ids(source_tokenizer, pairs.sources),
+        common_text.token_ids(target_tokenizer, pairs.targets),
+        tf.strings.length(sources) + tf.strings.length(targets),
+    ))
     if training:
         ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
 
-    def encode(source, target):
-        src = source_tokenizer.tokenize(source)[1]
-        tgt = target_tokenizer.tokenize(target)[1]
+    def encode(src, tgt, _):
         src_len = tf.reduce_max(tf.reduce_sum(tf.cast(src != 0, tf.int32), axis=1))
         tgt_len = tf.reduce_max(tf.reduce_sum(tf.cast(tgt != 0, tf.int32), axis=1))
         src = src[:, : tf.maximum(src_len, 1)]
@@ -340,11 +345,8 @@ def make_dataset(pairs: Pairs, source_tokenizer, target_tokenizer, batch_size: i
     if training:
         # Sentences of similar length (16-character buckets, the last from 496 characters)
         # share a batch: little padding, still random.
-        def length(source, target):
-            return tf.strings.length(source) + tf.strings.length(target)
-
         ds = ds.group_by_window(
-            key_func=lambda s, t: tf.cast(tf.minimum(length(s, t) // 16, 31), tf.int64),
+            key_func=lambda s, t, length: tf.cast(tf.minimum(length // 16, 31), tf.int64),
             reduce_func=lambda _, window: window.batch(batch_size),
             window_size=batch_size,
         )

@@ -451,6 +451,20 @@ def test_runs_in_a_tf_data_pipeline(tokenizer):
     assert (np.concatenate(batches) == eager).all()
 
 
+def test_a_batch_is_traced_once_and_tokenized_as_without_tracing(corpus, vocabulary):
+    """`tokenize` calls one graph traced once per tokenizer (the apps' pipelines, evaluation
+    and export share it); its ids are those of the same code run op by op."""
+    tokenizer = subword.SubwordTokenizer(vocabulary, max_length=64, bos_eos=False)
+    texts = tf.constant(SCRIPTS + corpus["test"][:300] + ["", "\xff"])
+    for _ in range(3):
+        tf.data.Dataset.from_tensor_slices(texts).batch(8).map(
+            lambda t: tokenizer.tokenize(t)[1])
+    traced = tokenizer.tokenize(texts)
+    assert tokenizer._tokenize_batch.experimental_get_tracing_count() == 1
+    for got, want in zip(traced, tokenizer._tokenize(texts), strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
 def test_bytes_only_vocabulary_still_round_trips():
     tokenizer = subword.SubwordTokenizer(list(subword.RESERVED) + subword.byte_pieces(), 64)
     pieces, ids = tokenizer.tokenize_ragged(tf.constant(["ab é"]))

@@ -126,3 +126,11 @@ def test_tokenizer_keeps_whole_words_and_saves_them(tmp_path):
     old.write_text('{"vocabulary": ["[PAD]", "[UNK]"], "max_length": 3, "bos_eos": false, '
                    '"lowercase": true}')
     assert text.Tokenizer.load(str(old)).keep_whole == ()
+
+
+def test_token_ids_of_a_split_in_chunks_equal_one_call(tokenizer):
+    texts = ["The film is great.", "zebra", "", "a " * 50, "A bad film"]
+    whole = tokenizer.tokenize(tf.constant(texts))[1].numpy()
+    np.testing.assert_array_equal(text.token_ids(tokenizer, texts, chunk_size=2).numpy(), whole)
+    assert text.token_ids(tokenizer, []).shape == (0, 6)
+
