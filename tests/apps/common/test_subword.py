@@ -441,7 +441,7 @@ def test_saved_model_runs_without_the_project(tmp_path, vocabulary):
 
 
 def test_runs_in_a_tf_data_pipeline(tokenizer):
-    """The apps tokenize their training text in `Dataset.map` with the same object."""
+    """MLM pretraining tokenizes its corpus in `Dataset.map` with the same object."""
     texts = SCRIPTS[:6]
     dataset = tf.data.Dataset.from_tensor_slices(texts).batch(4).map(
         lambda t: tokenizer.tokenize(t)[1])

@@ -133,4 +133,3 @@ def test_token_ids_of_a_split_in_chunks_equal_one_call(tokenizer):
     whole = tokenizer.tokenize(tf.constant(texts))[1].numpy()
     np.testing.assert_array_equal(text.token_ids(tokenizer, texts, chunk_size=2).numpy(), whole)
     assert text.token_ids(tokenizer, []).shape == (0, 6)
-
