@@ -302,9 +302,8 @@ class SubwordTokenizer(tf.Module):
         self._glue = tf.constant(glue, tf.bool)
         # `tokenize` of a batch, traced once: every tf.data pipeline, evaluation and export
         # that calls it embeds a call to this one graph instead of tracing its few hundred
-        # ops again (1.3 s a time on two cores, 3.6 s the first time under autograph: a run
-        # of an app traced it 5 to 10 times). No autograph: the code has no Python control
-        # flow on tensors (its loop is a `tf.while_loop`).
+        # ops again (a run of an app traced it 5 to 10 times). No autograph: the code has no
+        # Python control flow on tensors (its loop is a `tf.while_loop`).
         self._tokenize_batch = tf.function(
             self._tokenize, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
 

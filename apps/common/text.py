@@ -40,16 +40,14 @@ def token_ids(tokenizer, texts, chunk_size: int = 4096) -> tf.Tensor:
 
     For the apps' tf.data pipelines: ids made once, before the pipeline, cost nothing per
     epoch, and a pipeline without a tokenizer inside starts an epoch at once (with one, each
-    epoch's iterator instantiated the tokenizer's graph again: a second or more for a
-    subword tokenizer, which dominated a training run of a few steps). The tokenizers are
-    deterministic, so the ids are those the pipeline made per batch.
+    epoch's iterator instantiated the tokenizer's graph again, which dominated a training
+    run of a few steps with the subword tokenizer). The tokenizers are deterministic, so the
+    ids are those the pipeline made per batch.
     """
     texts = list(texts)
     chunks = [tokenizer.tokenize(tf.constant(texts[i:i + chunk_size], tf.string))[1]
               for i in range(0, len(texts), chunk_size)]
-    if not chunks:
-        return tokenizer.tokenize(tf.constant([], tf.string))[1]
-    return chunks[0] if len(chunks) == 1 else tf.concat(chunks, axis=0)
+    return tf.concat(chunks or [tokenizer.tokenize(tf.constant([], tf.string))[1]], axis=0)
 
 
 def whole_tokens_pattern(tokens) -> str:
