@@ -41,7 +41,9 @@ flags.DEFINE_string(
     "tie_embeddings=true",
     "Comma-separated arms; each `field=value;field=value` of ModelConfig, or "
     "`loss_log_softmax=true`: the loss applies its log_softmax to the copying model's "
-    "log-probabilities (as it did before it skipped it).")
+    "log-probabilities (as it did before it skipped it), or `gather_loss=true`: the loss "
+    "picks log p(label) with take_along_axis and the accuracy uses argmax (as they did "
+    "before apps.common.losses compared with the vocabulary's ids and the row's maximum).")
 flags.DEFINE_integer("step_count", 20, "Steps (decodes with --step_decode) per turn.")
 flags.DEFINE_integer("step_rounds", 4, "Timed turns per arm.")
 flags.DEFINE_integer("step_batch_size", 64, "Pairs per step.")
@@ -94,6 +96,7 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
     for name, fields in arms.items():
         fields = dict(fields)
         generic_loss = fields.pop("loss_log_softmax", False)
+        gather_loss = fields.pop("gather_loss", False)
         per_step_kernel = fields.pop("kernel_per_step", False)
         config = dataclasses.replace(
             translation_model.ModelConfig(copy=True, **(base or {})), **fields)
@@ -104,6 +107,10 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
             model.compile(optimizer=model.optimizer,
                           loss=losses.masked_cross_entropy(config.label_smoothing),
                           metrics=[losses.masked_accuracy])
+        if gather_loss:
+            model.compile(optimizer=model.optimizer,
+                          loss=_gather_loss(config.label_smoothing, bool(config.copy)),
+                          metrics=[_argmax_accuracy])
         models[name] = (model, vocab)
         decoders[name] = _decoder(model, per_step_kernel)
     data = {}
@@ -138,6 +145,33 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_le
             results[name]["decoded_steps"] = int(
                 np.count_nonzero(decoders[name](data[name][0][:1]).numpy()))
     return results
+
+
+def _gather_loss(label_smoothing: float, log_probabilities: bool):
+    """The token loss as it was written before: `take_along_axis` picks log p(label)."""
+    from keras import ops
+
+    def masked_cross_entropy(y_true, y_pred):
+        log_probs = ops.cast(y_pred, "float32")
+        if not log_probabilities:
+            log_probs = ops.log_softmax(log_probs, axis=-1)
+        labels = ops.cast(y_true, "int32")
+        picked = ops.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
+        per_token = -(1.0 - label_smoothing) * picked - label_smoothing * ops.mean(log_probs, -1)
+        mask = ops.cast(ops.not_equal(labels, 0), "float32")
+        return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    return masked_cross_entropy
+
+
+def _argmax_accuracy(y_true, y_pred):
+    """The token accuracy as it was written before, with `ops.argmax`."""
+    from keras import ops
+
+    labels = ops.cast(y_true, "int32")
+    hits = ops.equal(labels, ops.cast(ops.argmax(y_pred, axis=-1), "int32"))
+    mask = ops.cast(ops.not_equal(labels, 0), "float32")
+    return ops.sum(ops.cast(hits, "float32") * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
 def _decoder(model, per_step_kernel: bool):

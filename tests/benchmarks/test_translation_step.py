@@ -47,3 +47,21 @@ def test_decoding_arms_time_a_beam_search_each():
     for result in out.values():
         assert result["seconds_per_step"] > 0 and 1 <= result["decoded_steps"] <= 5
     assert out["per step"]["params"] == out["once"]["params"]
+
+
+def test_the_gather_arm_computes_what_the_shared_loss_and_accuracy_compute():
+    import numpy as np
+    import tensorflow as tf
+
+    from apps.common import losses
+
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(3, 5, 9)), tf.float32)
+    labels = tf.constant(rng.integers(0, 9, (3, 5)))
+    for smoothing in (0.0, 0.1):
+        for log_probabilities, scores in ((False, logits), (True, tf.nn.log_softmax(logits))):
+            shared = losses.masked_cross_entropy(smoothing, log_probabilities)(labels, scores)
+            gather = translation_step._gather_loss(smoothing, log_probabilities)(labels, scores)
+            assert float(gather) == pytest.approx(float(shared), rel=1e-6)
+    assert float(translation_step._argmax_accuracy(labels, logits)) == pytest.approx(
+        float(losses.masked_accuracy(labels, logits)))
