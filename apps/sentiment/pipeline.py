@@ -96,7 +96,8 @@ def domain_of(dataset: str) -> str | None:
     return domains[0] if len(domains) == 1 else None
 
 
-def _concat(splits: list[Split]) -> Split:
+def concat(splits: list[Split]) -> Split:
+    """The examples of `splits` one after another."""
     return Split(np.concatenate([s.texts for s in splits]),
                  np.concatenate([s.labels for s in splits]))
 
@@ -116,7 +117,7 @@ def load_splits(dataset: str, data_dir: str, archive: str | None = None) -> dict
     if domains:
         builders = [vader_builder(d, data_dir, archive) for d in domains]
         return {
-            name: _concat([_to_split(b.as_dataset(split=name, shuffle_files=False), "text")
+            name: concat([_to_split(b.as_dataset(split=name, shuffle_files=False), "text")
                            for b in builders])
             for name in ("train", "validation", "test")
         }
@@ -140,6 +141,50 @@ def load_splits(dataset: str, data_dir: str, archive: str | None = None) -> dict
         name: _to_split(builder.as_dataset(split=spec, shuffle_files=False), key)
         for name, spec in splits.items()
     }
+
+
+def check_fold(fold: int | None, folds: int) -> None:
+    """Raises ValueError unless `folds` is an integer >= 3 and `fold` None or in [0, folds)."""
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 3:
+        raise ValueError(f"folds must be an integer >= 3. Received: folds={folds!r}")
+    if fold is not None and (not isinstance(fold, int) or isinstance(fold, bool)
+                             or not 0 <= fold < folds):
+        raise ValueError(f"fold must be None or an integer in [0, folds={folds}). "
+                         f"Received: fold={fold!r}")
+
+
+def cross_validation_fold(splits: dict[str, Split], fold: int, folds: int = 10
+                          ) -> dict[str, Split]:
+    """Fold `fold` of a `folds`-fold cross-validation of the documents of `splits`.
+
+    The three splits are pooled; per label, the distinct texts in the order of
+    their hash (`long_documents.text_key`, as the builders split) are cut into
+    `folds` parts as equal as can be; the fold tests on part `fold`, validates
+    on part `fold - 1` (mod `folds`) and trains on the rest, so across the folds
+    every document is tested once, by a model that never saw it. With 10 folds,
+    fold 9 is the builders' own 80/10/10 split. Identical texts share a part.
+    """
+    check_fold(fold, folds)
+    if fold is None:
+        raise ValueError("fold must be an integer in [0, folds), not None.")
+    pooled = concat([splits[name] for name in ("train", "validation", "test")])
+    texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
+             for t in pooled.texts]
+    keys = [long_documents.text_key(t) for t in texts]
+    part = np.empty(len(pooled), dtype=np.int64)
+    for label in np.unique(pooled.labels):
+        mine = np.flatnonzero(pooled.labels == label)
+        distinct = sorted({keys[i] for i in mine})
+        if len(distinct) < folds:
+            raise ValueError(f"label {int(label)} has {len(distinct)} distinct documents, "
+                             f"fewer than folds={folds}.")
+        rank = {key: i for i, key in enumerate(distinct)}
+        for i in mine:
+            part[i] = rank[keys[i]] * folds // len(distinct)
+    roles = {"test": fold, "validation": (fold - 1) % folds}
+    out = {name: pooled.take(np.flatnonzero(part == p)) for name, p in roles.items()}
+    out["train"] = pooled.take(np.flatnonzero(~np.isin(part, list(roles.values()))))
+    return {name: out[name] for name in ("train", "validation", "test")}
 
 
 def domain_tests(dataset: str, data_dir: str, archive: str | None = None) -> dict:

@@ -117,6 +117,11 @@ class TrainConfig(common_config.CommonTrainConfig):
     # With init_from: load the encoder's weights; false takes only its vocabulary and sizes
     # (the from-scratch control of benchmarks/sentiment_pretraining.py).
     init_encoder: bool = True
+    # Cross-validation (`pipeline.cross_validation_fold`): test on part `fold` of `folds` of
+    # a long-document dataset's pooled documents, validate on the part before, train on the
+    # rest; None: the builder's splits. Every document is tested once over the folds.
+    fold: int | None = None
+    folds: int = 10
     model: sentiment_model.ModelConfig = dataclasses.field(
         default_factory=sentiment_model.ModelConfig
     )
@@ -147,6 +152,11 @@ class TrainConfig(common_config.CommonTrainConfig):
         if self.model.lexicon == "vader" and self.subword:
             raise ValueError(f"model.lexicon={self.model.lexicon!r} gives features to whole "
                              "words: it needs vocabulary=word (and no init_from).")
+        pipeline.check_fold(self.fold, self.folds)
+        if self.fold is not None and self.dataset not in pipeline.LONG:
+            raise ValueError(f"fold={self.fold}: cross-validation pools one dataset's "
+                             f"splits; it needs one of {pipeline.LONG}, not "
+                             f"dataset={self.dataset!r}.")
         if self.vocabulary == "subword" and self.model.variant == "han":
             raise ValueError("vocabulary=subword is not available for variant=han (its "
                              "tokenizer splits sentences into words); use vocabulary=word.")
@@ -186,6 +196,8 @@ def run(config: TrainConfig) -> RunResult:
     mc = sentiment_model.resolve_lexicon(mc, config.subword,
                                          documents=config.dataset in pipeline.LONG)
     splits = pipeline.load_splits(config.dataset, data_dir, config.archive)
+    if config.fold is not None:
+        splits = pipeline.cross_validation_fold(splits, config.fold, config.folds)
     epochs = 1 if config.quick else config.epochs
     if config.quick:
         splits = _quick(splits)

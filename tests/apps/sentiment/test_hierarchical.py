@@ -165,10 +165,12 @@ def test_han_export_answers_long_and_bad_text_without_the_project(tmp_path):
     config = train.TrainConfig(
         dataset="polarity_reviews", archive=archive, data_dir=str(tmp_path / "data"),
         model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "export"), epochs=1,
-        batch_size=8, verbose=0, attention_examples=2,
+        batch_size=8, verbose=0, attention_examples=2, fold=2, folds=4,
         model=tiny_model(variant="han", max_sentences=S, max_sentence_length=W))
     result = train.run(config)
     assert result.metrics["variant"] == "han" and 0 <= result.metrics["test_accuracy"] <= 1
+    # Fold 2 of 4 of the 40 reviews (20 a label): a quarter tested, a quarter validated.
+    assert result.metrics["split_sizes"] == {"train": 20, "validation": 10, "test": 10}
     served = run_isolated(_SERVE, path=result.export_path)
     assert served["outputs"] == {
         "probabilities": ["float32", [None, 2]], "label": ["string", [None]],

@@ -133,3 +133,43 @@ def test_pairing_by_seed_and_the_table():
     assert "| undecided |" in rows["| bilstm_attention"]
     assert "| VADER lexicon (vaderSentiment) | 0.690 |" in table
     assert "train/validation/test 1200/150/150" in table
+
+
+def test_folds_pair_by_fold_with_the_corrected_interval_in_a_record_of_their_own(
+        tmp_path, monkeypatch):
+    trained = []
+
+    def fake_run(config):
+        trained.append((config.model.variant, config.seed, config.fold, config.folds,
+                        config.model_dir))
+        bump = 0.02 + 0.01 * (config.fold % 2) if config.model.variant == "han" else 0.0
+        return {"dataset": config.dataset, "variant": config.model.variant,
+                "seed": config.seed, "fold": config.fold,
+                "test_accuracy": 0.75 + 0.01 * config.fold + bump,
+                "validation_accuracy": 0.7, "train_seconds": 1.0, "train_cpu_seconds": 1.0,
+                "params": 10, "epochs": 1, "split_sizes": {"train": 1200, "validation": 150,
+                                                           "test": 150}}
+
+    monkeypatch.setattr(sentiment_long, "_run_one", fake_run)
+    call = dict(datasets=["spam_assassin"], variants=["han", "mean_pooling"],
+                seeds=["7", "8"], base=train.TrainConfig(model=tiny_model()),
+                runs=str(tmp_path / "runs"), out=str(tmp_path / "out"), folds=4)
+    record = sentiment_long.benchmark(**call)
+    assert [t[:4] for t in trained] == [(v, 7, f, 4) for f in range(4)
+                                        for v in ("han", "mean_pooling")]
+    assert len({t[4] for t in trained}) == 8  # a directory per (variant, fold)
+    assert (tmp_path / "out" / "sentiment_long_cv.json").exists()
+    assert not (tmp_path / "out" / "sentiment_long.json").exists()
+    han = record["paired_with_mean_pooling"]["spam_assassin"]["han"]
+    assert han["seeds"] == [0, 1, 2, 3]  # the folds paired
+    assert han["differences"] == pytest.approx([0.02, 0.03, 0.02, 0.03])
+    # The corrected resampled t: sd * sqrt(1/4 + 150/1200), not sd / sqrt(4).
+    from benchmarks import _common
+    plain = _common.paired_t_interval(han["differences"])
+    assert han["half_width"] == pytest.approx(
+        plain["half_width"] * ((1 / 4 + 150 / 1200) / (1 / 4)) ** 0.5)
+    table = sentiment_long.markdown(record)
+    assert "paired by fold" in table and "folds 0, 1, 2, 3 of 4" in table
+    del trained[:]
+    sentiment_long.benchmark(**call)  # all recorded: nothing trained again
+    assert trained == []

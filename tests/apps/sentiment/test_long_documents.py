@@ -183,3 +183,54 @@ def test_a_wrong_digest_from_the_registry_is_refused(archives, tmp_path, monkeyp
     with pytest.raises(common_acquire.AcquireError, match="does not have sha256"):
         acquire.http_download("https://example/x.tgz", str(tmp_path), "x.tgz", "0" * 64)
     assert os.listdir(tmp_path) == []
+
+
+def _fold_fixture():
+    """Rows of two labels (40 and 20 distinct documents, one text twice) as the builders
+    split them."""
+    import numpy as np
+
+    rows = [{"id": f"{i:03d}", "text": f"review {i} of label {int(i >= 40)}",
+             "label": int(i >= 40)} for i in range(60)]
+    rows.append({"id": "dup", "text": rows[0]["text"], "label": rows[0]["label"]})
+    splits = {name: pipeline.Split(np.array([r["text"].encode() for r in chosen], object),
+                                   np.array([r["label"] for r in chosen], np.int32))
+              for name, chosen in long_documents.stratified_split(rows).items()}
+    return rows, splits
+
+
+def test_cross_validation_tests_every_document_once_and_fold_9_is_the_builders_split():
+    rows, splits = _fold_fixture()
+    seen_in_test = []
+    for fold in range(10):
+        out = pipeline.cross_validation_fold(splits, fold, 10)
+        parts = {name: list(split.texts) for name, split in out.items()}
+        assert sum(len(v) for v in parts.values()) == len(rows)
+        assert not set(parts["test"]) & set(parts["train"] + parts["validation"])
+        assert not set(parts["validation"]) & set(parts["train"])
+        for split in out.values():  # each label in each part, texts kept with labels
+            assert set(split.labels.tolist()) == {0, 1}
+            assert all(int(t.decode().rsplit(" ", 1)[1]) == y
+                       for t, y in zip(split.texts, split.labels, strict=True))
+        seen_in_test += parts["test"]
+    assert sorted(seen_in_test) == sorted(r["text"].encode() for r in rows)
+    # The builders' 80/10/10 in hash order is fold 9 of 10 (when 10 divides the counts).
+    nine = pipeline.cross_validation_fold(splits, 9, 10)
+    for name in ("train", "validation", "test"):
+        assert sorted(nine[name].texts) == sorted(splits[name].texts)
+
+
+def test_bad_folds_are_errors_that_name_them():
+    _, splits = _fold_fixture()
+    with pytest.raises(ValueError, match="fold must be None or an integer in"):
+        pipeline.cross_validation_fold(splits, 10, 10)
+    with pytest.raises(ValueError, match="folds must be an integer >= 3"):
+        pipeline.cross_validation_fold(splits, 0, 2)
+    with pytest.raises(ValueError, match="fewer than folds=30"):
+        pipeline.cross_validation_fold(splits, 0, 30)
+    from apps.sentiment import train
+
+    with pytest.raises(ValueError, match="cross-validation pools one dataset"):
+        train.TrainConfig(fold=1)
+    with pytest.raises(ValueError, match="fold must be None or an integer"):
+        train.TrainConfig(dataset="polarity_reviews", fold=-1)
