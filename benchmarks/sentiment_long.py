@@ -102,7 +102,8 @@ def identity(base: train.TrainConfig) -> dict:
     """What makes two runs of one (dataset, variant, seed) the same run: the configuration
     every run starts from, as JSON values (directories and verbosity left out)."""
     config = dataclasses.asdict(base)
-    for key in ("model_dir", "export_dir", "data_dir", "verbose"):
+    # The benchmark sets the fold of each run (`--folds`); the record's identity says folds.
+    for key in ("model_dir", "export_dir", "data_dir", "verbose", "fold", "folds"):
         config.pop(key, None)
     return json.loads(json.dumps(config, sort_keys=True))
 
@@ -152,7 +153,8 @@ def benchmark(datasets, variants, seeds, base: train.TrainConfig, runs: str,
         "train_config": {k: v for k, v in dataclasses.asdict(base).items() if k != "model"},
         "model_config": dataclasses.asdict(base.model),
         "words_per_document": base.model.max_sentences * base.model.max_sentence_length,
-        "identity": {**identity(base), "folds": folds},
+        # A seed record's identity is what it was before folds existed (it resumes).
+        "identity": {**identity(base), "folds": folds} if folds else identity(base),
         "folds": folds,
     }
     path = os.path.join(out or _common.RESULTS_DIR, f"{record_name(folds)}.json")

@@ -173,3 +173,7 @@ def test_folds_pair_by_fold_with_the_corrected_interval_in_a_record_of_their_own
     del trained[:]
     sentiment_long.benchmark(**call)  # all recorded: nothing trained again
     assert trained == []
+    # The fold is the benchmark's per run: a seed record's identity (and so the records and
+    # run directories made before folds existed) does not depend on it.
+    assert not {"fold", "folds"} & set(sentiment_long.identity(call["base"]))
+    assert record["meta"]["identity"] == {**sentiment_long.identity(call["base"]), "folds": 4}
