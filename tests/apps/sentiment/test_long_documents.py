@@ -212,6 +212,9 @@ def test_cross_validation_tests_every_document_once_and_fold_9_is_the_builders_s
             assert set(split.labels.tolist()) == {0, 1}
             assert all(int(t.decode().rsplit(" ", 1)[1]) == y
                        for t, y in zip(split.texts, split.labels, strict=True))
+        twice = rows[0]["text"].encode()  # identical texts share a part
+        assert [parts[name].count(twice) for name in ("train", "validation", "test")] in (
+            [2, 0, 0], [0, 2, 0], [0, 0, 2])
         seen_in_test += parts["test"]
     assert sorted(seen_in_test) == sorted(r["text"].encode() for r in rows)
     # The builders' 80/10/10 in hash order is fold 9 of 10 (when 10 divides the counts).
