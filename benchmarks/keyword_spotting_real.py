@@ -98,6 +98,7 @@ class _Served:
 
         self.loaded = tf.saved_model.load(path)
         self.signature = self.loaded.signatures["waveform"]
+        self.serve_wav = self.loaded.signatures["serving_default"]
 
     def explainer(self, waveform, training=False):
         del training
@@ -113,10 +114,12 @@ def _accuracy(results, keep=None) -> float:
     return float(correct.mean()) if correct.size else float("nan")
 
 
-def evaluate(served, splits, real_clips, reference=None, batch_size: int = 64) -> dict:
+def evaluate(served, splits, real_clips, reference=None, prompts=None,
+             batch_size: int = 64) -> dict:
     """Every score of the table for one exported model (`reference`: the splits of
-    REFERENCE_CORPUS, scored clean and through the telephone line)."""
-    from apps.keyword_spotting import evaluation, real_speech
+    REFERENCE_CORPUS, scored clean and through the telephone line; `prompts`: the
+    `ivr_prompts.prompts`, their WAV files sent to the `serving_default` signature)."""
+    from apps.keyword_spotting import evaluation, ivr_prompts, real_speech
     from apps.keyword_spotting.synth import CLASSES, UNKNOWN
 
     out = {}
@@ -140,6 +143,8 @@ def evaluate(served, splits, real_clips, reference=None, batch_size: int = 64) -
             f"{c.word}->{CLASSES[int(p)]}" for c, p in zip(real_clips, results["prediction"],
                                                           strict=True)]
     out["real_clips"] = {"keywords": int(keywords.sum()), "unknown": int((~keywords).sum())}
+    if prompts is not None:
+        out["ivr_prompts"] = ivr_prompts.score(served.serve_wav, prompts)
     return out
 
 
@@ -147,11 +152,12 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
               quick: bool, on_row=None) -> dict:
     """Trains, exports and scores every spec; `on_row(record)` after each (partial results
     survive an interrupted benchmark)."""
-    from apps.keyword_spotting import pipeline, real_speech, train
+    from apps.keyword_spotting import ivr_prompts, pipeline, real_speech, train
     from apps.keyword_spotting.model import ModelConfig
 
     machine = _common.machine_info()
     real_clips = real_speech.clips(real_speech.fetch(data_dir))
+    prompts = ivr_prompts.prompts(ivr_prompts.fetch(data_dir))
     reference = None if quick else pipeline.load_splits(
         "synthetic_speech_commands", data_dir, REFERENCE_CORPUS)
     rows = []
@@ -166,7 +172,7 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
             export_dir=os.path.join(runs_dir, stamp, "export"), backup=False, sample_clips=2)
         result = train.run(config)
         splits = pipeline.load_splits(config.dataset, data_dir, corpus)
-        scores = evaluate(_Served(result.export_path), splits, real_clips, reference)
+        scores = evaluate(_Served(result.export_path), splits, real_clips, reference, prompts)
         row = {"spec": spec.name, "corpus": corpus, "channel_augment": spec.channel_augment,
                "variant": spec.variant, "seed": seed, "epochs": config.epochs,
                "train_seconds": result.train_seconds, "export_path": result.export_path,
@@ -188,22 +194,33 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
 
 def rescore(record: dict, data_dir) -> dict:
     """`record` with every row's scores recomputed from its export (rows without one kept)."""
-    from apps.keyword_spotting import pipeline, real_speech
+    from apps.keyword_spotting import ivr_prompts, pipeline, real_speech
 
     real_clips = real_speech.clips(real_speech.fetch(data_dir))
+    prompts = ivr_prompts.prompts(ivr_prompts.fetch(data_dir))
     reference = pipeline.load_splits("synthetic_speech_commands", data_dir, REFERENCE_CORPUS)
     rows = []
     for row in record["rows"]:
         if row.get("export_path") and os.path.isdir(row["export_path"]):
             splits = pipeline.load_splits("synthetic_speech_commands", data_dir, row["corpus"])
             row = {**row, **evaluate(_Served(row["export_path"]), splits, real_clips,
-                                     reference)}
+                                     reference, prompts)}
         rows.append(row)
     return {**record, "rows": rows, "rescored": _common.machine_info()}
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _ivr_cells(scores: dict | None) -> str:
+    """The IVR columns: digits right, and every other word called `_unknown_`."""
+    if not scores:
+        return "– | –"
+    digits = scores["digit"]
+    others = [scores[g] for g in scores if g not in ("digit", "predictions")]
+    right, clips = sum(o["correct"] for o in others), sum(o["clips"] for o in others)
+    return f"{digits['correct']}/{digits['clips']} | {right}/{clips}"
 
 
 def markdown(record: dict) -> str:
@@ -216,15 +233,18 @@ def markdown(record: dict) -> str:
         "unseen voices as built, through a telephone line, through a room. Real: "
         f"{n_kw} vocabulary words and {n_unk} other words (`_unknown_`) cut from "
         "PocketSphinx's test recordings of three people, as recorded and through the "
-        "telephone line.",
+        "telephone line. IVR: one professional speaker's telephone prompts (Asterisk, 8 kHz "
+        "WAV files sent as they are to `serving_default`; `apps.keyword_spotting."
+        "ivr_prompts`): the ten digits, and 70 other words (numbers, calendar, phonetic "
+        "alphabet) that should be `_unknown_`.",
         "",
         f"`{record['command']}`",
         "",
         "| corpus | channel augment | variant | synthetic | synthetic, telephone | "
         "synthetic, room | synthetic, 1.1.0 voices (telephone) | "
         f"real words (of {n_kw}) | real unknown (of {n_unk}) | "
-        "real words, telephone | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "real words, telephone | IVR digits | IVR other words | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in record["rows"]:
         lines.append(
@@ -236,7 +256,7 @@ def markdown(record: dict) -> str:
             f"{round(r['real_clean_keywords'] * n_kw)}/{n_kw} | "
             f"{round(r['real_clean_unknown'] * n_unk)}/{n_unk} | "
             f"{round(r['real_telephone_keywords'] * n_kw)}/{n_kw} | "
-            f"{r['train_seconds']:.0f} |")
+            f"{_ivr_cells(r.get('ivr_prompts'))} | {r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

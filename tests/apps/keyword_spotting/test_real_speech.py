@@ -130,5 +130,22 @@ def test_benchmark_table_counts_clips_and_shows_the_reference_column():
     record = {"machine": {"cpu_model": "X"}, "command": "cmd",
               "rows": [row, {**row, "reference_clean": 0.95, "reference_telephone": 0.6}]}
     table = markdown(record).splitlines()
-    assert table[-2].endswith("| 70.0% | – | 5/13 | 3/11 | 7/13 | 600 |")
+    assert table[-2].endswith("| 70.0% | – | 5/13 | 3/11 | 7/13 | – | – | 600 |")
     assert "| 95.0% (60.0%) | 5/13 |" in table[-1]
+
+
+def test_benchmark_table_has_the_ivr_columns_when_scored():
+    from apps.keyword_spotting import ivr_prompts
+    from benchmarks.keyword_spotting_real import markdown
+
+    row = {"corpus": "default", "channel_augment": 0.5, "variant": "attention_rnn",
+           "synthetic_clean": 0.9, "synthetic_telephone": 0.8, "synthetic_room": 0.7,
+           "real_clean_keywords": 5 / 13, "real_clean_unknown": 3 / 11,
+           "real_telephone_keywords": 7 / 13, "train_seconds": 600.0, "epochs": 12, "seed": 42,
+           "real_clips": {"keywords": 13, "unknown": 11}}
+    scores = {"predictions": [], "digit": {"correct": 9, "clips": 10},
+              **{g: {"correct": 10, "clips": 20} for g in ivr_prompts.GROUPS[1:]}}
+    table = markdown({"machine": {"cpu_model": "X"}, "command": "cmd",
+                      "rows": [row, {**row, "ivr_prompts": scores}]}).splitlines()
+    assert table[-2].endswith("| 7/13 | – | – | 600 |")
+    assert table[-1].endswith("| 7/13 | 9/10 | 30/60 | 600 |")
