@@ -64,6 +64,9 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
         flite_share: fraction of word clips spoken by flite (where a split has flite voices).
         mbrola_share: fraction of the other word clips spoken by an MBROLA voice (where a
             split has MBROLA voices).
+        unknown_vocabulary: `speech_commands` (the 25 words of `synth.UNKNOWN_WORDS`) or
+            `wide` (in the train split also the 349 common words of
+            `synth.WIDE_UNKNOWN_WORDS`; validation and test unchanged).
         babble_pool: words synthesized per split for babble noise.
         workers: engine processes run at the same time.
         seed: seeds every random choice (the corpus is the same on every machine
@@ -76,6 +79,7 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
     level_dbfs: tuple[float, float] = (-30.0, -1.0)
     flite_share: float = 0.2
     mbrola_share: float = 0.25
+    unknown_vocabulary: str = "speech_commands"
     babble_pool: int = 40
     workers: int = 2
     seed: int = 20180826
@@ -101,6 +105,10 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
         SpeechCommandsConfig(name="no_mbrola", description="The default corpus without the "
                              "MBROLA voices (the same clips as version 1.1.0): what they add.",
                              mbrola_share=0.0),
+        SpeechCommandsConfig(name="wide_unknown", description="The default corpus with "
+                             "`_unknown_` training clips drawn from 374 words instead of 25 "
+                             "(validation and test clips unchanged).",
+                             unknown_vocabulary="wide"),
     ]
     DEFAULT_CONFIG_NAME = "default"
 
@@ -139,6 +147,8 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
             "engines": acquire.engine_versions(),
             "classes": list(CLASSES),
             "unknown_words": list(synth.UNKNOWN_WORDS),
+            "unknown_vocabulary": config.unknown_vocabulary,
+            "train_unknown_words": list(synth.unknown_vocabulary("train", config)),
             "babble_words": list(synth.BABBLE_WORDS),
             "espeak_accents": {"all_splits": list(synth.ESPEAK_ACCENTS),
                                "test_only": list(synth.TEST_ONLY_ACCENTS)},

@@ -34,6 +34,49 @@ UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheil
                  "backward", "forward", "follow", "learn", "visual", "welcome", "kitchen",
                  "orange", "purple", "sister", "coffee", "music", "pencil", "summer", "camera",
                  "lucky")
+# A wider `_unknown_` vocabulary for the train split (`unknown_vocabulary="wide"`): common
+# English words, one to four syllables. Left out on purpose: the class words and their
+# homophones (won, to, too, for, ate, know, write, ...), the babble words, and every word of
+# the real-speech evaluation sets (numbers, weekdays, months, the phonetic alphabet, the card
+# words; `ivr_prompts`, `real_speech`), so those sets still test words never heard.
+WIDE_UNKNOWN_WORDS = (
+    "about", "after", "again", "almost", "always", "animal", "answer", "apple", "area", "army",
+    "away", "baby", "back", "basket", "beach", "bear", "because", "become", "before", "begin",
+    "behind", "believe", "bell", "below", "better", "between", "big", "black", "blue",
+    "board", "boat", "body", "book", "bottle", "bottom", "box", "boy", "bread", "break",
+    "bridge", "bright", "bring", "brother", "brown", "build", "busy", "butter", "button",
+    "cake", "call", "candle", "car", "card", "carry", "catch", "center", "chair", "chance",
+    "change", "cheap", "cheese", "chicken", "child", "children", "choose", "church", "city",
+    "class", "clean", "clear", "clock", "close", "cloud", "coat", "cold", "color", "come",
+    "common", "cook", "corner", "country", "cover", "cross", "cup", "dance", "dark",
+    "daughter", "deep", "desk", "dinner", "dollar", "door", "dream", "dress", "drink",
+    "drive", "early", "earth", "easy", "edge", "egg", "empty", "enough", "evening", "every",
+    "face", "family", "famous", "farm", "fast", "father", "feel", "field", "finger",
+    "finish", "fire", "fish", "flower", "fly", "food", "foot", "forest", "friend", "front",
+    "fruit", "full", "funny", "game", "girl", "glass", "gold", "good", "grass", "great",
+    "green", "ground", "group", "grow", "hair", "half", "hand", "hard", "hat", "head", "heavy",
+    "help", "here", "high", "hill", "hold", "holiday", "home", "horse", "hospital", "hot",
+    "hour", "hungry", "idea", "inside", "island", "jacket", "job", "juice", "jump", "just",
+    "key", "king", "lady", "lake", "lamp", "land", "large", "last", "late", "laugh", "leaf",
+    "letter", "light", "listen", "long", "look", "love", "machine", "make", "man", "many",
+    "map", "matter", "meat", "middle", "milk", "minute", "money", "monkey", "moon", "mother",
+    "mountain", "mouse", "mouth", "move", "much", "name", "near", "neck", "never", "new",
+    "news", "nice", "night", "noise", "north", "nose", "nothing", "ocean", "office", "open",
+    "other", "outside", "over", "page", "paint", "pair", "park", "party", "picture", "piece",
+    "place", "plant", "play", "please", "pocket", "police", "poor", "power", "pretty",
+    "problem", "pull", "push", "question", "quick", "quiet", "rain", "read", "ready", "real",
+    "red", "rich", "ring", "road", "rock", "room", "round", "rule", "run", "salt", "same",
+    "school", "sea", "season", "seat", "secret", "sell", "send", "shape", "sheep", "ship",
+    "shirt", "shoe", "shop", "short", "show", "side", "sign", "silver", "simple", "sing",
+    "sleep", "slow", "small", "smile", "snow", "soft", "soldier", "song", "soon", "sound",
+    "south", "speak", "spring", "square", "star", "station", "still", "stone", "story",
+    "street", "strong", "student", "sugar", "sun", "sweet", "system", "take", "talk", "tall",
+    "teacher", "thank", "thing", "think", "through", "time", "tired", "together", "tonight",
+    "train", "travel", "true", "turn", "uncle", "under", "until", "useful", "valley",
+    "very", "village", "visit", "voice", "wait", "walk", "wall", "warm", "wash", "watch",
+    "weather", "week", "west", "wheel", "white", "wide", "wife", "wind", "winter", "with",
+    "woman", "wood", "word", "work", "world", "young")
+UNKNOWN_VOCABULARIES = ("speech_commands", "wide")
 # Words that make babble noise (never a class word nor an unknown word).
 BABBLE_WORDS = ("water", "morning", "paper", "people", "little", "maybe", "hello", "thanks",
                 "window", "garden", "number", "yellow", "river", "market", "table", "doctor")
@@ -201,6 +244,19 @@ def _draw_voice(rng: np.random.Generator, split: str, config) -> dict:
             "pitch": int(rng.integers(25, 76))}
 
 
+def unknown_vocabulary(split: str, config) -> tuple[str, ...]:
+    """The words `_unknown_` clips of `split` are drawn from: `UNKNOWN_WORDS`, and in the
+    train split also `WIDE_UNKNOWN_WORDS` when `config.unknown_vocabulary` is `wide`
+    (validation and test keep the same clips as with the narrow vocabulary)."""
+    vocabulary = getattr(config, "unknown_vocabulary", "speech_commands")
+    if vocabulary not in UNKNOWN_VOCABULARIES:
+        raise ValueError(f"`unknown_vocabulary` must be one of {UNKNOWN_VOCABULARIES}. "
+                         f"Received: unknown_vocabulary={vocabulary!r}")
+    if vocabulary == "wide" and split == "train":
+        return UNKNOWN_WORDS + WIDE_UNKNOWN_WORDS
+    return UNKNOWN_WORDS
+
+
 def plan(split: str, config) -> tuple[list[dict], list[dict]]:
     """Every clip's recipe (voice, word, noise, SNR, level, offset) and the babble words.
 
@@ -214,6 +270,7 @@ def plan(split: str, config) -> tuple[list[dict], list[dict]]:
         item = _draw_voice(rng, split, config)
         item.update(key=f"{split}-babble-{i}", word=str(rng.choice(BABBLE_WORDS)))
         babble.append(item)
+    unknown_words = unknown_vocabulary(split, config)
     items = []
     for label in CLASSES:
         count = per_class
@@ -231,7 +288,7 @@ def plan(split: str, config) -> tuple[list[dict], list[dict]]:
                 item["noise"] = "zero" if rng.random() < 0.1 else str(rng.choice(NOISES[:-1]))
                 item["level_dbfs"] = float(rng.uniform(-70.0, -25.0))  # Noise RMS.
             else:
-                word = str(rng.choice(UNKNOWN_WORDS)) if label == UNKNOWN else label
+                word = str(rng.choice(unknown_words)) if label == UNKNOWN else label
                 item.update(_draw_voice(rng, split, config), word=word)
             items.append(item)
     order = rng.permutation(len(items))

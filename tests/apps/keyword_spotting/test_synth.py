@@ -108,3 +108,25 @@ def test_silence_clips_are_noise_or_digital_zero():
     assert noisy["word_start"] == -1 and noisy["speaker"] == ""
     zero = synth.render({**item, "noise": "zero"}, [], "/nonexistent")
     assert not np.any(zero["audio"])
+
+
+def test_the_wide_unknown_vocabulary_widens_training_only_and_spares_the_real_test_words():
+    from apps.keyword_spotting import ivr_prompts, real_speech
+
+    wide = _Config(clips_per_class=(40, 20, 20))
+    wide.unknown_vocabulary = "wide"
+    narrow = _Config(clips_per_class=(40, 20, 20))
+    for split in ("validation", "test"):  # The same clips: scores stay comparable.
+        assert synth.plan(split, wide) == synth.plan(split, narrow)
+    words = {i["word"] for i in synth.plan("train", wide)[0] if i["label"] == synth.UNKNOWN}
+    assert words <= set(synth.UNKNOWN_WORDS + synth.WIDE_UNKNOWN_WORDS)
+    assert words - set(synth.UNKNOWN_WORDS)  # 60 clips over 374 words: some new ones.
+    assert len(set(synth.WIDE_UNKNOWN_WORDS)) == len(synth.WIDE_UNKNOWN_WORDS)
+    held_out = (set(synth.CLASSES) | set(synth.BABBLE_WORDS) | set(synth.UNKNOWN_WORDS)
+                | {word for word, _ in ivr_prompts.PROMPTS.values()}
+                | {w for _, _, words in real_speech.WORDS.values() for w, _, _ in words}
+                | {"won", "to", "too", "for", "fore", "ate", "know", "write", "tree"})
+    assert not set(synth.WIDE_UNKNOWN_WORDS) & held_out
+    wide.unknown_vocabulary = "huge"
+    with pytest.raises(ValueError, match="unknown_vocabulary"):
+        synth.plan("train", wide)
