@@ -60,6 +60,48 @@ class LogMelSpectrogram(keras.layers.Layer):
         return config
 
 
+def cepstral_smoothing_matrix(bins: int, keep: int):
+    """`(bins, bins)` NumPy matrix `P` with `x @ P` = `x`'s log-mel spectrum rebuilt from its
+    first `keep` cepstral coefficients (orthonormal DCT-II over the mel axis, truncated,
+    inverted): the spectral envelope without its fine structure."""
+    import numpy as np
+
+    n = np.arange(bins)
+    dct = np.sqrt(2.0 / bins) * np.cos(np.pi / bins * (n[None, :] + 0.5) * n[:, None])
+    dct[0] /= np.sqrt(2.0)  # Orthonormal: dct @ dct.T = I.
+    kept = dct[:keep]
+    return (kept.T @ kept).astype("float32")  # Symmetric, so x @ P = P x per frame.
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CepstralSmoothing(keras.layers.Layer):
+    """Keeps the spectral envelope of a `(batch, frames, bins)` log-mel spectrogram: each
+    frame's first `keep` cepstral coefficients (DCT-II over the mel bins), transformed
+    back to the mel axis, so the output has the input's shape.
+
+    What MFCCs do, without leaving the mel axis (frequency warp and SpecAugment still
+    apply): the envelope (the formants: what was said) stays, the fine structure
+    (harmonics of the voice's pitch, the excitation a synthesizer imitates) goes.
+    """
+
+    def __init__(self, keep=20, **kwargs):
+        super().__init__(**kwargs)
+        self.keep = keep
+
+    def build(self, input_shape):
+        bins = input_shape[-1]
+        if not 0 < self.keep <= bins:
+            raise ValueError(f"`keep` must be in [1, {bins}] (the mel bins). "
+                             f"Received: keep={self.keep!r}")
+        self.projection = ops.convert_to_tensor(cepstral_smoothing_matrix(bins, self.keep))
+
+    def call(self, x):
+        return ops.matmul(x, ops.cast(self.projection, x.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "keep": self.keep}
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class UtteranceNormalization(keras.layers.Layer):
     """Zero mean, unit variance over each utterance's whole spectrogram.

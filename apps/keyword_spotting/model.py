@@ -54,6 +54,8 @@ class ModelConfig:
         sample_rate: Hz.
         num_mel_bins, fft_length, frame_length, frame_step, min_freq, max_freq:
             the log-mel front end (frames of 30 ms every 20 ms by default).
+        cepstral_keep: keep only each frame's spectral envelope, its first `cepstral_keep`
+            cepstral coefficients (`features.CepstralSmoothing`); 0: the full log-mel.
         frequency_warp: largest relative stretch of the frequency axis while training
             (vocal tract length perturbation); 0 turns it off.
         spec_augment: time/frequency masking while training.
@@ -78,6 +80,7 @@ class ModelConfig:
     frame_step: int = 320
     min_freq: float = 20.0
     max_freq: float = 7600.0
+    cepstral_keep: int = 0
     # Augmentation and regularization.
     frequency_warp: float = 0.1
     spec_augment: bool = True
@@ -109,6 +112,11 @@ class ModelConfig:
             raise ValueError(f"`max_freq` must be above `min_freq` ({self.min_freq}) and at most "
                              f"half the sample rate ({self.sample_rate / 2:g}). Received: "
                              f"max_freq={self.max_freq!r}")
+        _validation.non_negative_int("cepstral_keep", self.cepstral_keep)
+        if self.cepstral_keep > self.num_mel_bins:
+            raise ValueError(f"`cepstral_keep` must not exceed `num_mel_bins` "
+                             f"({self.num_mel_bins}). Received: cepstral_keep="
+                             f"{self.cepstral_keep}")
         _validation.rate("frequency_warp", self.frequency_warp)
         _validation.rate("dropout", self.dropout)
         if self.kwt_dim % self.kwt_heads:
@@ -213,6 +221,8 @@ def _front_end(waveform, config: ModelConfig):
         num_mel_bins=config.num_mel_bins, min_freq=config.min_freq, max_freq=config.max_freq,
         name="log_mel",
     )(waveform)
+    if config.cepstral_keep:
+        x = features.CepstralSmoothing(config.cepstral_keep, name="cepstral_smoothing")(x)
     x = features.UtteranceNormalization(name="normalize")(x)
     if config.frequency_warp:
         x = features.FrequencyWarp(config.frequency_warp, seed=config.seed,

@@ -47,3 +47,37 @@ def test_frequency_warp_stretches_the_frequency_axis_only_in_training():
     np.testing.assert_allclose(y[stretched, 0, :], expected[stretched], atol=1e-4)
     assert np.all(y[:, :1, :] == y[:, 1:2, :])  # Same warp for every frame of a clip.
     assert np.all(np.abs(alpha - 1.0) <= 0.2 + 1e-5) and not np.allclose(y, ramp)
+
+
+def test_cepstral_smoothing_keeps_the_envelope_and_drops_the_fine_structure():
+    from scipy.fft import dct, idct
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 64)).astype("float32")
+    layer = features.CepstralSmoothing(keep=20)
+    y = np.asarray(layer(x))
+    # The oracle: orthonormal DCT-II over the mel axis, coefficients from 20 on zeroed, inverse.
+    c = dct(x, type=2, norm="ortho", axis=-1)
+    c[..., 20:] = 0.0
+    np.testing.assert_allclose(y, idct(c, type=2, norm="ortho", axis=-1), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(features.CepstralSmoothing(keep=64)(x)), x, atol=1e-5)
+    # A smooth envelope survives; a fast ripple across the bins (pitch harmonics) goes.
+    bins = np.arange(64)
+    envelope = np.exp(-((bins - 20) / 12.0) ** 2).astype("float32")
+    ripple = 0.5 * np.cos(np.pi * 50 * (bins + 0.5) / 64).astype("float32")
+    out = np.asarray(layer((envelope + ripple)[None, None, :]))[0, 0]
+    assert np.abs(out - envelope).max() < 0.01
+    restored = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert restored.keep == 20
+    np.testing.assert_allclose(np.asarray(restored(x)), y, atol=1e-6)
+
+
+def test_cepstral_keep_is_checked():
+    import pytest
+
+    from apps.keyword_spotting.model import ModelConfig
+
+    with pytest.raises(ValueError, match="cepstral_keep"):
+        ModelConfig(cepstral_keep=65)
+    with pytest.raises(ValueError, match="keep"):
+        features.CepstralSmoothing(keep=0)(np.zeros((1, 2, 8), "float32"))
