@@ -33,6 +33,9 @@ Usage (from the repository root):
     python -m benchmarks.keyword_spotting_real --kws_real_quick   # pipeline check, seconds
     python -m benchmarks.keyword_spotting_real --kws_real_rescore # score the recorded exports again
     python -m benchmarks.keyword_spotting_real --kws_real_runs=no_mbrola:0.5 --kws_real_append
+    python -m benchmarks.keyword_spotting_real \\
+        --kws_real_runs=default:0.5:attention_rnn:model.cepstral_keep=20   # any app setting
+    python -m benchmarks.keyword_spotting_real --kws_real_score=default:0.5@runs/keyword_spotting
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import time
 
 from absl import app, flags
 
+from apps.common import config as common_config
 from benchmarks import _common
 
 NAME = "keyword_spotting_real"
@@ -61,6 +65,9 @@ _RUNS_DIR = flags.DEFINE_string("kws_real_runs_dir",
 _QUICK = flags.DEFINE_bool("kws_real_quick", False, "The quick corpus and 1 epoch.")
 _RESCORE = flags.DEFINE_bool("kws_real_rescore", False,
                              "Score the exports recorded in the results JSON again (no training).")
+_SCORE = flags.DEFINE_list(
+    "kws_real_score", [], "Score runs already trained by the app instead of training: "
+    "`SPEC@RUN_DIR`, the spec the run was trained with and its --model_dir.")
 _APPEND = flags.DEFINE_bool("kws_real_append", False,
                             "Add the rows to those of the results JSON instead of replacing it.")
 REFERENCE_CORPUS = "no_mbrola"  # The 1.1.0 voices: one test split for every model.
@@ -71,23 +78,26 @@ class RunSpec:
     corpus: str
     channel_augment: float
     variant: str = "attention_rnn"
+    overrides: tuple[str, ...] = ()  # `KEY=VALUE` settings of the app's TrainConfig.
 
     @classmethod
     def parse(cls, text: str) -> RunSpec:
         parts = text.split(":")
-        if len(parts) not in (2, 3):
-            raise ValueError(f"Run spec {text!r}: expected corpus:channel_augment[:variant], "
-                             "e.g. default:0.5 or default:0.5:cnn.")
+        if len(parts) < 2 or any("=" not in p for p in parts[3:]):
+            raise ValueError(f"Run spec {text!r}: expected corpus:channel_augment[:variant"
+                             "[:KEY=VALUE...]], e.g. default:0.5, default:0.5:cnn or "
+                             "default:0.5:attention_rnn:model.cepstral_keep=20.")
         try:
             augment = float(parts[1])
         except ValueError:
             raise ValueError(f"Run spec {text!r}: channel_augment {parts[1]!r} is not a "
                              "number.") from None
-        return cls(parts[0], augment, *parts[2:])
+        return cls(parts[0], augment, *parts[2:3], overrides=tuple(parts[3:]))
 
     @property
     def name(self) -> str:
-        return f"{self.corpus}:{self.channel_augment:g}:{self.variant}"
+        return ":".join([self.corpus, f"{self.channel_augment:g}", self.variant,
+                         *self.overrides])
 
 
 class _Served:
@@ -164,20 +174,19 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
     for spec in specs:
         corpus = "quick" if quick else spec.corpus
         stamp = f"{spec.name.replace(':', '_')}-{int(time.time())}"
-        config = train.TrainConfig(
+        config = common_config.apply_overrides(train.TrainConfig(
             data_dir=data_dir, corpus=corpus, channel_augment=spec.channel_augment,
             model=ModelConfig(variant=spec.variant), seed=seed,
             epochs=1 if quick else (epochs or train.TrainConfig.epochs),
             model_dir=os.path.join(runs_dir, stamp),
-            export_dir=os.path.join(runs_dir, stamp, "export"), backup=False, sample_clips=2)
+            export_dir=os.path.join(runs_dir, stamp, "export"), backup=False, sample_clips=2),
+            spec.overrides)
         result = train.run(config)
+        row = _row(spec, corpus, config.seed, config.epochs, result.train_seconds,
+                   result.export_path, result.metrics)
         splits = pipeline.load_splits(config.dataset, data_dir, corpus)
         scores = evaluate(_Served(result.export_path), splits, real_clips, reference, prompts)
-        row = {"spec": spec.name, "corpus": corpus, "channel_augment": spec.channel_augment,
-               "variant": spec.variant, "seed": seed, "epochs": config.epochs,
-               "train_seconds": result.train_seconds, "export_path": result.export_path,
-               "test_accuracy_in_run": result.metrics["test_accuracy"],
-               "split_sizes": result.metrics["split_sizes"], **scores}
+        row.update(scores)
         print(f"[{NAME}] {spec.name}: synthetic {scores['synthetic_clean']:.4f} telephone "
               f"{scores['synthetic_telephone']:.4f} real keywords "
               f"{scores['real_clean_keywords']:.3f} train {result.train_seconds:.0f} s",
@@ -187,6 +196,52 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
                       round(x, 2) for x in os.getloadavg()]}, "rows": rows,
                   "command": "python -m benchmarks.keyword_spotting_real --kws_real_runs="
                              + ",".join(s.name for s in specs)}
+        if on_row:
+            on_row(record)
+    return record
+
+
+def _row(spec: RunSpec, corpus: str, seed: int, epochs: int, train_seconds: float,
+         export_path: str, metrics: dict) -> dict:
+    return {"spec": spec.name, "corpus": corpus, "channel_augment": spec.channel_augment,
+            "variant": spec.variant, "overrides": list(spec.overrides), "seed": seed,
+            "epochs": epochs, "train_seconds": train_seconds, "export_path": export_path,
+            "test_accuracy_in_run": metrics["test_accuracy"],
+            "split_sizes": metrics["split_sizes"]}
+
+
+def score_runs(pairs: list[str], data_dir, on_row=None) -> dict:
+    """Scores runs the app already trained, each `SPEC@RUN_DIR` (the spec it was trained
+    with; its `metrics.json` gives the export, epochs and training time), as `benchmark`
+    would have scored them."""
+    from apps.keyword_spotting import ivr_prompts, pipeline, real_speech
+
+    machine = _common.machine_info()
+    real_clips = real_speech.clips(real_speech.fetch(data_dir))
+    prompts = ivr_prompts.prompts(ivr_prompts.fetch(data_dir))
+    reference = pipeline.load_splits("synthetic_speech_commands", data_dir, REFERENCE_CORPUS)
+    rows = []
+    for pair in pairs:
+        text, sep, run_dir = pair.partition("@")
+        if not sep:
+            raise ValueError(f"--kws_real_score={pair!r}: expected SPEC@RUN_DIR.")
+        spec = RunSpec.parse(text)
+        path = os.path.join(run_dir, "metrics.json")
+        if not os.path.isfile(path):
+            raise ValueError(f"--kws_real_score={pair!r}: {path} does not exist (a run "
+                             "directory of `python -m apps.keyword_spotting.train`).")
+        with open(path) as f:
+            metrics = json.load(f)
+        row = _row(spec, spec.corpus, metrics["model_config"]["seed"], metrics["epochs"],
+                   metrics["train_seconds"], metrics["export_path"], metrics)
+        splits = pipeline.load_splits("synthetic_speech_commands", data_dir, spec.corpus)
+        row.update(evaluate(_Served(metrics["export_path"]), splits, real_clips, reference,
+                            prompts))
+        rows.append(row)
+        record = {"benchmark": NAME, "machine": {**machine, "load_average_at_end": [
+                      round(x, 2) for x in os.getloadavg()]}, "rows": rows,
+                  "command": "python -m benchmarks.keyword_spotting_real --kws_real_score="
+                             + ",".join(pairs)}
         if on_row:
             on_row(record)
     return record
@@ -248,7 +303,8 @@ def markdown(record: dict) -> str:
     ]
     for r in record["rows"]:
         lines.append(
-            f"| {r['corpus']} | {r['channel_augment']:g} | {r['variant']} | "
+            f"| {r['corpus']} | {r['channel_augment']:g} | "
+            f"{' '.join([r['variant'], *r.get('overrides', [])])} | "
             f"{_pct(r['synthetic_clean'])} | {_pct(r['synthetic_telephone'])} | "
             f"{_pct(r['synthetic_room'])} | "
             + (f"{_pct(r['reference_clean'])} ({_pct(r['reference_telephone'])}) | "
@@ -284,8 +340,11 @@ def main(argv):
         _common.write_results(NAME, record, markdown(record))
         return record
 
-    record = benchmark(specs, _SEED.value, _EPOCHS.value, _DATA_DIR.value, _RUNS_DIR.value,
-                       _QUICK.value, write)
+    if _SCORE.value:
+        record = score_runs(_SCORE.value, _DATA_DIR.value, write)
+    else:
+        record = benchmark(specs, _SEED.value, _EPOCHS.value, _DATA_DIR.value,
+                           _RUNS_DIR.value, _QUICK.value, write)
     print(markdown(write(record)))
 
 

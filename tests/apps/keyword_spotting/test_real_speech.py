@@ -117,6 +117,25 @@ def test_run_specs_of_the_benchmark():
         RunSpec.parse("default")
     with pytest.raises(ValueError, match="not a number"):
         RunSpec.parse("default:high")
+    spec = RunSpec.parse("wide_unknown:0.5:attention_rnn:model.cepstral_keep=20")
+    assert spec.overrides == ("model.cepstral_keep=20",)
+    assert spec.name == "wide_unknown:0.5:attention_rnn:model.cepstral_keep=20"
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        RunSpec.parse("default:0.5:attention_rnn:cepstral")
+
+
+def test_scoring_a_run_directory_names_what_is_missing(tmp_path, monkeypatch):
+    from apps.keyword_spotting import ivr_prompts
+    from benchmarks import keyword_spotting_real as bench
+
+    for module, name in ((real_speech, "fetch"), (real_speech, "clips"),
+                         (ivr_prompts, "fetch"), (ivr_prompts, "prompts")):
+        monkeypatch.setattr(module, name, lambda *a, **k: [])
+    monkeypatch.setattr("apps.keyword_spotting.pipeline.load_splits", lambda *a, **k: None)
+    with pytest.raises(ValueError, match="SPEC@RUN_DIR"):
+        bench.score_runs(["default:0.5"], None)
+    with pytest.raises(ValueError, match="metrics.json does not exist"):
+        bench.score_runs([f"default:0.5@{tmp_path}"], None)
 
 
 def test_benchmark_table_counts_clips_and_shows_the_reference_column():
