@@ -9,6 +9,7 @@ perturbation) is in the input pipeline (`pipeline.py`, `audio.perturb_speed`).
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 _PACKAGE = "keyword_spotting"  # The registered names (keyword_spotting>LogMelSpectrogram, ...).
@@ -64,8 +65,6 @@ def cepstral_smoothing_matrix(bins: int, keep: int):
     """`(bins, bins)` NumPy matrix `P` with `x @ P` = `x`'s log-mel spectrum rebuilt from its
     first `keep` cepstral coefficients (orthonormal DCT-II over the mel axis, truncated,
     inverted): the spectral envelope without its fine structure."""
-    import numpy as np
-
     n = np.arange(bins)
     dct = np.sqrt(2.0 / bins) * np.cos(np.pi / bins * (n[None, :] + 0.5) * n[:, None])
     dct[0] /= np.sqrt(2.0)  # Orthonormal: dct @ dct.T = I.
@@ -206,3 +205,48 @@ class FrequencyWarp(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_warp": self.max_warp, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TimeStretch(keras.layers.Layer):
+    """Speaking-rate perturbation on a `(batch, frames, bins)` spectrogram: each example's
+    time axis is stretched by its own factor `beta`, log-uniform in
+    `[1 / (1 + max_stretch), 1 + max_stretch]` (beta > 1: a slower, longer word), around
+    the clip's energy centroid (so the word stays in the clip), by linear interpolation
+    between frames; frames past the edges repeat the edge frame. Unlike speed
+    perturbation (resampling the waveform), pitch and formants do not move: only the
+    duration does, as between a careful isolated word and a quick one. Identity outside
+    training.
+    """
+
+    def __init__(self, max_stretch=0.4, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_stretch = max_stretch
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or not self.max_stretch:
+            return x
+        shape = ops.shape(x)
+        batch, frames, bins = shape[0], shape[1], shape[2]
+        bound = float(np.log1p(self.max_stretch))
+        beta = ops.exp(keras.random.uniform((batch, 1), -bound, bound, seed=self.seed_generator))
+        energy = ops.exp(ops.mean(x, axis=2))  # (batch, frames): loud frames weigh most.
+        t = ops.cast(ops.arange(frames), "float32")[None, :]
+        center = ops.sum(energy * t, axis=1, keepdims=True) / ops.sum(energy, axis=1,
+                                                                       keepdims=True)
+        last = ops.cast(frames - 1, "float32")
+        source = ops.clip(center + (t - center) / beta, 0.0, last)
+        low = ops.floor(source)
+        frac = (source - low)[:, :, None]
+        low = ops.cast(low, "int32")
+        high = ops.minimum(low + 1, frames - 1)
+        gather_shape = (batch, frames, bins)
+        x_low = ops.take_along_axis(x, ops.broadcast_to(low[:, :, None], gather_shape), axis=1)
+        x_high = ops.take_along_axis(x, ops.broadcast_to(high[:, :, None], gather_shape),
+                                     axis=1)
+        return x_low * (1.0 - frac) + x_high * frac
+
+    def get_config(self):
+        return {**super().get_config(), "max_stretch": self.max_stretch, "seed": self.seed}

@@ -58,6 +58,9 @@ class ModelConfig:
             cepstral coefficients (`features.CepstralSmoothing`); 0: the full log-mel.
         frequency_warp: largest relative stretch of the frequency axis while training
             (vocal tract length perturbation); 0 turns it off.
+        time_stretch: while training, stretch each clip's time axis by a factor up to
+            `1 + time_stretch` either way (`features.TimeStretch`: the speaking rate, with
+            pitch and formants kept); 0 turns it off.
         spec_augment: time/frequency masking while training.
         dropout: dropout in the classifier (and the transformer).
         rnn_units: LSTM units per direction (attention_rnn).
@@ -83,6 +86,7 @@ class ModelConfig:
     cepstral_keep: int = 0
     # Augmentation and regularization.
     frequency_warp: float = 0.1
+    time_stretch: float = 0.0
     spec_augment: bool = True
     dropout: float = 0.1
     # attention_rnn.
@@ -118,6 +122,7 @@ class ModelConfig:
                              f"({self.num_mel_bins}). Received: cepstral_keep="
                              f"{self.cepstral_keep}")
         _validation.rate("frequency_warp", self.frequency_warp)
+        _validation.non_negative_float("time_stretch", self.time_stretch)
         _validation.rate("dropout", self.dropout)
         if self.kwt_dim % self.kwt_heads:
             raise ValueError(f"`kwt_dim` ({self.kwt_dim}) must be divisible by `kwt_heads` "
@@ -224,6 +229,10 @@ def _front_end(waveform, config: ModelConfig):
     if config.cepstral_keep:
         x = features.CepstralSmoothing(config.cepstral_keep, name="cepstral_smoothing")(x)
     x = features.UtteranceNormalization(name="normalize")(x)
+    if config.time_stretch:
+        x = features.TimeStretch(config.time_stretch,
+                                 seed=None if config.seed is None else config.seed + 2,
+                                 name="time_stretch")(x)
     if config.frequency_warp:
         x = features.FrequencyWarp(config.frequency_warp, seed=config.seed,
                                    name="frequency_warp")(x)

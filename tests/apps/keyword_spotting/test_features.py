@@ -81,3 +81,22 @@ def test_cepstral_keep_is_checked():
         ModelConfig(cepstral_keep=65)
     with pytest.raises(ValueError, match="keep"):
         features.CepstralSmoothing(keep=0)(np.zeros((1, 2, 8), "float32"))
+
+
+def test_time_stretch_changes_the_words_duration_around_it_only_in_training():
+    x = np.full((64, 50, 8), -2.0, "float32")
+    x[:, 12:22] = 2.0  # A 10-frame "word" off the clip's center.
+    layer = features.TimeStretch(max_stretch=0.5, seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(x)), x)  # Inference: identity.
+    y = np.asarray(layer(x, training=True))
+    assert y.shape == x.shape
+    loud = y[:, :, 0] > 0
+    durations = loud.sum(axis=1)
+    assert durations.min() >= 6 and durations.max() <= 15  # 10 frames x [1/1.5, 1.5].
+    assert durations.min() < 9 and durations.max() > 11  # Both ways, per example.
+    # Stretched around the word: it stays where it was, whatever its length.
+    centers = (loud * np.arange(50)).sum(axis=1) / durations
+    assert np.abs(centers - 16.5).max() <= 1.0
+    np.testing.assert_allclose(y[:, :, 0], y[:, :, 5])  # Every bin moves alike.
+    restored = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert restored.max_stretch == 0.5
