@@ -4,7 +4,9 @@ Every variant starts with the same front end, inside the model so that serving
 needs nothing but the waveform:
 
     waveform (batch, 16000) -> log-mel spectrogram (batch, frames, mel)
+    -> [cepstral smoothing: the spectral envelope only; `cepstral_keep`, off by default]
     -> per-utterance normalization (zero mean, unit variance over the clip)
+    -> [time stretch (speaking rate); `time_stretch`, training only, off by default]
     -> frequency warp (vocal tract length perturbation; training only)
     -> SpecAugment (time and frequency masks; training only)
 
