@@ -11,6 +11,8 @@ Usage:
     python -m apps.keyword_spotting.train --config=model.rnn_units=128 \\
         --config=learning_rate=1e-3 --config=sample_clips=16
     python -m apps.keyword_spotting.train --variant=kwt --config=model.kwt_depth=6
+    python -m apps.keyword_spotting.train --config=model.time_stretch=0.5   # speaking rate
+    python -m apps.keyword_spotting.train --config=corpus=wide_unknown      # 374 unknown words
 
 Every field of `TrainConfig` (and of `model.ModelConfig`, as `model.<field>`)
 is set with `--config=KEY=VALUE` (see apps/README.md).
