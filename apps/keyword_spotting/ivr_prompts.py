@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 
 from apps.common import acquire as common_acquire
 from apps.common import data as common_data
@@ -99,32 +97,9 @@ def fetch(cache_dir: str | None = None) -> str:
             f"bookworm, main). Or, on any Debian/Ubuntu machine, `apt-get download {PACKAGE} "
             f"&& dpkg-deb -x {PACKAGE}_*.deb x` and copy x/{ROOT}/digits and "
             f"x/{ROOT}/phonetic into {target}.")
-    if shutil.which("dpkg-deb") is None:
-        raise common_acquire.AcquireError(
-            f"The telephone prompts come from the Debian package {PACKAGE}, which needs "
-            f"`dpkg-deb`; this machine has none. {hint}")
-    debs = os.path.join(download_dir, f"{PACKAGE}-deb")
-    try:
-        deb = common_acquire.apt_download(PACKAGE, debs, version=VERSION,
-                                          expected_sha256=DEB_SHA256, hint=hint)
-    except common_acquire.AcquireError:  # The pinned version left the mirror: the files decide.
-        deb = common_acquire.apt_download(PACKAGE, debs, hint=hint)
-    os.makedirs(download_dir, exist_ok=True)
-    unpacked = tempfile.mkdtemp(prefix=".unpack-", dir=download_dir)
-    try:
-        common_acquire.dpkg_extract(deb, unpacked)
-        staged = os.path.join(unpacked, ROOT)
-        missing = [p for p in PROMPTS if not os.path.isfile(os.path.join(staged, p))]
-        if missing:
-            raise common_acquire.AcquireError(
-                f"{os.path.basename(deb)} lacks {len(missing)} prompts under {ROOT}, e.g. "
-                f"{missing[:3]}. {hint}")
-        for path in PROMPTS:
-            os.makedirs(os.path.dirname(os.path.join(target, path)), exist_ok=True)
-            os.replace(os.path.join(staged, path), os.path.join(target, path))
-    finally:
-        shutil.rmtree(unpacked, ignore_errors=True)
-    shutil.rmtree(debs, ignore_errors=True)  # Only the 80 prompts are kept (about 1 MB).
+    # Only the 80 prompts are kept (about 1 MB).
+    common_acquire.deb_files(PACKAGE, list(PROMPTS), target, member_dir=ROOT, version=VERSION,
+                             deb_sha256=DEB_SHA256, hint=hint)
     return target
 
 
