@@ -19,6 +19,20 @@ def clips(batch=4, seed=0):
     return (0.3 * tone + 0.01 * rng.standard_normal((batch, 16000))).astype("float32")
 
 
+def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
+    """A mono 16-bit PCM WAV file of `samples` (floats in [-1, 1])."""
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.asarray(samples) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
 def tiny_config():
     from apps.keyword_spotting import builder
 

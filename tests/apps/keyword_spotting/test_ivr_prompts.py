@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import os
-import wave
 
 import numpy as np
 import pytest
 
 from apps.keyword_spotting import ivr_prompts
 from apps.keyword_spotting.synth import CLASSES, UNKNOWN
+from tests.apps.keyword_spotting.conftest import wav_bytes
 
 
 def _wav(seconds: float, freq: float, rate: int = 8000) -> bytes:
     t = np.arange(int(rate * seconds)) / rate
-    pcm = (0.4 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return buffer.getvalue()
+    return wav_bytes(0.4 * np.sin(2 * np.pi * freq * t), rate)
 
 
 def _fixture(directory, skip=None) -> str:

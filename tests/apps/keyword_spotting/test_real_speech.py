@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import tarfile
-import wave
 
 import numpy as np
 import pytest
 
 from apps.keyword_spotting import real_speech
 from apps.keyword_spotting.synth import CLASSES, CLIP_SAMPLES, UNKNOWN
+from tests.apps.keyword_spotting.conftest import wav_bytes
 
 
 def _recording(path: str, seconds: float = 3.6) -> np.ndarray:
@@ -27,17 +27,10 @@ def _archive(tmp_path, rate=16000, drop=None) -> str:
         for name in real_speech.WORDS:
             if name == drop:
                 continue
-            pcm = (_recording(name) * 32767).astype("<i2")
             if name.endswith(".wav"):
-                buffer = io.BytesIO()
-                with wave.open(buffer, "wb") as w:
-                    w.setnchannels(1)
-                    w.setsampwidth(2)
-                    w.setframerate(rate)
-                    w.writeframes(pcm.tobytes())
-                data = buffer.getvalue()
+                data = wav_bytes(_recording(name), rate)
             else:
-                data = pcm.tobytes()
+                data = (_recording(name) * 32767).astype("<i2").tobytes()
             info = tarfile.TarInfo(f"{prefix}/{name}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -138,22 +131,7 @@ def test_scoring_a_run_directory_names_what_is_missing(tmp_path, monkeypatch):
         bench.score_runs([f"default:0.5@{tmp_path}"], None)
 
 
-def test_benchmark_table_counts_clips_and_shows_the_reference_column():
-    from benchmarks.keyword_spotting_real import markdown
-
-    row = {"corpus": "default", "channel_augment": 0.5, "variant": "attention_rnn",
-           "synthetic_clean": 0.9, "synthetic_telephone": 0.8, "synthetic_room": 0.7,
-           "real_clean_keywords": 5 / 13, "real_clean_unknown": 3 / 11,
-           "real_telephone_keywords": 7 / 13, "train_seconds": 600.0, "epochs": 12, "seed": 42,
-           "real_clips": {"keywords": 13, "unknown": 11}}
-    record = {"machine": {"cpu_model": "X"}, "command": "cmd",
-              "rows": [row, {**row, "reference_clean": 0.95, "reference_telephone": 0.6}]}
-    table = markdown(record).splitlines()
-    assert table[-2].endswith("| 70.0% | – | 5/13 | 3/11 | 7/13 | – | – | 600 |")
-    assert "| 95.0% (60.0%) | 5/13 |" in table[-1]
-
-
-def test_benchmark_table_has_the_ivr_columns_when_scored():
+def test_benchmark_table_counts_clips_and_shows_the_reference_and_ivr_columns():
     from apps.keyword_spotting import ivr_prompts
     from benchmarks.keyword_spotting_real import markdown
 
@@ -164,7 +142,11 @@ def test_benchmark_table_has_the_ivr_columns_when_scored():
            "real_clips": {"keywords": 13, "unknown": 11}}
     scores = {"predictions": [], "digit": {"correct": 9, "clips": 10},
               **{g: {"correct": 10, "clips": 20} for g in ivr_prompts.GROUPS[1:]}}
-    table = markdown({"machine": {"cpu_model": "X"}, "command": "cmd",
-                      "rows": [row, {**row, "ivr_prompts": scores}]}).splitlines()
-    assert table[-2].endswith("| 7/13 | – | – | 600 |")
+    record = {"machine": {"cpu_model": "X"}, "command": "cmd",
+              "rows": [row, {**row, "reference_clean": 0.95, "reference_telephone": 0.6},
+                       {**row, "ivr_prompts": scores, "overrides": ["model.time_stretch=0.5"]}]}
+    table = markdown(record).splitlines()
+    assert table[-3].endswith("| 70.0% | – | 5/13 | 3/11 | 7/13 | – | – | 600 |")
+    assert "| 95.0% (60.0%) | 5/13 |" in table[-2]
+    assert "| attention_rnn model.time_stretch=0.5 |" in table[-1]
     assert table[-1].endswith("| 7/13 | 9/10 | 30/60 | 600 |")
