@@ -148,5 +148,15 @@ def test_benchmark_table_counts_clips_and_shows_the_reference_and_ivr_columns():
     table = markdown(record).splitlines()
     assert table[-3].endswith("| 70.0% | – | 5/13 | 3/11 | 7/13 | – | – | 600 |")
     assert "| 95.0% (60.0%) | 5/13 |" in table[-2]
-    assert "| attention_rnn model.time_stretch=0.5 |" in table[-1]
+    assert "| attention_rnn model.time_stretch=0.5 | 42 | 90.0% |" in table[-1]
     assert table[-1].endswith("| 7/13 | 9/10 | 30/60 | 600 |")
+    assert "Over seeds" not in markdown(record)  # One seed: nothing to summarize.
+
+    # A second seed of the time_stretch spec: the summary gives each seed's IVR counts.
+    other_seed = {**record["rows"][2], "seed": 1, "synthetic_clean": 0.8, "train_seconds": 400.0,
+                  "ivr_prompts": {**scores, "digit": {"correct": 7, "clips": 10}}}
+    text = markdown({**record, "rows": record["rows"] + [other_seed]})
+    assert "seeds 1, 42;" in text
+    assert text.splitlines()[-1] == (
+        "| default | 0.5 | attention_rnn model.time_stretch=0.5 | 1, 42 | 85.0% [80.0%, 90.0%] "
+        "| 7, 9 | 16/20 | 30, 30 | 500 |")
