@@ -27,8 +27,9 @@ def test_layers_ops_decoding_and_doctests_pass_on_every_backend():
     assert not missing, f"no result from the runs on {missing}"
     failed = {b: r for b, r in results.items() if r["code"] != 0}
     command = " ".join(_backend_runs.command())
-    assert not failed, "\n".join(f"KERAS_BACKEND={b} {command} failed ({r['code']}):\n"
-                                 f"{r['tail']}" for b, r in failed.items())
+    assert not failed, "\n".join(
+        f"KERAS_BACKEND={b} XLA_FLAGS='{_backend_runs.environment(b).get('XLA_FLAGS', '')}' "
+        f"{command} failed ({r['code']}):\n{r['tail']}" for b, r in failed.items())
 
 
 def test_backend_paths_exist_and_hold_tests():
@@ -37,3 +38,12 @@ def test_backend_paths_exist_and_hold_tests():
     assert "tests/test_ops.py" in paths
     assert _backend_runs.TEST.split("::")[0] == "tests/test_backends.py"
     assert _backend_runs.TEST.split("::")[1] in globals()
+
+
+def test_jax_gets_the_fast_compile_flags_after_the_users():
+    env = _backend_runs.environment("jax", {"XLA_FLAGS": "--xla_dump_to=/tmp/x", "A": "1"})
+    assert env["KERAS_BACKEND"] == "jax" and env["A"] == "1"
+    assert env["XLA_FLAGS"] == "--xla_dump_to=/tmp/x " + _backend_runs.FAST_COMPILE_XLA_FLAGS["jax"]
+    assert _backend_runs.environment("jax", {})["XLA_FLAGS"] == (
+        _backend_runs.FAST_COMPILE_XLA_FLAGS["jax"])
+    assert "XLA_FLAGS" not in _backend_runs.environment("torch", {})
