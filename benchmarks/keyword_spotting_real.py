@@ -274,10 +274,14 @@ def _ivr_cells(scores: dict | None) -> str:
     """The IVR columns: digits right, and every other word called `_unknown_`."""
     if not scores:
         return "– | –"
-    digits = scores["digit"]
-    others = [scores[g] for g in scores if g not in ("digit", "predictions")]
-    right, clips = sum(o["correct"] for o in others), sum(o["clips"] for o in others)
-    return f"{digits['correct']}/{digits['clips']} | {right}/{clips}"
+    digits, others = scores["digit"], _other_words(scores)
+    return f"{digits['correct']}/{digits['clips']} | {others['correct']}/{others['clips']}"
+
+
+def _other_words(scores: dict) -> dict[str, int]:
+    """The IVR words other than digits, all groups together: how many, how many rejected."""
+    groups = [scores[g] for g in scores if g not in ("digit", "predictions")]
+    return {k: sum(g[k] for g in groups) for k in ("correct", "clips")}
 
 
 def _spec_label(row: dict) -> str:
@@ -289,8 +293,7 @@ def _ivr_counts(row: dict) -> tuple[int, int] | None:
     scores = row.get("ivr_prompts")
     if not scores:
         return None
-    others = [scores[g] for g in scores if g not in ("digit", "predictions")]
-    return scores["digit"]["correct"], sum(o["correct"] for o in others)
+    return scores["digit"]["correct"], _other_words(scores)["correct"]
 
 
 def over_seeds(rows: list[dict]) -> list[str]:

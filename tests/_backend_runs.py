@@ -23,10 +23,9 @@ BACKENDS = ("jax", "torch")
 TEST = "tests/test_backends.py::test_layers_ops_decoding_and_doctests_pass_on_every_backend"
 # Each backend's whole run; a run past it is killed and reported as a failure.
 TIMEOUT_S = 45 * 60
-# JAX compiles every eager op for every new shape, and most of its run is that compiling:
-# XLA's cheapest CPU code generation saves a quarter of it (the Bahdanau tests: 55 -> 41 s
-# on two cores; numbers checked by the same tolerances). The flags come after any the user
-# set, so they win.
+# JAX compiles every eager op for every new shape, and much of its run is that compiling:
+# XLA's cheapest CPU code generation shortens it (README says by how much; the tests keep
+# their tolerances). The flags come after any the user set, so they win.
 FAST_COMPILE_XLA_FLAGS = {
     "jax": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
 
