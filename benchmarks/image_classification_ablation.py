@@ -42,7 +42,9 @@ The record is rewritten after every run. Run the same command again after a stop
 (or in a later session, from the committed record) and the runs already
 recorded with the same settings are kept, not trained again; only the missing
 (dataset, variant, seed) runs train (`--noresume` trains all). `--name=N` writes
-`N.json` / `N.md` instead.
+`N.json` / `N.md` instead. Two processes can share the work (one run leaves
+part of two cores idle): give the second other `--seeds` and its
+own `--results_dir`, then `--merge_from=<that dir>/<name>.json` keeps its runs.
 
 Every run starts from the app's `TrainConfig` as the common flags
 (`--epochs`, `--batch_size`, `--data_dir`, `--quick`, ...) and
@@ -116,10 +118,36 @@ def define_flags() -> None:
          "Keep the runs already in <results_dir>/<name>.json that were trained with the same "
          "settings, and train only the missing ones (the record is rewritten after each "
          "run, so a stopped ablation goes on where it stopped)."),
+        (flags.DEFINE_list, "merge_from", [],
+         "Other records (JSON paths) of this benchmark, e.g. seeds trained by a second "
+         "process with another --results_dir: their runs with the same settings are kept "
+         "too (a run in both: the one in <name>.json)."),
     ]
     for define, name, default, help_text in own:
         if name not in flags.FLAGS:
             define(name, default, help_text)
+
+
+def _run_key(run: dict) -> tuple:
+    return run["dataset"], run["variant"], run["seed"], run.get("requested_epochs")
+
+
+def recorded_runs(path: str, merge_from: list[str], identity: dict) -> list[dict]:
+    """The runs to keep: those of the record at `path` (`_common.recorded_runs`), then
+    those of each record in `merge_from` that `path` lacks (by dataset, variant, seed and
+    epochs). A `merge_from` record that is missing or holds no run with these settings
+    is a ValueError naming it: it was asked for by name."""
+    runs = _common.recorded_runs(path, identity)
+    for other in merge_from:
+        if not os.path.isfile(other):
+            raise ValueError(f"--merge_from: {other} is not a file.")
+        extra = _common.recorded_runs(other, identity)
+        if not extra:
+            raise ValueError(f"--merge_from: {other} holds no run trained with this "
+                             "benchmark's settings (its meta.identity differs).")
+        have = {_run_key(r) for r in runs}
+        runs += [r for r in extra if _run_key(r) not in have]
+    return runs
 
 
 def budget_epochs(dataset: str, variant: str, epochs: int | None) -> int:
@@ -375,16 +403,15 @@ def main(argv):
     meta["identity"] = {"train_config": {k: v for k, v in meta["train_config"].items()
                                          if k != "dataset"}}
     out_dir, name = flags.FLAGS.results_dir, flags.FLAGS.name
-    recorded = (_common.recorded_runs(os.path.join(out_dir, f"{name}.json"), meta["identity"])
-                if flags.FLAGS.resume else [])
+    recorded = (recorded_runs(os.path.join(out_dir, f"{name}.json"), flags.FLAGS.merge_from,
+                              meta["identity"]) if flags.FLAGS.resume else [])
     runs = []
     for dataset, config in configs.items():
         for seed in seeds:  # seed-major: an interrupted run still has whole pairs
             for variant in variants:
                 epochs = budget_epochs(dataset, variant, base.epochs if epochs_given else None)
                 key = (dataset, variant, seed, epochs)
-                run = next((r for r in recorded if (r["dataset"], r["variant"], r["seed"],
-                                                    r.get("requested_epochs")) == key), None)
+                run = next((r for r in recorded if _run_key(r) == key), None)
                 if run is not None:
                     print(f"Kept the recorded run {dataset} {variant} seed {seed} "
                           f"({epochs} epochs)", flush=True)

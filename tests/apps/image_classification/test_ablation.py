@@ -122,6 +122,30 @@ def test_overall_verdict_holds_only_when_every_interval_is_above_one_point():
     assert "not tested" in ablation.overall_verdict(alone, "fashion_mnist")
 
 
+def test_merge_from_keeps_another_records_runs_of_the_same_settings(tmp_path):
+    identity = {"train_config": {"batch_size": 64}}
+
+    def write(path, runs, ident=identity):
+        path.write_text(json.dumps({"meta": {"identity": ident}, "runs": runs}))
+        return str(path)
+
+    main = write(tmp_path / "main.json", [_run("fashion_mnist", "plain", 1, 0.90),
+                                          _run("fashion_mnist", "plain", 3, 0.50)])
+    other = write(tmp_path / "other.json", [_run("fashion_mnist", "plain", 3, 0.92),
+                                            _run("fashion_mnist", "se", 3, 0.93)])
+    runs = ablation.recorded_runs(main, [other], identity)
+    assert [(r["variant"], r["seed"], r["test_accuracy"]) for r in runs] == [
+        ("plain", 1, 0.90), ("plain", 3, 0.50), ("se", 3, 0.93)]  # main's wins a clash
+    # Only the other record (the main one not written yet) works too.
+    assert len(ablation.recorded_runs(str(tmp_path / "none.json"), [other], identity)) == 2
+    with pytest.raises(ValueError, match="missing.json is not a file"):
+        ablation.recorded_runs(main, [str(tmp_path / "missing.json")], identity)
+    stranger = write(tmp_path / "stranger.json", [_run("fashion_mnist", "se", 2, 0.9)],
+                     {"train_config": {"batch_size": 32}})
+    with pytest.raises(ValueError, match="stranger.json holds no run trained with"):
+        ablation.recorded_runs(main, [stranger], identity)
+
+
 def test_budget_epochs_fit_ten_minutes_by_the_documented_estimate():
     for dataset, per_variant in ablation.BUDGET_EPOCHS.items():
         for variant, epochs in per_variant.items():
