@@ -134,13 +134,24 @@ def machine_info() -> dict:
     }
 
 
+def cpu_kind(machine: dict) -> str:
+    """The CPU model and its widest vector extension, e.g. "AMD EPYC (AVX-512)": machines
+    of one model name differ in it, and timings compare only within one kind."""
+    cpu_flags = machine.get("cpu_flags")
+    if not cpu_flags:
+        return f"{machine.get('cpu_model')}"
+    isa = ("AMX" if "amx_tile" in cpu_flags else "AVX-512" if "avx512f" in cpu_flags
+           else "AVX2" if "avx2" in cpu_flags else "no AVX2")
+    return f"{machine.get('cpu_model')} ({isa})"
+
+
 def machine_line(machine: dict) -> str:
     """One markdown line describing `machine_info()` (plus the load at the end if known)."""
     load = machine.get("load_average_at_start") or []
     end = machine.get("load_average_at_end")
     mem = machine.get("memory_total_bytes")
     parts = [
-        f"{machine.get('cpu_model')}",
+        cpu_kind(machine),
         f"{machine.get('cores_usable')} usable of {machine.get('cores')} cores",
         f"{mem / GIB:.1f} GiB RAM" if mem else None,
         f"TensorFlow {machine.get('tensorflow')}, Keras {machine.get('keras')}",

@@ -259,6 +259,16 @@ def _dataset_line(facts: dict, meta: dict, seeds) -> str:
             f"{meta['budget']}.")
 
 
+def _machines(runs) -> dict[str, list[str]]:
+    """CPU kind -> the runs ("variant seed N") trained on it; "not recorded" for runs
+    recorded before runs carried their machine."""
+    kinds: dict[str, list[str]] = {}
+    for run in runs:
+        kind = (run.get("machine") or {}).get("cpu", "not recorded")
+        kinds.setdefault(kind, []).append(f"{run['variant']} seed {run['seed']}")
+    return kinds
+
+
 def markdown(record: dict) -> str:
     """The tables of `record` (`{"meta", "summary", "runs"}`): per dataset, accuracy
     paired against `plain` with the claim's verdict and the costs, then the localization
@@ -298,6 +308,11 @@ def markdown(record: dict) -> str:
                        "MFLOPs / image", "ms / image", "train s", "CPU s", "exported map",
                        "localization (× uniform)"], table),
                   "", overall_verdict(rows, dataset)]
+        kinds = _machines(r for r in runs if r["dataset"] == dataset)
+        if len(kinds) > 1:
+            lines += ["", "Its runs trained on different machines, so train s and CPU s "
+                      "compare only between runs of one machine: " + "; ".join(
+                          f"{kind}: {', '.join(names)}" for kind, names in kinds.items()) + "."]
     mapped = [r for r in rows if r["maps"]]
     if mapped:
         lines += ["", "Localization of every map (share of the map's mass inside the object's "
@@ -319,6 +334,7 @@ def run_one(config: train.TrainConfig) -> dict:
     costs, every map's localization)."""
     config = dataclasses.replace(config, export=False, plots=4,
                                  verbose=2 if not config.quick else 0)
+    machine = _common.machine_info()
     cpu = time.process_time()
     result = train.run(config)
     cpu = time.process_time() - cpu
@@ -341,6 +357,9 @@ def run_one(config: train.TrainConfig) -> dict:
         "train_seconds": result.train_seconds,
         "cpu_seconds": cpu,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        # Its own machine: a record resumed in later sessions mixes machines.
+        "machine": {"cpu": _common.cpu_kind(machine), "started_utc": machine["started_utc"],
+                    "load_average_at_start": machine["load_average_at_start"]},
         "primary_map": test["primary_map"],
         "localization_ratio": test.get("localization_ratio"),
         "attention_in_box": test.get("attention_in_box"),

@@ -107,6 +107,17 @@ def test_results_are_written_as_json_and_markdown(tmp_path):
     assert "cores" in _common.machine_line(info)
 
 
+def test_cpu_kind_names_the_widest_vector_extension():
+    epyc = {"cpu_model": "AMD EPYC"}
+    assert _common.cpu_kind({**epyc, "cpu_flags": ["avx2", "fma"]}) == "AMD EPYC (AVX2)"
+    assert (_common.cpu_kind({**epyc, "cpu_flags": ["avx2", "avx512f", "avx512_bf16"]})
+            == "AMD EPYC (AVX-512)")
+    assert _common.cpu_kind({"cpu_model": "Xeon", "cpu_flags": ["avx512f", "amx_tile"]}) \
+        == "Xeon (AMX)"
+    assert _common.cpu_kind(epyc) == "AMD EPYC"  # flags unknown (an old record)
+    assert _common.machine_line({**epyc, "cpu_flags": ["avx2"]}).startswith("AMD EPYC (AVX2);")
+
+
 def test_paired_ratio_interval_brackets_the_median_of_round_ratios():
     ours = [1.0, 1.1, 0.9, 1.2, 1.0, 1.05, 0.95]
     ref = [1.0] * 7

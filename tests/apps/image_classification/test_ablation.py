@@ -113,6 +113,19 @@ def test_markdown_names_the_datasets_the_machine_and_the_verdict():
     json.dumps(record)  # what write_results writes
 
 
+def test_markdown_says_when_a_datasets_runs_trained_on_different_machines():
+    record = _record()
+    assert "different machines" not in ablation.markdown(record)  # none recorded: one kind
+    for run in record["runs"]:
+        if run["dataset"] == "fashion_mnist":
+            run["machine"] = {"cpu": "AMD EPYC (AVX-512)" if run["seed"] == 3
+                              else "AMD EPYC (AVX2)"}
+    text = ablation.markdown(record)
+    assert text.count("different machines") == 1  # the canvases' runs: one kind
+    assert "AMD EPYC (AVX-512): plain seed 3, se seed 3, vit seed 3." in text
+    assert "AMD EPYC (AVX2): plain seed 1, se seed 1, vit seed 1, plain seed 2" in text
+
+
 def test_overall_verdict_holds_only_when_every_interval_is_above_one_point():
     runs = [_run("fashion_mnist", v, s, a) for v, s, a in
             [("plain", 1, 0.90), ("plain", 2, 0.91), ("se", 1, 0.93), ("se", 2, 0.941)]]
