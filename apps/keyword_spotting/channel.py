@@ -55,12 +55,26 @@ def _uniform(seed, shape, low, high) -> tf.Tensor:
     return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high, dtype=tf.float32)
 
 
+def _per_clip(draw, seeds, signature):
+    """`draw(seed)` (a clip's random parameters, from stateless random ops) for each row of
+    `seeds` `(batch, 2)`, stacked: the random draws are per clip, the signal processing
+    that uses them runs on the whole batch at once."""
+    return tf.map_fn(draw, seeds, fn_output_signature=signature)
+
+
+def _one(batch_fn, waveform, seed, *args, **kwargs) -> tf.Tensor:
+    """`batch_fn` on one clip `(n,)` and its seed: the batch of one's only row."""
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    return batch_fn(waveform[tf.newaxis], _seed(seed)[tf.newaxis], *args, **kwargs)[0]
+
+
 def _peak(x: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_max(tf.abs(x))
+    """Each row's largest magnitude `(..., 1)`."""
+    return tf.reduce_max(tf.abs(x), axis=-1, keepdims=True)
 
 
 def _limit(x: tf.Tensor) -> tf.Tensor:
-    """Scales `x` down into [-1, 1] when its peak is over 1 (else unchanged)."""
+    """Scales each row of `x` down into [-1, 1] when its peak is over 1 (else unchanged)."""
     return x / tf.maximum(_peak(x), 1.0)
 
 
@@ -68,6 +82,18 @@ def _frequencies(n, rate: float = SAMPLE_RATE) -> tf.Tensor:
     """Hz of the `n // 2 + 1` bins of an `n`-point rfft."""
     n = tf.cast(n, tf.float32)
     return tf.range(tf.math.floordiv(n, 2.0) + 1.0) * rate / n
+
+
+def _rfft(x, n):
+    """The `n`-point rfft of `x`'s last axis, zero-padded to `n` here: `tf.signal.rfft`
+    does not pad an empty batch (a batch where no clip drew an augmentation)."""
+    pad = tf.maximum(n - tf.shape(x)[-1], 0)
+    paddings = tf.concat([tf.zeros([tf.rank(x) - 1, 2], tf.int32), [[0, pad]]], 0)
+    return tf.signal.rfft(tf.pad(x, paddings), tf.reshape(n, [1]))
+
+
+def _irfft(x, n):
+    return tf.signal.irfft(x, tf.reshape(n, [1]))
 
 
 # --- Room reverberation ------------------------------------------------------------------
@@ -97,36 +123,57 @@ def room_impulse_response(seed, rt60=(0.15, 0.8), length: int = RIR_SAMPLES,
         length: taps.
         rate: Hz.
     """
+    return _rooms(_seed(seed)[tf.newaxis], rt60, length, rate)[0]
+
+
+def _room_draw(seed, rt60, length):
+    """A room's random parameters: RT60, size, source and microphone places, tail noise."""
     s_rt, s_room, s_src, s_mic, s_tail = _split(seed, 5)
-    rt = _uniform(s_rt, [], rt60[0], rt60[1])
     room = _uniform(s_room, [3], [3.0, 3.0, 2.4], [10.0, 8.0, 3.5])
-    source = 0.5 + _uniform(s_src, [3], 0.0, 1.0) * (room - 1.0)
-    mic = 0.5 + _uniform(s_mic, [3], 0.0, 1.0) * (room - 1.0)
-    volume = tf.reduce_prod(room)
-    surface = 2.0 * (room[0] * room[1] + room[0] * room[2] + room[1] * room[2])
+    return (_uniform(s_rt, [], rt60[0], rt60[1]), room,
+            0.5 + _uniform(s_src, [3], 0.0, 1.0) * (room - 1.0),
+            0.5 + _uniform(s_mic, [3], 0.0, 1.0) * (room - 1.0),
+            tf.random.stateless_normal([length], s_tail))
+
+
+def _rooms(seeds, rt60, length: int, rate: int) -> tf.Tensor:
+    """`room_impulse_response` of each seed of `seeds` `(batch, 2)`: `(batch, length)`."""
+    vector = tf.TensorSpec([3], tf.float32)
+    rt, room, source, mic, noise = _per_clip(
+        lambda seed: _room_draw(seed, rt60, length), seeds,
+        (tf.TensorSpec([], tf.float32), vector, vector, vector,
+         tf.TensorSpec([length], tf.float32)))
+    volume = tf.reduce_prod(room, axis=-1)
+    surface = 2.0 * (room[:, 0] * room[:, 1] + room[:, 0] * room[:, 2]
+                     + room[:, 1] * room[:, 2])
     alpha = tf.clip_by_value(0.161 * volume / (surface * rt), 0.02, 1.0)
     beta = tf.sqrt(1.0 - alpha)
 
     # First-order images: the source mirrored in each of the six walls.
-    eye = tf.eye(3)
-    images = tf.concat([source - 2.0 * source * eye,                  # walls at 0
-                        source + 2.0 * (room - source) * eye], 0)     # walls at the far side
-    direct = tf.norm(source - mic)
-    distances = tf.norm(images - mic, axis=1)
-    delays = tf.cast(tf.round((distances - direct) / SPEED_OF_SOUND * rate), tf.int32)
+    eye, src = tf.eye(3), source[:, tf.newaxis]
+    images = tf.concat([src - 2.0 * src * eye,                                 # walls at 0
+                        src + 2.0 * (room - source)[:, tf.newaxis] * eye], 1)  # the far side
+    direct = tf.norm(source - mic, axis=-1)
+    distances = tf.norm(images - mic[:, tf.newaxis], axis=-1)
+    delays = tf.cast(tf.round((distances - direct[:, tf.newaxis]) / SPEED_OF_SOUND * rate),
+                     tf.int32)
     delays = tf.clip_by_value(delays, 1, length - 1)
-    taps = tf.math.unsorted_segment_sum(
-        tf.concat([[1.0], beta * direct / distances], 0), tf.concat([[0], delays], 0), length)
+    batch = tf.shape(seeds)[0]
+    rows = tf.tile(tf.range(batch)[:, tf.newaxis], [1, 7])
+    columns = tf.concat([tf.zeros([batch, 1], tf.int32), delays], 1)
+    amplitudes = tf.concat([tf.ones([batch, 1]), beta[:, tf.newaxis] * direct[:, tf.newaxis]
+                            / distances], 1)
+    taps = tf.scatter_nd(tf.stack([rows, columns], -1), amplitudes, [batch, length])
 
     # The diffuse tail: exp(-ln(1000) t / RT60) amplitude, from the first reflection on.
     t = tf.range(length, dtype=tf.float32) / rate
-    envelope = tf.exp(-_LN_1000 * t / rt) * tf.cast(
-        tf.range(length) >= tf.reduce_min(delays), tf.float32)
-    tail = tf.random.stateless_normal([length], s_tail) * envelope
+    envelope = tf.exp(-_LN_1000 * t / rt[:, tf.newaxis]) * tf.cast(
+        tf.range(length) >= tf.reduce_min(delays, axis=-1, keepdims=True), tf.float32)
+    tail = noise * envelope
     critical = 0.057 * tf.sqrt(volume / rt)
     drr_db = tf.clip_by_value(20.0 * tf.math.log(critical / direct) / math.log(10.0), -3.0, 15.0)
-    tail_energy = tf.pow(10.0, -drr_db / 10.0)
-    tail *= tf.sqrt(tail_energy / (tf.reduce_sum(tf.square(tail)) + _EPS))
+    tail_energy = tf.pow(10.0, -drr_db / 10.0)[:, tf.newaxis]
+    tail *= tf.sqrt(tail_energy / (tf.reduce_sum(tf.square(tail), -1, keepdims=True) + _EPS))
     rir = taps + tail
     return rir / _peak(rir)
 
@@ -146,16 +193,20 @@ def reverberate(waveform, seed, rt60=(0.15, 0.8), wet=(0.5, 1.0)) -> tf.Tensor:
         rt60: `(low, high)` reverberation time in seconds.
         wet: `(low, high)` share of the reverberant signal in the mix.
     """
-    waveform = tf.convert_to_tensor(waveform, tf.float32)
-    s_rir, s_mix = _split(seed, 2)
-    rir = room_impulse_response(s_rir, rt60)
-    n = tf.shape(waveform)[0]
-    fft_length = tf.reshape(n + RIR_SAMPLES, [1])
-    wet_signal = tf.signal.irfft(tf.signal.rfft(waveform, fft_length)
-                                 * tf.signal.rfft(rir, fft_length), fft_length)[:n]
-    mix = _uniform(s_mix, [], wet[0], wet[1])
-    out = mix * wet_signal + (1.0 - mix) * waveform
-    out *= _peak(waveform) / tf.maximum(_peak(out), _EPS)
+    return _one(_reverberate, waveform, seed, rt60, wet)
+
+
+def _reverberate(waveforms, seeds, rt60=(0.15, 0.8), wet=(0.5, 1.0)) -> tf.Tensor:
+    s_rir, s_mix = _per_clip(lambda seed: tuple(_split(seed, 2)), seeds,
+                             (tf.TensorSpec([2], tf.int64),) * 2)
+    rir = _rooms(s_rir, rt60, RIR_SAMPLES, SAMPLE_RATE)
+    n = tf.shape(waveforms)[-1]
+    wet_signal = _irfft(_rfft(waveforms, n + RIR_SAMPLES) * _rfft(rir, n + RIR_SAMPLES),
+                        n + RIR_SAMPLES)[:, :n]
+    mix = _per_clip(lambda seed: _uniform(seed, [1], wet[0], wet[1]), s_mix,
+                    tf.TensorSpec([1], tf.float32))
+    out = mix * wet_signal + (1.0 - mix) * waveforms
+    out *= _peak(waveforms) / tf.maximum(_peak(out), _EPS)
     return tf.clip_by_value(out, -1.0, 1.0)
 
 
@@ -164,13 +215,14 @@ def reverberate(waveform, seed, rt60=(0.15, 0.8), wet=(0.5, 1.0)) -> tf.Tensor:
 
 def apply_band_gains(waveform, gains_db, min_hz: float = 100.0, max_hz: float = 7000.0,
                      rate: int = SAMPLE_RATE) -> tf.Tensor:
-    """`waveform` through a zero-phase EQ: `gains_db` (bands,) at log-spaced centres from
-    `min_hz` to `max_hz`, interpolated (raised cosine, over log frequency) between them and
-    held flat outside; applied as a real gain on the rfft. Peaks over 1 are scaled down."""
+    """`waveform` `(..., n)` through a zero-phase EQ: `gains_db` `(..., bands)` at log-spaced
+    centres from `min_hz` to `max_hz`, interpolated (raised cosine, over log frequency)
+    between them and held flat outside; applied as a real gain on the rfft. Peaks over 1
+    are scaled down."""
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     gains_db = tf.convert_to_tensor(gains_db, tf.float32)
-    bands = tf.shape(gains_db)[0]
-    n = tf.shape(waveform)[0]
+    bands = tf.shape(gains_db)[-1]
+    n = tf.shape(waveform)[-1]
     freqs = tf.clip_by_value(_frequencies(n, rate), min_hz, max_hz)
     position = (tf.math.log(freqs / min_hz) / math.log(max_hz / min_hz)
                 * tf.cast(tf.maximum(bands - 1, 1), tf.float32))
@@ -178,11 +230,10 @@ def apply_band_gains(waveform, gains_db, min_hz: float = 100.0, max_hz: float = 
     frac = tf.clip_by_value(position - tf.cast(index, tf.float32), 0.0, 1.0)
     frac = 0.5 - 0.5 * tf.cos(math.pi * frac)
     upper = tf.minimum(index + 1, bands - 1)
-    curve_db = tf.gather(gains_db, index) * (1.0 - frac) + tf.gather(gains_db, upper) * frac
+    curve_db = (tf.gather(gains_db, index, axis=-1) * (1.0 - frac)
+                + tf.gather(gains_db, upper, axis=-1) * frac)
     gain = tf.cast(tf.pow(10.0, curve_db / 20.0), tf.complex64)
-    fft_length = tf.reshape(n, [1])
-    out = tf.signal.irfft(tf.signal.rfft(waveform, fft_length) * gain, fft_length)
-    return _limit(out)
+    return _limit(_irfft(_rfft(waveform, n) * gain, n))
 
 
 def microphone_eq(waveform, seed, max_gain_db: float = 8.0, bands: int = 6) -> tf.Tensor:
@@ -200,8 +251,13 @@ def microphone_eq(waveform, seed, max_gain_db: float = 8.0, bands: int = 6) -> t
         max_gain_db: largest boost or cut of a band.
         bands: interpolation points (at least 2).
     """
-    gains = _uniform(_seed(seed), [bands], -max_gain_db, max_gain_db)
-    return apply_band_gains(waveform, gains)
+    return _one(_microphone_eq, waveform, seed, max_gain_db, bands)
+
+
+def _microphone_eq(waveforms, seeds, max_gain_db: float = 8.0, bands: int = 6) -> tf.Tensor:
+    gains = _per_clip(lambda seed: _uniform(seed, [bands], -max_gain_db, max_gain_db), seeds,
+                      tf.TensorSpec([bands], tf.float32))
+    return apply_band_gains(waveforms, gains)
 
 
 # --- Level and clipping ------------------------------------------------------------------
@@ -227,13 +283,23 @@ def level_and_clip(waveform, seed, gain_db=(-18.0, 6.0), clip_probability: float
         clip_probability: share of the clips that are clipped.
         clip_level: `(low, high)` clipping threshold, relative to the (gained) peak.
     """
-    waveform = tf.convert_to_tensor(waveform, tf.float32)
-    s_gain, s_gate, s_level = _split(seed, 3)
-    x = waveform * tf.pow(10.0, _uniform(s_gain, [], gain_db[0], gain_db[1]) / 20.0)
+    return _one(_level_and_clip, waveform, seed, gain_db, clip_probability, clip_level)
+
+
+def _level_and_clip(waveforms, seeds, gain_db=(-18.0, 6.0), clip_probability: float = 0.5,
+                    clip_level=(0.2, 0.8)) -> tf.Tensor:
+    def draw(seed):
+        s_gain, s_gate, s_level = _split(seed, 3)
+        return tf.concat([_uniform(s_gain, [1], gain_db[0], gain_db[1]),
+                          _uniform(s_gate, [1], 0.0, 1.0),
+                          _uniform(s_level, [1], clip_level[0], clip_level[1])], 0)
+
+    gain, gate, level = tf.split(_per_clip(draw, seeds, tf.TensorSpec([3], tf.float32)), 3, -1)
+    x = waveforms * tf.pow(10.0, gain / 20.0)
     peak = _peak(x)
-    threshold = tf.maximum(_uniform(s_level, [], clip_level[0], clip_level[1]) * peak, _EPS)
+    threshold = tf.maximum(level * peak, _EPS)
     clipped = tf.clip_by_value(x, -threshold, threshold) * (tf.minimum(peak, 1.0) / threshold)
-    x = tf.where(_uniform(s_gate, [], 0.0, 1.0) < clip_probability, clipped, x)
+    x = tf.where(gate < clip_probability, clipped, x)
     return tf.clip_by_value(x, -1.0, 1.0)
 
 
@@ -296,24 +362,31 @@ def telephone(waveform, seed, low_hz=(250.0, 350.0), high_hz=(3300.0, 3500.0),
         low_hz, high_hz: `(low, high)` of the band's lower and upper edge.
         law: `mu`, `a` or None (drawn).
     """
-    waveform = tf.convert_to_tensor(waveform, tf.float32)
-    s_low, s_high, s_law = _split(seed, 3)
-    n = tf.shape(waveform)[0]
+    return _one(_telephone, waveform, seed, low_hz, high_hz, law)
+
+
+def _telephone(waveforms, seeds, low_hz=(250.0, 350.0), high_hz=(3300.0, 3500.0),
+               law: str | None = None) -> tf.Tensor:
+    def draw(seed):
+        s_low, s_high, s_law = _split(seed, 3)
+        return tf.concat([_uniform(s_low, [1], low_hz[0], low_hz[1]),
+                          _uniform(s_high, [1], high_hz[0], high_hz[1]),
+                          _uniform(s_law, [1], 0.0, 1.0)], 0)
+
+    low, high, mu = tf.split(_per_clip(draw, seeds, tf.TensorSpec([3], tf.float32)), 3, -1)
+    n = tf.shape(waveforms)[-1]
     half = n // 2
-    spectrum = tf.signal.rfft(waveform, tf.reshape(n, [1]))
-    mask = _band_mask(_frequencies(n), _uniform(s_low, [], low_hz[0], low_hz[1]),
-                      _uniform(s_high, [], high_hz[0], high_hz[1]))
-    narrow = (spectrum * tf.cast(mask, tf.complex64))[: half // 2 + 1]
+    mask = _band_mask(_frequencies(n), low, high)
+    narrow = (_rfft(waveforms, n) * tf.cast(mask, tf.complex64))[:, : half // 2 + 1]
     scale = tf.cast(half, tf.float32) / tf.cast(n, tf.float32)
-    line = tf.signal.irfft(narrow, tf.reshape(half, [1])) * scale
-    if law is None:
-        line = tf.cond(_uniform(s_law, [], 0.0, 1.0) < 0.5,
-                       lambda: g711(line, "mu"), lambda: g711(line, "a"))
+    line = _irfft(narrow, half) * scale
+    if law is None:  # Each clip's law drawn: mu-law or A-law.
+        line = tf.where(mu < 0.5, g711(line, "mu"), g711(line, "a"))
     else:
         line = g711(line, law)
-    spectrum = tf.signal.rfft(line, tf.reshape(half, [1]))
-    spectrum = tf.pad(spectrum, [[0, n // 2 + 1 - tf.shape(spectrum)[0]]])
-    out = tf.signal.irfft(spectrum, tf.reshape(n, [1])) / scale
+    spectrum = _rfft(line, half)
+    spectrum = tf.pad(spectrum, [[0, 0], [0, n // 2 + 1 - tf.shape(spectrum)[-1]]])
+    out = _irfft(spectrum, n) / scale
     return tf.clip_by_value(out, -1.0, 1.0)
 
 
@@ -335,8 +408,8 @@ def _probabilities(probability) -> dict:
     return chances
 
 
-_FUNCTIONS = {"reverb": reverberate, "microphone": microphone_eq,
-              "level": level_and_clip, "telephone": telephone}
+_FUNCTIONS = {"reverb": _reverberate, "microphone": _microphone_eq,
+              "level": _level_and_clip, "telephone": _telephone}
 
 
 def augment_channel(waveform, seed, probability=0.5) -> tf.Tensor:
@@ -350,27 +423,38 @@ def augment_channel(waveform, seed, probability=0.5) -> tf.Tensor:
         probability: the chance of each augmentation (a float), or a mapping from
             names in `AUGMENTATIONS` to chances (missing: 0).
     """
-    chances = _probabilities(probability)
-    x = tf.convert_to_tensor(waveform, tf.float32)
-    seeds = _split(seed, 2 * len(AUGMENTATIONS))
-    for i, name in enumerate(AUGMENTATIONS):
-        p = chances[name]
-        if p <= 0.0:
-            continue
-        gate, inner = seeds[2 * i], seeds[2 * i + 1]
-        apply = _FUNCTIONS[name]
-        if p >= 1.0:
-            x = apply(x, inner)
-        else:
-            x = tf.cond(_uniform(gate, [], 0.0, 1.0) < p,
-                        lambda x=x, apply=apply, inner=inner: apply(x, inner), lambda x=x: x)
-    return x
+    return _one(augment_batch, waveform, seed, probability)
 
 
 def augment_batch(waveforms, seeds, probability=0.5) -> tf.Tensor:
     """`augment_channel` of every clip of `waveforms` `(batch, n)` with its seed of
-    `seeds` `(batch, 2)`; the shape is kept."""
+    `seeds` `(batch, 2)`; the shape is kept.
+
+    Each augmentation runs once on the clips that drew it (their random parameters drawn
+    clip by clip from their seeds, the signal processing batched), and those clips are put
+    back in their places: a clip's result is the one `augment_channel` gives it alone.
+    """
+    chances = _probabilities(probability)
     waveforms = tf.convert_to_tensor(waveforms, tf.float32)
-    out = tf.map_fn(lambda args: augment_channel(args[0], args[1], probability),
-                    (waveforms, tf.cast(seeds, tf.int64)), fn_output_signature=tf.float32)
-    return tf.ensure_shape(out, waveforms.shape)
+    seeds = tf.cast(seeds, tf.int64)
+    names = [name for name in AUGMENTATIONS if chances[name] > 0.0]
+    if not names:
+        return waveforms
+    split = _per_clip(lambda seed: tf.random.experimental.stateless_split(
+        _seed(seed), 2 * len(AUGMENTATIONS)), seeds,
+        tf.TensorSpec([2 * len(AUGMENTATIONS), 2], tf.int64))
+    x = waveforms
+    rows = tf.range(tf.shape(x)[0])
+    for name in names:
+        i, p = AUGMENTATIONS.index(name), chances[name]
+        apply, inner = _FUNCTIONS[name], split[:, 2 * i + 1]
+        if p >= 1.0:
+            x = apply(x, inner)
+            continue
+        draws = _per_clip(lambda seed: _uniform(seed, [], 0.0, 1.0), split[:, 2 * i],
+                          tf.TensorSpec([], tf.float32))
+        chosen = tf.cast(draws < p, tf.int32)  # 1: this clip goes through it.
+        (kept_rows, changed_rows), (kept, changed), (_, changed_seeds) = (
+            tf.dynamic_partition(t, chosen, 2) for t in (rows, x, inner))
+        x = tf.dynamic_stitch([kept_rows, changed_rows], [kept, apply(changed, changed_seeds)])
+    return tf.ensure_shape(x, waveforms.shape)

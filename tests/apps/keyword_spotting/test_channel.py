@@ -164,6 +164,20 @@ def test_augment_batch_in_a_graph():
     np.testing.assert_array_equal(out, fn(x, seeds).numpy())
 
 
+def test_augment_batch_gives_each_clip_what_it_gets_alone():
+    """The batch is processed at once (each augmentation on the clips that drew it), and
+    every clip comes out as `augment_channel` makes it alone, chosen or not."""
+    x = tf.constant(clips(8, seed=4))
+    seeds = tf.constant([[i, 7 * i + 1] for i in range(8)], tf.int64)
+    out = channel.augment_batch(x, seeds, 0.5).numpy()
+    alone = np.stack([channel.augment_channel(x[i], seeds[i], 0.5).numpy() for i in range(8)])
+    np.testing.assert_allclose(out, alone, atol=1e-5)
+    changed = [not np.allclose(out[i], x[i]) for i in range(8)]
+    assert any(changed) and not all(changed)  # Some clips drew nothing at all.
+    # No clip draws it (the batched FFTs then see an empty batch): all unchanged.
+    np.testing.assert_array_equal(channel.augment_batch(x, seeds, {"reverb": 1e-9}), x)
+
+
 @dataclasses.dataclass
 class _FixedSplits(pipeline.Splits):
     """`Splits` over clips held in memory (no corpus to build)."""
