@@ -350,6 +350,9 @@ def run_one(config: train.TrainConfig) -> dict:
         "train_examples": metrics["train_examples"],
         "test_accuracy": test["accuracy"],
         "validation_accuracy": metrics["validation_accuracy"],
+        # Whether the schedule ended on a plateau or still rising.
+        "validation_by_epoch": [round(v, 4) for v in
+                                metrics.get("history", {}).get("val_accuracy", [])],
         "parameters": metrics["parameters"],
         "flops_per_image": metrics["flops_per_image"],
         "ms_per_image": metrics["ms_per_image"],

@@ -233,6 +233,8 @@ def test_quick_run_over_two_variants_and_one_seed_on_fixture_garments(tmp_path):
     assert [(r["variant"], r["seed"], r["epochs"]) for r in record["runs"]] == [
         ("plain", 1, 1), ("vit", 1, 1)]
     assert [r["recipe"] for r in record["runs"]] == ["standard", "small_data"]
+    assert [len(r["validation_by_epoch"]) for r in record["runs"]] == [1, 1]
+    assert record["runs"][0]["machine"]["cpu"].startswith(record["meta"]["machine"]["cpu_model"])
     vit = record["summary"][1]
     assert vit["vs_plain"]["seeds"] == [1] and vit["claim"] == "undecided (1 seed)"
     assert set(record["runs"][1]["maps"]) == {"rollout", "last_layer"}
