@@ -150,6 +150,30 @@ def recorded_runs(path: str, merge_from: list[str], identity: dict) -> list[dict
     return runs
 
 
+def carried_runs(recorded: list[dict], datasets, seeds, variants) -> list[dict]:
+    """The recorded runs whose (dataset, variant, seed) is not among `datasets` x
+    `variants` x `seeds`: a command that trains a subset keeps them in the record it
+    rewrites."""
+    planned = {(d, v, s) for d in datasets for v in variants for s in seeds}
+    return [r for r in recorded if (r["dataset"], r["variant"], r["seed"]) not in planned]
+
+
+def recorded_datasets(paths) -> dict:
+    """The datasets' facts (`meta["datasets"]`) of the records at `paths` (the first record
+    naming a dataset wins; a missing or unreadable file gives none): the tables of runs
+    carried from another command need them."""
+    facts: dict = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                found = json.load(f)["meta"]["datasets"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for dataset, fact in found.items():
+            facts.setdefault(dataset, fact)
+    return facts
+
+
 def budget_epochs(dataset: str, variant: str, epochs: int | None) -> int:
     """`epochs` when given, else the variant's epochs within the 10-minute budget on
     `dataset` (`BUDGET_EPOCHS`; a dataset not in it: the app's default)."""
@@ -427,6 +451,12 @@ def main(argv):
     out_dir, name = flags.FLAGS.results_dir, flags.FLAGS.name
     recorded = (recorded_runs(os.path.join(out_dir, f"{name}.json"), flags.FLAGS.merge_from,
                               meta["identity"]) if flags.FLAGS.resume else [])
+    # Recorded runs this command does not train or keep (other variants or seeds of its
+    # datasets) stay in the record: a narrower command never drops them.
+    carried = carried_runs(recorded, configs, seeds, variants)
+    facts = recorded_datasets([os.path.join(out_dir, f"{name}.json"), *flags.FLAGS.merge_from])
+    for dataset in dict.fromkeys(r["dataset"] for r in carried):
+        meta["datasets"].setdefault(dataset, facts.get(dataset, {"dataset": dataset}))
     runs = []
     for dataset, config in configs.items():
         for seed in seeds:  # seed-major: an interrupted run still has whole pairs
@@ -448,9 +478,9 @@ def main(argv):
                                       if k not in ("maps", "plots")}), flush=True)
                 runs.append(run)
                 meta["datasets"][dataset]["train_examples"] = run["train_examples"]
-                record, table, paths = _write(meta, runs, seeds, out_dir, name)
+                record, table, paths = _write(meta, runs + carried, seeds, out_dir, name)
     meta["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    record, table, paths = _write(meta, runs, seeds, out_dir, name)
+    record, table, paths = _write(meta, runs + carried, seeds, out_dir, name)
     print(table)
     for line in record["verdicts"].values():
         print(line)
@@ -458,7 +488,11 @@ def main(argv):
 
 
 def _write(meta: dict, runs: list[dict], seeds, out_dir: str, name: str):
-    """Writes the record and tables of `runs` so far (and the first seed's overlays)."""
+    """Writes the record and tables of `runs` so far (and the first seed's overlays), in
+    the order dataset, seed, variant (`model.VARIANTS`)."""
+    order = list(meta["datasets"])
+    runs = sorted(runs, key=lambda r: (order.index(r["dataset"]), r["seed"],
+                                       model_lib.VARIANTS.index(r["variant"])))
     rows = summarize(runs)
     record = {"meta": meta, "summary": rows, "runs": runs,
               "verdicts": {d: overall_verdict(rows, d) for d in meta["datasets"]}}

@@ -159,6 +159,25 @@ def test_merge_from_keeps_another_records_runs_of_the_same_settings(tmp_path):
         ablation.recorded_runs(main, [stranger], identity)
 
 
+def test_a_narrower_command_carries_the_other_recorded_runs():
+    recorded = [_run("fashion_mnist", v, seed, 0.9) for seed in (1, 2) for v in ("plain", "se")]
+    recorded.append(_run("cluttered_fashion_mnist", "plain", 1, 0.8))
+    carried = ablation.carried_runs(recorded, {"fashion_mnist": None}, [2], ["se", "cbam"])
+    # se seed 2 is the command's own (kept or trained); the rest stays, other datasets too.
+    assert [(r["dataset"][0], r["variant"], r["seed"]) for r in carried] == [
+        ("f", "plain", 1), ("f", "se", 1), ("f", "plain", 2), ("c", "plain", 1)]
+
+
+def test_recorded_datasets_facts_come_from_the_first_record_naming_them(tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"meta": {"datasets": {"fashion_mnist": {"x": 1}}}}))
+    second.write_text(json.dumps({"meta": {"datasets": {"fashion_mnist": {"x": 2},
+                                                        "cluttered_fashion_mnist": {"x": 3}}}}))
+    facts = ablation.recorded_datasets([str(tmp_path / "missing.json"), str(first),
+                                        str(second)])
+    assert facts == {"fashion_mnist": {"x": 1}, "cluttered_fashion_mnist": {"x": 3}}
+
+
 def test_budget_epochs_fit_ten_minutes_by_the_documented_estimate():
     for dataset, per_variant in ablation.BUDGET_EPOCHS.items():
         for variant, epochs in per_variant.items():
@@ -254,6 +273,12 @@ def test_quick_run_over_two_variants_and_one_seed_on_fixture_garments(tmp_path):
     runs = json.loads((results / "image_classification_ablation.json").read_text())["runs"]
     assert [r["variant"] for r in runs] == ["plain", "se", "vit"]
     assert runs[0] == first[0] and runs[2] == first[1]
+    # A narrower command (one variant) keeps its run and carries the others: none is lost.
+    narrow = ablation_run("--seeds=1", "--variants=se")
+    assert narrow.returncode == 0, narrow.stderr[-3000:]
+    assert narrow.stdout.count("Kept the recorded run") == 1
+    assert json.loads((results / "image_classification_ablation.json").read_text())[
+        "runs"] == runs
     # Other settings (here the batch size) train everything again.
     other = ablation_run("--seeds=1", "--variants=plain", "--batch_size=8")
     assert other.returncode == 0, other.stderr[-3000:]
