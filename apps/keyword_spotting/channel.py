@@ -197,14 +197,16 @@ def reverberate(waveform, seed, rt60=(0.15, 0.8), wet=(0.5, 1.0)) -> tf.Tensor:
 
 
 def _reverberate(waveforms, seeds, rt60=(0.15, 0.8), wet=(0.5, 1.0)) -> tf.Tensor:
-    s_rir, s_mix = _per_clip(lambda seed: tuple(_split(seed, 2)), seeds,
-                             (tf.TensorSpec([2], tf.int64),) * 2)
+    def draw(seed):  # The room's seed, and the share of the reverberant signal.
+        s_rir, s_mix = _split(seed, 2)
+        return s_rir, _uniform(s_mix, [1], wet[0], wet[1])
+
+    s_rir, mix = _per_clip(draw, seeds, (tf.TensorSpec([2], tf.int64),
+                                          tf.TensorSpec([1], tf.float32)))
     rir = _rooms(s_rir, rt60, RIR_SAMPLES, SAMPLE_RATE)
     n = tf.shape(waveforms)[-1]
     wet_signal = _irfft(_rfft(waveforms, n + RIR_SAMPLES) * _rfft(rir, n + RIR_SAMPLES),
                         n + RIR_SAMPLES)[:, :n]
-    mix = _per_clip(lambda seed: _uniform(seed, [1], wet[0], wet[1]), s_mix,
-                    tf.TensorSpec([1], tf.float32))
     out = mix * wet_signal + (1.0 - mix) * waveforms
     out *= _peak(waveforms) / tf.maximum(_peak(out), _EPS)
     return tf.clip_by_value(out, -1.0, 1.0)
