@@ -100,6 +100,18 @@ BUDGET_EPOCHS = {
               for variant, ms in steps.items()}
     for dataset, steps in STEP_CPU_MS.items()
 }
+# The ViT's own budget: at the CNNs' 10 minutes it was left unconverged (4 epochs of 4x4
+# patches, validation still rising; README, `benchmarks/results/vit_recipe/`). Probes on
+# `fashion_mnist` seed 1 found 7x7 patches (16 tokens) at 0.4x the cost of 4x4, the CNNs'
+# `augmented` recipe +5 points over `small_data` at 10 epochs, and validation flat (within
+# 0.2 points) over the last 5 of 30 epochs: 30 epochs of 7x7, about 3x the CNNs' time
+# (62 CPU s per epoch). On the 60x60 canvases 10x10 patches (36 tokens; a step 0.35x the
+# cost of 6x6) and 20 epochs, about the same 3x. A flag the user gives (`--epochs`,
+# `--config=model.patch_size=...`, `--config=recipe=...`) wins over these.
+VIT_BUDGET = {
+    "fashion_mnist": {"epochs": 30, "patch_size": 7, "recipe": "augmented"},
+    "cluttered_fashion_mnist": {"epochs": 20, "patch_size": 10, "recipe": "augmented"},
+}
 
 
 def define_flags() -> None:
@@ -129,7 +141,10 @@ def define_flags() -> None:
 
 
 def _run_key(run: dict) -> tuple:
-    return run["dataset"], run["variant"], run["seed"], run.get("requested_epochs")
+    """What makes a recorded run the one a command plans: dataset, variant, seed, epochs,
+    recipe and (ViT) patch side."""
+    return (run["dataset"], run["variant"], run["seed"], run.get("requested_epochs"),
+            run.get("recipe"), run.get("patch_size"))
 
 
 def recorded_runs(path: str, merge_from: list[str], identity: dict) -> list[dict]:
@@ -175,11 +190,40 @@ def recorded_datasets(paths) -> dict:
 
 
 def budget_epochs(dataset: str, variant: str, epochs: int | None) -> int:
-    """`epochs` when given, else the variant's epochs within the 10-minute budget on
-    `dataset` (`BUDGET_EPOCHS`; a dataset not in it: the app's default)."""
+    """`epochs` when given, else the variant's epochs within its budget on `dataset`
+    (the ViT's `VIT_BUDGET`, the others' `BUDGET_EPOCHS`; a dataset in neither: the
+    app's default)."""
     if epochs is not None:
         return epochs
+    if variant == "vit" and dataset in VIT_BUDGET:
+        return VIT_BUDGET[dataset]["epochs"]
     return BUDGET_EPOCHS.get(dataset, {}).get(variant, train.DEFAULT_EPOCHS)
+
+
+def variant_config(config: train.TrainConfig, variant: str, seed: int,
+                   epochs: int) -> train.TrainConfig:
+    """`config` for one run: its variant, seed and epochs, and for the ViT the patches
+    and recipe of `VIT_BUDGET[dataset]` unless `config` sets them (`patch_size` not None,
+    `recipe` not `auto`); the patches only where they divide the canvas (a canvas
+    drawn at another size keeps the app's default patches)."""
+    model = dataclasses.replace(config.model, variant=variant)
+    recipe = config.recipe
+    own = VIT_BUDGET.get(config.dataset) if variant == "vit" else None
+    if own:
+        drawn = config.dataset_config()
+        if (model.patch_size is None and drawn is not None
+                and drawn.canvas_size % own["patch_size"] == 0):
+            model = dataclasses.replace(model, patch_size=own["patch_size"])
+        if recipe == "auto":
+            recipe = own["recipe"]
+    return dataclasses.replace(config, model=model, recipe=recipe, seed=seed, epochs=epochs)
+
+
+def planned_key(config: train.TrainConfig) -> tuple:
+    """`_run_key` of the run `config` (from `variant_config`) trains."""
+    vit = config.model.variant == "vit"
+    return (config.dataset, config.model.variant, config.seed, config.epochs,
+            config.training_recipe().name, config.model.patch_size if vit else None)
 
 
 def dataset_facts(config: train.TrainConfig) -> dict:
@@ -227,6 +271,7 @@ def summarize(runs: list[dict]) -> list[dict]:
                 "seeds": len(own),
                 "epochs": own[0]["epochs"],
                 "recipe": own[0]["recipe"],
+                "patch_size": own[0].get("patch_size_used"),
                 "test_accuracy": acc,
                 "test_accuracy_sd": acc_sd,
                 "validation_accuracy": _mean_sd([r["validation_accuracy"] for r in own])[0],
@@ -319,7 +364,9 @@ def markdown(record: dict) -> str:
             interval = ("–" if p is None or p["low"] is None
                         else f"[{p['low'] * 100:+.2f}, {p['high'] * 100:+.2f}]")
             won = "–" if p is None else f"{p['won']} / {p['lost']}"
-            table.append([r["variant"], acc, diff, interval, won, r["claim"], r["recipe"],
+            recipe = r["recipe"] + (f", {r['patch_size']}×{r['patch_size']} patches"
+                                    if r.get("patch_size") else "")
+            table.append([r["variant"], acc, diff, interval, won, r["claim"], recipe,
                           r["epochs"], f"{r['parameters']:,}",
                           f"{r['flops_per_image'] / 1e6:.1f}",
                           _fmt(r["ms_per_image"], "{:.3f}"), _fmt(r["train_seconds"], "{:.0f}"),
@@ -371,6 +418,8 @@ def run_one(config: train.TrainConfig) -> dict:
         "seed": config.seed,
         "epochs": metrics["epochs"],
         "recipe": metrics["recipe"]["name"],
+        "patch_size_used": (metrics["model_config"]["patch_size"]
+                            if config.model.variant == "vit" else None),
         "train_examples": metrics["train_examples"],
         "test_accuracy": test["accuracy"],
         "validation_accuracy": metrics["validation_accuracy"],
@@ -431,13 +480,15 @@ def main(argv):
     elif epochs_given:
         budget = f"{base.epochs} epochs for every variant (--epochs)"
     else:
-        budget = (f"epochs per variant that fit {BUDGET_SECONDS // 60} minutes of training on "
-                  "two unloaded cores (`BUDGET_EPOCHS`)")
+        budget = (f"epochs per CNN that fit {BUDGET_SECONDS // 60} minutes of training on "
+                  "two unloaded cores (`BUDGET_EPOCHS`); the ViT its own (`VIT_BUDGET`: "
+                  "about 3x that, with larger patches and the `augmented` recipe)")
     meta = {
         "batch_size": base.batch_size,
         "seeds": seeds,
         "budget": budget,
         "budget_epochs": BUDGET_EPOCHS,
+        "vit_budget": VIT_BUDGET,
         "step_cpu_ms": STEP_CPU_MS,
         "datasets": {d: dataset_facts(c) for d, c in configs.items()},
         "machine": _common.machine_info(),
@@ -462,18 +513,18 @@ def main(argv):
         for seed in seeds:  # seed-major: an interrupted run still has whole pairs
             for variant in variants:
                 epochs = budget_epochs(dataset, variant, base.epochs if epochs_given else None)
-                key = (dataset, variant, seed, epochs)
+                planned = variant_config(config, variant, seed, epochs)
+                key = planned_key(planned)
                 run = next((r for r in recorded if _run_key(r) == key), None)
                 if run is not None:
                     print(f"Kept the recorded run {dataset} {variant} seed {seed} "
                           f"({epochs} epochs)", flush=True)
                 else:
                     run = run_one(dataclasses.replace(
-                        config, model=dataclasses.replace(config.model, variant=variant),
-                        seed=seed, epochs=epochs,
-                        model_dir=os.path.join(flags.FLAGS.runs_dir,
-                                               f"{dataset}_{variant}_seed{seed}")))
+                        planned, model_dir=os.path.join(flags.FLAGS.runs_dir,
+                                                        f"{dataset}_{variant}_seed{seed}")))
                     run["requested_epochs"] = epochs  # --quick trains fewer
+                    run["patch_size"] = key[-1]  # asked for (None: the app's default)
                     print(json.dumps({k: v for k, v in run.items()
                                       if k not in ("maps", "plots")}), flush=True)
                 runs.append(run)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from apps.image_classification import model as model_lib
 from apps.image_classification import train
 from benchmarks import image_classification_ablation as ablation
 from tests.apps.image_classification.fashion_fixtures import write_fashion_idx
@@ -189,6 +190,31 @@ def test_budget_epochs_fit_ten_minutes_by_the_documented_estimate():
     assert ablation.budget_epochs("cifar10", "plain", None) == train.DEFAULT_EPOCHS
 
 
+def test_the_vit_gets_its_own_budget_patches_and_recipe_unless_told():
+    assert ablation.budget_epochs("fashion_mnist", "vit", None) == 30
+    assert ablation.budget_epochs("cluttered_fashion_mnist", "vit", None) == 20
+    base = train.TrainConfig(dataset="fashion_mnist")
+    vit = ablation.variant_config(base, "vit", 2, 30)
+    assert (vit.model.variant, vit.model.patch_size, vit.recipe, vit.seed, vit.epochs) == (
+        "vit", 7, "augmented", 2, 30)
+    assert ablation.planned_key(vit) == ("fashion_mnist", "vit", 2, 30, "augmented", 7)
+    # The CNNs are untouched; their key has no patches.
+    plain = ablation.variant_config(base, "plain", 2, 20)
+    assert (plain.model.patch_size, plain.recipe) == (None, "auto")
+    assert ablation.planned_key(plain) == ("fashion_mnist", "plain", 2, 20, "augmented", None)
+    # What the user sets wins.
+    told = train.TrainConfig(dataset="fashion_mnist", recipe="small_data",
+                             model=model_lib.ModelConfig(patch_size=4))
+    told = ablation.variant_config(told, "vit", 1, 30)
+    assert (told.model.patch_size, told.recipe) == (4, "small_data")
+    # A recorded run is kept only with the planned recipe and patches (the 4-epoch ViT of
+    # 4x4 patches under small_data is not the 30-epoch one).
+    old = {**_run("fashion_mnist", "vit", 2, 0.8), "requested_epochs": 30}
+    assert ablation._run_key(old) != ablation.planned_key(vit)
+    assert ablation._run_key({**old, "recipe": "augmented", "patch_size": 7}) == (
+        ablation.planned_key(vit))
+
+
 def test_dataset_facts_come_from_the_builder_config():
     facts = ablation.dataset_facts(train.TrainConfig(dataset="cluttered_fashion_mnist",
                                                      canvas_size=100, max_clutter=12))
@@ -251,7 +277,11 @@ def test_quick_run_over_two_variants_and_one_seed_on_fixture_garments(tmp_path):
     record = json.loads((results / "image_classification_ablation.json").read_text())
     assert [(r["variant"], r["seed"], r["epochs"]) for r in record["runs"]] == [
         ("plain", 1, 1), ("vit", 1, 1)]
-    assert [r["recipe"] for r in record["runs"]] == ["standard", "small_data"]
+    # The ViT's own recipe; its 10x10 patches do not divide the 32x32 canvas: the default.
+    assert [r["recipe"] for r in record["runs"]] == ["standard", "augmented"]
+    assert [r["patch_size"] for r in record["runs"]] == [None, None]
+    assert record["runs"][1]["patch_size_used"] == 4
+    assert record["runs"][1]["requested_epochs"] == 20  # VIT_BUDGET's (--quick trains 1)
     assert [len(r["validation_by_epoch"]) for r in record["runs"]] == [1, 1]
     assert record["runs"][0]["machine"]["cpu"].startswith(record["meta"]["machine"]["cpu_model"])
     vit = record["summary"][1]
