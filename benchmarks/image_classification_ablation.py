@@ -529,26 +529,31 @@ def main(argv):
                                       if k not in ("maps", "plots")}), flush=True)
                 runs.append(run)
                 meta["datasets"][dataset]["train_examples"] = run["train_examples"]
-                record, table, paths = _write(meta, runs + carried, seeds, out_dir, name)
+                record, table, paths = _write(meta, runs + carried, out_dir, name)
     meta["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    record, table, paths = _write(meta, runs + carried, seeds, out_dir, name)
+    record, table, paths = _write(meta, runs + carried, out_dir, name)
     print(table)
     for line in record["verdicts"].values():
         print(line)
     print("Wrote", ", ".join(paths))
 
 
-def _write(meta: dict, runs: list[dict], seeds, out_dir: str, name: str):
-    """Writes the record and tables of `runs` so far (and the first seed's overlays), in
-    the order dataset, seed, variant (`model.VARIANTS`)."""
+def _write(meta: dict, runs: list[dict], out_dir: str, name: str):
+    """Writes the record and tables of `runs` so far (and the overlays of each dataset's
+    first seed in the record, whichever seeds this command trains), in the order
+    dataset, seed, variant (`model.VARIANTS`)."""
     order = list(meta["datasets"])
     runs = sorted(runs, key=lambda r: (order.index(r["dataset"]), r["seed"],
                                        model_lib.VARIANTS.index(r["variant"])))
+    first_seed = {}
+    for run in runs:
+        first_seed.setdefault(run["dataset"], run["seed"])
     rows = summarize(runs)
     record = {"meta": meta, "summary": rows, "runs": runs,
               "verdicts": {d: overall_verdict(rows, d) for d in meta["datasets"]}}
     for run in runs:
-        if run["plots"] and run["seed"] == seeds[0] and os.path.isfile(run["plots"][0]):
+        if (run["plots"] and run["seed"] == first_seed[run["dataset"]]
+                and os.path.isfile(run["plots"][0])):
             maps_dir = os.path.join(out_dir, "image_classification_maps", run["dataset"])
             os.makedirs(maps_dir, exist_ok=True)
             shutil.copyfile(run["plots"][0], os.path.join(maps_dir, f"{run['variant']}.png"))

@@ -114,6 +114,22 @@ def test_markdown_names_the_datasets_the_machine_and_the_verdict():
     json.dumps(record)  # what write_results writes
 
 
+def test_the_overlays_come_from_each_datasets_first_recorded_seed(tmp_path):
+    record = _record()
+    for run in record["runs"]:
+        plot = tmp_path / "runs" / f"{run['dataset']}_{run['variant']}_{run['seed']}.png"
+        plot.parent.mkdir(exist_ok=True)
+        plot.write_bytes(f"seed {run['seed']}".encode())
+        run["plots"] = [str(plot)]
+    # A command training only seed 2 rewrites the record (its runs first): the overlays
+    # stay those of seed 1, the record's first.
+    runs = sorted(record["runs"], key=lambda r: r["seed"] != 2)
+    ablation._write(record["meta"], runs, str(tmp_path / "out"), "x")
+    maps = tmp_path / "out" / "image_classification_maps"
+    assert (maps / "fashion_mnist" / "se.png").read_bytes() == b"seed 1"
+    assert (maps / "cluttered_fashion_mnist" / "nonlocal.png").read_bytes() == b"seed 1"
+
+
 def test_markdown_says_when_a_datasets_runs_trained_on_different_machines():
     record = _record()
     assert "different machines" not in ablation.markdown(record)  # none recorded: one kind
