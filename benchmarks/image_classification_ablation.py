@@ -298,12 +298,17 @@ def overall_verdict(rows: list[dict], dataset: str) -> str:
                                if r["dataset"] == dataset):
         return f"`{dataset}`: no attention variant was paired with `{BASELINE}`; not tested."
     failing = [v for v, c in verdicts.items() if c == "fails"]
-    open_ = [v for v, c in verdicts.items() if c.startswith("undecided")]
+    open_ = [v for v, c in verdicts.items() if c == "undecided"]
+    single = [v for v, c in verdicts.items() if c == "undecided (1 seed)"]
     if failing:
         result = (f"**fails**: the 95% interval of {', '.join(failing)} lies below "
                   f"+{CLAIM * 100:g} point")
-    elif open_:
-        result = f"**undecided**: the interval of {', '.join(open_)} contains +{CLAIM * 100:g}"
+    elif open_ or single:
+        result = "**undecided**: " + "; ".join(
+            part for part in (
+                open_ and f"the interval of {', '.join(open_)} contains +{CLAIM * 100:g}",
+                single and f"{', '.join(single)} paired on one seed only (no interval)")
+            if part)
     else:
         result = "**holds**: every interval lies at or above +1 point"
     return (f"`{dataset}`: the claim \"each attention variant ≥ {BASELINE} + "
