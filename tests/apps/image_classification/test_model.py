@@ -126,3 +126,4 @@ def test_default_patch_size_divides_the_image():
     assert model_lib.default_patch_size(60, 60) == 6
     assert model_lib.default_patch_size(32, 32) == 4
     assert model_lib.default_patch_size(28, 21) == 7
+    assert model_lib.default_patch_size(28, 28) == 7  # 16 garment patches, not 49

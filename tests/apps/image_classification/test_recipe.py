@@ -96,7 +96,11 @@ def test_make_dataset_refuses_augmentation_that_cannot_apply():
 
 
 def test_each_run_gets_its_recipe():
+    # The ViT: `augmented` on the plain garments (better there), `small_data` elsewhere.
     vit = train.TrainConfig(dataset="fashion_mnist", model=model_lib.ModelConfig(variant="vit"))
+    assert vit.training_recipe() == model_lib.RECIPES["augmented"]
+    vit = train.TrainConfig(dataset="cluttered_fashion_mnist",
+                            model=model_lib.ModelConfig(variant="vit"))
     recipe = vit.training_recipe()
     assert recipe.name == "small_data" and recipe.flip and recipe.translate == 4
     assert recipe.warmup_fraction == 0.1 and recipe.label_smoothing == 0.1
