@@ -104,9 +104,10 @@ BUDGET_EPOCHS = {
 # patches, validation still rising; README, `benchmarks/results/vit_recipe/`). Probes on
 # `fashion_mnist` seed 1 found 7x7 patches (16 tokens) at 0.4x the cost of 4x4, the CNNs'
 # `augmented` recipe +5 points over `small_data` at 10 epochs, and validation flat (within
-# 0.2 points) over the last 5 of 30 epochs: 30 epochs of 7x7, about 3x the CNNs' time
-# (62 CPU s per epoch). On the 60x60 canvases 10x10 patches (36 tokens; a step 0.35x the
-# cost of 6x6) and 20 epochs, about the same 3x. A flag the user gives (`--epochs`,
+# 0.2 points) over the last 5 of 30 epochs: 30 epochs of 7x7 (about 61 CPU s per epoch,
+# 2.4x plain's run). On the 60x60 canvases 10x10 patches (36 tokens; an ad hoc step
+# timing put it at 0.35x the cost of 6x6) and 20 epochs, planned at 3x the CNNs' time
+# (measured: 2,253 CPU s, 4.1x plain's run). A flag the user gives (`--epochs`,
 # `--config=model.patch_size=...`, `--config=recipe=...`) wins over these.
 VIT_BUDGET = {
     "fashion_mnist": {"epochs": 30, "patch_size": 7, "recipe": "augmented"},
