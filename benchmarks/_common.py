@@ -619,3 +619,60 @@ def write_results(name: str, record: dict, markdown: str, out_dir: str | None = 
         os.replace(tmp, path)
         paths.append(path)
     return tuple(paths)
+
+
+def parse_arm(text: str) -> dict:
+    """`'a=1;b=true'` -> `{'a': 1, 'b': True}` (ints, floats, booleans and None parsed)."""
+    out = {}
+    for item in filter(None, text.split(";")):
+        if "=" not in item:
+            raise ValueError(f"An arm's {item!r} is not field=value.")
+        key, value = item.split("=", 1)
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            out[key.strip()] = lowered == "true"
+        elif lowered == "none":
+            out[key.strip()] = None
+        else:
+            try:
+                out[key.strip()] = int(value)
+            except ValueError:
+                try:
+                    out[key.strip()] = float(value)
+                except ValueError:
+                    out[key.strip()] = value.strip()
+    return out
+
+
+def write_step_results(benchmark: str, results: dict, meta: dict, output: str,
+                       unit: str = "s / step", scale: float = 1.0, extra: dict | None = None):
+    """Prints and writes an A/B step-time table (`output` JSON and its `.md`).
+
+    Args:
+        benchmark: the module under `benchmarks` (for the command line in the markdown).
+        results: `{arm: {"seconds_per_step", "params", ...}}`, the first arm the reference.
+        meta: what the run was (sizes, counts); the machine and load are added.
+        output: the JSON path; the markdown goes beside it.
+        unit, scale: the time column's heading and the factor from seconds to it.
+        extra: `{heading: key}` further columns from each arm's results.
+    """
+    extra = extra or {}
+    first = next(iter(results.values()))["seconds_per_step"]
+    lines = [f"| arm | {unit} (median) | vs first | params |"
+             + "".join(f" {h} |" for h in extra),
+             "|---|---|---|---|" + "---|" * len(extra)]
+    for name, r in results.items():
+        lines.append(f"| {name} | {scale * r['seconds_per_step']:.4f} | "
+                     f"{r['seconds_per_step'] / first:.2f}x | {r['params']:,} |"
+                     + "".join(f" {r[k]} |" for k in extra.values()))
+    meta = {"machine": machine_info(), "load_average": os.getloadavg(), **meta}
+    print("\n".join(lines))
+    print(json.dumps(meta))
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    with open(output, "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    with open(os.path.splitext(output)[0] + ".md", "w") as f:
+        f.write(f"`python -m benchmarks.{benchmark} {' '.join(sys.argv[1:])}`, "
+                f"CPU: {meta['machine']['cpu_model']}, "
+                f"load average {meta['load_average'][0]:.1f}\n\n")
+        f.write("\n".join(lines) + "\n")

@@ -25,10 +25,7 @@ token, so every arm runs the full `max_target_length` steps (reported).
 """
 
 import dataclasses
-import json
-import os
 import statistics
-import sys
 import time
 
 from absl import app, flags
@@ -51,29 +48,6 @@ flags.DEFINE_integer("step_source_length", 14, "Source pieces per pair.")
 flags.DEFINE_integer("step_target_length", 16, "Target pieces per pair (START/END included).")
 flags.DEFINE_bool("step_decode", False, "Time batch-1 beam-4 decoding, not training steps.")
 flags.DEFINE_string("step_output", "benchmarks/results/translation_step.json", "Where to write.")
-
-
-def parse_arm(text: str) -> dict:
-    """`'a=1;b=true'` -> `{'a': 1, 'b': True}` (ints, floats, booleans and None parsed)."""
-    out = {}
-    for item in filter(None, text.split(";")):
-        if "=" not in item:
-            raise ValueError(f"--configs: {item!r} is not field=value.")
-        key, value = item.split("=", 1)
-        lowered = value.strip().lower()
-        if lowered in ("true", "false"):
-            out[key.strip()] = lowered == "true"
-        elif lowered == "none":
-            out[key.strip()] = None
-        else:
-            try:
-                out[key.strip()] = int(value)
-            except ValueError:
-                try:
-                    out[key.strip()] = float(value)
-                except ValueError:
-                    out[key.strip()] = value.strip()
-    return out
 
 
 def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int, source_length: int,
@@ -197,35 +171,18 @@ def _decoder(model, per_step_kernel: bool):
 
 def main(argv):
     del argv
-    arms = {text: parse_arm(text) for text in FLAGS.step_arms.split(",")}
+    arms = {text: _common.parse_arm(text) for text in FLAGS.step_arms.split(",")}
     results = time_arms(arms, steps=FLAGS.step_count, rounds=FLAGS.step_rounds,
                         batch_size=FLAGS.step_batch_size,
                         source_length=FLAGS.step_source_length,
                         target_length=FLAGS.step_target_length, decode=FLAGS.step_decode)
-    first = next(iter(results.values()))["seconds_per_step"]
-    unit = "ms / decode" if FLAGS.step_decode else "s / step"
-    scale = 1000.0 if FLAGS.step_decode else 1.0
-    lines = [f"| arm | {unit} (median) | vs first | params |"
-             + (" decoded steps |" if FLAGS.step_decode else ""),
-             "|---|---|---|---|" + ("---|" if FLAGS.step_decode else "")]
-    for name, r in results.items():
-        lines.append(f"| {name} | {scale * r['seconds_per_step']:.4f} | "
-                     f"{r['seconds_per_step'] / first:.2f}x | {r['params']:,} |"
-                     + (f" {r['decoded_steps']} |" if FLAGS.step_decode else ""))
-    meta = {"machine": _common.machine_info(), "load_average": os.getloadavg(),
-            "steps": FLAGS.step_count, "rounds": FLAGS.step_rounds,
+    meta = {"steps": FLAGS.step_count, "rounds": FLAGS.step_rounds,
             "batch_size": FLAGS.step_batch_size, "source_length": FLAGS.step_source_length,
             "target_length": FLAGS.step_target_length, "decode": FLAGS.step_decode}
-    print("\n".join(lines))
-    print(json.dumps(meta))
-    os.makedirs(os.path.dirname(FLAGS.step_output) or ".", exist_ok=True)
-    with open(FLAGS.step_output, "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
-    with open(os.path.splitext(FLAGS.step_output)[0] + ".md", "w") as f:
-        f.write(f"`python -m benchmarks.translation_step {' '.join(sys.argv[1:])}`, "
-                f"CPU: {meta['machine']['cpu_model']}, "
-                f"load average {meta['load_average'][0]:.1f}\n\n")
-        f.write("\n".join(lines) + "\n")
+    extra = {"decoded steps": "decoded_steps"} if FLAGS.step_decode else {}
+    _common.write_step_results("translation_step", results, meta, FLAGS.step_output,
+                               unit="ms / decode" if FLAGS.step_decode else "s / step",
+                               scale=1000.0 if FLAGS.step_decode else 1.0, extra=extra)
 
 
 if __name__ == "__main__":

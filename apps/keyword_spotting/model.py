@@ -66,6 +66,9 @@ class ModelConfig:
         spec_augment: time/frequency masking while training.
         dropout: dropout in the classifier (and the transformer).
         rnn_units: LSTM units per direction (attention_rnn).
+        rnn_unroll: unroll the LSTMs over the clip's fixed frames (attention_rnn): the same
+            function, with no loop to run per frame (`benchmarks/keyword_spotting_step.py`
+            times both).
         conv_filters: filters of the first convolution (attention_rnn).
         kwt_dim, kwt_depth, kwt_heads, kwt_mlp_dim, kwt_norm_first: transformer size (kwt);
             `kwt_dim` must be divisible by `kwt_heads`.
@@ -93,6 +96,7 @@ class ModelConfig:
     dropout: float = 0.1
     # attention_rnn.
     rnn_units: int = 64
+    rnn_unroll: bool = False
     conv_filters: int = 10
     # kwt.
     kwt_dim: int = 64
@@ -255,7 +259,8 @@ def _attention_rnn(x, config: ModelConfig):
     x = keras.layers.Reshape((frames, bins), name="drop_channel")(x)
     for i in (1, 2):
         x = keras.layers.Bidirectional(
-            keras.layers.LSTM(config.rnn_units, return_sequences=True), name=f"bilstm{i}"
+            keras.layers.LSTM(config.rnn_units, return_sequences=True, unroll=config.rnn_unroll),
+            name=f"bilstm{i}"
         )(x)
     middle = SelectStep(frames // 2, name="middle_frame")(x)
     query = keras.layers.Dense(2 * config.rnn_units, name="query")(middle)

@@ -3,7 +3,7 @@
 import pytest
 
 from apps.common import flags as common_flags  # noqa: F401  (its flags are defined too)
-from benchmarks import translation_step
+from benchmarks import _common, translation_step
 
 
 def test_its_flags_do_not_clash_with_the_apps_common_flags():
@@ -13,13 +13,13 @@ def test_its_flags_do_not_clash_with_the_apps_common_flags():
 
 
 def test_arms_are_parsed_into_typed_fields():
-    assert translation_step.parse_arm("tie_embeddings=true;units=64;learning_rate=0.001;"
-                                      "variant=luong;copy=none") == {
+    assert _common.parse_arm("tie_embeddings=true;units=64;learning_rate=0.001;"
+                             "variant=luong;copy=none") == {
         "tie_embeddings": True, "units": 64, "learning_rate": 0.001, "variant": "luong",
         "copy": None}
-    assert translation_step.parse_arm("") == {}
+    assert _common.parse_arm("") == {}
     with pytest.raises(ValueError, match="'units' is not field=value"):
-        translation_step.parse_arm("units")
+        _common.parse_arm("units")
 
 
 @pytest.mark.slow

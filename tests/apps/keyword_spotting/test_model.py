@@ -54,6 +54,18 @@ def test_attention_rnn_weights_follow_the_sound():
     assert not np.allclose(w[0], w[1])
 
 
+def test_unrolled_lstms_compute_what_the_looped_ones_do():
+    looped = model.build_model(model.ModelConfig(rnn_unroll=False, **SMALL)).explainer
+    unrolled = model.build_model(model.ModelConfig(rnn_unroll=True, **SMALL)).explainer
+    assert looped.get_layer("bilstm1").forward_layer.unroll is False
+    assert unrolled.get_layer("bilstm1").forward_layer.unroll is True
+    unrolled.set_weights(looped.get_weights())
+    x = clips(3)
+    a, b = looped(x, training=False), unrolled(x, training=False)
+    for key in ("probabilities", "attention_weights"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5)
+
+
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="variant='lstm'"):
         model.build_model(model.ModelConfig(variant="lstm"))

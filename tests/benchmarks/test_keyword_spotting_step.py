@@ -1,0 +1,25 @@
+"""benchmarks/keyword_spotting_step.py: model configurations timed in turns, written as a table."""
+
+import json
+
+import pytest
+
+from apps.common import flags as common_flags  # noqa: F401  (its flags are defined too)
+from benchmarks import _common, keyword_spotting_step
+
+
+@pytest.mark.slow
+def test_every_arm_is_timed_in_turns_and_written(tmp_path):
+    arms = {"looped": {"rnn_unroll": False, "rnn_units": 8},
+            "unrolled": {"rnn_unroll": True, "rnn_units": 8}}
+    out = keyword_spotting_step.time_arms(arms, steps=1, rounds=2, batch_size=2)
+    assert list(out) == list(arms)
+    for result in out.values():
+        assert len(result["turns"]) == 2 and result["seconds_per_step"] > 0
+    assert out["looped"]["params"] == out["unrolled"]["params"]
+    path = tmp_path / "step.json"
+    _common.write_step_results("keyword_spotting_step", out, {"steps": 1}, str(path))
+    record = json.loads(path.read_text())
+    assert record["meta"]["steps"] == 1 and record["meta"]["machine"]["cpu_model"]
+    table = (tmp_path / "step.md").read_text()
+    assert "| looped |" in table and "| unrolled |" in table and "1.00x" in table
