@@ -7,6 +7,7 @@ import tensorflow as tf
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000
 _HOP = 160  # Step of the loudest-second search (10 ms).
+_SPEED_STEP = 32  # perturb_speed's lengths are multiples of this (samples).
 
 
 def resample(audio: tf.Tensor, rate: tf.Tensor, target: int = SAMPLE_RATE) -> tf.Tensor:
@@ -18,21 +19,23 @@ def resample(audio: tf.Tensor, rate: tf.Tensor, target: int = SAMPLE_RATE) -> tf
     n = tf.shape(audio)[-1]
     rate = tf.cast(rate, tf.int32)
     m = tf.cast(tf.round(tf.cast(n, tf.float64) * target / tf.cast(rate, tf.float64)), tf.int32)
-
-    def fft_resample():
-        spectrum = tf.signal.rfft(audio, fft_length=[n])
-        bins = m // 2 + 1
-        spectrum = spectrum[..., :bins]
-        extra = bins - tf.shape(spectrum)[-1]
-        spectrum = tf.concat(
-            [spectrum, tf.zeros(tf.concat([tf.shape(spectrum)[:-1], [extra]], 0), tf.complex64)],
-            axis=-1,
-        )
-        scale = tf.cast(m, tf.float32) / tf.cast(n, tf.float32)
-        return tf.signal.irfft(spectrum, fft_length=[m]) * scale
-
     skip = tf.logical_or(tf.equal(rate, target), tf.logical_or(n < 2, m < 2))
-    return tf.cond(skip, lambda: audio, fft_resample)
+    return tf.cond(skip, lambda: audio, lambda: resample_to_length(audio, m))
+
+
+def resample_to_length(audio: tf.Tensor, m: tf.Tensor) -> tf.Tensor:
+    """`audio` `(..., n)` band-limited (FFT) resampled to `m` samples along the last axis."""
+    n = tf.shape(audio)[-1]
+    spectrum = tf.signal.rfft(audio, fft_length=[n])
+    bins = m // 2 + 1
+    spectrum = spectrum[..., :bins]
+    extra = bins - tf.shape(spectrum)[-1]
+    spectrum = tf.concat(
+        [spectrum, tf.zeros(tf.concat([tf.shape(spectrum)[:-1], [extra]], 0), tf.complex64)],
+        axis=-1,
+    )
+    scale = tf.cast(m, tf.float32) / tf.cast(n, tf.float32)
+    return tf.signal.irfft(spectrum, fft_length=[m]) * scale
 
 
 def fit_to_clip(waveforms: tf.Tensor, samples: int = CLIP_SAMPLES) -> tf.Tensor:
@@ -65,5 +68,11 @@ def perturb_speed(waveforms: tf.Tensor, low: float = 0.9, high: float = 1.1,
     Reference: Ko et al., "Audio augmentation for speech recognition", Interspeech 2015.
     """
     factor = tf.random.uniform([], low, high, seed=seed)
-    rate = tf.cast(tf.round(SAMPLE_RATE * factor), tf.int32)
-    return fit_to_clip(resample(waveforms, rate))
+    # The new length, a multiple of _SPEED_STEP samples (0.2% of a second: finer than any
+    # speed step that matters): an inverse FFT of a length with a large prime factor costs
+    # 2-4 times one of a smooth length (e.g. 14,957 samples against 15,040).
+    n = tf.shape(waveforms)[-1]
+    steps = tf.round(tf.cast(n, tf.float32) / (factor * _SPEED_STEP))
+    m = tf.maximum(tf.cast(steps, tf.int32), 1) * _SPEED_STEP
+    return fit_to_clip(tf.cond(tf.equal(m, n), lambda: waveforms,
+                               lambda: resample_to_length(waveforms, m)))

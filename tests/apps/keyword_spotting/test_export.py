@@ -310,3 +310,26 @@ def test_a_telephone_call_of_a_synthetic_word_decodes_in_the_export(tiny_run, ti
                        line=str(tmp_path / "line.npy"))
     assert out["wav_label"] == out["waveform_label"]
     np.testing.assert_allclose(out["wav"], out["waveform"], atol=0.02)
+
+
+def test_speed_perturbation_resamples_to_a_length_of_whole_steps():
+    # The clip is resampled to a multiple of 32 samples near 16000 / speed (fast FFT sizes),
+    # then fitted back to one second: the output is exactly one of those candidates.
+    tone = tf.constant(_tones(16000, 1.0, (1000.0,))[None], tf.float32)
+    lengths = range(32 * round(16000 / 1.2 / 32), 32 * round(16000 / 0.8 / 32) + 1, 32)
+    candidates = {m: audio.fit_to_clip(audio.resample_to_length(tone, m)).numpy()
+                  for m in lengths}
+    found = set()
+    for seed in range(4):
+        out = audio.perturb_speed(tone, 0.8, 1.2, seed=seed).numpy()
+        matches = [m for m, c in candidates.items() if np.allclose(out, c, atol=1e-6)]
+        assert len(matches) == 1
+        found.add(matches[0])
+    assert len(found) > 1  # the speed is drawn anew
+
+
+def test_resample_to_length_keeps_a_tone_band_limited():
+    tone = tf.constant(_tones(16000, 1.0, (1000.0,)), tf.float32)
+    out = audio.resample_to_length(tone, 8000).numpy()  # 16 kHz -> 8 kHz: 1 kHz stays 1 kHz
+    assert out.shape == (8000,)
+    assert np.argmax(np.abs(np.fft.rfft(out))) * 8000 / 8000 == 1000.0
