@@ -645,26 +645,29 @@ def parse_arm(text: str) -> dict:
 
 
 def write_step_results(benchmark: str, results: dict, meta: dict, output: str,
-                       unit: str = "s / step", scale: float = 1.0, extra: dict | None = None):
+                       unit: str = "s / step", scale: float = 1.0,
+                       extra_columns: dict | None = None):
     """Prints and writes an A/B step-time table (`output` JSON and its `.md`).
 
     Args:
         benchmark: the module under `benchmarks` (for the command line in the markdown).
-        results: `{arm: {"seconds_per_step", "params", ...}}`, the first arm the reference.
+        results: `{arm: {"seconds_per_step", ...}}`, the first arm the reference; a
+            `params` column when every arm has `params`.
         meta: what the run was (sizes, counts); the machine and load are added.
         output: the JSON path; the markdown goes beside it.
         unit, scale: the time column's heading and the factor from seconds to it.
-        extra: `{heading: key}` further columns from each arm's results.
+        extra_columns: `{heading: key}` further columns from each arm's results.
     """
-    extra = extra or {}
+    extra = {"params": "params"} if all("params" in r for r in results.values()) else {}
+    extra.update(extra_columns or {})
     first = next(iter(results.values()))["seconds_per_step"]
-    lines = [f"| arm | {unit} (median) | vs first | params |"
-             + "".join(f" {h} |" for h in extra),
-             "|---|---|---|---|" + "---|" * len(extra)]
+    lines = [f"| arm | {unit} (median) | vs first |" + "".join(f" {h} |" for h in extra),
+             "|---|---|---|" + "---|" * len(extra)]
     for name, r in results.items():
         lines.append(f"| {name} | {scale * r['seconds_per_step']:.4f} | "
-                     f"{r['seconds_per_step'] / first:.2f}x | {r['params']:,} |"
-                     + "".join(f" {r[k]} |" for k in extra.values()))
+                     f"{r['seconds_per_step'] / first:.2f}x |"
+                     + "".join(f" {r[k]:,} |" if isinstance(r[k], int) else f" {r[k]} |"
+                               for k in extra.values()))
     meta = {"machine": machine_info(), "load_average": os.getloadavg(), **meta}
     print("\n".join(lines))
     print(json.dumps(meta))

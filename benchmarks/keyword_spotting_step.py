@@ -2,6 +2,7 @@
 
     python -m benchmarks.keyword_spotting_step      # LSTMs looped vs unrolled
     python -m benchmarks.keyword_spotting_step --kws_step_arms="rnn_unroll=true,rnn_units=96"
+    python -m benchmarks.keyword_spotting_step --kws_step_augment   # the input pipeline's parts
 
 Each arm (`field=value;field=value` over `ModelConfig` fields, on top of the
 default's) trains on the same random batch of the default job's shape (64
@@ -12,6 +13,11 @@ turn for `--kws_step_rounds` rounds after one warm-up turn each, so a change of
 machine load hits every arm alike; the median seconds per step is reported
 with the CPU model. The input pipeline (reading, speed perturbation, channel
 augmentation) is not in it. Only relative times within one run mean anything.
+
+`--kws_step_augment` times instead what the input pipeline adds per training
+batch of random clips, in turns the same way: the speed perturbation
+(`audio.perturb_speed`), the channel augmentation at the default probability
+(`channel.augment_batch`), and each channel stage applied to every clip.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ flags.DEFINE_string("kws_step_arms", "rnn_unroll=false,rnn_unroll=true",
 flags.DEFINE_integer("kws_step_count", 20, "Steps per turn.")
 flags.DEFINE_integer("kws_step_rounds", 4, "Timed turns per arm.")
 flags.DEFINE_integer("kws_step_batch_size", 64, "Clips per step.")
+flags.DEFINE_bool("kws_step_augment", False,
+                  "Time the input pipeline's augmentations, not training steps.")
 flags.DEFINE_string("kws_step_output", "benchmarks/results/keyword_spotting_step.json",
                     "Where to write.")
 
@@ -68,14 +76,65 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int,
                    "params": models[name].count_params()} for name in arms}
 
 
+def augmentations(batch_size: int, seed: int = 0) -> dict:
+    """`{name: fn}`: each of the input pipeline's augmentations of one random batch, as a
+    `tf.function` returning its result (see the module's docstring)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from apps.keyword_spotting import audio, channel, pipeline
+
+    rng = np.random.default_rng(seed)
+    clips = tf.constant(rng.uniform(-0.3, 0.3, (batch_size, 16000)).astype("float32"))
+    seeds = tf.constant(rng.integers(0, 2**31, (batch_size, 2)), tf.int64)
+    low, high = pipeline.SPEED_PERTURBATION
+    parts = {
+        "speed perturbation": lambda: audio.perturb_speed(clips, low, high),
+        "channel augmentation (p=0.5)": lambda: channel.augment_batch(clips, seeds, 0.5),
+        "room reverberation (every clip)": lambda: channel._reverberate(clips, seeds),
+        "microphone EQ (every clip)": lambda: channel._microphone_eq(clips, seeds),
+        "level and clipping (every clip)": lambda: channel._level_and_clip(clips, seeds),
+        "telephone line (every clip)": lambda: channel._telephone(clips, seeds),
+    }
+    return {name: tf.function(fn) for name, fn in parts.items()}
+
+
+def time_augmentations(*, steps: int, rounds: int, batch_size: int) -> dict:
+    """`{name: {"seconds_per_step": median, "turns": [...]}}` per augmentation."""
+    fns = augmentations(batch_size)
+
+    def turn(name):
+        start = time.perf_counter()
+        for _ in range(steps):
+            fns[name]().numpy()
+        return (time.perf_counter() - start) / steps
+
+    for name in fns:
+        turn(name)
+    turns = {name: [] for name in fns}
+    for r in range(rounds):
+        for name in list(fns)[r % len(fns):] + list(fns)[:r % len(fns)]:
+            turns[name].append(turn(name))
+    return {name: {"seconds_per_step": statistics.median(turns[name]), "turns": turns[name]}
+            for name in fns}
+
+
 def main(argv):
     del argv
-    arms = {text: _common.parse_arm(text) for text in FLAGS.kws_step_arms.split(",")}
-    results = time_arms(arms, steps=FLAGS.kws_step_count, rounds=FLAGS.kws_step_rounds,
-                        batch_size=FLAGS.kws_step_batch_size)
-    meta = {"steps": FLAGS.kws_step_count, "rounds": FLAGS.kws_step_rounds,
-            "batch_size": FLAGS.kws_step_batch_size}
-    _common.write_step_results("keyword_spotting_step", results, meta, FLAGS.kws_step_output)
+    sizes = dict(steps=FLAGS.kws_step_count, rounds=FLAGS.kws_step_rounds,
+                 batch_size=FLAGS.kws_step_batch_size)
+    if FLAGS.kws_step_augment:
+        results = time_augmentations(**sizes)
+    else:
+        arms = {text: _common.parse_arm(text) for text in FLAGS.kws_step_arms.split(",")}
+        results = time_arms(arms, **sizes)
+    meta = {**sizes, "augment": FLAGS.kws_step_augment}
+    output = FLAGS.kws_step_output
+    if FLAGS.kws_step_augment and output == FLAGS["kws_step_output"].default:
+        output = output.replace("_step.json", "_augment.json")
+    _common.write_step_results("keyword_spotting_step", results, meta, output,
+                               unit="ms / batch" if FLAGS.kws_step_augment else "s / step",
+                               scale=1000.0 if FLAGS.kws_step_augment else 1.0)
 
 
 if __name__ == "__main__":

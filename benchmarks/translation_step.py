@@ -182,7 +182,7 @@ def main(argv):
     extra = {"decoded steps": "decoded_steps"} if FLAGS.step_decode else {}
     _common.write_step_results("translation_step", results, meta, FLAGS.step_output,
                                unit="ms / decode" if FLAGS.step_decode else "s / step",
-                               scale=1000.0 if FLAGS.step_decode else 1.0, extra=extra)
+                               scale=1000.0 if FLAGS.step_decode else 1.0, extra_columns=extra)
 
 
 if __name__ == "__main__":

@@ -23,3 +23,12 @@ def test_every_arm_is_timed_in_turns_and_written(tmp_path):
     assert record["meta"]["steps"] == 1 and record["meta"]["machine"]["cpu_model"]
     table = (tmp_path / "step.md").read_text()
     assert "| looped |" in table and "| unrolled |" in table and "1.00x" in table
+
+
+def test_every_augmentation_is_timed_and_keeps_the_batch():
+    fns = keyword_spotting_step.augmentations(batch_size=3)
+    assert "speed perturbation" in fns and "channel augmentation (p=0.5)" in fns
+    for fn in fns.values():
+        assert tuple(fn().shape) == (3, 16000)
+    out = keyword_spotting_step.time_augmentations(steps=1, rounds=1, batch_size=2)
+    assert list(out) == list(fns) and all(r["seconds_per_step"] > 0 for r in out.values())
