@@ -59,15 +59,26 @@ def source_length_thirds(sources: list) -> tuple[np.ndarray, list[int]]:
 
 
 def translate_all(module, sentences, batch_size=64) -> dict:
-    """Runs the export module's `translate` over `sentences` in batches (numpy results)."""
+    """Runs the export module's `translate` over `sentences` in batches (numpy results, in
+    the order of `sentences`).
+
+    The batches are made of sentences of similar length (sorted by words), so a beam search
+    does not run to the longest sentence's length for a batch of short ones: on 2,000 of
+    the UI strings' test sentences 0.66x the time, with the same translations
+    (`python -m benchmarks.translation_eval_order`).
+    """
     out = {"translation": [], "attention_weights": [], "source_tokens": [], "target_tokens": []}
+    order = np.argsort([len(str(s).split()) for s in sentences], kind="stable")
     for i in range(0, len(sentences), batch_size):
-        result = module.translate(np.array(sentences[i : i + batch_size], dtype=object))
+        batch = [sentences[j] for j in order[i : i + batch_size]]
+        result = module.translate(np.array(batch, dtype=object))
         for key in out:
             out[key].append(result[key].numpy())
     if not out["translation"]:
         return {"translation": [], "raw_translation": []}
-    merged = {key: np.concatenate(values) for key, values in out.items()}
+    restore = np.empty_like(order)
+    restore[order] = np.arange(len(order))
+    merged = {key: np.concatenate(values)[restore] for key, values in out.items()}
     merged["translation"] = [t.decode("utf-8") for t in merged["translation"]]
     # The model's own words, [UNK]s not replaced (for BLEU with and without replacement).
     raw = translation_export.join_tokens(merged["target_tokens"]).numpy()
