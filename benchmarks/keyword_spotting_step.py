@@ -23,8 +23,6 @@ batch of random clips, in turns the same way: the speed perturbation
 from __future__ import annotations
 
 import dataclasses
-import statistics
-import time
 
 from absl import app, flags
 
@@ -58,22 +56,22 @@ def time_arms(arms: dict, *, steps: int, rounds: int, batch_size: int,
     rng = np.random.default_rng(seed)
     clips = tf.constant(rng.uniform(-0.3, 0.3, (batch_size, 16000)).astype("float32"))
     labels = tf.constant(rng.integers(0, 22, batch_size).astype("int32"))
+    return _turns({name: (lambda m=model: m.train_on_batch(clips, labels))
+                   for name, model in models.items()}, steps, rounds,
+                  {name: {"params": model.count_params()} for name, model in models.items()})
 
-    def turn(name):
-        start = time.perf_counter()
-        for _ in range(steps):
-            models[name].train_on_batch(clips, labels)
-        return (time.perf_counter() - start) / steps
 
-    for name in arms:  # warm-up: tracing and the first steps
-        turn(name)
-    turns = {name: [] for name in arms}
-    for r in range(rounds):
-        order = list(arms)[r % len(arms):] + list(arms)[:r % len(arms)]
-        for name in order:
-            turns[name].append(turn(name))
-    return {name: {"seconds_per_step": statistics.median(turns[name]), "turns": turns[name],
-                   "params": models[name].count_params()} for name in arms}
+def _turns(fns: dict, steps: int, rounds: int, extra: dict | None = None) -> dict:
+    """`_common.time_interleaved` over turns of `steps` calls of each fn (one warm-up turn
+    each): `{name: {"seconds_per_step", "turns", **extra[name]}}`."""
+    def turn(fn):
+        return lambda: [fn() for _ in range(steps)]
+
+    timed = _common.time_interleaved({name: turn(fn) for name, fn in fns.items()},
+                                     repeats=rounds, warmup=1)
+    return {name: {"seconds_per_step": timed[name]["median_s"] / steps,
+                   "turns": [t / steps for t in timed[name]["times_s"]],
+                   **(extra or {}).get(name, {})} for name in fns}
 
 
 def augmentations(batch_size: int, seed: int = 0) -> dict:
@@ -102,21 +100,7 @@ def augmentations(batch_size: int, seed: int = 0) -> dict:
 def time_augmentations(*, steps: int, rounds: int, batch_size: int) -> dict:
     """`{name: {"seconds_per_step": median, "turns": [...]}}` per augmentation."""
     fns = augmentations(batch_size)
-
-    def turn(name):
-        start = time.perf_counter()
-        for _ in range(steps):
-            fns[name]().numpy()
-        return (time.perf_counter() - start) / steps
-
-    for name in fns:
-        turn(name)
-    turns = {name: [] for name in fns}
-    for r in range(rounds):
-        for name in list(fns)[r % len(fns):] + list(fns)[:r % len(fns)]:
-            turns[name].append(turn(name))
-    return {name: {"seconds_per_step": statistics.median(turns[name]), "turns": turns[name]}
-            for name in fns}
+    return _turns({name: (lambda f=fn: f().numpy()) for name, fn in fns.items()}, steps, rounds)
 
 
 def main(argv):

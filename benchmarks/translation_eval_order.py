@@ -6,15 +6,12 @@
 Sends the first `--limit` source sentences of a run's `translations.tsv` (or of any
 text file, one sentence a line, with `--sentences_column=-1`) through the export's
 `serving_default`, batch 64, once in file order and once as `evaluation.translate_all`
-batches them (sorted by words, results put back in order), in alternating rounds, and
+batches them (sorted by words, results put back in order), in rotating rounds, and
 reports each order's median seconds and whether the translations are the same. Writes
 `benchmarks/results/translation_eval_order.{json,md}`.
 """
 
 from __future__ import annotations
-
-import statistics
-import time
 
 from absl import app, flags
 
@@ -70,18 +67,12 @@ def compare(module, sentences: list[str], rounds: int) -> dict:
         return evaluation.translate_all(module, sentences)["translation"]
 
     arms = {"file order": in_file_order, "by length": by_length}
-    outputs, times = {}, {name: [] for name in arms}
-    for name, fn in arms.items():  # warm-up: tracing for the batch shapes
-        outputs[name] = fn()
-    for r in range(rounds):
-        for name in (list(arms) if r % 2 == 0 else list(arms)[::-1]):
-            start = time.perf_counter()
-            arms[name]()
-            times[name].append(time.perf_counter() - start)
+    outputs = {name: fn() for name, fn in arms.items()}  # also the warm-up (tracing)
+    timed = _common.time_interleaved(arms, repeats=rounds, warmup=0)
     same = sum(a == b for a, b in zip(outputs["file order"], outputs["by length"],
                                           strict=True))
-    return {**{name: {"seconds_per_step": statistics.median(t), "turns": t}
-               for name, t in times.items()},
+    return {**{name: {"seconds_per_step": t["median_s"], "turns": t["times_s"]}
+               for name, t in timed.items()},
             "same_translations": same, "sentences": len(sentences)}
 
 

@@ -1,6 +1,5 @@
 """benchmarks/translation_eval_order.py: both orders timed, their translations compared."""
 
-import numpy as np
 import tensorflow as tf
 
 from apps.common import flags as common_flags  # noqa: F401  (its flags are defined too)
@@ -27,4 +26,3 @@ def test_both_orders_give_the_same_translations_and_are_timed(tmp_path):
     assert out["same_translations"] == out["sentences"] == 100
     for arm in ("file order", "by length"):
         assert len(out[arm]["turns"]) == 2 and out[arm]["seconds_per_step"] > 0
-    assert np.isfinite(out["by length"]["seconds_per_step"])

@@ -328,8 +328,10 @@ def test_speed_perturbation_resamples_to_a_length_of_whole_steps():
     assert len(found) > 1  # the speed is drawn anew
 
 
-def test_resample_to_length_keeps_a_tone_band_limited():
-    tone = tf.constant(_tones(16000, 1.0, (1000.0,)), tf.float32)
-    out = audio.resample_to_length(tone, 8000).numpy()  # 16 kHz -> 8 kHz: 1 kHz stays 1 kHz
-    assert out.shape == (8000,)
-    assert np.argmax(np.abs(np.fft.rfft(out))) * 8000 / 8000 == 1000.0
+def test_resample_to_length_keeps_a_tone_and_drops_what_is_above_the_new_nyquist():
+    low, high = (tf.constant(_tones(16000, 1.0, (hz,)), tf.float32) for hz in (1000.0, 5000.0))
+    kept = audio.resample_to_length(low, 8000).numpy()  # 16 kHz -> 8 kHz: Nyquist 4 kHz
+    assert kept.shape == (8000,)
+    assert np.fft.rfftfreq(8000, 1 / 8000)[np.argmax(np.abs(np.fft.rfft(kept)))] == 1000.0
+    dropped = audio.resample_to_length(high, 8000).numpy()  # 5 kHz cannot alias to 3 kHz
+    assert np.max(np.abs(dropped)) < 1e-3 * np.max(np.abs(high.numpy()))
