@@ -78,7 +78,8 @@ def resolve_export(path: str) -> str:
 
 
 def translate(path: str, sources: list[str], batch_size: int = BATCH_SIZE) -> list[str]:
-    """The `translation` output of the SavedModel at `path` for each source, in batches."""
+    """The `translation` output of the SavedModel at `path` for each source, in batches
+    of sources of similar length."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(path)
@@ -86,9 +87,12 @@ def translate(path: str, sources: list[str], batch_size: int = BATCH_SIZE) -> li
         raise ValueError(f"export {path!r} has no serving_default signature "
                          f"(it has {sorted(loaded.signatures)}).")
     serve = loaded.signatures["serving_default"]
+    # Batches of sentences of similar length (as the app's evaluation), in the given order.
+    order, restore = evaluation.length_order(sources)
     out = []
     for start in range(0, len(sources), batch_size):
-        result = serve(text=tf.constant(sources[start : start + batch_size], tf.string))
+        batch = [sources[i] for i in order[start : start + batch_size]]
+        result = serve(text=tf.constant(batch, tf.string))
         if "translation" not in result:
             raise ValueError(f"export {path!r}: serving_default has no `translation` output "
                              f"(it has {sorted(result)}).")
@@ -96,7 +100,7 @@ def translate(path: str, sources: list[str], batch_size: int = BATCH_SIZE) -> li
     if len(out) != len(sources):
         raise ValueError(f"export {path!r} returned {len(out)} translations for "
                          f"{len(sources)} inputs.")
-    return out
+    return [out[i] for i in restore]
 
 
 def score(pairs: list, hypotheses: list[str]) -> dict:
@@ -142,19 +146,43 @@ def ui_test_v1(language: str, data_dir: str) -> list:
     return builder.split_pairs(pairs, "test")
 
 
+def long_test(language: str, data_dir: str, per_bucket: int) -> list:
+    """The first `per_bucket` test pairs of each English-length bucket of `long_translations`
+    (as the app's `long_test_per_bucket` takes them), as `[(source, target)]`."""
+    from apps.translation import pipeline, train
+
+    parts, _, _ = pipeline.load_parts(f"{pipeline.LONG}/{language}", data_dir)
+    test = train.per_bucket(next(iter(parts.values()))["test"], per_bucket)
+    return list(zip(test.sources, test.targets, strict=True))
+
+
+def score_by_words(pairs: list, hypotheses: list[str]) -> dict:
+    """BLEU and chrF of `hypotheses` for `(source, target)` pairs, whole and by English words
+    (`evaluation.bleu_by_words`)."""
+    sources, references = [p[0] for p in pairs], [p[1] for p in pairs]
+    out = evaluation.corpus_scores(hypotheses, references)
+    out["empty"] = sum(1 for h in hypotheses if not h.strip())
+    out["bleu_by_words"] = evaluation.bleu_by_words(sources, hypotheses, references)
+    return out
+
+
 def run(exports: dict[str, str], pairs: list, set_record: dict, *, batch_size: int = BATCH_SIZE,
         command: str = "", results_dir: str | None = None, limit: int | None = None,
-        ui_test: list | None = None) -> dict:
+        ui_test: list | None = None, long_pairs: list | None = None) -> dict:
     """Scores `copy-source` and each export on `pairs`; writes the JSON and markdown.
 
     With `ui_test` (`[(source, target, package)]`, e.g. `ui_test_v1`), each row
-    is also scored on those pairs, under the key `ui_test`.
+    is also scored on those pairs, under the key `ui_test`; with `long_pairs`
+    (`[(source, target)]`, e.g. `long_test`), on those by English length, under
+    `long_test`.
     """
     machine = _common.machine_info()
     results = {COPY: {"export": None, "seconds": None,
                       **score(pairs, [p[0] for p in pairs])}}
     if ui_test:
         results[COPY]["ui_test"] = score(ui_test, [p[0] for p in ui_test])
+    if long_pairs:
+        results[COPY]["long_test"] = score_by_words(long_pairs, [p[0] for p in long_pairs])
     for name, path in exports.items():
         resolved = resolve_export(path)
         start = time.perf_counter()
@@ -169,9 +197,15 @@ def run(exports: dict[str, str], pairs: list, set_record: dict, *, batch_size: i
                 ui_test, translate(resolved, [p[0] for p in ui_test], batch_size))
             print(f"{name} on the UI test split: BLEU {results[name]['ui_test']['bleu']:.2f}",
                   flush=True)
+        if long_pairs:
+            results[name]["long_test"] = score_by_words(
+                long_pairs, translate(resolved, [p[0] for p in long_pairs], batch_size))
+            print(f"{name} on the long test split: BLEU {results[name]['long_test']['bleu']:.2f}",
+                  flush=True)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     meta = {"command": command, "machine": machine, "batch_size": batch_size, "limit": limit,
             "rows": len(pairs), "ui_test_rows": len(ui_test or []),
+            "long_test_rows": len(long_pairs or []),
             "set": {key: set_record.get(key) for key in (
                 "language", "rows", "sha256", "training", "packages", "totals")}}
     record = {"meta": meta, "results": results}
@@ -200,6 +234,20 @@ def markdown(record: dict) -> str:
               f"({meta['ui_test_rows']} pairs of its 21 packages; rebuilt exactly, also test "
               "pairs of 2.0.0), where the earlier BLEU targets were set:", "",
               _common.markdown_table(["model", "BLEU", "chrF", "empty"], ui_rows)]
+    long = []
+    if meta.get("long_test_rows"):
+        buckets = next(iter(results.values()))["long_test"]["bleu_by_words"]
+        names = [n for n, b in buckets.items() if b["sentences"]]
+        long_rows = [[name, f"{r['long_test']['bleu']:.2f}", f"{r['long_test']['chrf']:.2f}"]
+                     + [f"{r['long_test']['bleu_by_words'][n]['bleu']:.2f}" for n in names]
+                     + [r["long_test"]["empty"]] for name, r in results.items()]
+        long = ["", f"The same rows on the test split of `long_translations` (man pages and "
+                f"package descriptions; {meta['long_test_rows']} pairs, the first of each "
+                "English-length bucket), BLEU by English words:", "",
+                _common.markdown_table(
+                    ["model", "BLEU", "chrF",
+                     *[f"{n} ({buckets[n]['sentences']})" for n in names], "empty"],
+                    long_rows)]
     s = meta["set"]
     packages = ", ".join(f"{p['name']} {p['kept']}" for p in s.get("packages") or [])
     totals = s.get("totals") or {}
@@ -220,7 +268,7 @@ def markdown(record: dict) -> str:
         "as the translation. `empty`: translations that are empty.", "",
         f"Command: `{meta['command']}`", "",
         f"Machine: {_common.machine_line(meta['machine'])}.", "",
-        _common.markdown_table(headers, rows), *ui,
+        _common.markdown_table(headers, rows), *ui, *long,
     ]) + "\n"
 
 
@@ -233,6 +281,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("limit", None, "Score a fixed random sample of this many pairs.")
     flags.DEFINE_boolean("ui_test", True, "Also score every row on the UI-strings test split "
                          "of gettext_translations 1.0.0 (ui_test_v1).")
+    flags.DEFINE_integer("long_test_per_bucket", 0, "Also score every row on the test split of "
+                         "long_translations, this many pairs of each English-length bucket "
+                         "(0: not).")
     flags.DEFINE_string("results_dir", _common.RESULTS_DIR, "Where the JSON and markdown go.")
 
 
@@ -248,10 +299,15 @@ def main(argv) -> None:
     pairs, set_record = unseen_programs.prepare(f.language, data_dir)
     command = " ".join(["python -m benchmarks.translation_unseen", *sys.argv[1:]])
     ui_test = ui_test_v1(f.language, data_dir) if f.ui_test else None
+    if f.long_test_per_bucket < 0:
+        raise app.UsageError(f"--long_test_per_bucket={f.long_test_per_bucket}: expected 0 "
+                             "(off) or a positive number of pairs per bucket.")
+    long_pairs = (long_test(f.language, data_dir, f.long_test_per_bucket)
+                  if f.long_test_per_bucket else None)
     record = run(exports, sample(pairs, f.limit), set_record,
                  batch_size=common_flags.resolve(common_flags.BATCH_SIZE, BATCH_SIZE),
                  command=command, results_dir=f.results_dir, limit=f.limit,
-                 ui_test=sample(ui_test, f.limit) if ui_test else None)
+                 ui_test=sample(ui_test, f.limit) if ui_test else None, long_pairs=long_pairs)
     print(record["markdown"])
 
 

@@ -58,6 +58,15 @@ def source_length_thirds(sources: list) -> tuple[np.ndarray, list[int]]:
     return buckets, bounds
 
 
+def length_order(sentences) -> tuple[np.ndarray, np.ndarray]:
+    """`(order, restore)`: `order` sorts `sentences` by words (stable), and `x[order][restore]`
+    gives `x` back; for batches of sentences of similar length."""
+    order = np.argsort([len(str(s).split()) for s in sentences], kind="stable")
+    restore = np.empty_like(order)
+    restore[order] = np.arange(len(order))
+    return order, restore
+
+
 def translate_all(module, sentences, batch_size=64) -> dict:
     """Runs the export module's `translate` over `sentences` in batches (numpy results, in
     the order of `sentences`).
@@ -68,7 +77,7 @@ def translate_all(module, sentences, batch_size=64) -> dict:
     (`python -m benchmarks.translation_eval_order`).
     """
     out = {"translation": [], "attention_weights": [], "source_tokens": [], "target_tokens": []}
-    order = np.argsort([len(str(s).split()) for s in sentences], kind="stable")
+    order, restore = length_order(sentences)
     for i in range(0, len(sentences), batch_size):
         batch = [sentences[j] for j in order[i : i + batch_size]]
         result = module.translate(np.array(batch, dtype=object))
@@ -76,8 +85,6 @@ def translate_all(module, sentences, batch_size=64) -> dict:
             out[key].append(result[key].numpy())
     if not out["translation"]:
         return {"translation": [], "raw_translation": []}
-    restore = np.empty_like(order)
-    restore[order] = np.arange(len(order))
     merged = {key: np.concatenate(values)[restore] for key, values in out.items()}
     merged["translation"] = [t.decode("utf-8") for t in merged["translation"]]
     # The model's own words, [UNK]s not replaced (for BLEU with and without replacement).

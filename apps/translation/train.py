@@ -106,6 +106,10 @@ class TrainConfig(common_config.CommonTrainConfig):
             seeded random sample of them. Training pairs whose source or target
             does not fit `model.max_source_length` / `model.max_target_length`
             tokens (pieces) are dropped in any case (metrics: `dropped_long_pairs`).
+        long_train_pairs: train on at most this many pairs of `long_translations`
+            (a seeded sample of those that fit the lengths above; None: all). The
+            vocabulary is still learnt from all of its training pairs. This sets
+            the share of long sentences in the batches beside the UI strings.
         max_test_pairs: evaluate on at most this many validation and test pairs
             (of each dataset joined).
         max_validation_pairs: validate (teacher-forced loss, each epoch) on at
@@ -141,6 +145,7 @@ class TrainConfig(common_config.CommonTrainConfig):
     batch_size: int = 64
     min_count: int = 2
     max_train_pairs: int | None = None
+    long_train_pairs: int | None = None
     max_test_pairs: int | None = None
     max_validation_pairs: int | None = 1024
     long_test_per_bucket: int | None = 200
@@ -168,7 +173,8 @@ class TrainConfig(common_config.CommonTrainConfig):
                              f"({self.train_tsv!r}), not both.")
         least = {"epochs": 1, "batch_size": 1, "min_count": 1, "beam_width": 1, "heatmaps": 0,
                  "steps_per_epoch": 1,
-                 "max_train_pairs": 1, "max_test_pairs": 1, "length_penalty": 0.0,
+                 "max_train_pairs": 1, "long_train_pairs": 1, "max_test_pairs": 1,
+                 "length_penalty": 0.0,
                  "max_validation_pairs": 1, "long_test_per_bucket": 1}
         for name, low in least.items():
             value = getattr(self, name)
@@ -214,8 +220,15 @@ def per_bucket(pairs, count: int):
     return pipeline.Pairs([pairs.sources[i] for i in keep], [pairs.targets[i] for i in keep])
 
 
+def _joined(pairs_list) -> pipeline.Pairs:
+    """One `Pairs` of all of `pairs_list`, in order."""
+    return pipeline.Pairs([s for p in pairs_list for s in p.sources],
+                          [t for p in pairs_list for t in p.targets])
+
+
 def _splits(config: TrainConfig, data_dir: str):
-    """The train and validation pairs, the test pairs of each part, the languages.
+    """The training pairs of each part, the validation pairs, the test pairs of each part,
+    the languages.
 
     Cut to the config's limits: seeded samples of `max_train_pairs` training and
     `max_validation_pairs` validation pairs, `long_test_per_bucket` pairs per
@@ -225,12 +238,11 @@ def _splits(config: TrainConfig, data_dir: str):
     parts, source_language, target_language = pipeline.load_parts(
         config.dataset, data_dir, config.train_tsv, limit=config.max_train_pairs
     )
-    train = pipeline.Pairs([], [])
+    trains = {}
     validation = pipeline.Pairs([], [])
     tests = {}
     for name, splits in parts.items():
-        train = pipeline.Pairs(train.sources + splits["train"].sources,
-                               train.targets + splits["train"].targets)
+        trains[name] = splits["train"]
         held = splits["validation"]
         tests[name] = splits["test"]
         if config.long_test_per_bucket and name.split("/")[0] == pipeline.LONG:
@@ -240,12 +252,37 @@ def _splits(config: TrainConfig, data_dir: str):
                 config.max_test_pairs)
         validation = pipeline.Pairs(validation.sources + held.sources,
                                     validation.targets + held.targets)
-    train = _sample(train, config.max_train_pairs, config.seed)
+    if config.max_train_pairs:
+        # One seeded sample of the joined pairs, each part keeping what was drawn from it.
+        counts = [len(p) for p in trains.values()]
+        total = sum(counts)
+        picked = (np.sort(np.random.default_rng(config.seed).permutation(total)[
+            :config.max_train_pairs]) if total > config.max_train_pairs else np.arange(total))
+        start = 0
+        for (name, pairs), count in zip(list(trains.items()), counts, strict=True):
+            mine = picked[(picked >= start) & (picked < start + count)] - start
+            trains[name] = pipeline.Pairs([pairs.sources[i] for i in mine],
+                                          [pairs.targets[i] for i in mine])
+            start += count
     validation = _sample(validation, config.max_validation_pairs, config.seed)
-    logging.info("%s: %d train, %d validation, %s test pairs (%s -> %s)", config.dataset_name,
-                 len(train), len(validation), {k: len(v) for k, v in tests.items()},
-                 source_language, target_language)
-    return train, validation, tests, [source_language, target_language]
+    logging.info("%s: %s train, %d validation, %s test pairs (%s -> %s)", config.dataset_name,
+                 {k: len(v) for k, v in trains.items()}, len(validation),
+                 {k: len(v) for k, v in tests.items()}, source_language, target_language)
+    return trains, validation, tests, [source_language, target_language]
+
+
+def training_pairs(config: TrainConfig, trains: dict, source_tokenizer, target_tokenizer):
+    """The pairs trained on: those of each part that fit the lengths, the long corpus
+    sampled to `long_train_pairs`; with the count dropped for length and kept per part."""
+    kept, dropped, per_part = [], 0, {}
+    for name, pairs in trains.items():
+        fitting, too_long = pipeline.fitting_pairs(pairs, source_tokenizer, target_tokenizer)
+        dropped += too_long
+        if config.long_train_pairs and name.split("/")[0] == pipeline.LONG:
+            fitting = _sample(fitting, config.long_train_pairs, config.seed)
+        per_part[name] = len(fitting)
+        kept.append(fitting)
+    return _joined(kept), dropped, per_part
 
 
 def run_tokenizers(config: TrainConfig, train: pipeline.Pairs, model_dir: str):
@@ -281,13 +318,14 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     training.set_seed(config.seed)
     data_dir = common_data.data_dir(config.data_dir)
     model_dir = training.run_dir(config.model_dir, APP)
-    train, validation, tests, languages = _splits(config, data_dir)
+    trains, validation, tests, languages = _splits(config, data_dir)
 
     m = config.model
-    source_tokenizer, target_tokenizer = run_tokenizers(config, train, model_dir)
-    train, dropped = pipeline.fitting_pairs(train, source_tokenizer, target_tokenizer)
-    logging.info("%d training pairs longer than %d source / %d target tokens dropped; %d kept",
-                 dropped, m.max_source_length, m.max_target_length, len(train))
+    source_tokenizer, target_tokenizer = run_tokenizers(config, _joined(trains.values()),
+                                                        model_dir)
+    train, dropped, per_part = training_pairs(config, trains, source_tokenizer, target_tokenizer)
+    logging.info("%d training pairs longer than %d source / %d target tokens dropped; "
+                 "%s kept", dropped, m.max_source_length, m.max_target_length, per_part)
     if not len(train):
         raise ValueError(f"No training pair fits model.max_source_length={m.max_source_length} "
                          f"and model.max_target_length={m.max_target_length} tokens.")
@@ -338,7 +376,7 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         "train_cpu_seconds": cpu_seconds,
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "test_sets": test_sets,
-        "pairs": {"train": len(train), "validation": len(validation),
+        "pairs": {"train": len(train), "train_parts": per_part, "validation": len(validation),
                   "test": len(next(iter(tests.values()))),
                   "test_sets": {k: len(v) for k, v in tests.items()}},
         "dropped_long_pairs": dropped,

@@ -103,3 +103,24 @@ def test_run_also_scores_the_ui_test_split(export_base, tmp_path):
     plain = bench.run({"upper": export_base}, PAIRS, SET, batch_size=2, command="cmd",
                       results_dir=str(tmp_path))
     assert "ui_test" not in plain["results"]["upper"] and "1.0.0" not in plain["markdown"]
+
+
+def test_run_scores_the_long_test_split_by_english_words(export_base, tmp_path):
+    long_pairs = [(" ".join(["word"] * n), " ".join(["mot"] * n)) for n in (3, 8, 15, 25)]
+    record = bench.run({"upper": export_base}, PAIRS, SET, batch_size=3, command="cmd",
+                       results_dir=str(tmp_path), long_pairs=long_pairs)
+    for name in ("copy-source", "upper"):
+        by_words = record["results"][name]["long_test"]["bleu_by_words"]
+        assert [by_words[b]["sentences"] for b in ("<=10", "10-20", "20-30")] == [2, 1, 1]
+    # Upper-cased in batches sorted by length, the outputs come back in the pairs' order.
+    assert record["results"]["upper"]["long_test"]["chrf"] == pytest.approx(
+        record["results"]["copy-source"]["long_test"]["chrf"])
+    assert record["meta"]["long_test_rows"] == 4
+    assert "test split of `long_translations`" in record["markdown"]
+    assert "| <=10 (2) |" in record["markdown"]
+
+
+def test_translate_keeps_the_order_of_sources_of_mixed_lengths(export_base):
+    sources = ["a b c d e f", "x", "m n o", "p q", "r s t u"]
+    assert bench.translate(os.path.join(export_base, "3"), sources, batch_size=2) == [
+        s.upper() for s in sources]

@@ -1,5 +1,7 @@
 """Issue 17 in the app: subword ids, joined datasets, the length filter, BLEU by English words."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import sacrebleu
@@ -133,6 +135,30 @@ def test_train_config_takes_joined_datasets_and_a_vocabulary_kind():
     assert train.TrainConfig(vocabulary="word").vocabulary == "word"  # copy=None: off there
     with pytest.raises(ValueError, match="steps_per_epoch must be >= 1"):
         train.TrainConfig(steps_per_epoch=0)
+
+
+def test_training_pairs_fit_each_part_and_sample_the_long_corpus():
+    from apps.translation import train
+
+    source, target = pipeline.make_tokenizers(_pairs(200, seed=7), 700, 100, 6, 5,
+                                              vocabulary="subword")
+    ui = pipeline.Pairs(["Open the file", "Open the file " * 4, "Close"],
+                        ["Ouvrir le fichier", "Ouvrir", "Fermer"])
+    long = pipeline.Pairs([f"Open file {i}" for i in range(10)] + ["Open the file " * 4],
+                          [f"Ouvrir {i}" for i in range(10)] + ["Ouvrir"])
+    trains = {"gettext_translations/fr": ui, "long_translations/fr": long}
+    config = train.TrainConfig(dataset=train.LONG_DATASET, long_train_pairs=4, seed=3)
+    kept, dropped, per_part = train.training_pairs(config, trains, source, target)
+    # One too long in each part; the long corpus's 10 that fit sampled down to 4.
+    assert dropped == 2 and per_part == {"gettext_translations/fr": 2, "long_translations/fr": 4}
+    assert kept.sources[:2] == ["Open the file", "Close"]
+    assert set(kept.sources[2:]) < {f"Open file {i}" for i in range(10)}
+    assert kept.sources == train.training_pairs(config, trains, source, target)[0].sources
+    everything = dataclasses.replace(config, long_train_pairs=None)
+    assert train.training_pairs(everything, trains, source, target)[2][
+        "long_translations/fr"] == 10
+    with pytest.raises(ValueError, match="long_train_pairs must be >= 1"):
+        train.TrainConfig(long_train_pairs=0)
 
 
 def test_per_bucket_keeps_the_first_pairs_of_each_length_bucket():
