@@ -10,6 +10,8 @@ same sentences: the simple alternative a user would pick instead.
     python benchmarks/sentiment_domains.py --variant=mean_pooling --seeds=1,2,3
     python benchmarks/sentiment_domains.py --config=model.lexicon=vader \
         --name=sentiment_domains_lexicon      # with the lexicon's features
+    python benchmarks/sentiment_domains.py --config=prior_weights=0,2,4,8,16 \
+        --name=sentiment_domains_prior_sweep  # also each domain at other prior weights
 
 Writes `benchmarks/results/<name>.{json,md}` (default `sentiment_domains`, with the machine).
 """
@@ -53,6 +55,44 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def prior_table(rows: list[dict]) -> str:
+    """Markdown: accuracy at each inference weight of the lexicon's prior
+    (`--config=prior_weights=...`), per scored domain and split, mean over seeds; then the
+    mean of the held-out domains and of the test splits. Empty without such scores."""
+    cells: dict = {}
+    for row in rows:
+        for domain, scores in row["scores"].items():
+            for weight, accuracy in scores.get("accuracy_by_prior_weight", {}).items():
+                key = (domain, scores["split"])
+                cells.setdefault(key, {}).setdefault(weight, []).append(accuracy)
+    if not cells:
+        return ""
+    weights = list(next(iter(cells.values())))
+    lexicon = {(d, sc["split"]): sc["lexicon_accuracy"] for r in rows
+               for d, sc in r["scores"].items()}
+
+    def mean(values):
+        return sum(values) / len(values)
+
+    lines = ["| scored on | " + " | ".join(f"w={w}" for w in weights) + " | VADER |",
+             "|---|" + "---|" * (len(weights) + 1)]
+    for (domain, split), by_weight in cells.items():
+        held = "held out" if split == "all" else "test"
+        lines.append(f"| {domain} {held} | " + " | ".join(
+            f"{mean(by_weight[w]):.4f}" for w in weights)
+            + f" | {lexicon[(domain, split)]:.4f} |")
+    for split, label in (("all", "mean held out"), ("test", "mean of the test splits")):
+        keys = [k for k in cells if k[1] == split]
+        if keys:
+            lines.append(f"| **{label}** | " + " | ".join(
+                f"{mean([mean(cells[k][w]) for k in keys]):.4f}" for w in weights)
+                + f" | {mean([lexicon[k] for k in keys]):.4f} |")
+    return ("\n## Accuracy by the lexicon prior's weight at inference\n\n"
+            "Each trained model scored again with the prior `w * atanh(score)` at another "
+            "weight (`evaluation.reweighed_margin`), mean over seeds.\n\n"
+            + "\n".join(lines) + "\n")
+
+
 def main(argv):
     del argv
     seeds = [int(s) for s in _SEEDS.value]
@@ -83,7 +123,8 @@ def main(argv):
     os.makedirs(_OUT, exist_ok=True)
     with open(os.path.join(_OUT, f"{_NAME.value}.json"), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=1)
-    markdown = f"# Sentiment across domains\n\nCommand: `{record['command']}`\n\n" + table(rows)
+    markdown = (f"# Sentiment across domains\n\nCommand: `{record['command']}`\n\n"
+                + table(rows) + prior_table(rows))
     with open(os.path.join(_OUT, f"{_NAME.value}.md"), "w", encoding="utf-8") as f:
         f.write(markdown)
     print(markdown)

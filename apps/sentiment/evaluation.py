@@ -19,23 +19,58 @@ import numpy as np
 import tensorflow as tf
 
 from apps.common import text as common_text
-from apps.sentiment import pipeline
+from apps.sentiment import lexicon, pipeline
 from apps.sentiment.builder import LABELS
 
 
 def evaluate(model: keras.Model, split: pipeline.Split, tokenizer: common_text.Tokenizer,
-             batch_size: int) -> dict:
-    """Accuracy, and how often the truth / the model says positive (to see a skew)."""
+             batch_size: int, prior_weights=()) -> dict:
+    """Accuracy, and how often the truth / the model says positive (to see a skew).
+
+    `model` is the classifier (probabilities) or the explainer (a dict of outputs).
+    With `prior_weights` and an explainer that returns `lexicon_score` (a model with
+    `model.lexicon_prior` w), also `accuracy_by_prior_weight`: the accuracy had the
+    lexicon's prior weighed w' instead of w at inference, for each w' (the network's own
+    margin is the output's log-odds minus w * atanh(score); see `reweighed_margin`).
+    """
     if len(split) == 0:
         return {"accuracy": float("nan"), "examples": 0}
     ds = pipeline.make_dataset(split, tokenizer, batch_size).map(lambda ids, _: ids)
-    predicted = np.argmax(model.predict(ds, verbose=0), axis=-1)
-    return {
+    out = model.predict(ds, verbose=0)
+    probabilities = out["probabilities"] if isinstance(out, dict) else out
+    predicted = np.argmax(probabilities, axis=-1)
+    scores = {
         "accuracy": float(np.mean(predicted == split.labels)),
         "examples": len(split),
         "positive_share": float(np.mean(split.labels == 1)),
         "predicted_positive_share": float(np.mean(predicted == 1)),
     }
+    if prior_weights and isinstance(out, dict) and "lexicon_score" in out:
+        weight = _prior_weight(model)
+        scores["accuracy_by_prior_weight"] = {
+            f"{w:g}": float(np.mean((reweighed_margin(probabilities, out["lexicon_score"],
+                                                      weight, w) > 0) == split.labels))
+            for w in prior_weights}
+    return scores
+
+
+def _prior_weight(model: keras.Model) -> float:
+    """The weight of `model`'s `lexicon.PriorSoftmax` layer."""
+    for layer in model.layers:
+        if isinstance(layer, lexicon.PriorSoftmax):
+            return layer.weight
+    raise ValueError(f"{model.name} has no lexicon prior layer (lexicon.PriorSoftmax).")
+
+
+def reweighed_margin(probabilities, score, weight: float, new_weight: float) -> np.ndarray:
+    """The positive class's log-odds had `lexicon.PriorSoftmax` weighed the lexicon's
+    `score` by `new_weight` instead of `weight`: the output's log-odds, less
+    `weight * atanh(score)`, plus `new_weight * atanh(score)` (probabilities kept off 0
+    and 1, so a saturated output stays on its side)."""
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
+    atanh = np.arctanh(np.clip(np.asarray(score, np.float64).reshape(-1),
+                               -lexicon.MAX_SCORE, lexicon.MAX_SCORE))
+    return np.log(p[:, 1]) - np.log(p[:, 0]) + (new_weight - weight) * atanh
 
 
 def lexicon_baseline(split: pipeline.Split) -> dict:

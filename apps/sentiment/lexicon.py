@@ -219,7 +219,7 @@ class LexiconScore(keras.layers.Layer):
 
 
 #: |score| is clipped here before atanh, so the prior margin stays finite.
-_MAX_SCORE = 0.999
+MAX_SCORE = 0.999
 
 
 @keras.saving.register_keras_serializable(package="sentiment")
@@ -247,7 +247,7 @@ class PriorSoftmax(keras.layers.Layer):
         logits = ops.cast(logits, self.compute_dtype)
         if training and not self.in_training:
             return ops.softmax(logits, axis=-1)
-        score = ops.clip(ops.cast(score, self.compute_dtype), -_MAX_SCORE, _MAX_SCORE)
+        score = ops.clip(ops.cast(score, self.compute_dtype), -MAX_SCORE, MAX_SCORE)
         margin = 0.5 * self.weight * ops.arctanh(score)
         return ops.softmax(logits + ops.concatenate([-margin, margin], axis=-1), axis=-1)
 

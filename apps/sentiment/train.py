@@ -122,6 +122,10 @@ class TrainConfig(common_config.CommonTrainConfig):
     # rest; None: the builder's splits. Every document is tested once over the folds.
     fold: int | None = None
     folds: int = 10
+    # With the lexicon prior: also score each domain's test split and the held-out
+    # domains as if the prior had these weights at inference (`accuracy_by_prior_weight`;
+    # `evaluation.evaluate`), to choose the weight across domains (benchmarks).
+    prior_weights: tuple[float, ...] = ()
     model: sentiment_model.ModelConfig = dataclasses.field(
         default_factory=sentiment_model.ModelConfig
     )
@@ -153,6 +157,8 @@ class TrainConfig(common_config.CommonTrainConfig):
             raise ValueError(f"model.lexicon={self.model.lexicon!r} gives features to whole "
                              "words: it needs vocabulary=word (and no init_from).")
         pipeline.check_fold(self.fold, self.folds)
+        for weight in self.prior_weights:
+            _validation.non_negative_float("prior_weights", weight)
         if self.fold is not None and self.dataset not in pipeline.LONG:
             raise ValueError(f"fold={self.fold}: cross-validation pools one dataset's "
                              f"splits; it needs one of {pipeline.LONG}, not "
@@ -273,10 +279,12 @@ def run(config: TrainConfig) -> RunResult:
         metrics[f"{name}_accuracy"] = scores["accuracy"]
         metrics[f"{name}_detail"] = scores
     domains = pipeline.domains_of(config.dataset)
+    scored = models.explainer if config.prior_weights else models.classifier
     if domains:  # each trained domain's own test split, beside the VADER lexicon's score
         tests = pipeline.domain_tests(config.dataset, data_dir, config.archive)
         metrics["test_by_domain"] = {
-            name: {**evaluation.evaluate(models.classifier, split, tokenizer, config.batch_size),
+            name: {**evaluation.evaluate(scored, split, tokenizer, config.batch_size,
+                                         config.prior_weights),
                    "lexicon_accuracy": evaluation.lexicon_baseline(split)["accuracy"]}
             for name, split in tests.items()
         }
@@ -286,7 +294,8 @@ def run(config: TrainConfig) -> RunResult:
         if config.quick:
             ood = {k: v.head(256) for k, v in ood.items()}
         metrics["out_of_domain"] = {
-            name: {**evaluation.evaluate(models.classifier, split, tokenizer, config.batch_size),
+            name: {**evaluation.evaluate(scored, split, tokenizer, config.batch_size,
+                                         config.prior_weights),
                    "lexicon_accuracy": evaluation.lexicon_baseline(split)["accuracy"],
                    "split": "all (train+validation+test)"}
             for name, split in ood.items()

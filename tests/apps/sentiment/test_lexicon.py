@@ -120,6 +120,40 @@ def test_prior_softmax_adds_the_lexicon_margin():
     assert (clone.weight, clone.in_training) == (2.0, False)
 
 
+def test_reweighed_margin_is_the_margin_of_the_prior_at_another_weight():
+    from apps.sentiment import evaluation
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, (64, 2)).astype(np.float32)
+    score = rng.uniform(-0.99, 0.99, (64, 1)).astype(np.float32)
+    trained = np.asarray(lexicon.PriorSoftmax(4.0)(logits, score))
+    for weight in (0.0, 1.0, 4.0, 9.0):
+        expected = np.asarray(lexicon.PriorSoftmax(weight)(logits, score))
+        margin = evaluation.reweighed_margin(trained, score[:, 0], 4.0, weight)
+        np.testing.assert_allclose(margin, np.log(expected[:, 1] / expected[:, 0]), atol=1e-3)
+    # A saturated output keeps its side; no inf or nan.
+    saturated = evaluation.reweighed_margin(np.array([[0.0, 1.0], [1.0, 0.0]]),
+                                            np.array([0.2, -0.2]), 4.0, 0.0)
+    assert saturated[0] > 0 > saturated[1] and np.all(np.isfinite(saturated))
+
+
+def test_sentiment_domains_prior_table_averages_weights_over_seeds():
+    from benchmarks import sentiment_domains
+
+    def row(seed, accuracy):
+        return {"run": "without_nyt", "seed": seed, "trained_on": "movies+tweets+amazon",
+                "scores": {"nyt": {"accuracy": accuracy["4"], "examples": 10, "split": "all",
+                                   "lexicon_accuracy": 0.7,
+                                   "accuracy_by_prior_weight": accuracy}}}
+
+    rows = [row(1, {"0": 0.6, "4": 0.7, "8": 0.8}), row(2, {"0": 0.62, "4": 0.72, "8": 0.7})]
+    text = sentiment_domains.prior_table(rows)
+    assert "| nyt held out | 0.6100 | 0.7100 | 0.7500 | 0.7000 |" in text
+    assert "| **mean held out** | 0.6100 | 0.7100 | 0.7500 | 0.7000 |" in text
+    assert "mean of the test splits" not in text
+    assert sentiment_domains.prior_table([{"scores": {"nyt": {"split": "all"}}}]) == ""
+
+
 @pytest.mark.parametrize("variant, prior", [("bilstm_attention", 0.0), ("mean_pooling", 0.0),
                                             ("transformer", 0.0), ("bilstm_attention", 4.0)])
 def test_the_lexicon_table_is_frozen_and_read(variant, prior):
