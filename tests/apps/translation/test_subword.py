@@ -122,7 +122,11 @@ def test_train_config_takes_joined_datasets_and_a_vocabulary_kind():
     from apps.translation import train
 
     config = train.TrainConfig()
-    assert config.dataset == "gettext_translations/fr"  # Long+subword learnt nothing in budget.
+    # Both corpora by default, the long one sampled; room for 40-word inputs.
+    assert config.dataset == train.LONG_DATASET == "gettext_translations/fr+long_translations/fr"
+    assert config.long_train_pairs == 8000 and config.steps_per_epoch == 625
+    assert (config.model.max_source_length, config.model.max_target_length) == (64, 72)
+    assert train.TrainConfig(dataset=train.UI_DATASET).dataset == "gettext_translations/fr"
     assert config.vocabulary == "subword"
     assert train.TrainConfig(dataset=train.LONG_DATASET).dataset == train.LONG_DATASET
     assert train.TrainConfig(dataset="long_translations/de").dataset == "long_translations/de"
