@@ -55,10 +55,10 @@ def evaluate(model: keras.Model, split: pipeline.Split, tokenizer: common_text.T
 
 
 def _prior_weight(model: keras.Model) -> float:
-    """The weight of `model`'s `lexicon.PriorSoftmax` layer."""
+    """The weight of `model`'s `lexicon.PriorSoftmax` layer at inference."""
     for layer in model.layers:
         if isinstance(layer, lexicon.PriorSoftmax):
-            return layer.weight
+            return layer.served_weight
     raise ValueError(f"{model.name} has no lexicon prior layer (lexicon.PriorSoftmax).")
 
 

@@ -232,27 +232,39 @@ class PriorSoftmax(keras.layers.Layer):
         in_training: also while training (the network learns a correction to the lexicon);
             false: only at inference (the trained network's and the lexicon's verdicts
             multiplied, a product of experts).
+        inference_weight: the prior's weight at inference, when it differs from the
+            training's (None: `weight`). The network learns its correction with `weight`
+            and is trusted less than that on new text.
 
     Call arguments:
         logits: `(batch, 2)`.
         score: `(batch, 1)`, `LexiconScore`'s output, in (-1, 1).
     """
 
-    def __init__(self, weight: float, in_training: bool = True, **kwargs):
+    def __init__(self, weight: float, in_training: bool = True,
+                 inference_weight: float | None = None, **kwargs):
         super().__init__(**kwargs)
         self.weight = float(weight)
         self.in_training = bool(in_training)
+        self.inference_weight = None if inference_weight is None else float(inference_weight)
+
+    @property
+    def served_weight(self) -> float:
+        """The weight applied at inference."""
+        return self.weight if self.inference_weight is None else self.inference_weight
 
     def call(self, logits, score, training=None):
         logits = ops.cast(logits, self.compute_dtype)
         if training and not self.in_training:
             return ops.softmax(logits, axis=-1)
+        weight = self.weight if training else self.served_weight
         score = ops.clip(ops.cast(score, self.compute_dtype), -MAX_SCORE, MAX_SCORE)
-        margin = 0.5 * self.weight * ops.arctanh(score)
+        margin = 0.5 * weight * ops.arctanh(score)
         return ops.softmax(logits + ops.concatenate([-margin, margin], axis=-1), axis=-1)
 
     def compute_output_spec(self, logits, score):
         return keras.KerasTensor(logits.shape, dtype=self.compute_dtype)
 
     def get_config(self):
-        return {**super().get_config(), "weight": self.weight, "in_training": self.in_training}
+        return {**super().get_config(), "weight": self.weight, "in_training": self.in_training,
+                "inference_weight": self.inference_weight}

@@ -31,7 +31,7 @@ def trained(fixture):
         batch_size=16,
         verbose=0,
         attention_examples=5,
-        prior_weights=(0.0, tiny_model().lexicon_prior, 100.0),
+        prior_weights=(0.0, tiny_model().lexicon_prior_inference, 100.0),
         model=tiny_model(),
     )
     return {"result": train.run(config), "config": config, **fixture}

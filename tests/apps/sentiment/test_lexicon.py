@@ -120,6 +120,21 @@ def test_prior_softmax_adds_the_lexicon_margin():
     assert (clone.weight, clone.in_training) == (2.0, False)
 
 
+def test_prior_softmax_trains_with_one_weight_and_serves_with_another():
+    logits = np.array([[0.5, -0.5], [-1.0, 1.0]], np.float32)
+    score = np.array([[0.6], [-0.3]], np.float32)
+    layer = lexicon.PriorSoftmax(4.0, inference_weight=16.0)
+    np.testing.assert_allclose(np.asarray(layer(logits, score, training=True)),
+                               np.asarray(lexicon.PriorSoftmax(4.0)(logits, score)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer(logits, score)),
+                               np.asarray(lexicon.PriorSoftmax(16.0)(logits, score)), atol=1e-6)
+    assert layer.served_weight == 16.0 and lexicon.PriorSoftmax(4.0).served_weight == 4.0
+    clone = lexicon.PriorSoftmax.from_config(layer.get_config())
+    assert (clone.weight, clone.inference_weight) == (4.0, 16.0)
+    with pytest.raises(ValueError, match="lexicon_prior_inference"):
+        model.ModelConfig(lexicon="vader", lexicon_prior_inference=-1.0)
+
+
 def test_reweighed_margin_is_the_margin_of_the_prior_at_another_weight():
     from apps.sentiment import evaluation
 

@@ -33,10 +33,10 @@ def test_run_writes_metrics_plots_and_export(trained):
     for domain, scores in ood.items():
         assert scores["examples"] == len(kept(trained["tables"][domain]))
         assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["lexicon_accuracy"] <= 1.0
-        # Scored again at other weights of the lexicon prior: at the model's own weight, the
-        # accuracy itself.
+        # Scored again at other weights of the lexicon prior: at the weight it is served
+        # with, the accuracy itself.
         by_weight = scores["accuracy_by_prior_weight"]
-        own = f"{config.model.lexicon_prior:g}"
+        own = f"{config.model.lexicon_prior_inference:g}"
         assert list(by_weight) == ["0", own, "100"]
         assert by_weight[own] == pytest.approx(scores["accuracy"])
     by_domain = metrics["test_by_domain"]
