@@ -28,8 +28,8 @@ def evaluate(model: keras.Model, split: pipeline.Split, tokenizer: common_text.T
     """Accuracy, and how often the truth / the model says positive (to see a skew).
 
     `model` is the classifier (probabilities) or the explainer (a dict of outputs).
-    With `prior_weights` and an explainer that returns `lexicon_score` (a model with
-    `model.lexicon_prior` w), also `accuracy_by_prior_weight`: the accuracy had the
+    With `prior_weights` and an explainer that returns `lexicon_score` (a model with the
+    lexicon prior, served at weight w), also `accuracy_by_prior_weight`: the accuracy had the
     lexicon's prior weighed w' instead of w at inference, for each w' (the network's own
     margin is the output's log-odds minus w * atanh(score); see `reweighed_margin`).
     """

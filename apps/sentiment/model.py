@@ -95,8 +95,9 @@ class ModelConfig:
     lexicon_prior_training: bool = True
     # The prior's weight at inference (validation, test, export); None: lexicon_prior. The
     # network learns its correction beside a prior of 4 and is trusted less on new text:
-    # weighed 16 when served, the model beat VADER on all four held-out domains (2 seeds;
-    # benchmarks/results/sentiment_prior_sweep_trained_s12.md), 4 on none.
+    # held out, served at 16 it beat VADER on 3 of 4 domains and their mean (2 seeds,
+    # benchmarks/results/sentiment_domains_default_s12.md), served at 4 on movies only
+    # (benchmarks/results/sentiment_prior_sweep_trained_s12.md).
     lexicon_prior_inference: float | None = 16.0
     # With lexicon=vader: the tokenizer keeps the lexicon's emoticons (":)", ":-(", "<3")
     # whole, so they carry their ratings (`apps.sentiment.lexicon.vader_emoticons`).

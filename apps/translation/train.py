@@ -208,11 +208,19 @@ def quick_config(config: TrainConfig) -> TrainConfig:
     )
 
 
+def _sample_indices(total: int, count: int | None, seed: int) -> np.ndarray:
+    """The indices of a seeded random sample of `count` of `total` items, in order (all
+    when there are not more)."""
+    if not count or total <= count:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).permutation(total)[:count])
+
+
 def _sample(pairs, count: int | None, seed: int):
     """A seeded random sample of `count` pairs, in their order (all when there are fewer)."""
     if not count or len(pairs) <= count:
         return pairs
-    picked = np.sort(np.random.default_rng(seed).permutation(len(pairs))[:count])
+    picked = _sample_indices(len(pairs), count, seed)
     return pipeline.Pairs([pairs.sources[i] for i in picked], [pairs.targets[i] for i in picked])
 
 
@@ -263,9 +271,7 @@ def _splits(config: TrainConfig, data_dir: str):
     if config.max_train_pairs:
         # One seeded sample of the joined pairs, each part keeping what was drawn from it.
         counts = [len(p) for p in trains.values()]
-        total = sum(counts)
-        picked = (np.sort(np.random.default_rng(config.seed).permutation(total)[
-            :config.max_train_pairs]) if total > config.max_train_pairs else np.arange(total))
+        picked = _sample_indices(sum(counts), config.max_train_pairs, config.seed)
         start = 0
         for (name, pairs), count in zip(list(trains.items()), counts, strict=True):
             mine = picked[(picked >= start) & (picked < start + count)] - start
