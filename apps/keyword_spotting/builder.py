@@ -64,6 +64,8 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
         flite_share: fraction of word clips spoken by flite (where a split has flite voices).
         mbrola_share: fraction of the other word clips spoken by an MBROLA voice (where a
             split has MBROLA voices).
+        piper_share: fraction of word clips spoken by a Piper neural voice (where a split
+            has one: `synth.PIPER_VOICES`, training only), drawn before the other engines.
         unknown_vocabulary: `speech_commands` (the 25 words of `synth.UNKNOWN_WORDS`) or
             `wide` (in the train split also the 349 common words of
             `synth.WIDE_UNKNOWN_WORDS`; validation and test unchanged).
@@ -79,6 +81,7 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
     level_dbfs: tuple[float, float] = (-30.0, -1.0)
     flite_share: float = 0.2
     mbrola_share: float = 0.25
+    piper_share: float = 0.0
     unknown_vocabulary: str = "speech_commands"
     babble_pool: int = 40
     workers: int = 2
@@ -114,6 +117,12 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
                              "speaks 35% of the word clips (was 20%) and MBROLA half of the "
                              "others (was a quarter).",
                              unknown_vocabulary="wide", flite_share=0.35, mbrola_share=0.5),
+        SpeechCommandsConfig(name="neural_voice", description="The default corpus, with a "
+                             "quarter of the training word clips spoken by Piper's neural "
+                             "voice en_US-joe-medium (one real speaker), varied in rate, "
+                             "prosody noise and vocal-tract warp (validation and test "
+                             "clips unchanged).",
+                             piper_share=0.25),
     ]
     DEFAULT_CONFIG_NAME = "default"
 
@@ -148,6 +157,8 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
         acquire.ensure_engines()
         acquire.ensure_mbrola()
         config = self.builder_config
+        if config.piper_share > 0:
+            acquire.ensure_piper()
         self.info.metadata.update({
             "engines": acquire.engine_versions(),
             "classes": list(CLASSES),
@@ -161,6 +172,10 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
             "flite_voices": {k: list(v) for k, v in synth.FLITE_VOICES.items()},
             "mbrola_voices": {k: list(v) for k, v in synth.MBROLA_VOICES.items()},
             "mbrola_share": config.mbrola_share,
+            "piper_voices": {k: list(v) for k, v in synth.PIPER_VOICES.items()},
+            "piper_share": config.piper_share,
+            "piper_variation": {"length_scale": list(synth.PIPER_LENGTH_SCALE),
+                                "warp": list(synth.PIPER_WARP)},
             "clips_per_class": dict(zip(SPLITS, config.clips_per_class, strict=True)),
             "train_unknown_factor": config.train_unknown_factor,
             "snr_db": list(config.snr_db),

