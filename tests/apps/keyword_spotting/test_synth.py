@@ -18,6 +18,7 @@ class _Config:
     level_dbfs: tuple = (-30.0, -1.0)
     flite_share: float = 0.3
     mbrola_share: float = 0.4
+    piper_share: float = 0.0
     babble_pool: int = 4
     workers: int = 2
     seed: int = 7
@@ -130,3 +131,35 @@ def test_the_wide_unknown_vocabulary_widens_training_only_and_spares_the_real_te
     wide.unknown_vocabulary = "huge"
     with pytest.raises(ValueError, match="unknown_vocabulary"):
         synth.plan("train", wide)
+
+
+def test_the_neural_voice_speaks_in_training_only_and_leaves_the_held_out_clips_alone():
+    neural = _Config(clips_per_class=(40, 20, 20))
+    neural.piper_share = 0.3
+    plain = _Config(clips_per_class=(40, 20, 20))
+    for split in ("validation", "test"):  # The same clips: scores stay comparable.
+        assert synth.plan(split, neural) == synth.plan(split, plain)
+    items = synth.plan("train", neural)[0]
+    piper = [i for i in items if i["engine"] == "piper"]
+    words = [i for i in items if i["engine"]]
+    assert 0.2 < len(piper) / len(words) < 0.4
+    assert {i["speaker"] for i in piper} == set(synth.PIPER_VOICES["train"])
+    for item in piper:
+        assert synth.PIPER_WARP[0] <= item["warp"] <= synth.PIPER_WARP[1]
+        assert synth.PIPER_LENGTH_SCALE[0] <= item["length_scale"] <= synth.PIPER_LENGTH_SCALE[1]
+    assert not [i for i in synth.plan("train", plain)[0] if i["engine"] == "piper"]
+
+
+@pytest.mark.slow
+def test_the_neural_voice_says_the_word_and_its_warp_and_rate_change_the_clip():
+    item = {"engine": "piper", "speaker": "joe", "accent": "", "word": "seven",
+            "length_scale": 1.0, "noise_scale": 0.3, "noise_w": 0.3, "warp": 1.0, "key": "k"}
+    base = synth.synthesize(item, "/nonexistent")
+    slow = synth.synthesize({**item, "length_scale": 1.5}, "/nonexistent")
+    high = synth.synthesize({**item, "warp": 1.14}, "/nonexistent")
+    assert base.dtype == np.float32 and 0.25 * synth.SAMPLE_RATE < base.size < synth.SAMPLE_RATE
+    assert np.max(np.abs(base)) > 0.1
+    assert slow.size > 1.3 * base.size
+    assert 0.8 * base.size < high.size < 0.95 * base.size  # Played 1.14x faster.
+    with pytest.raises(ValueError, match="Piper voice"):
+        synth.synthesize({**item, "speaker": "nobody"}, "/nonexistent")
