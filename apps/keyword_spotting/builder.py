@@ -66,6 +66,7 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
             split has MBROLA voices).
         piper_share: fraction of word clips spoken by a Piper neural voice (where a split
             has one: `synth.PIPER_VOICES`, training only), drawn before the other engines.
+        piper_warp: range of the vocal-tract warp of Piper clips (`synth.PIPER_WARP`).
         unknown_vocabulary: `speech_commands` (the 25 words of `synth.UNKNOWN_WORDS`) or
             `wide` (in the train split also the 349 common words of
             `synth.WIDE_UNKNOWN_WORDS`; validation and test unchanged).
@@ -82,6 +83,7 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
     flite_share: float = 0.2
     mbrola_share: float = 0.25
     piper_share: float = 0.0
+    piper_warp: tuple[float, float] = synth.PIPER_WARP
     unknown_vocabulary: str = "speech_commands"
     babble_pool: int = 40
     workers: int = 2
@@ -123,6 +125,10 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
                              "prosody noise and vocal-tract warp (validation and test "
                              "clips unchanged).",
                              piper_share=0.25),
+        SpeechCommandsConfig(name="neural_voice_more", description="As `neural_voice`, with "
+                             "40% of the training word clips from the Piper voice and a "
+                             "wider warp (0.85-1.3: up to a higher, shorter vocal tract).",
+                             piper_share=0.4, piper_warp=(0.85, 1.3)),
     ]
     DEFAULT_CONFIG_NAME = "default"
 
@@ -175,7 +181,7 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
             "piper_voices": {k: list(v) for k, v in synth.PIPER_VOICES.items()},
             "piper_share": config.piper_share,
             "piper_variation": {"length_scale": list(synth.PIPER_LENGTH_SCALE),
-                                "warp": list(synth.PIPER_WARP)},
+                                "warp": list(config.piper_warp)},
             "clips_per_class": dict(zip(SPLITS, config.clips_per_class, strict=True)),
             "train_unknown_factor": config.train_unknown_factor,
             "snr_db": list(config.snr_db),

@@ -283,7 +283,7 @@ def _draw_voice(rng: np.random.Generator, split: str, config) -> dict:
                 "accent": "", "length_scale": float(rng.uniform(*PIPER_LENGTH_SCALE)),
                 "noise_scale": float(rng.uniform(0.3, 0.9)),
                 "noise_w": float(rng.uniform(0.3, 1.0)),
-                "warp": float(rng.uniform(*PIPER_WARP))}
+                "warp": float(rng.uniform(*getattr(config, "piper_warp", PIPER_WARP)))}
     if flite_voices and rng.random() < config.flite_share:
         speaker = str(rng.choice(flite_voices))
         return {"engine": "flite", "speaker": speaker, "accent": "",

@@ -42,6 +42,7 @@ def test_builder_writes_balanced_splits_of_unseen_voices(tiny_corpus):
             assert e["snr_db"] >= config.snr_db[0] - 1e-3
     assert not speakers["train"] & speakers["test"]
     assert not speakers["train"] & speakers["validation"]
+    assert b"piper/joe" in speakers["train"]
 
 
 def test_builder_records_engines_and_voices(tiny_corpus):
@@ -52,5 +53,8 @@ def test_builder_records_engines_and_voices(tiny_corpus):
     assert metadata["flite_voices"]["test"] == ["rms"]
     assert metadata["mbrola_voices"]["test"] == ["us3"]
     assert "mbrola-us3=" in metadata["engines"]["debian_packages"]
+    assert metadata["engines"]["piper-tts"] == "1.8.0"
+    assert metadata["piper_voices"] == {"train": ["joe"], "validation": [], "test": []}
+    assert metadata["piper_share"] == 0.25
     assert set(metadata["espeak_variants"]["test"]).isdisjoint(metadata["espeak_variants"]["train"])
     assert metadata["clips_per_class"] == {"train": 2, "validation": 1, "test": 1}
