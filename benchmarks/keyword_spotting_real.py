@@ -275,13 +275,21 @@ def _ivr_cells(scores: dict | None) -> str:
     if not scores:
         return "– | –"
     digits, others = scores["digit"], _other_words(scores)
-    return f"{digits['correct']}/{digits['clips']} | {others['correct']}/{others['clips']}"
+    p_true = f" (p {digits['p_true']:.2f})" if "p_true" in digits else ""
+    return (f"{digits['correct']}/{digits['clips']}{p_true} | "
+            f"{others['correct']}/{others['clips']}")
 
 
 def _other_words(scores: dict) -> dict[str, int]:
     """The IVR words other than digits, all groups together: how many, how many rejected."""
     groups = [scores[g] for g in scores if g not in ("digit", "predictions")]
     return {k: sum(g[k] for g in groups) for k in ("correct", "clips")}
+
+
+def _digit_p_true(row: dict) -> str:
+    """The mean probability of the right digit on the IVR digits, or `–` (older rows)."""
+    p_true = row["ivr_prompts"]["digit"].get("p_true")
+    return "–" if p_true is None else f"{p_true:.2f}"
 
 
 def _spec_label(row: dict) -> str:
@@ -311,8 +319,9 @@ def over_seeds(rows: list[dict]) -> list[str]:
         return []
     lines = ["", "Over seeds (the rows above with the IVR columns, by run spec):", "",
              "| corpus | channel augment | variant | seeds | synthetic, mean [min, max] | "
-             "IVR digits, each seed | IVR digits, total | IVR other words, each seed | "
-             "train s, mean |", "|---|---|---|---|---|---|---|---|---|"]
+             "IVR digits, each seed | IVR digits, total | IVR digits, p(right), each seed | "
+             "IVR other words, each seed | train s, mean |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (corpus, augment, label), runs in groups.items():
         synthetic = [r["synthetic_clean"] for r in runs]
         counts = [_ivr_counts(r) for r in runs]
@@ -322,6 +331,7 @@ def over_seeds(rows: list[dict]) -> list[str]:
             f"{_pct(float(np.mean(synthetic)))} [{_pct(min(synthetic))}, "
             f"{_pct(max(synthetic))}] | {', '.join(str(d) for d, _ in counts)} | "
             f"{sum(d for d, _ in counts)}/{n_digits * len(runs)} | "
+            f"{', '.join(_digit_p_true(r) for r in runs)} | "
             f"{', '.join(str(o) for _, o in counts)} | "
             f"{np.mean([r['train_seconds'] for r in runs]):.0f} |")
     return lines
@@ -342,7 +352,8 @@ def markdown(record: dict) -> str:
         "telephone line. IVR: one professional speaker's telephone prompts (Asterisk, 8 kHz "
         "WAV files sent as they are to `serving_default`; `apps.keyword_spotting."
         "ivr_prompts`): the ten digits, and 70 other words (numbers, calendar, phonetic "
-        "alphabet) that should be `_unknown_`.",
+        "alphabet) that should be `_unknown_`; \"p\" is the mean probability the model gave "
+        "the right digit.",
         "",
         f"`{record['command']}`",
         "",

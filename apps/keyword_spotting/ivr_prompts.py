@@ -116,20 +116,27 @@ def prompts(directory: str) -> list[Prompt]:
 
 
 def score(serve_wav, items: list[Prompt], batch_size: int = 32) -> dict:
-    """How a WAV signature (`serve_wav(audio_wav=string tensor) -> {"label": ...}`) calls
-    `items`: accuracy per group and every prediction as `word->label`."""
+    """How a WAV signature (`serve_wav(audio_wav=string tensor) -> {"label": ...,
+    "probabilities": ...}`) calls `items`: accuracy per group, every prediction as
+    `word->label`, and per group the mean probability the model gave the right class
+    (`p_true`: a finer measure than the count on a group of ten clips)."""
     import numpy as np
     import tensorflow as tf
 
-    predicted = []
+    predicted, p_true = [], []
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]
         out = serve_wav(audio_wav=tf.constant([p.wav for p in batch]))
         predicted += [label.decode() for label in np.asarray(out["label"]).reshape(-1)]
+        if "probabilities" in out:
+            probabilities = np.asarray(out["probabilities"])
+            p_true += [float(row[p.label]) for p, row in zip(batch, probabilities, strict=True)]
     result = {"predictions": [f"{p.word}->{label}" for p, label in zip(items, predicted,
                                                                         strict=True)]}
     for group in GROUPS:
-        hits = [CLASSES[p.label] == label for p, label in zip(items, predicted, strict=True)
-                if p.group == group]
+        index = [i for i, p in enumerate(items) if p.group == group]
+        hits = [CLASSES[items[i].label] == predicted[i] for i in index]
         result[group] = {"correct": int(sum(hits)), "clips": len(hits)}
+        if p_true:
+            result[group]["p_true"] = float(np.mean([p_true[i] for i in index]))
     return result

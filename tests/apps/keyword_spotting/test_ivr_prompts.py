@@ -86,13 +86,20 @@ def test_score_counts_per_group_from_the_signatures_labels(tmp_path):
         calls.append(int(audio_wav.shape[0]))
         # Calls the first clip of every batch "seven", the others `_unknown_`.
         labels = [b"seven" if i == 0 else UNKNOWN.encode() for i in range(audio_wav.shape[0])]
-        return {"label": tf.constant(labels)}
+        probabilities = [[0.0] * len(CLASSES) for _ in labels]
+        for row, label in zip(probabilities, labels, strict=True):
+            row[CLASSES.index(label.decode())] = 0.75
+            row[CLASSES.index("seven") if label != b"seven" else 0] = 0.25
+        return {"label": tf.constant(labels), "probabilities": tf.constant(probabilities)}
 
     result = ivr_prompts.score(serve_wav, items, batch_size=32)
     assert calls == [32, 32, 16]
     # The first clip of each batch is called "seven": digits/0 ("zero") wrong, and the
     # batches' first clips 32 and 64 are other words, so wrong too.
-    assert result["digit"] == {"correct": 0, "clips": 10}
+    assert result["digit"] == {"correct": 0, "clips": 10, "p_true": 0.25 / 10}  # "seven".
+    for group in ivr_prompts.GROUPS[1:]:  # `_unknown_` at 0.75, but 0 for a batch's first.
+        expected = [0.0 if i % 32 == 0 else 0.75 for i, p in enumerate(items) if p.group == group]
+        assert result[group]["p_true"] == pytest.approx(np.mean(expected))
     others = sum(result[g]["correct"] for g in ivr_prompts.GROUPS[1:])
     assert others == 70 - 2
     assert result["predictions"][0] == "zero->seven" and result["predictions"][1] == (

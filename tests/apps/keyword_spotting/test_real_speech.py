@@ -154,9 +154,10 @@ def test_benchmark_table_counts_clips_and_shows_the_reference_and_ivr_columns():
 
     # A second seed of the time_stretch spec: the summary gives each seed's IVR counts.
     other_seed = {**record["rows"][2], "seed": 1, "synthetic_clean": 0.8, "train_seconds": 400.0,
-                  "ivr_prompts": {**scores, "digit": {"correct": 7, "clips": 10}}}
+                  "ivr_prompts": {**scores, "digit": {"correct": 7, "clips": 10, "p_true": 0.61}}}
     text = markdown({**record, "rows": record["rows"] + [other_seed]})
     assert "seeds 1, 42;" in text
+    assert "| 7/13 | 7/10 (p 0.61) | 30/60 | 400 |" in text  # The mean p of the right digit.
     assert text.splitlines()[-1] == (
         "| default | 0.5 | attention_rnn model.time_stretch=0.5 | 1, 42 | 85.0% [80.0%, 90.0%] "
-        "| 7, 9 | 16/20 | 30, 30 | 500 |")
+        "| 7, 9 | 16/20 | 0.61, – | 30, 30 | 500 |")
