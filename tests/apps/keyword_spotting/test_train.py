@@ -16,7 +16,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from apps.common.metrics import RunResult
-from apps.keyword_spotting import train
+from apps.keyword_spotting import builder, train
 from apps.keyword_spotting.model import ModelConfig
 
 # Trains, exports or starts processes: seconds to minutes (runs by default).
@@ -99,7 +99,8 @@ def test_every_old_flag_is_a_config_key():
     assert (config.learning_rate, config.sample_clips, config.corpus, config.seed) == (
         1e-3, 3, "quick", 7)
     assert config.speed_perturbation == () and config.export_dir is None
-    assert dataclasses.replace(config, corpus=None).corpus_config == "default"
+    assert dataclasses.replace(config, corpus=None).corpus_config == train.DEFAULT_CORPUS
+    assert train.DEFAULT_CORPUS in builder.CONFIG_NAMES
 
 
 @pytest.mark.parametrize("args, message", [
