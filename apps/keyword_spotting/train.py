@@ -19,10 +19,11 @@ Every field of `TrainConfig` (and of `model.ModelConfig`, as `model.<field>`)
 is set with `--config=KEY=VALUE` (see apps/README.md).
 
 The first run builds the `synthetic_speech_commands` corpus (espeak-ng, flite,
-MBROLA and Piper voices; about 6 minutes on two cores; cached under --data_dir). Training shows Keras' progress
-bars; the run directory gets TensorBoard logs, `metrics.json` (test accuracy on
-voices never heard in training, per class and per speaker, and how much of the
-attention falls on the spoken word), `confusion_matrix.png` and, per sample
+MBROLA and Piper voices; about 6 minutes on two cores; cached under --data_dir).
+Training shows Keras' progress bars; the run directory gets TensorBoard logs,
+`metrics.json` (test accuracy on voices never heard in training, per class and
+per speaker, and how much of the attention falls on the spoken word),
+`confusion_matrix.png` and, per sample
 clip, `attention/<n>_<label>.png` (waveform, spectrogram and the attention over
 time beneath them). The SavedModel goes to `<export_dir>/<version>/` with the
 signatures `serving_default` (WAV bytes) and `waveform` (float samples).
@@ -51,7 +52,7 @@ APP = "keyword_spotting"
 # training words spoken by Piper's neural voice of a real speaker (warped 0.85-1.3). Over
 # seeds 42 and 1 (benchmarks/results/keyword_spotting_real.md): the real IVR digits 19/20
 # (the builder's default corpus: 17/20), mean probability of the right digit 0.83; unseen
-# synthetic voices 90.1% (91.7%).
+# synthetic voices 90.1% (92.0%).
 DEFAULT_CORPUS = "neural_voice_more"
 QUICK_EPOCHS = 3  # --quick without --epochs.
 
