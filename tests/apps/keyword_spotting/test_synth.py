@@ -152,14 +152,17 @@ def test_the_neural_voice_speaks_in_training_only_and_leaves_the_held_out_clips_
 
 @pytest.mark.slow
 def test_the_neural_voice_says_the_word_and_its_warp_and_rate_change_the_clip():
+    # Without prosody noise the voice is deterministic (with it, Piper's graph draws its own
+    # noise: takes differ, which is why only the training split holds Piper clips).
     item = {"engine": "piper", "speaker": "joe", "accent": "", "word": "seven",
-            "length_scale": 1.0, "noise_scale": 0.3, "noise_w": 0.3, "warp": 1.0, "key": "k"}
+            "length_scale": 1.0, "noise_scale": 0.0, "noise_w": 0.0, "warp": 1.0, "key": "k"}
     base = synth.synthesize(item, "/nonexistent")
+    np.testing.assert_array_equal(base, synth.synthesize(item, "/nonexistent"))
     slow = synth.synthesize({**item, "length_scale": 1.5}, "/nonexistent")
     high = synth.synthesize({**item, "warp": 1.14}, "/nonexistent")
     assert base.dtype == np.float32 and 0.25 * synth.SAMPLE_RATE < base.size < synth.SAMPLE_RATE
     assert np.max(np.abs(base)) > 0.1
-    assert slow.size > 1.3 * base.size
+    assert slow.size > 1.2 * base.size  # Trimming keeps 20 ms margins of silence either side.
     assert 0.8 * base.size < high.size < 0.95 * base.size  # Played 1.14x faster.
     with pytest.raises(ValueError, match="Piper voice"):
         synth.synthesize({**item, "speaker": "nobody"}, "/nonexistent")
