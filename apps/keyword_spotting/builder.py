@@ -68,7 +68,8 @@ class SpeechCommandsConfig(tfds.core.BuilderConfig):
             clips (many different words make one class); validation and test stay balanced.
         snr_db: range of the speech-to-noise ratio in dB.
         level_dbfs: range of the clip's peak level in dB full scale.
-        flite_share: fraction of word clips spoken by flite (where a split has flite voices).
+        flite_share: fraction of word clips spoken by flite (where a split has flite voices;
+            of those the Piper voice does not speak).
         mbrola_share: fraction of the other word clips spoken by an MBROLA voice (where a
             split has MBROLA voices).
         piper_share: fraction of word clips spoken by a Piper neural voice (where a split

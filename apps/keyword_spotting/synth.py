@@ -3,8 +3,9 @@
 `builder.py` (the tfds builder) calls `plan` for every clip's recipe of a split
 (voice, word, noise, SNR, level, offset: a function of the split and the seed)
 and `render_all` to speak and mix them; the engines it runs (espeak-ng,
-flite) come from Debian through `acquire.py`. The voice tables here decide
-which speakers each split holds.
+flite, MBROLA) come from Debian through `acquire.py`, and Piper's neural voice
+(run in this process) from PyPI. The voice tables here decide which speakers
+each split holds.
 
 Numpy only, free of TensorFlow: it is the part that can run (and be tested)
 without it. `audio.py` holds the TensorFlow audio ops of the pipeline and the
