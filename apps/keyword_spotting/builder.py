@@ -137,6 +137,10 @@ class SyntheticSpeechCommands(tfds.core.GeneratorBasedBuilder):
                              "40% of the training word clips from the Piper voice and a "
                              "wider warp (0.85-1.3: up to a higher, shorter vocal tract).",
                              piper_share=0.4, piper_warp=(0.85, 1.3)),
+        SpeechCommandsConfig(name="neural_voice_wide_warp", description="As "
+                             "`neural_voice` (25% of the training word clips from the Piper "
+                             "voice), with the wider warp of `neural_voice_more` (0.85-1.3).",
+                             piper_share=0.25, piper_warp=(0.85, 1.3)),
         SpeechCommandsConfig(name="neural_voice_more_clips", description="As "
                              "`neural_voice_more`, with 750 training clips per class (1500 "
                              "`_unknown_`), so that the other voices keep as many clips as in "
