@@ -51,6 +51,8 @@ class CommonTrainConfig:
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
+            if value is None:  # an app that picks them per model variant (sentiment)
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

