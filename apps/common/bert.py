@@ -381,7 +381,7 @@ def load_weights(model: keras.Model, tensors: dict, config: EncoderConfig) -> No
         if len(current) != len(arrays):
             raise ValueError(f"layer {name!r} has {len(current)} weights, the checkpoint "
                              f"gives {len(arrays)}.")
-        for j, (have, new) in enumerate(zip(current, arrays)):
+        for j, (have, new) in enumerate(zip(current, arrays, strict=True)):
             if have.shape != new.shape:
                 raise ValueError(f"layer {name!r} weight {j} ({layer.weights[j].path}) has "
                                  f"shape {have.shape}, the checkpoint {new.shape}.")

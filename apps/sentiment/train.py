@@ -73,10 +73,10 @@ from typing import Literal
 
 from absl import app, logging
 
+from apps.common import bert, subword, training
 from apps.common import config as common_config
 from apps.common import data as common_data
 from apps.common import strategy as common_strategy
-from apps.common import bert, subword, training
 from apps.common.metrics import RunResult
 from apps.sentiment import evaluation, hierarchical, lexicon, pipeline, pretrain
 from apps.sentiment import export as sentiment_export
