@@ -174,6 +174,9 @@ class BertStandardizer(tf.Module):
         flat = tf.where(stripped == "\x00", chars.flat_values, stripped)
         text = tf.strings.reduce_join(chars.with_flat_values(flat), axis=-1)
         text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+        # ICU lower-cases a word-final capital sigma to "ς"; BERT's tokenizers map every
+        # character on its own ("σ").
+        text = tf.strings.regex_replace(text, "Σ", "σ")
         text = tf.strings.lower(text, encoding="utf-8")
         text = tf.strings.regex_replace(text, _BERT_CJK, r" \1 ")
         text = tf.strings.regex_replace(text, _BERT_PUNCTUATION, r" \1 ")

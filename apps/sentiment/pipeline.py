@@ -268,7 +268,9 @@ def make_dataset(split: Split, tokenizer, batch_size: int, training: bool = Fals
             return tf.data.Dataset.from_tensor_slices(
                 (tf.gather(pool_ids, order), tf.gather(pool_labels, order)))
 
+        batches = -(-len(split) // batch_size)
         ds = (ds.batch(batch_size * LENGTH_POOL).flat_map(sort_pool).batch(batch_size)
+              .apply(tf.data.experimental.assert_cardinality(batches))
               .shuffle(LENGTH_POOL, seed=seed + 1, reshuffle_each_iteration=True))
         return ds.prefetch(tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
