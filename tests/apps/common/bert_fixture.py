@@ -138,7 +138,7 @@ def numpy_bert(t: dict, ids: np.ndarray, config: dict) -> np.ndarray:
     for i in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
 
-        def linear(v, name):
+        def linear(v, name, p=p):
             return v @ t[p + name + ".weight"].T + t[p + name + ".bias"]
 
         def split(v):
