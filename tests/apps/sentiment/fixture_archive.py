@@ -86,6 +86,7 @@ def train_command(archive: str, data_dir, model_dir, export_dir, epochs: int = 1
     return [
         sys.executable, "-m", "apps.sentiment.train", f"--config=archive={archive}",
         f"--data_dir={data_dir}", f"--model_dir={model_dir}", f"--export_dir={export_dir}",
-        f"--epochs={epochs}", "--batch_size=16", "--config=model.max_length=12",
+        f"--epochs={epochs}", "--batch_size=16", "--variant=bilstm_attention",
+        "--config=model.max_length=12",
         "--config=model.vocab_size=64", "--config=attention_examples=2", *extra,
     ]

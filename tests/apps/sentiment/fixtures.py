@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from apps.sentiment import model
 
-TINY = dict(vocab_size=200, max_length=16, embedding_dim=16, lstm_units=8, attention_units=8,
+TINY = dict(variant="bilstm_attention", vocab_size=200, max_length=16, embedding_dim=16,
+            lstm_units=8, attention_units=8,
             num_heads=2, intermediate_dim=16, embedding_dropout=0.1, dropout=0.1,
             learning_rate=1e-2)
 

@@ -12,8 +12,9 @@ from tests.layer_checks import one_training_step_changes_weights
 
 @pytest.mark.parametrize(
     "variant, extra",
-    # han reads (batch, S, W) ids: tests/apps/sentiment/test_hierarchical.py.
-    [(v, {}) for v in model.VARIANTS if v != "han"]
+    # han reads (batch, S, W) ids: tests/apps/sentiment/test_hierarchical.py; bert needs
+    # a checkpoint: tests/apps/sentiment/test_bert_variant.py.
+    [(v, {}) for v in model.VARIANTS if v not in ("han", "bert")]
     + [("bilstm_attention", {"attention_hops": 3, "attention_penalty": 0.1})],
 )
 def test_variant_builds_trains_and_explains(variant, extra):
