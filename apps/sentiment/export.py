@@ -27,6 +27,15 @@ A model with the lexicon prior (`model.lexicon_prior`) also returns
 (`apps.sentiment.lexicon.LexiconScore`), 0 for a text without rated words.
 Models trained on `spam_assassin` label "ham" / "spam".
 
+The `bert` variant (the default) tokenizes as its checkpoint's BERT tokenizer does,
+in the graph (`apps.common.bert.tokenizer`): `tokens` are WordPiece pieces between
+`[CLS]` and `[SEP]`, `T = model.pieces` (128; longer texts keep their first 126
+pieces), accents are stripped and text lower-cased, invalid UTF-8 and control
+characters are dropped (BERT's cleaning, not U+FFFD), and a word no piece covers
+(an emoji glued to a word, a word of more than 100 characters) is one `[UNK]`. A
+text of no words is `[CLS] [SEP]`: its probabilities are the model's for that, and
+its attention falls on those two.
+
 It needs TensorFlow only:
 
     model = tf.saved_model.load("saved_models/sentiment/1")
