@@ -81,7 +81,9 @@ def test_config_refuses_what_bert_cannot_take():
     with pytest.raises(ValueError, match="pieces=2"):
         bert_model(pieces=2)
     assert train.TrainConfig(model=bert_model()).resolved_epochs == 1
-    assert train.TrainConfig().resolved_batch_size == 64
+    assert train.TrainConfig().resolved_batch_size == 32  # bert, the default
+    assert train.TrainConfig(model=tiny_model()).resolved_batch_size == 64
+    assert train.TrainConfig(model=tiny_model()).resolved_epochs == 6
 
 
 _SERVE = """
