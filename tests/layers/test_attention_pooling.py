@@ -117,6 +117,30 @@ def test_masked_steps_do_not_change_the_output():
     layer_checks.outputs_close(before, layer(h2, mask=mask))
 
 
+def test_score_scale_multiplies_the_scores_and_speeds_up_adam():
+    """score_scale s equals a context vector s times larger; under Adam, whose steps do
+    not depend on the gradient's scale, the scores then move s times as far a step."""
+    h = np.random.default_rng(0).normal(size=(2, 6, 4)).astype("float32")
+    scaled, plain = AttentionPooling(3, score_scale=4.0), AttentionPooling(3)
+    scaled.build(h.shape), plain.build(h.shape)
+    _randomise(scaled), _randomise(plain)
+    plain.context_kernel.assign(4.0 * keras.ops.convert_to_numpy(scaled.context_kernel))
+    layer_checks.outputs_close(scaled(h, return_attention_scores=True)[1],
+                               plain(h, return_attention_scores=True)[1])
+    moved = {}
+    for scale in (1.0, 10.0):
+        keras.utils.set_random_seed(0)
+        layer = AttentionPooling(3, score_scale=scale)
+        inputs = keras.Input((6, 4))
+        model = keras.Model(inputs, layer(inputs))
+        layer.context_kernel.assign(np.zeros(layer.context_kernel.shape, "float32"))
+        model.compile(keras.optimizers.Adam(1e-3), "mse")
+        model.fit(h, np.ones((2, 4), "float32"), epochs=1, verbose=0)
+        _, weights = layer(h, return_attention_scores=True)
+        moved[scale] = np.abs(keras.ops.convert_to_numpy(weights) - 1 / 6).max()
+    assert moved[10.0] > 5 * moved[1.0] > 0
+
+
 def test_dropout_only_while_training():
     h = np.random.default_rng(0).normal(size=(2, 6, 4)).astype("float32")
     layer = AttentionPooling(dropout=0.5)
@@ -130,7 +154,7 @@ def test_layer_checks(num_hops, use_bias, tmp_path):
     layer_checks.run_layer_test(
         AttentionPooling,
         dict(units=3, num_hops=num_hops, use_bias=use_bias, dropout=0.1,
-             penalty_coefficient=0.5, seed=4),
+             penalty_coefficient=0.5, score_scale=2.5, seed=4),
         h,
         tmp_path=tmp_path,
         call_kwargs={"return_attention_scores": True},
@@ -155,6 +179,7 @@ def test_runs_under_xla():
         ({"num_hops": 0}, "num_hops"),
         ({"dropout": 1.2}, "dropout"),
         ({"penalty_coefficient": -1.0}, "penalty_coefficient"),
+        ({"score_scale": 0.0}, "score_scale"),
     ],
 )
 def test_bad_arguments_raise(kwargs, name):
