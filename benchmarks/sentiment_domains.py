@@ -6,7 +6,8 @@ trains on all four and is scored on each domain's own test split. Every row
 carries the VADER lexicon (the `vaderSentiment` package: no training) on the
 same sentences: the simple alternative a user would pick instead.
 
-    python benchmarks/sentiment_domains.py                    # bilstm_attention, seed 42
+    python benchmarks/sentiment_domains.py                    # the app's default (bert), seed 42
+    python benchmarks/sentiment_domains.py --variant=bilstm_attention   # from scratch
     python benchmarks/sentiment_domains.py --variant=mean_pooling --seeds=1,2,3
     python benchmarks/sentiment_domains.py --config=model.lexicon=vader \
         --name=sentiment_domains_lexicon      # with the lexicon's features
