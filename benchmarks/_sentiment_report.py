@@ -35,8 +35,17 @@ def _refuse_benchmark_keys(pairs) -> None:
             raise app.UsageError(f"--config={key}: {SET_BY_BENCHMARK[key]}; not settable here.")
 
 
+def from_scratch_base() -> train.TrainConfig:
+    """The app's `TrainConfig` with a from-scratch variant (`bilstm_attention`), the
+    starting point of these benchmarks: they compare the variants trained from scratch
+    (each run then sets its own), whose fields the app's default, `bert`, refuses (e.g.
+    `model.attention_hops`)."""
+    return train.TrainConfig(model=dataclasses.replace(train.TrainConfig().model,
+                                                       variant="bilstm_attention"))
+
+
 def parse_config(pairs, base: train.TrainConfig | None = None) -> train.TrainConfig:
-    """`--config=KEY=VALUE` pairs applied to `base` (default: the app's `TrainConfig`).
+    """`--config=KEY=VALUE` pairs applied to `base` (default: `from_scratch_base()`).
 
     Checked before any run: a bad key or value, or a field the benchmark sets
     itself (`SET_BY_BENCHMARK`), is a `UsageError` naming it.
@@ -44,7 +53,7 @@ def parse_config(pairs, base: train.TrainConfig | None = None) -> train.TrainCon
     pairs = list(pairs or [])
     _refuse_benchmark_keys(pairs)
     try:
-        return common_config.apply_overrides(base or train.TrainConfig(), pairs)
+        return common_config.apply_overrides(base or from_scratch_base(), pairs)
     except flags.ValidationError as err:
         raise app.UsageError(str(err)) from err
 
@@ -57,7 +66,7 @@ def config_from_flags() -> train.TrainConfig:
             raise app.UsageError(f"--{flag}: {SET_BY_BENCHMARK[field]}; not settable here.")
     _refuse_benchmark_keys(common_flags.CONFIG.value or [])
     try:
-        config = common_config.from_flags(train.TrainConfig)
+        config = common_config.from_flags(train.TrainConfig, base=from_scratch_base())
     except flags.ValidationError as err:
         raise app.UsageError(str(err)) from err
     # These benchmarks train the from-scratch variants: their budget, written out so the

@@ -3,7 +3,6 @@
 import pytest
 from absl import app, flags
 
-from apps.sentiment import train
 from benchmarks import _sentiment_report as report
 
 
@@ -56,7 +55,8 @@ def test_markdown_names_the_config_overrides():
 
 
 def test_config_is_checked_before_any_run():
-    assert report.parse_config([]) == train.TrainConfig()
+    assert report.parse_config([]) == report.from_scratch_base()
+    assert report.from_scratch_base().model.variant == "bilstm_attention"
     config = report.parse_config(["model.attention_hops=4", "epochs=2"])
     assert config.model.attention_hops == 4 and config.epochs == 2
     for pairs, needle in [
