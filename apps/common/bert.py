@@ -288,12 +288,6 @@ class EncoderConfig:
             raise ValueError(f"{path}: no {err.args[0]!r}.") from err
 
 
-def layer_names(config: EncoderConfig) -> list[str]:
-    """The encoder's layers with weights, in order (what `load_weights` fills)."""
-    return (["bert_token_embedding", "bert_position_embedding", "bert_embedding_norm"]
-            + [f"bert_layer_{i}" for i in range(config.num_layers)])
-
-
 def encoder(ids, mask, config: EncoderConfig, max_length: int, dropout: float = 0.1):
     """BERT's encoder over `ids` `(batch, T)`, `T <= max_length`, with boolean `mask`
     (True at tokens). Returns the last hidden states `(batch, T, hidden_size)`."""

@@ -107,7 +107,7 @@ def standardize(text: tf.Tensor, lowercase: bool = True, unicode_words: bool = F
     return tf.strings.reduce_join(words.with_flat_values(flat), axis=-1, separator=" ")
 
 
-# BERT's basic tokenizer (Devlin et al. 2019; `bert_standardize`). Punctuation: ASCII
+# BERT's basic tokenizer (Devlin et al. 2019; `BertStandardizer`). Punctuation: ASCII
 # !-/ :-@ [-` {-~ and every Unicode P* character, each one a word of its own.
 _BERT_PUNCTUATION = r"([!-/:-@\[-`{-~\pP])"
 # CJK ideographs: spaced out one by one, as BERT's `_tokenize_chinese_chars`.

