@@ -10,8 +10,10 @@ signatures (`signatures()`) and its warmup requests (`warmup_requests()`);
   (TF Serving's C++ `LoadSavedModel`, `saved_model_cli run`,
   `tf.compat.v1.saved_model.loader.load`) restore variables through the
   SavedModel's saver and failed with "Could not find variable ..."
-  (keras-team/keras#19274). `export` tracks the `tf.Variable` under every Keras
-  variable reachable from the module, so the saver restores them all.
+  (keras-team/keras#19274). `export` saves, in place of the module, an
+  `export_root` holding the `tf.Variable` under every Keras variable reachable
+  from it (and its lookup tables), so the saver restores them all, each stored
+  once.
 - **Every signature warmed up.** TF Serving replays
   `assets.extra/tf_serving_warmup_requests` when it loads a version; `export`
   writes them and refuses a module whose warmup leaves a signature out.
@@ -168,56 +170,74 @@ def write_warmup_requests(export_path: str, model_name: str, requests) -> str:
     return path
 
 
-def _keras_layers(obj, seen: set) -> list:
-    """The Keras layers reachable from `obj` through attributes, lists, tuples and dicts."""
+def _export_state(obj, seen: set, variables: list, resources: list) -> None:
+    """Collects into `variables` every `tf.Variable` (the one under each Keras variable)
+    and into `resources` every lookup table or asset reachable from `obj` through
+    modules, Keras layers, lists, tuples and dicts, each once."""
+    if isinstance(obj, keras.Variable):
+        obj = getattr(obj, "value", obj)
     if id(obj) in seen:
-        return []
+        return
     seen.add(id(obj))
-    if isinstance(obj, keras.Layer):
-        return [obj]
+    if isinstance(obj, tf.Variable):
+        variables.append(obj)
+        return
+    if isinstance(obj, (tf.saved_model.experimental.TrackableResource, tf.saved_model.Asset)):
+        resources.append(obj)
+        return
     if isinstance(obj, dict):
         children = list(obj.values())
     elif isinstance(obj, (list, tuple)):
         children = list(obj)
-    elif isinstance(obj, tf.Module):
-        children = [v for k, v in vars(obj).items() if not k.startswith("_keras_variables")]
+    elif isinstance(obj, (tf.Module, keras.Layer)):
+        children = list(vars(obj).values())
     else:
-        return []
-    return [layer for child in children for layer in _keras_layers(child, seen)]
+        return
+    for child in children:
+        _export_state(child, seen, variables, resources)
 
 
-def track_keras_variables(module: tf.Module) -> int:
-    """Tracks on `module` the `tf.Variable` under every Keras variable reachable from it.
+def export_root(module: tf.Module) -> tf.Module:
+    """The object `save_module` saves in place of `module`: the `tf.Variable`s and lookup
+    tables its Keras layers and attributes hold, and nothing else.
 
-    The workaround for keras-team/keras#19274 (see the module docstring): without
-    it, TF1-style loaders, TF Serving's among them, cannot restore the model's
-    variables. Returns the number of variables tracked.
+    The workaround for keras-team/keras#19274 (see the module docstring): TF1-style
+    loaders, TF Serving's among them, restore only `tf.Variable`s the saver sees. The
+    Keras objects themselves stay out: a `keras.Variable` saves its value under its own
+    checkpoint key, so tracking both it and its `tf.Variable` stored every weight twice.
+    Loaded back (`tf.saved_model.load`), the SavedModel answers through its
+    signatures; its `weights` list the variables, and the module's public `tf.Variable`
+    and `tf.function` attributes (not its class's methods) keep their names.
     """
-    variables, ids = [], set()
-    for layer in _keras_layers(module, set()):
-        for variable in layer.variables:
-            value = getattr(variable, "value", variable)
-            if isinstance(value, tf.Variable) and id(value) not in ids:
-                ids.add(id(value))
-                variables.append(value)
-    # A list attribute is tracked by tf.Module's checkpointing (a ListWrapper).
-    module._keras_variables = variables
-    return len(variables)
+    variables, resources = [], []
+    _export_state(module, set(), variables, resources)
+    root = tf.Module(name=type(module).__name__)
+    # Lists set on a tf.Module are tracked by its checkpointing (ListWrappers).
+    root.weights = variables
+    root.resources = resources
+    for name, value in vars(module).items():  # what clients read by name, e.g. class_names
+        if not name.startswith("_") and isinstance(value, (tf.Variable, tf.types.experimental.
+                                                           GenericFunction)):
+            setattr(root, name, value)
+    return root
 
 
 def save_module(module: tf.Module, signatures: dict, base: str, version: int | None = None,
                 warmup=None) -> str:
     """Exports a `tf.Module` with named signatures (e.g. {"serving_default": fn}) atomically.
 
-    The Keras variables reachable from `module` are tracked so that every loader,
-    TF Serving's included, restores them (`track_keras_variables`). `warmup`, when
-    given, is a list of `(signature_name, {input: value})` written as TF Serving
-    warmup requests inside the version before it becomes visible.
+    What is saved is `export_root(module)`: every weight once, restorable by every
+    loader, TF Serving's included. `warmup`, when given, is a list of
+    `(signature_name, {input: value})` written as TF Serving warmup requests inside the
+    version before it becomes visible.
     """
-    track_keras_variables(module)
+    root = export_root(module)
+    # Traced while `module` still answers for them (a signature may be a method of it).
+    concrete = {name: fn.get_concrete_function() if hasattr(fn, "get_concrete_function")
+                else fn for name, fn in signatures.items()}
 
     def write(path):
-        tf.saved_model.save(module, path, signatures=signatures)
+        tf.saved_model.save(root, path, signatures=concrete)
         if warmup:
             write_warmup_requests(path, os.path.basename(os.path.normpath(base)), warmup)
 

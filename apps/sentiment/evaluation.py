@@ -28,10 +28,12 @@ def evaluate(model: keras.Model, split: pipeline.Split, tokenizer: common_text.T
     """Accuracy, and how often the truth / the model says positive (to see a skew).
 
     `model` is the classifier (probabilities) or the explainer (a dict of outputs).
-    With `prior_weights` and an explainer that returns `lexicon_score` (a model with the
-    lexicon prior, served at weight w), also `accuracy_by_prior_weight`: the accuracy had the
-    lexicon's prior weighed w' instead of w at inference, for each w' (the network's own
-    margin is the output's log-odds minus w * atanh(score); see `reweighed_margin`).
+    With `prior_weights`, also `accuracy_by_prior_weight`: the accuracy had the lexicon's
+    prior weighed w' instead of w at inference, for each w' (the network's own margin is
+    the output's log-odds minus w * atanh(score); see `reweighed_margin`). The score is
+    the explainer's `lexicon_score` (a model with the lexicon prior, served at weight w)
+    or, for a model without one (bert), the `vaderSentiment` package's compound (w = 0):
+    a product of experts measured outside the graph.
     """
     if len(split) == 0:
         return {"accuracy": float("nan"), "examples": 0}
@@ -45,11 +47,14 @@ def evaluate(model: keras.Model, split: pipeline.Split, tokenizer: common_text.T
         "positive_share": float(np.mean(split.labels == 1)),
         "predicted_positive_share": float(np.mean(predicted == 1)),
     }
-    if prior_weights and isinstance(out, dict) and "lexicon_score" in out:
-        weight = _prior_weight(model)
+    if prior_weights:
+        if isinstance(out, dict) and "lexicon_score" in out:
+            score, weight = out["lexicon_score"], _prior_weight(model)
+        else:  # no prior in the model (bert): the package's compound score, weighed 0 now
+            score, weight = vader_compound(split.texts), 0.0
         scores["accuracy_by_prior_weight"] = {
-            f"{w:g}": float(np.mean((reweighed_margin(probabilities, out["lexicon_score"],
-                                                      weight, w) > 0) == split.labels))
+            f"{w:g}": float(np.mean((reweighed_margin(probabilities, score, weight, w) > 0)
+                                    == split.labels))
             for w in prior_weights}
     return scores
 
@@ -80,14 +85,19 @@ def lexicon_baseline(split: pipeline.Split) -> dict:
     above 0. The strongest simple alternative a user would pick instead of a
     trained model, so every sentiment table carries it as a row.
     """
+    predicted = (vader_compound(split.texts) > 0).astype(np.int32)
+    return {"accuracy": float(np.mean(predicted == split.labels)) if len(split) else float("nan"),
+            "examples": len(split)}
+
+
+def vader_compound(texts) -> np.ndarray:
+    """The `vaderSentiment` package's compound score (-1..1) of each text."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = SentimentIntensityAnalyzer()
-    texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
-             for t in split.texts]
-    predicted = np.array([analyzer.polarity_scores(t)["compound"] > 0 for t in texts], np.int32)
-    return {"accuracy": float(np.mean(predicted == split.labels)) if len(split) else float("nan"),
-            "examples": len(split)}
+    return np.array([analyzer.polarity_scores(
+        t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t))["compound"]
+        for t in texts], np.float64)
 
 
 def pick_examples(split: pipeline.Split, tokenizer: common_text.Tokenizer,

@@ -145,9 +145,10 @@ class TrainConfig(common_config.CommonTrainConfig):
     # rest; None: the builder's splits. Every document is tested once over the folds.
     fold: int | None = None
     folds: int = 10
-    # With the lexicon prior: also score each domain's test split and the held-out
-    # domains as if the prior had these weights at inference (`accuracy_by_prior_weight`;
-    # `evaluation.evaluate`), to choose the weight across domains (benchmarks).
+    # Also score each domain's test split and the held-out domains as if the lexicon's
+    # prior had these weights at inference (`accuracy_by_prior_weight`;
+    # `evaluation.evaluate`), to choose the weight across domains (benchmarks). A model
+    # without the prior (bert) is combined with the vaderSentiment package's score.
     prior_weights: tuple[float, ...] = ()
     model: sentiment_model.ModelConfig = dataclasses.field(
         default_factory=sentiment_model.ModelConfig

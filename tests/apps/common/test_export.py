@@ -192,3 +192,15 @@ def test_export_fsyncs_before_the_rename(tmp_path, monkeypatch):
     assert any(p.endswith("variables") for p in tmp_names)
     assert synced[-1] == str(tmp_path / "m")  # the rename itself, made durable
     assert os.path.exists(os.path.join(path, "saved_model.pb"))
+
+
+def test_every_weight_is_stored_once(tmp_path):
+    """A keras.Variable saves its value under its own key: tracked beside its tf.Variable
+    (as exports did), every weight was stored twice."""
+    path = export.export(_Scaler(), str(tmp_path / "scaler"))
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+    stored = sorted(shape for key, shape in reader.get_variable_to_shape_map().items()
+                    if key != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert stored == [[2], [3, 2]]  # the Dense layer's bias and kernel, once each
+    loaded = tf.saved_model.load(path)
+    assert sorted(v.shape.as_list() for v in loaded.weights) == [[2], [3, 2]]
