@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import keras
 import numpy as np
 
 from apps.sentiment import evaluation, model, pipeline
@@ -52,3 +53,20 @@ def test_evaluate_and_pictures_of_a_model(tmp_path):
     assert all(os.path.isfile(p) for p in paths.values())
     assert evaluation.attention_pictures(models.explainer, split.head(0), tokenizer,
                                          str(tmp_path / "none"), "t") == {}
+
+
+def test_a_model_without_the_prior_is_combined_with_the_package_lexicon():
+    """bert has no in-graph prior: `prior_weights` weighs VADER's compound beside it."""
+    split = pipeline.Split(np.array([b"a wonderful, moving film", b"dull, awful and boring",
+                                     b"great acting", b"a terrible mess"], dtype=object),
+                           np.array([1, 0, 1, 0], np.int32))
+    tokenizer = pipeline.make_tokenizer(split, 20, 4)
+    ids = keras.Input((4,), dtype="int32")
+    # Always "positive" at log-odds log(0.6/0.4): right on half the sentences.
+    constant = keras.layers.Lambda(
+        lambda x: keras.ops.zeros_like(keras.ops.cast(x[:, :2], "float32"))
+        + keras.ops.array([[0.4, 0.6]]))(ids)
+    always_positive = keras.Model(ids, {"probabilities": constant})
+    scores = evaluation.evaluate(always_positive, split, tokenizer, 4, prior_weights=(0.0, 5.0))
+    assert scores["accuracy"] == 0.5
+    assert scores["accuracy_by_prior_weight"] == {"0": 0.5, "5": 1.0}  # VADER gets all four
