@@ -108,19 +108,27 @@ class UtteranceNormalization(keras.layers.Layer):
     `(x - mean) / sqrt(var + epsilon)` with the statistics of each example over
     frames and mel bins: the input level (gain) does not matter, and a silent
     clip (a constant spectrogram) gives zeros.
+
+    With `per_bin=True` the mean is taken per mel bin over the clip's frames
+    (cepstral mean normalization in the log-mel domain): a fixed channel, a
+    microphone's or a telephone line's frequency response, adds a constant to
+    each bin of a log spectrum, and the subtraction removes it; the variance
+    stays one number over the whole clip, so the bins keep their relative scale.
     """
 
-    def __init__(self, epsilon=1e-3, **kwargs):
+    def __init__(self, epsilon=1e-3, per_bin=False, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
+        self.per_bin = bool(per_bin)
 
     def call(self, x):
-        mean = ops.mean(x, axis=(1, 2), keepdims=True)
-        var = ops.var(x, axis=(1, 2), keepdims=True)
-        return (x - mean) / ops.sqrt(var + self.epsilon)
+        mean = ops.mean(x, axis=1 if self.per_bin else (1, 2), keepdims=True)
+        centered = x - mean
+        var = ops.mean(ops.square(centered), axis=(1, 2), keepdims=True)
+        return centered / ops.sqrt(var + self.epsilon)
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+        return {**super().get_config(), "epsilon": self.epsilon, "per_bin": self.per_bin}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

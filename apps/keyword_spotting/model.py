@@ -5,7 +5,8 @@ needs nothing but the waveform:
 
     waveform (batch, 16000) -> log-mel spectrogram (batch, frames, mel)
     -> [cepstral smoothing: the spectral envelope only; `cepstral_keep`, off by default]
-    -> per-utterance normalization (zero mean, unit variance over the clip)
+    -> per-utterance normalization (zero mean, unit variance over the clip; or,
+       `bin_mean_normalization`, zero mean per mel bin: the fixed channel removed)
     -> [time stretch (speaking rate); `time_stretch`, training only, off by default]
     -> frequency warp (vocal tract length perturbation; training only)
     -> SpecAugment (time and frequency masks; training only)
@@ -58,6 +59,10 @@ class ModelConfig:
             the log-mel front end (frames of 30 ms every 20 ms by default).
         cepstral_keep: keep only each frame's spectral envelope, its first `cepstral_keep`
             cepstral coefficients (`features.CepstralSmoothing`); 0: the full log-mel.
+        bin_mean_normalization: subtract each mel bin's mean over the clip (cepstral
+            mean normalization) instead of one mean over the whole spectrogram, so that
+            a fixed channel (a microphone's colouring, a telephone line's response) is
+            removed before the model sees it; off by default.
         frequency_warp: largest relative stretch of the frequency axis while training
             (vocal tract length perturbation); 0 turns it off.
         time_stretch: while training, stretch each clip's time axis by a factor up to
@@ -89,6 +94,7 @@ class ModelConfig:
     min_freq: float = 20.0
     max_freq: float = 7600.0
     cepstral_keep: int = 0
+    bin_mean_normalization: bool = False
     # Augmentation and regularization.
     frequency_warp: float = 0.1
     time_stretch: float = 0.0
@@ -234,7 +240,8 @@ def _front_end(waveform, config: ModelConfig):
     )(waveform)
     if config.cepstral_keep:
         x = features.CepstralSmoothing(config.cepstral_keep, name="cepstral_smoothing")(x)
-    x = features.UtteranceNormalization(name="normalize")(x)
+    x = features.UtteranceNormalization(per_bin=config.bin_mean_normalization,
+                                        name="normalize")(x)
     if config.time_stretch:
         x = features.TimeStretch(config.time_stretch,
                                  seed=None if config.seed is None else config.seed + 2,

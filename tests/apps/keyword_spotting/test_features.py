@@ -23,6 +23,21 @@ def test_front_end_is_per_utterance_and_gain_invariant():
     assert np.all(np.isfinite(silent)) and np.allclose(silent, 0.0, atol=1e-3)
 
 
+def test_bin_mean_normalization_removes_a_fixed_channel():
+    log_mel = np.asarray(features.LogMelSpectrogram()(clips(2)))
+    colour = np.linspace(-3.0, 2.0, log_mel.shape[-1], dtype="float32")  # An EQ, in log units.
+    coloured = log_mel + colour
+    per_bin = features.UtteranceNormalization(per_bin=True)
+    np.testing.assert_allclose(per_bin(coloured), per_bin(log_mel), atol=1e-4)
+    whole = features.UtteranceNormalization()
+    assert np.abs(np.asarray(whole(coloured)) - np.asarray(whole(log_mel))).max() > 0.1
+    out = np.asarray(per_bin(log_mel))
+    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-4)  # Each bin centred.
+    np.testing.assert_allclose((out ** 2).mean(axis=(1, 2)), 1.0, atol=1e-2)
+    restored = features.UtteranceNormalization.from_config(per_bin.get_config())
+    np.testing.assert_allclose(restored(log_mel), out, atol=1e-6)
+
+
 def test_spec_augment_masks_only_in_training():
     layer = features.SpecAugment(freq_masks=2, freq_width=6, time_masks=2, time_width=5, seed=1)
     x = keras.ops.ones((8, 51, 40))
