@@ -621,6 +621,14 @@ def write_results(name: str, record: dict, markdown: str, out_dir: str | None = 
     return tuple(paths)
 
 
+def publish(name: str, record: dict, table: str, out_dir: str | None = None) -> tuple:
+    """Prints `table` and writes the record and the table (`write_results`), saying where."""
+    print(table)
+    paths = write_results(name, record, table, out_dir=out_dir)
+    print("Wrote", ", ".join(paths))
+    return paths
+
+
 def parse_arm(text: str) -> dict:
     """`'a=1;b=true'` -> `{'a': 1, 'b': True}` (ints, floats, booleans and None parsed)."""
     out = {}

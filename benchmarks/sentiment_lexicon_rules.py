@@ -138,10 +138,7 @@ def main(argv):
                                   + " ".join(sys.argv[1:]),
                        "machine": _common.machine_info(), "export": flags.FLAGS.export},
               "rows": rows, "product_rows": product_rows}
-    table = markdown(record)
-    print(table)
-    print("Wrote", ", ".join(_common.write_results(flags.FLAGS.name, record, table,
-                                                   out_dir=flags.FLAGS.results_dir)))
+    _common.publish(flags.FLAGS.name, record, markdown(record), flags.FLAGS.results_dir)
 
 
 if __name__ == "__main__":

