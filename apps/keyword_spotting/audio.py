@@ -67,7 +67,14 @@ def perturb_speed(waveforms: tf.Tensor, low: float = 0.9, high: float = 1.1,
 
     Reference: Ko et al., "Audio augmentation for speech recognition", Interspeech 2015.
     """
-    factor = tf.random.uniform([], low, high, seed=seed)
+    return play_at_speed(waveforms, tf.random.uniform([], low, high, seed=seed))
+
+
+def play_at_speed(waveforms: tf.Tensor, factor) -> tf.Tensor:
+    """A batch `(batch, samples)` played `factor` times as fast (band-limited resampling to
+    `samples / factor`), fitted back to one clip (`fit_to_clip`: centred padding, or the
+    loudest window)."""
+    factor = tf.cast(factor, tf.float32)
     # The new length, a multiple of _SPEED_STEP samples (0.2% of a second: finer than any
     # speed step that matters), so that the inverse FFT never has a length with a large prime
     # factor (e.g. 14,957 samples), which is several times slower than a smooth one (15,040).

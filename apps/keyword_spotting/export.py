@@ -13,12 +13,15 @@ Signatures (batch first):
 Clips shorter than 1 s are padded with silence on both sides; longer clips are
 cut to their loudest second (energy in 10 ms steps). Non-finite samples count
 as 0, and samples are clipped to [-1, 1] (1e38 is full scale, never NaN).
-Silence (all zeros) is a valid clip. At most 256 clips per request. Both return:
+Silence (all zeros) is a valid clip. At most 256 clips per request. Each clip
+is also played at the other `test_speeds` (by default 0.9 and 1.1 times as
+fast; `ensemble.SpeedEnsemble`) and the probabilities averaged. Both return:
 
 - `label`: string [batch], the most probable class;
-- `probabilities`: float32 [batch, classes], in the order of `class_names`;
+- `probabilities`: float32 [batch, classes], in the order of `class_names`
+  (averaged over the speeds);
 - `attention_weights`: float32 [batch, frames], the attention over time
-  (50 frames of 20 ms for a 1 s clip).
+  (50 frames of 20 ms for a 1 s clip), of the clip as it is (speed 1).
 
 - `stream(audio_wav: string [batch])`: spotting in a longer recording, the
   classic scanning detector. The same WAV files, of which the first 10 s are
@@ -36,7 +39,8 @@ InvalidArgumentError that names `audio_wav[i]` (or `audio_wav`, `waveform`)
 and says what was expected. A truncated WAV (a stream cut short) decodes the
 whole frames that arrived.
 
-The module also carries `class_names` (a string variable) for clients.
+The module also carries `class_names` (a string variable) and `test_speeds` (a
+float32 variable) for clients.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import tensorflow as tf
 from apps.common import export as common_export
 from apps.common.export import warmup_wav
 from apps.keyword_spotting.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_to_clip
+from apps.keyword_spotting.ensemble import DEFAULT_SPEEDS, SpeedEnsemble, check_speeds
 from apps.keyword_spotting.wav import MAX_SECONDS, decode_wav
 
 #: The longest recording `stream` reads (longer ones are cut), its window hop, and
@@ -64,19 +69,23 @@ class KeywordSpottingModule(common_export.ServingModule):
         explainer: Keras model `waveform (batch, 16000) -> {"probabilities",
             "attention_weights"}` (`model.KeywordSpotter.explainer`).
         class_names: the class of each probability.
+        speeds: the speeds whose probabilities are averaged (`ensemble.SpeedEnsemble`).
     """
 
-    def __init__(self, explainer, class_names, name=None):
+    def __init__(self, explainer, class_names, speeds=DEFAULT_SPEEDS, name=None):
         super().__init__(name=name)
         self.model = explainer
+        self._speeds = check_speeds(speeds)
         self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string,
                                        name="class_names")
+        self.test_speeds = tf.Variable(self._speeds, trainable=False, dtype=tf.float32,
+                                       name="test_speeds")
 
     def _predict(self, waveforms: tf.Tensor, input_name: str) -> dict:
         count = tf.shape(waveforms)[0]
         # An empty batch runs one silent clip (the STFT's padding needs one), then drops it.
         waveforms = tf.cond(count > 0, lambda: waveforms, lambda: tf.zeros([1, CLIP_SAMPLES]))
-        outputs = self.model(waveforms, training=False)
+        outputs = SpeedEnsemble(self.model, self._speeds)(waveforms)
         probabilities = tf.cast(outputs["probabilities"], tf.float32)[:count]
         probabilities = self.check_finite(probabilities, input_name)
         best = tf.argmax(probabilities, axis=-1)
@@ -155,6 +164,8 @@ class KeywordSpottingModule(common_export.ServingModule):
         ]
 
 
-def export(explainer, class_names, base: str, version: int | None = None) -> str:
+def export(explainer, class_names, base: str, version: int | None = None,
+           speeds=DEFAULT_SPEEDS) -> str:
     """Writes `<base>/<version>/` atomically; returns the version directory."""
-    return common_export.export(KeywordSpottingModule(explainer, class_names), base, version)
+    return common_export.export(KeywordSpottingModule(explainer, class_names, speeds), base,
+                                version)

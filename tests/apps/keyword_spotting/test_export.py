@@ -102,6 +102,7 @@ RESULT = {
     "waveform_inputs": sorted(wave_sig.structured_input_signature[1].keys()),
     "outputs": sorted(serve.structured_outputs.keys()),
     "class_names": [c.decode() for c in model.class_names.numpy()],
+    "test_speeds": [round(float(v), 4) for v in model.test_speeds.numpy()],
 }
 def read(path):
     with open(path, "rb") as f:
@@ -179,6 +180,7 @@ def test_signatures_and_names_after_reload(served):
     assert result["waveform_inputs"] == ["waveform"]
     assert result["outputs"] == ["attention_weights", "label", "probabilities"]
     assert result["class_names"] == class_names
+    assert result["test_speeds"] == [0.9, 1.0, 1.1]
 
 
 def test_wav_bytes_of_any_rate_and_channels_give_defined_results(served):
