@@ -209,7 +209,9 @@ def _row(spec: RunSpec, corpus: str, seed: int, epochs: int, train_seconds: floa
             "variant": spec.variant, "overrides": list(spec.overrides), "seed": seed,
             "epochs": epochs, "train_seconds": train_seconds, "export_path": export_path,
             "test_accuracy_in_run": metrics["test_accuracy"],
-            "split_sizes": metrics["split_sizes"]}
+            "split_sizes": metrics["split_sizes"],
+            # The export's test-time speeds (`ensemble.SpeedEnsemble`); runs before it: none.
+            "test_speeds": metrics.get("test_speeds", [1.0])}
 
 
 def score_runs(pairs: list[str], data_dir, on_row=None) -> dict:
@@ -293,7 +295,10 @@ def _digit_p_true(row: dict) -> str:
 
 
 def _spec_label(row: dict) -> str:
-    return " ".join([row["variant"], *row.get("overrides", [])])
+    speeds = row.get("test_speeds", [1.0])
+    tta = [] if list(speeds) == [1.0] else [
+        "test speeds " + "/".join(f"{s:g}" for s in speeds)]
+    return " ".join([row["variant"], *row.get("overrides", []), *tta])
 
 
 def _ivr_counts(row: dict) -> tuple[int, int] | None:

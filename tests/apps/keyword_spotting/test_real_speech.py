@@ -161,3 +161,13 @@ def test_benchmark_table_counts_clips_and_shows_the_reference_and_ivr_columns():
     assert text.splitlines()[-1] == (
         "| default | 0.5 | attention_rnn model.time_stretch=0.5 | 1, 42 | 85.0% [80.0%, 90.0%] "
         "| 7, 9 | 16/20 | 0.61, – | 30, 30 | 500 |")
+
+
+def test_rows_of_a_speed_ensemble_export_are_told_apart_from_plain_ones():
+    from benchmarks.keyword_spotting_real import _spec_label
+
+    row = {"variant": "attention_rnn", "overrides": []}
+    assert _spec_label(row) == "attention_rnn"  # A row from before the ensemble.
+    assert _spec_label({**row, "test_speeds": [1.0]}) == "attention_rnn"
+    assert _spec_label({**row, "test_speeds": [0.9, 1.0, 1.1]}) == (
+        "attention_rnn test speeds 0.9/1/1.1")
