@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -69,6 +70,10 @@ _RESCORE = flags.DEFINE_bool("kws_real_rescore", False,
 _SCORE = flags.DEFINE_list(
     "kws_real_score", [], "Score runs already trained by the app instead of training: "
     "`SPEC@RUN_DIR`, the spec the run was trained with and its --model_dir.")
+_SPEEDS = flags.DEFINE_list(
+    "kws_real_speeds", [], "With --kws_real_score: export each run's own weights again with "
+    "these test-time speeds (`ensemble.SpeedEnsemble`, e.g. 0.9,1,1.1; 1: the clip alone) "
+    "and score that export: the same weights either way, so an A/B of the ensemble alone.")
 _APPEND = flags.DEFINE_bool("kws_real_append", False,
                             "Add the rows to those of the results JSON instead of replacing it.")
 REFERENCE_CORPUS = "no_mbrola"  # The 1.1.0 voices: one test split for every model.
@@ -214,7 +219,50 @@ def _row(spec: RunSpec, corpus: str, seed: int, epochs: int, train_seconds: floa
             "test_speeds": metrics.get("test_speeds", [1.0])}
 
 
-def score_runs(pairs: list[str], data_dir, on_row=None) -> dict:
+def run_export(run_dir: str, metrics: dict) -> str:
+    """The export a run's `metrics.json` names (a relative path is tried from the working
+    directory, then from the directory that holds `runs/`)."""
+    path = metrics["export_path"]
+    if os.path.isabs(path) or os.path.isdir(path):
+        return path
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(run_dir))), path)
+
+
+def reexport(run_dir: str, metrics: dict, speeds, out_dir: str) -> str:
+    """The run's explainer, rebuilt from its `model_config` with the weights of its export,
+    exported again to `out_dir` with `speeds`; returns the version directory. Checks first
+    that the rebuilt model answers as the export does (at the export's own speeds)."""
+    import tensorflow as tf
+
+    from apps.keyword_spotting import ensemble, export
+    from apps.keyword_spotting.model import ModelConfig, build_model
+
+    fields = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in metrics["model_config"].items()}
+    explainer = build_model(ModelConfig(**fields)).explainer
+    loaded = tf.saved_model.load(run_export(run_dir, metrics))
+    weights = [w for w in loaded.weights
+               if w.name.split(":")[0] not in ("class_names", "test_speeds")]
+    if len(weights) != len(explainer.weights) or any(
+            tuple(a.shape) != tuple(b.shape) for a, b in zip(explainer.weights, weights,
+                                                             strict=False)):
+        raise ValueError(f"{run_dir}: the export's weights do not fit the model its "
+                         "metrics.json describes.")
+    for variable, value in zip(explainer.weights, weights, strict=True):
+        variable.assign(value.numpy())
+    probe = tf.random.stateless_normal([4, 16000], seed=[1, 2], stddev=0.1)
+    theirs = loaded.signatures["waveform"](waveform=probe)["probabilities"].numpy()
+    ours = ensemble.SpeedEnsemble(explainer, metrics.get("test_speeds", [1.0]))(probe)
+    if np.abs(theirs - np.asarray(ours["probabilities"])).max() > 1e-4:
+        raise ValueError(f"{run_dir}: the rebuilt model does not answer as the export does.")
+    return export.export(explainer, metrics["class_names"], out_dir, speeds=speeds)
+
+
+def _speeds_flag(speeds) -> str:
+    return " --kws_real_speeds=" + ",".join(f"{x:g}" for x in speeds) if speeds else ""
+
+
+def score_runs(pairs: list[str], data_dir, on_row=None, speeds=()) -> dict:
     """Scores runs the app already trained, each `SPEC@RUN_DIR` (the spec it was trained
     with; its `metrics.json` gives the export, epochs and training time), as `benchmark`
     would have scored them."""
@@ -239,13 +287,17 @@ def score_runs(pairs: list[str], data_dir, on_row=None) -> dict:
         row = _row(spec, spec.corpus, metrics["model_config"]["seed"], metrics["epochs"],
                    metrics["train_seconds"], metrics["export_path"], metrics)
         splits = pipeline.load_splits("synthetic_speech_commands", data_dir, spec.corpus)
-        row.update(evaluate(_Served(metrics["export_path"]), splits, real_clips, reference,
-                            prompts))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = run_export(run_dir, metrics)
+            if speeds:
+                path = reexport(run_dir, metrics, speeds, tmp)
+                row.update(test_speeds=list(speeds), reexported=True)
+            row.update(evaluate(_Served(path), splits, real_clips, reference, prompts))
         rows.append(row)
         record = {"benchmark": NAME, "machine": {**machine, "load_average_at_end": [
                       round(x, 2) for x in os.getloadavg()]}, "rows": rows,
                   "command": "python -m benchmarks.keyword_spotting_real --kws_real_score="
-                             + ",".join(pairs)}
+                             + ",".join(pairs) + _speeds_flag(speeds)}
         if on_row:
             on_row(record)
     return record
@@ -260,7 +312,9 @@ def rescore(record: dict, data_dir) -> dict:
     reference = pipeline.load_splits("synthetic_speech_commands", data_dir, REFERENCE_CORPUS)
     rows = []
     for row in record["rows"]:
-        if row.get("export_path") and os.path.isdir(row["export_path"]):
+        if row.get("reexported"):
+            print(f"Not rescored (its export was made again for the run): {row['spec']}")
+        elif row.get("export_path") and os.path.isdir(row["export_path"]):
             splits = pipeline.load_splits("synthetic_speech_commands", data_dir, row["corpus"])
             row = {**row, **evaluate(_Served(row["export_path"]), splits, real_clips,
                                      reference, prompts)}
@@ -407,7 +461,8 @@ def main(argv):
         return record
 
     if _SCORE.value:
-        record = score_runs(_SCORE.value, _DATA_DIR.value, write)
+        speeds = tuple(float(x) for x in _SPEEDS.value)
+        record = score_runs(_SCORE.value, _DATA_DIR.value, write, speeds)
     else:
         record = benchmark(specs, _SEED.value, _EPOCHS.value, _DATA_DIR.value,
                            _RUNS_DIR.value, _QUICK.value, write)

@@ -13,13 +13,14 @@ Signatures (batch first):
 Clips shorter than 1 s are padded with silence on both sides; longer clips are
 cut to their loudest second (energy in 10 ms steps). Non-finite samples count
 as 0, and samples are clipped to [-1, 1] (1e38 is full scale, never NaN).
-Silence (all zeros) is a valid clip. At most 256 clips per request. Each clip
-is also played at the other `test_speeds` (by default 0.9 and 1.1 times as
-fast; `ensemble.SpeedEnsemble`) and the probabilities averaged. Both return:
+Silence (all zeros) is a valid clip. At most 256 clips per request. With
+`test_speeds` other than 1 (opt-in, e.g. 0.9, 1, 1.1; `ensemble.SpeedEnsemble`)
+each clip is also played at those speeds and the probabilities averaged. Both
+return:
 
 - `label`: string [batch], the most probable class;
 - `probabilities`: float32 [batch, classes], in the order of `class_names`
-  (averaged over the speeds);
+  (averaged over the speeds, if several);
 - `attention_weights`: float32 [batch, frames], the attention over time
   (50 frames of 20 ms for a 1 s clip), of the clip as it is (speed 1).
 
@@ -51,7 +52,7 @@ import tensorflow as tf
 from apps.common import export as common_export
 from apps.common.export import warmup_wav
 from apps.keyword_spotting.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_to_clip
-from apps.keyword_spotting.ensemble import DEFAULT_SPEEDS, SpeedEnsemble, check_speeds
+from apps.keyword_spotting.ensemble import SpeedEnsemble, check_speeds
 from apps.keyword_spotting.wav import MAX_SECONDS, decode_wav
 
 #: The longest recording `stream` reads (longer ones are cut), its window hop, and
@@ -72,7 +73,7 @@ class KeywordSpottingModule(common_export.ServingModule):
         speeds: the speeds whose probabilities are averaged (`ensemble.SpeedEnsemble`).
     """
 
-    def __init__(self, explainer, class_names, speeds=DEFAULT_SPEEDS, name=None):
+    def __init__(self, explainer, class_names, speeds=(1.0,), name=None):
         super().__init__(name=name)
         self.model = explainer
         self._speeds = check_speeds(speeds)
@@ -165,7 +166,7 @@ class KeywordSpottingModule(common_export.ServingModule):
 
 
 def export(explainer, class_names, base: str, version: int | None = None,
-           speeds=DEFAULT_SPEEDS) -> str:
+           speeds=(1.0,)) -> str:
     """Writes `<base>/<version>/` atomically; returns the version directory."""
     return common_export.export(KeywordSpottingModule(explainer, class_names, speeds), base,
                                 version)

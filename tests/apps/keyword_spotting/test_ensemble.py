@@ -63,14 +63,44 @@ def test_the_export_averages_what_the_plain_export_answers_at_each_speed(tmp_pat
 
     spotter = build_model(ModelConfig(num_classes=4, rnn_units=4, conv_filters=2, seed=0))
     names = ["a", "b", "c", "d"]
-    plain = tf.saved_model.load(export.export(spotter.explainer, names, str(tmp_path / "plain"),
-                                              speeds=(1.0,))).signatures["waveform"]
-    tta = tf.saved_model.load(export.export(spotter.explainer, names, str(tmp_path / "tta"))
-                              ).signatures["waveform"]
+    plain = tf.saved_model.load(export.export(spotter.explainer, names, str(tmp_path / "plain"))
+                                ).signatures["waveform"]  # The default: no ensemble.
+    tta = tf.saved_model.load(export.export(spotter.explainer, names, str(tmp_path / "tta"),
+                                            speeds=ensemble.SPEEDS)).signatures["waveform"]
     x = tf.constant(clips(2))
     expected = np.mean([plain(waveform=audio.play_at_speed(x, s) if s != 1 else x)
-                        ["probabilities"].numpy() for s in ensemble.DEFAULT_SPEEDS], axis=0)
+                        ["probabilities"].numpy() for s in ensemble.SPEEDS], axis=0)
     out = tta(waveform=x)
     np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
     np.testing.assert_allclose(out["attention_weights"], plain(waveform=x)["attention_weights"],
                                atol=1e-5)
+
+
+def test_the_benchmark_exports_a_runs_own_weights_again_with_other_speeds(tmp_path):
+    import dataclasses
+
+    from apps.keyword_spotting import export
+    from apps.keyword_spotting.model import ModelConfig, build_model
+    from benchmarks.keyword_spotting_real import reexport
+
+    config = ModelConfig(num_classes=3, rnn_units=4, conv_filters=2, seed=0)
+    spotter = build_model(config)
+    rng = np.random.default_rng(0)
+    for variable in spotter.explainer.weights:  # Kernels no fresh model would have.
+        if "kernel" in variable.path:
+            variable.assign(rng.normal(0, 0.3, variable.shape))
+    metrics = {"model_config": dataclasses.asdict(config), "class_names": ["a", "b", "c"],
+               "export_path": export.export(spotter.explainer, ["a", "b", "c"],
+                                            str(tmp_path / "run"))}
+    again = tf.saved_model.load(reexport(str(tmp_path), metrics, ensemble.SPEEDS,
+                                         str(tmp_path / "again"))).signatures["waveform"]
+    x = clips(2)
+    np.testing.assert_allclose(
+        again(waveform=tf.constant(x))["probabilities"],
+        ensemble.SpeedEnsemble(spotter.explainer, ensemble.SPEEDS)(x)["probabilities"],
+        atol=1e-5)
+    # A model that does not fit the export's weights is refused.
+    with pytest.raises(ValueError, match="do not fit"):
+        reexport(str(tmp_path), {**metrics, "model_config": {**metrics["model_config"],
+                                                             "rnn_units": 5}},
+                 ensemble.SPEEDS, str(tmp_path / "bad"))
