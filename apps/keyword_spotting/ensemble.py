@@ -6,7 +6,7 @@ Training plays every batch at a random speed in [0.9, 1.1]
 1.1; `audio.play_at_speed`, pitch, formants and tempo together, as a shorter or
 longer vocal tract would) and averages the probabilities. Opt-in
 (`--config=test_speeds=0.9,1,1.1`): on six trained models it lifted the unseen
-synthetic voices by 0.5 to 1.4 points but not the real digits (README). The attention
+synthetic voices by 0.2 to 1.5 points but not the real digits (README). The attention
 weights are those of the clip as it is (speed 1), so they still say when in
 the clip the word was heard. One model call on all the copies at once; it costs
 `len(speeds)` times the inference.

@@ -100,7 +100,7 @@ class TrainConfig(common_config.CommonTrainConfig):
     # 89.1% against 53.5% through a telephone line (benchmarks/keyword_spotting_real.py).
     channel_augment: float = 0.5
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    # (0.9, 1, 1.1) on six trained models: +0.5 to +1.4 points on unseen synthetic voices, but
+    # (0.9, 1, 1.1) on six trained models: +0.2 to +1.5 points on unseen synthetic voices, but
     # no gain on the real IVR digits, for three times the inference: off by default.
     test_speeds: tuple[float, ...] = (1.0,)
     sample_clips: int = 8
