@@ -9,7 +9,7 @@ longer vocal tract would) and averages the probabilities. Opt-in
 synthetic voices by 0.2 to 1.5 points but not the real digits (README). The attention
 weights are those of the clip as it is (speed 1), so they still say when in
 the clip the word was heard. One model call on all the copies at once; it costs
-`len(speeds)` times the inference.
+`len(speeds)` times the model's work (about twice the serving time for three speeds).
 """
 
 from __future__ import annotations

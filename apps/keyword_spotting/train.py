@@ -101,7 +101,7 @@ class TrainConfig(common_config.CommonTrainConfig):
     channel_augment: float = 0.5
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     # (0.9, 1, 1.1) on six trained models: +0.2 to +1.5 points on unseen synthetic voices, but
-    # no gain on the real IVR digits, for three times the inference: off by default.
+    # no gain on the real IVR digits, for about twice the serving time: off by default.
     test_speeds: tuple[float, ...] = (1.0,)
     sample_clips: int = 8
     plots: bool = True
