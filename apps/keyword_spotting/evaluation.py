@@ -68,11 +68,13 @@ def predict_batches(spotter, batches, channel=None) -> dict:
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
 
 
-def attention_on_word(weights, word_start, word_end, frame_step: int) -> tuple[float, float]:
-    """Mean attention mass on frames centered inside the spoken word, and what uniform
-    attention would give (the word's share of the frames). Clips without a word are skipped."""
+def attention_on_word(weights, word_start, word_end, frame_step: int,
+                      offset: int = 0) -> tuple[float, float]:
+    """Mean attention mass on steps centered inside the spoken word, and what uniform
+    attention would give (the word's share of the steps). Step i is centered at sample
+    `offset + i * frame_step`. Clips without a word are skipped."""
     mass, uniform = [], []
-    centers = np.arange(weights.shape[1]) * frame_step
+    centers = offset + np.arange(weights.shape[1]) * frame_step
     for w, start, end in zip(weights, word_start, word_end, strict=True):
         if start < 0:
             continue
@@ -88,7 +90,7 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def scores(results: dict, class_names, frame_step: int) -> dict:
+def scores(results: dict, class_names, frame_step: int, offset: int = 0) -> dict:
     """Accuracy overall, per class and per speaker, and the attention mass on the word."""
     correct = results["label"] == results["prediction"]
     accuracy = float(correct.mean()) if correct.size else float("nan")
@@ -97,7 +99,7 @@ def scores(results: dict, class_names, frame_step: int) -> dict:
     per_speaker = {_text(speaker): float(correct[results["speaker"] == speaker].mean())
                    for speaker in sorted(set(results["speaker"].tolist())) if speaker}
     on_word, uniform = attention_on_word(results["weights"], results["word_start"],
-                                         results["word_end"], frame_step)
+                                         results["word_end"], frame_step, offset)
     return {
         "test_accuracy": accuracy,
         "test_accuracy_per_class": per_class,
@@ -119,7 +121,8 @@ def evaluate(spotter, splits, batch_size: int = 64, run_dir: str | None = None,
     results = predict(spotter, splits, split, batch_size)
     seconds = time.perf_counter() - start
     names = splits.class_names
-    metrics = scores(results, names, spotter.config.frame_step)
+    metrics = scores(results, names, spotter.config.attention_step,
+                     spotter.config.attention_offset)
     metrics["test_ms_per_clip"] = 1000.0 * seconds / max(1, results["label"].size)
     if run_dir is not None:
         matrix = confusion_matrix(results["label"], results["prediction"], len(names))
@@ -155,8 +158,15 @@ def sample_plots(spotter, splits, results, run_dir: str, count: int, batch_size:
 
     if count <= 0:
         return []
-    classifier = spotter.classifier
-    front = keras.Model(classifier.input, classifier.get_layer("normalize").output)
+    config = spotter.config
+    if config.variant == "speech_embedding":  # Its own log-mel: uncentered 10 ms frames.
+        front = keras.Model(spotter.features.input,
+                            spotter.features.get_layer("embedding_log_mel").output)
+        spectrogram_step, spectrogram_offset = 160, 256
+    else:
+        front = keras.Model(spotter.classifier.input,
+                            spotter.classifier.get_layer("normalize").output)
+        spectrogram_step, spectrogram_offset = config.frame_step, 0
     names = splits.class_names
     wanted = set(_choose(results, len(names), count))
     paths = []
@@ -174,7 +184,9 @@ def sample_plots(spotter, splits, results, run_dir: str, count: int, batch_size:
             span = (int(results["word_start"][i]), int(results["word_end"][i]))
             paths.append(plot_clip_attention(
                 waveform, spectrogram, results["weights"][i], path, title=title,
-                frame_step=spotter.config.frame_step, word_span=span,
+                frame_step=spectrogram_step, spectrogram_offset=spectrogram_offset,
+                attention_step=config.attention_step, attention_offset=config.attention_offset,
+                word_span=span,
             ))
         offset += n
     return paths
@@ -231,7 +243,8 @@ def plot_confusion_matrix(matrix, class_names, path: str, title: str | None = No
 
 def plot_clip_attention(waveform, spectrogram, weights, path: str, title: str | None = None,
                         sample_rate: int = 16000, frame_step: int = 320,
-                        word_span: tuple[int, int] | None = None) -> str:
+                        word_span: tuple[int, int] | None = None, spectrogram_offset: int = 0,
+                        attention_step: int | None = None, attention_offset: int = 0) -> str:
     """Three aligned panels: waveform, log-mel spectrogram, attention weights over time.
 
     Args:
@@ -241,17 +254,24 @@ def plot_clip_attention(waveform, spectrogram, weights, path: str, title: str | 
         path: PNG to write.
         title: heading (e.g. true and predicted label).
         sample_rate: Hz of `waveform`.
-        frame_step: samples between frames (frame i is centered at i * frame_step).
+        frame_step: samples between frames (frame i is centered at
+            `spectrogram_offset + i * frame_step`).
         word_span: `(start, end)` sample indices of the spoken word, shaded when given.
+        spectrogram_offset: the first frame's center (samples).
+        attention_step, attention_offset: the same for the attention weights; None: the
+            weights are over the spectrogram's frames, which must then match in number.
     """
     waveform = np.asarray(waveform, np.float32)
     spectrogram = np.asarray(spectrogram, np.float32)
     weights = np.asarray(weights, np.float32)
-    if spectrogram.shape[0] != weights.shape[0]:
-        raise ValueError(f"spectrogram has {spectrogram.shape[0]} frames but weights has "
-                         f"{weights.shape[0]}; they must match.")
+    if attention_step is None:
+        if spectrogram.shape[0] != weights.shape[0]:
+            raise ValueError(f"spectrogram has {spectrogram.shape[0]} frames but weights has "
+                             f"{weights.shape[0]}; they must match.")
+        attention_step, attention_offset = frame_step, spectrogram_offset
     duration = waveform.size / sample_rate
-    frame_times = np.arange(weights.size) * frame_step / sample_rate
+    frame_times = (spectrogram_offset + np.arange(spectrogram.shape[0]) * frame_step) / sample_rate
+    step_times = (attention_offset + np.arange(weights.size) * attention_step) / sample_rate
     figure = _figure(8, 6)
     top, middle, bottom = figure.subplots(3, 1, sharex=True,
                                           gridspec_kw={"height_ratios": [1, 1.4, 1]})
@@ -262,10 +282,10 @@ def plot_clip_attention(waveform, spectrogram, weights, path: str, title: str | 
                           frame_times[-1] + 0.5 * frame_step / sample_rate,
                           0, spectrogram.shape[1]))
     middle.set_ylabel("mel bin")
-    bottom.bar(frame_times, weights, width=0.9 * frame_step / sample_rate, color="tab:red")
+    bottom.bar(step_times, weights, width=0.9 * attention_step / sample_rate, color="tab:red")
     bottom.set_ylabel("attention")
     bottom.set_xlabel("time (s)")
-    bottom.set_xlim(0, max(duration, frame_times[-1]))
+    bottom.set_xlim(0, max(duration, frame_times[-1], step_times[-1]))
     if word_span is not None and word_span[0] >= 0:
         for axes in (top, bottom):
             axes.axvspan(word_span[0] / sample_rate, word_span[1] / sample_rate,

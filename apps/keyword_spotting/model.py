@@ -1,7 +1,7 @@
 """Keyword-spotting models: a waveform in, class probabilities and attention over time out.
 
-Every variant starts with the same front end, inside the model so that serving
-needs nothing but the waveform:
+Every variant but `speech_embedding` starts with the same front end, inside the
+model so that serving needs nothing but the waveform:
 
     waveform (batch, 16000) -> log-mel spectrogram (batch, frames, mel)
     -> [cepstral smoothing: the spectral envelope only; `cepstral_keep`, off by default]
@@ -28,6 +28,17 @@ Variants (`ModelConfig.variant`):
 - `cnn`: the same front end, a small convolutional network with global average
   pooling and no attention: the baseline. Its "attention" is uniform (global
   average pooling weighs every frame alike).
+- `speech_embedding` (Lin et al. 2020): no front end of its own. The speech
+  embedding pretrained on real speech (`speech_embedding.py`: its log-mel front
+  end and network, fixed) turns the clip into 96-dimensional vectors, one per
+  775 ms window every `embedding_stride` x 10 ms (8 for 1 s at stride 3); a
+  small head learns the keywords: a dense layer, a bidirectional GRU over the
+  windows and attention pooling (`keras_attention.layers.AttentionPooling`),
+  whose weights over the windows say when the word was heard. Only the head
+  trains, on features computed once (`train.fit_embedding_head`).
+
+`product_of_experts` joins two trained explainers into one: the normalized
+geometric mean of their probabilities, the attention of the first.
 """
 
 from __future__ import annotations
@@ -38,11 +49,16 @@ from typing import Literal
 import keras
 from keras import ops
 
-from apps.keyword_spotting import features
+from apps.keyword_spotting import features, speech_embedding
 from keras_attention import _validation
-from keras_attention.layers import DotProductAttention, PositionEmbedding, TransformerEncoderBlock
+from keras_attention.layers import (
+    AttentionPooling,
+    DotProductAttention,
+    PositionEmbedding,
+    TransformerEncoderBlock,
+)
 
-VARIANTS = ("attention_rnn", "kwt", "cnn")
+VARIANTS = ("attention_rnn", "kwt", "cnn", "speech_embedding")
 _PACKAGE = "keyword_spotting"
 
 
@@ -78,11 +94,15 @@ class ModelConfig:
         kwt_dim, kwt_depth, kwt_heads, kwt_mlp_dim, kwt_norm_first: transformer size (kwt);
             `kwt_dim` must be divisible by `kwt_heads`.
         cnn_filters: filters of the convolution stages (cnn).
+        embedding_stride: log-mel frames (10 ms) between the speech embedding's windows
+            (speech_embedding); the published model used 8.
+        embedding_units: width of the dense layer and of each GRU direction of the head
+            (speech_embedding).
         seed: seed of the frequency warp and SpecAugment's random masks; None: unseeded
             (`train.run` uses the run's seed).
     """
 
-    variant: Literal["attention_rnn", "kwt", "cnn"] = "attention_rnn"
+    variant: Literal["attention_rnn", "kwt", "cnn", "speech_embedding"] = "attention_rnn"
     num_classes: int = 22
     # The front end.
     clip_samples: int = 16000
@@ -112,13 +132,17 @@ class ModelConfig:
     kwt_norm_first: bool = True
     # cnn.
     cnn_filters: tuple[int, ...] = (16, 32, 64)
+    # speech_embedding.
+    embedding_stride: int = 3
+    embedding_units: int = 96
     seed: int | None = None
 
     def __post_init__(self):
         _validation.one_of("variant", self.variant, VARIANTS)
         for name in ("num_classes", "clip_samples", "sample_rate", "num_mel_bins", "fft_length",
                      "frame_length", "frame_step", "rnn_units", "conv_filters", "kwt_dim",
-                     "kwt_depth", "kwt_heads", "kwt_mlp_dim"):
+                     "kwt_depth", "kwt_heads", "kwt_mlp_dim", "embedding_stride",
+                     "embedding_units"):
             _validation.positive_int(name, getattr(self, name))
         if self.frame_length > self.fft_length:
             raise ValueError(f"`frame_length` ({self.frame_length}) must not exceed `fft_length` "
@@ -146,11 +170,39 @@ class ModelConfig:
             _validation.positive_int("cnn_filters", filters)
         if self.seed is not None:
             _validation.non_negative_int("seed", self.seed)
+        if (self.variant == "speech_embedding"
+                and self.sample_rate != speech_embedding.SAMPLE_RATE):
+            raise ValueError("The speech embedding was trained at 16 kHz. Received: "
+                             f"sample_rate={self.sample_rate}")
+        if self.variant == "speech_embedding" and self.attention_steps < 1:
+            raise ValueError(f"A clip of {self.clip_samples} samples is shorter than one "
+                             "window of the speech embedding (775 ms). Received: "
+                             f"clip_samples={self.clip_samples}")
 
     @property
     def frames(self) -> int:
         """Spectrogram frames per clip (centered STFT)."""
         return 1 + self.clip_samples // self.frame_step
+
+    @property
+    def attention_steps(self) -> int:
+        """Time steps of the attention weights of one clip."""
+        if self.variant != "speech_embedding":
+            return self.frames
+        return speech_embedding.num_windows(speech_embedding.num_frames(self.clip_samples),
+                                            self.embedding_stride)
+
+    @property
+    def attention_step(self) -> int:
+        """Samples between the attention's time steps."""
+        if self.variant != "speech_embedding":
+            return self.frame_step
+        return self.embedding_stride * speech_embedding.HOP
+
+    @property
+    def attention_offset(self) -> int:
+        """Sample at which the first attention step is centered (step i: offset + i * step)."""
+        return speech_embedding.WINDOW_CENTER if self.variant == "speech_embedding" else 0
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -229,6 +281,10 @@ class KeywordSpotter:
     classifier: keras.Model
     explainer: keras.Model
     config: ModelConfig
+    # speech_embedding only: the fixed pretrained part (waveform -> (batch, windows, 96))
+    # and the head that trains on its output (-> {"probabilities", "attention_weights"}).
+    features: keras.Model | None = None
+    head: keras.Model | None = None
 
 
 def _front_end(waveform, config: ModelConfig):
@@ -312,8 +368,49 @@ def _cnn(x, config: ModelConfig):
     return h, weights
 
 
-def build_model(config: ModelConfig) -> KeywordSpotter:
-    """Builds the variant named by `config.variant` (see the module docstring)."""
+def _speech_embedding_head(config: ModelConfig) -> keras.Model:
+    embeddings = keras.Input((config.attention_steps, speech_embedding.EMBEDDING_DIM),
+                             name="embeddings")
+    x = keras.layers.LayerNormalization(name="embedding_norm")(embeddings)
+    x = keras.layers.Dense(config.embedding_units, activation="relu", name="project")(x)
+    x = keras.layers.Dropout(config.dropout, name="project_dropout")(x)
+    x = keras.layers.Bidirectional(
+        keras.layers.GRU(config.embedding_units, return_sequences=True), name="bigru")(x)
+    h, weights = AttentionPooling(64, name="attention")(x, return_attention_scores=True)
+    h = keras.layers.Dense(128, activation="relu", name="dense1")(h)
+    h = keras.layers.Dropout(config.dropout, name="dropout")(h)
+    probabilities = keras.layers.Dense(config.num_classes, activation="softmax",
+                                       name="probabilities")(h)
+    return keras.Model(embeddings, {"probabilities": probabilities, "attention_weights": weights},
+                       name="kws_speech_embedding_head")
+
+
+def _build_speech_embedding(config: ModelConfig, pretrained: bool,
+                            cache_dir: str | None) -> KeywordSpotter:
+    waveform = keras.Input((config.clip_samples,), name="waveform")
+    log_mel = speech_embedding.EmbeddingLogMel(name="embedding_log_mel")
+    embed = speech_embedding.SpeechEmbedding(config.embedding_stride, name="speech_embedding")
+    features = keras.Model(waveform, embed(log_mel(waveform)), name="kws_speech_embedding_features")
+    if pretrained:
+        speech_embedding.load_pretrained(log_mel, embed, cache_dir)
+    head = _speech_embedding_head(config)
+    outputs = head(features(waveform))
+    classifier = keras.Model(waveform, outputs["probabilities"], name="kws_speech_embedding")
+    explainer = keras.Model(waveform, outputs, name="kws_speech_embedding_explainer")
+    return KeywordSpotter(classifier=classifier, explainer=explainer, config=config,
+                          features=features, head=head)
+
+
+def build_model(config: ModelConfig, pretrained: bool = True,
+                cache_dir: str | None = None) -> KeywordSpotter:
+    """Builds the variant named by `config.variant` (see the module docstring).
+
+    `pretrained` (speech_embedding only): fill the speech embedding with the published
+    weights (fetched once into `cache_dir`'s downloads); False leaves them zero, for a
+    model whose weights are loaded afterwards.
+    """
+    if config.variant == "speech_embedding":
+        return _build_speech_embedding(config, pretrained, cache_dir)
     waveform = keras.Input((config.clip_samples,), name="waveform")
     x = _front_end(waveform, config)
     body = {"attention_rnn": _attention_rnn, "kwt": _kwt, "cnn": _cnn}[config.variant]
@@ -326,6 +423,34 @@ def build_model(config: ModelConfig) -> KeywordSpotter:
         name=f"kws_{config.variant}_explainer",
     )
     return KeywordSpotter(classifier=classifier, explainer=explainer, config=config)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ProductOfExperts(keras.layers.Layer):
+    """Probabilities of several models -> their normalized geometric mean (a product of
+    experts: a class wins only if no member rules it out)."""
+
+    def call(self, probabilities):
+        logs = [ops.log(ops.maximum(ops.cast(p, "float32"), 1e-12)) for p in probabilities]
+        return ops.softmax(ops.mean(ops.stack(logs, 0), axis=0), axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+def product_of_experts(explainers: list[keras.Model], name: str = "kws_product_of_experts"
+                       ) -> keras.Model:
+    """One explainer from several with the same input: the normalized geometric mean of
+    their probabilities, and the attention weights of the first."""
+    if len(explainers) < 2:
+        raise ValueError(f"A product of experts needs two models or more; got {len(explainers)}")
+    waveform = keras.Input(tuple(explainers[0].inputs[0].shape[1:]), name="waveform")
+    outputs = [explainer(waveform) for explainer in explainers]
+    probabilities = ProductOfExperts(name="product_of_experts")(
+        [out["probabilities"] for out in outputs])
+    return keras.Model(waveform, {"probabilities": probabilities,
+                                  "attention_weights": outputs[0]["attention_weights"]},
+                       name=name)
 
 
 def compile_model(model: keras.Model, learning_rate: float = 2e-3,

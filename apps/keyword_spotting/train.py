@@ -14,6 +14,8 @@ Usage:
     python -m apps.keyword_spotting.train --config=model.time_stretch=0.5   # speaking rate
     python -m apps.keyword_spotting.train --config=corpus=wide_unknown      # 374 unknown words
     python -m apps.keyword_spotting.train --config=corpus=default   # without the neural voice
+    python -m apps.keyword_spotting.train --variant=speech_embedding   # pretrained embedding
+    python -m apps.keyword_spotting.train --config=embedding_ensemble=false  # one model alone
 
 Every field of `TrainConfig` (and of `model.ModelConfig`, as `model.<field>`)
 is set with `--config=KEY=VALUE` (see apps/README.md).
@@ -27,6 +29,15 @@ per speaker, and how much of the attention falls on the spoken word),
 clip, `attention/<n>_<label>.png` (waveform, spectrogram and the attention over
 time beneath them). The SavedModel goes to `<export_dir>/<version>/` with the
 signatures `serving_default` (WAV bytes) and `waveform` (float samples).
+
+By default (`embedding_ensemble`) a second model joins the variant: the
+`speech_embedding` variant (a head on a speech embedding pretrained on real
+speech, `speech_embedding.py`), trained after it on the same corpus; the export
+answers with the product of the two models' probabilities and the variant's
+attention. The speech embedding is fixed, so `fit_embedding_head` computes its
+features once for `embedding_passes` passes over the training clips (the first
+with speed perturbation only, the others through the simulated channels too)
+and trains only the head on them.
 """
 
 from __future__ import annotations
@@ -82,6 +93,13 @@ class TrainConfig(common_config.CommonTrainConfig):
             played, the probabilities averaged (`ensemble.SpeedEnsemble`; must hold 1.0,
             whose attention is returned); `(1.0,)`, the default: the clip alone;
             `ensemble.SPEEDS`: 0.9, 1 and 1.1.
+        embedding_ensemble: join a `speech_embedding` model to the variant (the product of
+            their probabilities; see the module docstring). Ignored when the variant is
+            `speech_embedding`.
+        embedding_passes: passes over the training clips whose speech-embedding features
+            the head trains on (the first without the channel augmentation).
+        embedding_epochs: epochs of the head over those features.
+        embedding_learning_rate: the head's peak learning rate.
         sample_clips: test clips drawn with their attention (0: none).
         plots: write the confusion matrix and attention plots.
         backup: resume from `model_dir/backup` after an interruption.
@@ -103,6 +121,10 @@ class TrainConfig(common_config.CommonTrainConfig):
     # (0.9, 1, 1.1) on six trained models: +0.2 to +1.5 points on unseen synthetic voices, but
     # no gain on the real IVR digits, for about twice the serving time: off by default.
     test_speeds: tuple[float, ...] = (1.0,)
+    embedding_ensemble: bool = True
+    embedding_passes: int = 2
+    embedding_epochs: int = 20
+    embedding_learning_rate: float = 1e-3
     sample_clips: int = 8
     plots: bool = True
     backup: bool = True
@@ -117,6 +139,12 @@ class TrainConfig(common_config.CommonTrainConfig):
         _validation.positive_float("learning_rate", self.learning_rate)
         _validation.non_negative_int("seed", self.seed)
         _validation.non_negative_int("sample_clips", self.sample_clips)
+        if not isinstance(self.embedding_ensemble, bool):
+            raise ValueError("`embedding_ensemble` must be true or false. Received: "
+                             f"embedding_ensemble={self.embedding_ensemble!r}")
+        _validation.positive_int("embedding_passes", self.embedding_passes)
+        _validation.positive_int("embedding_epochs", self.embedding_epochs)
+        _validation.positive_float("embedding_learning_rate", self.embedding_learning_rate)
         if isinstance(self.corpus, str):
             _validation.one_of("corpus", self.corpus, builder.CONFIG_NAMES)
         speeds = self.speed_perturbation
@@ -144,7 +172,7 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     import keras
 
     from apps.keyword_spotting import evaluation, pipeline
-    from apps.keyword_spotting.model import build_model, compile_model
+    from apps.keyword_spotting.model import build_model, compile_model, product_of_experts
 
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = common_strategy.get_strategy(config.strategy)
@@ -160,17 +188,34 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         config.model, num_classes=len(splits.class_names),
         seed=config.seed if config.model.seed is None else config.model.seed)
     with strategy.scope():
-        spotter = build_model(model_config)
-        compile_model(spotter.classifier, config.learning_rate,
-                      steps=config.epochs * steps_per_epoch)
+        spotter = build_model(model_config, cache_dir=config.data_dir)
+        if spotter.head is None:
+            compile_model(spotter.classifier, config.learning_rate,
+                          steps=config.epochs * steps_per_epoch)
     logging.info("%s: %d parameters", spotter.classifier.name, spotter.classifier.count_params())
-    history, seconds = training.timed_fit(
-        spotter.classifier, train, validation, epochs=config.epochs,
-        extra_callbacks=training.callbacks(config.model_dir, backup=config.backup),
-    )
+    members = {}  # Each model's own test accuracy when two answer together.
+    if spotter.head is not None:
+        history, seconds = fit_embedding_head(spotter, splits, config, strategy)
+    else:
+        history, seconds = training.timed_fit(
+            spotter.classifier, train, validation, epochs=config.epochs,
+            extra_callbacks=training.callbacks(config.model_dir, backup=config.backup),
+        )
+    explainer = spotter.explainer
+    if config.embedding_ensemble and spotter.head is None:
+        embedding_config = dataclasses.replace(model_config, variant="speech_embedding")
+        with strategy.scope():
+            companion = build_model(embedding_config, cache_dir=config.data_dir)
+        _, companion_seconds = fit_embedding_head(companion, splits, config, strategy)
+        seconds += companion_seconds
+        for name, member in ((model_config.variant, spotter), ("speech_embedding", companion)):
+            members[name] = evaluation.evaluate(member, splits, config.batch_size,
+                                                sample_clips=0)["test_accuracy"]
+        logging.info("test accuracy of each model alone: %s", members)
+        explainer = product_of_experts([spotter.explainer, companion.explainer])
     chief = common_strategy.is_chief(strategy)
     served = dataclasses.replace(
-        spotter, explainer=ensemble.SpeedEnsemble(spotter.explainer, config.test_speeds))
+        spotter, explainer=ensemble.SpeedEnsemble(explainer, config.test_speeds))
     scores = evaluation.evaluate(
         served, splits, config.batch_size, sample_clips=config.sample_clips,
         run_dir=config.model_dir if chief and config.plots else None)
@@ -185,12 +230,14 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         **scores,
         "model_config": dataclasses.asdict(model_config),
         "test_speeds": list(config.test_speeds),
+        "embedding_ensemble": bool(members),
+        "member_test_accuracy": members,
     }
     export_path = None
     if chief and config.export_dir:
         from apps.keyword_spotting import export
 
-        export_path = export.export(spotter.explainer, splits.class_names, config.export_dir,
+        export_path = export.export(explainer, splits.class_names, config.export_dir,
                                     speeds=config.test_speeds)
     result = common_metrics.RunResult(
         app=APP, dataset=config.dataset, variant=model_config.variant,
@@ -202,6 +249,62 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         result.write(config.model_dir)
     keras.backend.clear_session()
     return result
+
+
+def embedding_features(features, dataset):
+    """`(embeddings float16 (n, windows, 96), labels (n,))` of every batch of `dataset`."""
+    import numpy as np
+    import tensorflow as tf
+
+    embed = tf.function(lambda x: features(x, training=False))
+    xs, ys = [], []
+    for x, y in dataset:
+        xs.append(embed(x).numpy().astype(np.float16))
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def fit_embedding_head(spotter, splits, config: TrainConfig, strategy):
+    """Trains the head of a `speech_embedding` spotter on its fixed features, computed once
+    for `config.embedding_passes` passes over the training clips; returns
+    (history, seconds, the features' included). The head's epochs resume from a backup
+    under `model_dir/speech_embedding_head` after a kill; the features are computed anew."""
+    import time
+
+    import keras
+    import numpy as np
+
+    from apps.keyword_spotting import pipeline
+    from apps.keyword_spotting.model import compile_model
+
+    start = time.perf_counter()
+    xs, ys = [], []
+    for i in range(config.embedding_passes):
+        dataset = pipeline.make_dataset(
+            splits, "train", 256, training=True, seed=config.seed + i,
+            speed_perturbation=config.speed_perturbation,
+            channel_augment=config.channel_augment if i else 0.0)
+        x, y = embedding_features(spotter.features, dataset)
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    validation = embedding_features(spotter.features,
+                                    pipeline.make_dataset(splits, "validation", 256))
+    logging.info("speech-embedding features of %d training clips in %.0f s", len(y),
+                 time.perf_counter() - start)
+    with strategy.scope():
+        head = keras.Model(spotter.head.input, spotter.head.output["probabilities"],
+                           name="kws_speech_embedding_head_classifier")
+        batch_size = 128
+        steps = config.embedding_epochs * -(-len(y) // batch_size)
+        compile_model(head, config.embedding_learning_rate, steps=steps)
+    backup = os.path.join(config.model_dir, "speech_embedding_head")
+    history, _ = training.timed_fit(
+        head, x.astype("float32"), validation, epochs=config.embedding_epochs,
+        batch_size=batch_size, shuffle=True,
+        extra_callbacks=training.callbacks(backup, backup=config.backup), verbose=0,
+        y=y)
+    return history, time.perf_counter() - start
 
 
 def config_from_flags() -> TrainConfig:
