@@ -216,7 +216,11 @@ def _row(spec: RunSpec, corpus: str, seed: int, epochs: int, train_seconds: floa
             "test_accuracy_in_run": metrics["test_accuracy"],
             "split_sizes": metrics["split_sizes"],
             # The export's test-time speeds (`ensemble.SpeedEnsemble`); runs before it: none.
-            "test_speeds": metrics.get("test_speeds", [1.0])}
+            "test_speeds": metrics.get("test_speeds", [1.0]),
+            # Runs whose export joins the speech-embedding model (`embedding_ensemble`);
+            # runs before it: none.
+            "embedding_ensemble": bool(metrics.get("embedding_ensemble", False)),
+            "member_test_accuracy": metrics.get("member_test_accuracy", {})}
 
 
 def run_export(run_dir: str, metrics: dict) -> str:
@@ -237,6 +241,9 @@ def reexport(run_dir: str, metrics: dict, speeds, out_dir: str) -> str:
     from apps.keyword_spotting import ensemble, export
     from apps.keyword_spotting.model import ModelConfig, build_model
 
+    if metrics.get("embedding_ensemble"):
+        raise ValueError(f"{run_dir}: its export joins two models (embedding_ensemble); "
+                         "--kws_real_speeds re-exports one model's weights only.")
     fields = {k: tuple(v) if isinstance(v, list) else v
               for k, v in metrics["model_config"].items()}
     explainer = build_model(ModelConfig(**fields)).explainer
@@ -352,7 +359,8 @@ def _spec_label(row: dict) -> str:
     speeds = row.get("test_speeds", [1.0])
     tta = [] if list(speeds) == [1.0] else [
         "test speeds " + "/".join(f"{s:g}" for s in speeds)]
-    return " ".join([row["variant"], *row.get("overrides", []), *tta])
+    joined = ["+ speech_embedding"] if row.get("embedding_ensemble") else []
+    return " ".join([row["variant"], *joined, *row.get("overrides", []), *tta])
 
 
 def _ivr_counts(row: dict) -> tuple[int, int] | None:

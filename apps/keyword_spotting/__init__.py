@@ -13,8 +13,11 @@ Where each piece lives (the rooms of apps/README.md, and three helpers):
 - `channel.py` (helper): real-world channel augmentation of training clips in
   TensorFlow ops: room reverberation, microphone EQ, level and clipping, telephone line;
 - `features.py`: the log-mel front end and the spectrogram augmentations (layers);
+- `speech_embedding.py` (helper): the speech embedding pretrained on real speech
+  (Lin et al. 2020), fetched from PyPI and rebuilt from Keras ops;
 - `model.py`: `ModelConfig`, `build_model` (the classifier and the explainer
-  that also returns the attention over time), `compile_model`;
+  that also returns the attention over time), `compile_model`,
+  `product_of_experts` (the default export: the variant and the speech embedding);
 - `train.py`: `TrainConfig`, `run`, `main` (`python -m apps.keyword_spotting.train`);
 - `evaluation.py`: `evaluate` on the unseen voices, confusion matrix and attention plots;
 - `export.py`: the SavedModel's signatures (WAV bytes or waveforms);

@@ -31,7 +31,7 @@ Variants (`ModelConfig.variant`):
 - `speech_embedding` (Lin et al. 2020): no front end of its own. The speech
   embedding pretrained on real speech (`speech_embedding.py`: its log-mel front
   end and network, fixed) turns the clip into 96-dimensional vectors, one per
-  775 ms window every `embedding_stride` x 10 ms (8 for 1 s at stride 3); a
+  775 ms window every `embedding_stride` x 10 ms (6 for 1 s at stride 4); a
   small head learns the keywords: a dense layer, a bidirectional GRU over the
   windows and attention pooling (`keras_attention.layers.AttentionPooling`),
   whose weights over the windows say when the word was heard. Only the head
@@ -133,7 +133,7 @@ class ModelConfig:
     # cnn.
     cnn_filters: tuple[int, ...] = (16, 32, 64)
     # speech_embedding.
-    embedding_stride: int = 3
+    embedding_stride: int = 4
     embedding_units: int = 96
     seed: int | None = None
 

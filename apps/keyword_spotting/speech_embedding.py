@@ -74,6 +74,7 @@ LAYERS = tuple(
      (24, 24, 24, 48, 48, 48, 48, 72, 72, 72, 72, 96, 96, 96, 96, 96, 96, 96, 96)[i],
      _POOLS.get(i))
     for i in range(19))
+POOL_STRIDE = 8  # The network's pools stride 2 x 2 x 2 frames in time.
 FINAL = "conv2d_19"  # (3, 1), 96 -> 96, no bias, no activation: the embedding.
 
 
@@ -261,6 +262,10 @@ class SpeechEmbedding(keras.layers.Layer):
     """Log-mel frames `(batch, frames, 32)` -> embeddings `(batch, windows, 96)`: the
     pretrained network on windows of 76 frames every `stride` frames.
 
+    A stride that divides 8 (1, 2, 4, 8) slides the network over the whole clip from
+    8 / stride offsets, sharing the work of overlapping windows (stride 4: 6 windows of a
+    1 s clip for about the work of 2.5); any other stride runs every window alone.
+
     Args:
         stride: frames between windows (10 ms each); the published model used 8.
         trainable: fine-tune the pretrained weights (default False: a fixed feature).
@@ -285,9 +290,10 @@ class SpeechEmbedding(keras.layers.Layer):
         self.final = self.add_weight(name=f"{FINAL}_kernel", shape=(3, 1, channels, EMBEDDING_DIM),
                                      initializer="zeros")
 
-    def embed(self, windows):
-        """`(n, 76, 32)` log-mel windows -> `(n, 96)`."""
-        x = ops.expand_dims(windows, -1)
+    def _network(self, x):
+        """`(n, frames, 32, 1)` -> `(n, 1 + (frames - 76) // 8, 96)`: the network slid over
+        time (its convolutions are "valid" in time and its pools stride 8 frames in all, so
+        a longer input gives the windows every 8 frames at once, sharing their work)."""
         for (kernel, bias), (_, (_, kf), _, pool) in zip(self.kernels, LAYERS, strict=True):
             if kf == 3:  # "same" along frequency, "valid" along time.
                 x = ops.pad(x, [[0, 0], [0, 0], [1, 1], [0, 0]])
@@ -295,17 +301,31 @@ class SpeechEmbedding(keras.layers.Layer):
             x = ops.maximum(ops.leaky_relu(x, negative_slope=LEAK), FLOOR)
             if pool:
                 x = ops.max_pool(x, pool_size=pool, strides=pool, padding="valid")
-        x = ops.conv(x, self.final, padding="valid")
-        return ops.reshape(x, (-1, EMBEDDING_DIM))
+        return ops.squeeze(ops.conv(x, self.final, padding="valid"), 2)
 
     def call(self, frames):
-        count = ops.shape(frames)[1]
+        batch, count = ops.shape(frames)[0], ops.shape(frames)[1]
         windows = (count - WINDOW_FRAMES) // self.stride + 1
+        if POOL_STRIDE % self.stride == 0:
+            # Windows every `stride` frames: the network slid over the frames from each of
+            # the POOL_STRIDE // stride offsets, interleaved. The frames are padded so that
+            # every offset gives as many windows; the windows that reach into the padding
+            # are dropped.
+            phases = POOL_STRIDE // self.stride
+            per_phase = (windows + phases - 1) // phases
+            length = WINDOW_FRAMES + (per_phase - 1) * POOL_STRIDE
+            padded = ops.pad(frames, [[0, 0], [0, (phases - 1) * self.stride], [0, 0]])
+            x = ops.stack([padded[:, p * self.stride:p * self.stride + length]
+                           for p in range(phases)], 1)  # (batch, phases, length, 32)
+            x = self._network(ops.reshape(x, (-1, length, MEL_BINS, 1)))
+            x = ops.reshape(x, (batch, phases, per_phase, EMBEDDING_DIM))
+            x = ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, -1, EMBEDDING_DIM))
+            return x[:, :windows]
         starts = ops.arange(windows) * self.stride
         index = ops.expand_dims(starts, 1) + ops.expand_dims(ops.arange(WINDOW_FRAMES), 0)
         x = ops.take(frames, ops.reshape(index, (-1,)), axis=1)  # (batch, windows * 76, 32)
-        x = ops.reshape(x, (-1, WINDOW_FRAMES, MEL_BINS))
-        return ops.reshape(self.embed(x), (ops.shape(frames)[0], windows, EMBEDDING_DIM))
+        x = self._network(ops.reshape(x, (-1, WINDOW_FRAMES, MEL_BINS, 1)))
+        return ops.reshape(x, (batch, windows, EMBEDDING_DIM))
 
     def compute_output_shape(self, input_shape):
         frames = input_shape[1]

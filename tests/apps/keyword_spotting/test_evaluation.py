@@ -20,6 +20,17 @@ def test_attention_on_word_counts_frames_inside_the_word():
     assert uniform == pytest.approx(10 / 51)
 
 
+def test_attention_on_word_with_offset_steps():
+    """The speech embedding's windows: step i centered at 6256 + 480 i (8 steps for 1 s)."""
+    weights = np.zeros((1, 8))
+    weights[0, 1] = 0.75  # Centered at 6736: inside the word below.
+    weights[0, 5] = 0.25  # Centered at 8656: after it.
+    on_word, uniform = evaluation.attention_on_word(
+        weights, np.array([6000]), np.array([7500]), frame_step=480, offset=6256)
+    assert on_word == pytest.approx(0.75)
+    assert uniform == pytest.approx(3 / 8)  # Steps 0-2 (6256, 6736, 7216) are inside.
+
+
 def test_scores_per_class_and_per_speaker():
     results = {
         "label": np.array([0, 0, 1, 2]), "prediction": np.array([0, 1, 1, 2]),
@@ -45,3 +56,8 @@ def test_plots_are_written(tmp_path):
     with pytest.raises(ValueError, match="must match"):
         evaluation.plot_clip_attention(np.zeros(16000), np.zeros((50, 40)), np.zeros(51),
                                        str(tmp_path / "x.png"))
+    # Attention on its own steps (the speech embedding's 8 windows over 97 frames).
+    windows = evaluation.plot_clip_attention(
+        np.zeros(16000), np.zeros((97, 32)), np.full(8, 1 / 8), str(tmp_path / "w.png"),
+        frame_step=160, spectrogram_offset=256, attention_step=480, attention_offset=6256)
+    assert os.path.getsize(windows) > 1000

@@ -50,6 +50,10 @@ def test_run_writes_metrics_plots_and_a_versioned_export(tiny_run):
     for key in ("dataset", "variant", "metric", "value", "train_seconds", "export_path"):
         assert written[key] == getattr(result, key)
     assert RunResult.read(result.metrics_path).export_path == result.export_path
+    # The default joins the speech-embedding model: each model's own accuracy is recorded.
+    assert metrics["embedding_ensemble"] is True
+    assert set(metrics["member_test_accuracy"]) == {"attention_rnn", "speech_embedding"}
+    assert os.path.isdir(os.path.join(run_dir, "speech_embedding_head", "logs"))
 
 
 def test_bad_configuration_is_refused_before_anything_runs():
@@ -59,7 +63,9 @@ def test_bad_configuration_is_refused_before_anything_runs():
         train.TrainConfig(dataset="timit")
     for field, value in (("epochs", 0), ("batch_size", -1), ("learning_rate", 0.0),
                          ("sample_clips", -1), ("corpus", "huge"),
-                         ("speed_perturbation", (1.1, 0.9))):
+                         ("speed_perturbation", (1.1, 0.9)), ("embedding_ensemble", "yes"),
+                         ("embedding_passes", 0), ("embedding_epochs", 0),
+                         ("embedding_learning_rate", -1.0)):
         with pytest.raises(ValueError, match=f"{field}="):
             train.TrainConfig(**{field: value})
 
@@ -94,11 +100,12 @@ def test_every_old_flag_is_a_config_key():
         "--variant=kwt", "--config=model.rnn_units=32", "--config=model.kwt_depth=2",
         "--config=learning_rate=0.001", "--config=sample_clips=3", "--config=corpus=quick",
         "--config=speed_perturbation=", "--export_dir=/tmp/kws", "--config=export_dir=None",
-        "--seed=7")
+        "--seed=7", "--config=embedding_ensemble=false", "--config=embedding_passes=3")
     assert config.model == ModelConfig(variant="kwt", rnn_units=32, kwt_depth=2)
     assert (config.learning_rate, config.sample_clips, config.corpus, config.seed) == (
         1e-3, 3, "quick", 7)
     assert config.speed_perturbation == () and config.export_dir is None
+    assert config.embedding_ensemble is False and config.embedding_passes == 3
     assert dataclasses.replace(config, corpus=None).corpus_config == train.DEFAULT_CORPUS
     assert train.DEFAULT_CORPUS in builder.CONFIG_NAMES
 
