@@ -120,22 +120,25 @@ def test_keras_rebuild_matches_onnxruntime_on_the_published_files(wheel):
         mel = ort.InferenceSession(archive.read(se.MEL_MEMBER), providers=["CPUExecutionProvider"])
         net = ort.InferenceSession(archive.read(se.EMBEDDING_MEMBER),
                                    providers=["CPUExecutionProvider"])
-    log_mel, embed = se.EmbeddingLogMel(), se.SpeechEmbedding(stride=3)
-    waveform = keras.Input((16000,))
-    frames = log_mel(waveform)
-    model = keras.Model(waveform, [frames, embed(frames)])
-    se.load_pretrained(log_mel, embed)
     audio = clips(3, seed=5)
     audio[1] *= 0.01  # A quiet clip: the 80 dB floor is the clip's own.
-    ours_mel, ours = model.predict(audio, verbose=0)
-    assert ours.shape == (3, 8, 96)
-    for i in range(3):
-        reference = mel.run(None, {"input": audio[i:i + 1] * 32767.0})[0][0, 0] / 10 + 2
-        np.testing.assert_allclose(ours_mel[i], reference, atol=1e-4)
-        windows = np.stack([reference[s:s + 76] for s in range(0, 97 - 75, 3)])[..., None]
-        expected = net.run(None, {"input_1": windows.astype(np.float32)})[0].reshape(-1, 96)
-        np.testing.assert_allclose(ours[i], expected, atol=1e-3, rtol=1e-4)
-        assert np.abs(expected).max() > 1  # Not a trivially small output.
+    # Stride 3 runs every window alone; 4 and 2 slide the network from 2 or 4 offsets.
+    for stride, windows in ((3, 8), (4, 6), (2, 11)):
+        log_mel, embed = se.EmbeddingLogMel(), se.SpeechEmbedding(stride=stride)
+        waveform = keras.Input((16000,))
+        frames = log_mel(waveform)
+        model = keras.Model(waveform, [frames, embed(frames)])
+        se.load_pretrained(log_mel, embed)
+        ours_mel, ours = model.predict(audio, verbose=0)
+        assert ours.shape == (3, windows, 96)
+        for i in range(3):
+            reference = mel.run(None, {"input": audio[i:i + 1] * 32767.0})[0][0, 0] / 10 + 2
+            np.testing.assert_allclose(ours_mel[i], reference, atol=1e-4)
+            starts = range(0, 97 - 75, stride)
+            windows_in = np.stack([reference[s:s + 76] for s in starts])[..., None]
+            expected = net.run(None, {"input_1": windows_in.astype(np.float32)})[0]
+            np.testing.assert_allclose(ours[i], expected.reshape(-1, 96), atol=1e-3, rtol=1e-4)
+            assert np.abs(expected).max() > 1  # Not a trivially small output.
 
 
 def test_speech_embedding_variant_builds_and_trains_only_its_head():
@@ -143,11 +146,11 @@ def test_speech_embedding_variant_builds_and_trains_only_its_head():
     spotter = build_model(config, pretrained=False)
     out = spotter.explainer(clips(2))
     assert tuple(out["probabilities"].shape) == (2, 5)
-    assert tuple(out["attention_weights"].shape) == (2, config.attention_steps) == (2, 8)
+    assert tuple(out["attention_weights"].shape) == (2, config.attention_steps) == (2, 6)
     np.testing.assert_allclose(np.asarray(out["attention_weights"]).sum(-1), 1, atol=1e-5)
     assert spotter.features.trainable_weights == []
     assert spotter.classifier.trainable_weights  # The head's.
-    assert config.attention_step == 480 and config.attention_offset == 6256
+    assert config.attention_step == 640 and config.attention_offset == 6256
     plain = ModelConfig()
     assert (plain.attention_steps, plain.attention_step, plain.attention_offset) == (51, 320, 0)
     with pytest.raises(ValueError, match="shorter than one window"):
