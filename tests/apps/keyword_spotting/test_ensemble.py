@@ -104,3 +104,7 @@ def test_the_benchmark_exports_a_runs_own_weights_again_with_other_speeds(tmp_pa
         reexport(str(tmp_path), {**metrics, "model_config": {**metrics["model_config"],
                                                              "rnn_units": 5}},
                  ensemble.SPEEDS, str(tmp_path / "bad"))
+    # An export of two models (the default's speech-embedding product) is refused by name.
+    with pytest.raises(ValueError, match="joins two models"):
+        reexport(str(tmp_path), {**metrics, "embedding_ensemble": True}, ensemble.SPEEDS,
+                 str(tmp_path / "two"))
