@@ -25,8 +25,8 @@ stock TF Serving runs:
   batch; here it is per clip, so a clip's features do not depend on what it is
   batched with. For a batch of one they are the same.)
 - `SpeechEmbedding`: log-mel frames -> `(batch, windows, 96)`: the network on
-  windows of 76 frames every `stride` frames (a 1 s clip has 97 frames: 8 windows
-  at stride 3).
+  windows of 76 frames every `stride` frames (a 1 s clip has 97 frames: 6 windows
+  at stride 4, the app's default; 8 at stride 3).
 
 The layers create their weights empty; `load_pretrained` fills them from the
 downloaded file, and a saved model carries them, so loading a trained model or
