@@ -160,9 +160,12 @@ def sample_plots(spotter, splits, results, run_dir: str, count: int, batch_size:
         return []
     config = spotter.config
     if config.variant == "speech_embedding":  # Its own log-mel: uncentered 10 ms frames.
+        from apps.keyword_spotting import speech_embedding
+
         front = keras.Model(spotter.features.input,
                             spotter.features.get_layer("embedding_log_mel").output)
-        spectrogram_step, spectrogram_offset = 160, 256
+        spectrogram_step = speech_embedding.HOP
+        spectrogram_offset = speech_embedding.FFT_LENGTH // 2
     else:
         front = keras.Model(spotter.classifier.input,
                             spotter.classifier.get_layer("normalize").output)

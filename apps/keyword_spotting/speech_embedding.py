@@ -267,11 +267,12 @@ class SpeechEmbedding(keras.layers.Layer):
     1 s clip for about the work of 2.5); any other stride runs every window alone.
 
     Args:
-        stride: frames between windows (10 ms each); the published model used 8.
+        stride: frames between windows (10 ms each; the app's default, 4: 6 windows of
+            a 1 s clip); the published model used 8.
         trainable: fine-tune the pretrained weights (default False: a fixed feature).
     """
 
-    def __init__(self, stride: int = 3, **kwargs):
+    def __init__(self, stride: int = 4, **kwargs):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
