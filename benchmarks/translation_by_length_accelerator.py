@@ -400,12 +400,13 @@ def train_one(variant: str, data: str, work: str, out: str, batch_size: int, see
 
 
 def train_all(variants, data: str, out: str, budget_seconds: float, decode_reserve: float,
-              calibration_steps: int, max_steps: int, argv_common: list[str]) -> dict:
+              calibration_steps: int, max_steps: int, argv_common: list[str],
+              work: str | None = None) -> dict:
     """Starts one `train_one` process per variant on the one device, waits for their
     calibrations, writes the common step count (what fits the budget at the slowest
     variant's calibrated speed, at most `max_steps`), waits for them all."""
     start = time.time()
-    work = os.path.join(out, ".work")
+    work = work or os.path.join(out, ".work")
     os.makedirs(work, exist_ok=True)
     for name in os.listdir(work):
         os.remove(os.path.join(work, name))
@@ -553,7 +554,8 @@ def define_flags() -> None:
     flags.DEFINE_string("data", os.path.join(".gpu", "fig2"), "The prepared corpus.")
     flags.DEFINE_string("out", None, "train: where the outputs go.")
     flags.DEFINE_string("outputs", None, "score: the train stage's --out.")
-    flags.DEFINE_string("work", None, "train_one: the calibration files' directory.")
+    flags.DEFINE_string("work", None, "The workers' logs and calibration files (default: "
+                        "--out/.work).")
     flags.DEFINE_list("variants", list(VARIANTS), "Variants to train, at the same budget.")
     flags.DEFINE_float("budget_seconds", 520.0, "train: wall-clock budget of the whole stage.")
     flags.DEFINE_float("decode_reserve", 110.0, "train: seconds kept for the validation "
@@ -598,7 +600,7 @@ def main(argv):
             load_corpus(f.data)  # fails here, before any process starts
             print(json.dumps(train_all(f.variants, f.data, f.out, f.budget_seconds,
                                        f.decode_reserve, f.calibration_steps, f.max_steps,
-                                       common), indent=1))
+                                       common, f.work), indent=1))
         else:
             train_one(common_flags.VARIANT.value, f.data, f.work, f.out, batch_size, seed,
                       f.buckets,
