@@ -13,21 +13,28 @@ accelerator (JAX on a GPU was what it was written for), in three stages:
     python -m benchmarks.translation_by_length_accelerator --stage=prepare --data=.gpu/fig2
 
     # 2. The accelerator, KERAS_BACKEND=jax (no TensorFlow needed): every variant
-    #    trained at once, one process each on the one device, for the same number of
-    #    steps: a calibration of `--calibration_steps` steps times them all together,
-    #    then the steps that fit `--budget_seconds` are set for all; then beam search
-    #    over the test sources. One file per variant (`<variant>.npz`: output ids and
-    #    the run's record) and a log go to --out.
+    #    trained at once, one process each on the one device. Once all have compiled,
+    #    each trains for the same wall-clock window (until `--decode_reserve` seconds
+    #    before `--budget_seconds` from the start; the learning rate decays over that
+    #    time), or `--steps` steps each; then beam search over the test sources. One
+    #    file per variant (`<variant>.npz`: output ids and the run's record), the
+    #    workers' log and the start decision go to --out.
     KERAS_BACKEND=jax python -m benchmarks.translation_by_length_accelerator --stage=train \\
-        --data=.gpu/fig2 --out=OUT --budget_seconds=520
+        --data=.gpu/fig2 --out=OUT --budget_seconds=500
 
     # 3. CPU, TensorFlow: the outputs detokenized, scored by English length, the two
     #    verdicts with paired bootstrap intervals, a plot.
     python -m benchmarks.translation_by_length_accelerator --stage=score --data=.gpu/fig2 \\
         --outputs=OUT
 
-Results: benchmarks/results/translation_by_length_accelerator.{json,md,png};
-the translations in `--runs_dir/<variant>/translations.tsv`.
+Results: benchmarks/results/translation_by_length_accelerator.{json,md,png}
+(`--name` for another name); the translations in
+`--runs_dir/<variant>/translations.tsv`. The score stage refuses outputs made
+from another preparation (the vocabulary's and test pairs' SHA-256 differ).
+
+Why a time window and not a step count fixed ahead: the first version timed
+each variant's first 60-100 steps and set the steps from them, and the
+variants then ran 2-4x slower than timed once all shared the device (README).
 
 Batches are drawn from length buckets (`--buckets`, source:target pieces) in
 proportion to the pairs in each, so a batch of short sentences does not run
@@ -52,7 +59,9 @@ VARIANTS = ("seq2seq", "bahdanau", "luong", "transformer")
 CORPUS = "corpus.npz"
 META = "meta.json"
 TEST = "test.tsv"
-STEPS_FILE = "steps.json"
+GO_FILE = "go.json"
+#: With `--steps`, a worker still past the time window by this much stops (a guard).
+GUARD_SECONDS = 30.0
 #: Pairs per step (`--batch_size`): four times the CPU benchmark's 64; on an accelerator
 #: a recurrent step costs about the same at either size.
 DEFAULT_BATCH = 256
@@ -120,6 +129,7 @@ def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False) -> dict:
         "beam_width": base.beam_width, "length_penalty": base.length_penalty,
         "smoke": smoke,
     }
+    meta["hashes"] = corpus_hashes(out)
     with open(os.path.join(out, META), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1)
     return meta
@@ -195,19 +205,23 @@ def batches(rng, bucket_ids, batch_size: int):
             yield order[i]
 
 
-def learning_rate(step: int, total: int, peak: float) -> float:
-    """`apps.translation.model.compile_model`'s schedule, as a function of the step:
-    a linear warm-up of min(200, total // 10) steps, then a cosine decay to 10%."""
+WARMUP_STEPS = 200  # `apps.translation.model.compile_model`'s warm-up (at most a tenth of a run)
+
+
+def learning_rate(step: int, fraction: float, peak: float, warmup: int = WARMUP_STEPS) -> float:
+    """`apps.translation.model.compile_model`'s schedule: a linear warm-up over `warmup`
+    steps, then a cosine decay to 10% of `peak`; `fraction` is how far the decay has gone
+    (0 to 1): of the steps after the warm-up (`--steps`) or of the time (the default)."""
     import math
 
-    warmup = min(200, total // 10)
     if warmup and step < warmup:
         return peak * step / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    fraction = min(1.0, max(0.0, fraction))
+    return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * fraction)))
 
 
-def _wait_for(path: str, timeout: float) -> dict | None:
+def _wait_for(path: str, timeout: float, what: str) -> dict:
+    """The JSON at `path` once another process has written it; SystemExit after `timeout`."""
     end = time.time() + timeout
     while time.time() < end:
         if os.path.isfile(path):
@@ -216,16 +230,28 @@ def _wait_for(path: str, timeout: float) -> dict | None:
                     return json.load(f)
             except ValueError:  # being written
                 pass
-        time.sleep(0.5)
-    return None
+        time.sleep(0.2)
+    raise SystemExit(f"no {what} ({path}) after {timeout:.0f} s")
+
+
+def _write_json(path: str, value) -> None:
+    """Written whole or not at all (another process polls for it)."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(value, f)
+    os.replace(path + ".tmp", path)
 
 
 def train_one(variant: str, data: str, work: str, out: str, batch_size: int, seed: int,
-              buckets_text: str, calibration_steps: int, beam_width: int | None,
+              buckets_text: str, steps: int | None, beam_width: int | None,
               decode_batch: int, smoke: bool) -> dict:
-    """One variant: trains (the steps come from `work/steps.json`, written by `train_all`
-    after every variant has timed its calibration steps), scores the validation pairs
-    teacher-forced, decodes the test sources with beam search. Writes `out/<variant>.npz`."""
+    """One variant, in its own process: compiles its training step for each length bucket,
+    waits until every variant has (`work/go.json`, from `train_all`), trains, scores the
+    validation pairs teacher-forced and decodes the test sources with beam search.
+
+    The budget: `steps` steps (the learning rate decays over them), or, with `steps`
+    None, until `go.json`'s `train_until` (the learning rate decays over that time): every
+    variant the same wall-clock window on the shared device. Writes `out/<variant>.npz`
+    (the output ids and the run's record)."""
     import keras
     import numpy as np
     from keras import ops
@@ -235,6 +261,11 @@ def train_one(variant: str, data: str, work: str, out: str, batch_size: int, see
     from keras_attention.decoding.samplers import BeamSampler
 
     backend = keras.backend.backend()
+    if backend != "jax":
+        raise SystemExit(f"--stage=train needs KERAS_BACKEND=jax (got {backend!r}): the "
+                         "training step is compiled with jax.jit.")
+    import jax
+
     arrays, meta = load_corpus(data)
     config = translation_model.ModelConfig(**{**meta["model"], "variant": variant,
                                               "copy": False})
@@ -253,17 +284,12 @@ def train_one(variant: str, data: str, work: str, out: str, batch_size: int, see
     buckets = parse_buckets(buckets_text, config.max_source_length, config.max_target_length)
     source, target = arrays["train_source"], arrays["train_target"]
     bucket_ids = bucket_of((source != 0).sum(1), (target != 0).sum(1), buckets)
-    record = {"variant": variant, "backend": backend, "buckets": buckets,
+    record = {"variant": variant, "backend": backend, "device": jax.devices()[0].device_kind,
+              "buckets": buckets, "batch_size": batch_size, "seed": seed,
               "pairs_per_bucket": np.bincount(bucket_ids, minlength=len(buckets)).tolist(),
-              "batch_size": batch_size, "seed": seed, "learning_rate_peak": peak,
-              "parameters": int(model.count_params()), "config": dataclasses.asdict(config)}
-
-    if backend != "jax":
-        raise SystemExit(f"--stage=train needs KERAS_BACKEND=jax (got {backend!r}): the "
-                         "training step is compiled with jax.jit.")
-    import jax
-
-    record["device"] = str(jax.devices()[0].device_kind)
+              "learning_rate_peak": peak, "budget": "steps" if steps else "time",
+              "parameters": int(model.count_params()), "config": dataclasses.asdict(config),
+              "corpus": meta.get("hashes")}
 
     def compute_loss(trainable, non_trainable, x, y):
         logits, non_trainable = model.stateless_call(trainable, non_trainable, x,
@@ -294,8 +320,6 @@ def train_one(variant: str, data: str, work: str, out: str, batch_size: int, see
     state = ([v.value for v in model.trainable_variables],
              [v.value for v in model.non_trainable_variables],
              [v.value for v in optimizer.variables])
-    rng = np.random.default_rng(seed)
-    stream = batches(rng, bucket_ids, batch_size)
     start = time.time()
     # Compile each bucket's shape (learning rate 0: the weights do not move).
     for bucket in range(len(buckets)):
@@ -307,40 +331,40 @@ def train_one(variant: str, data: str, work: str, out: str, batch_size: int, see
     record["compile_seconds"] = time.time() - start
     print(f"[{variant}] compiled {len(buckets)} shapes in {record['compile_seconds']:.1f} s",
           flush=True)
+    _write_json(os.path.join(work, f"compiled_{variant}.json"), record["compile_seconds"])
+    until = _wait_for(os.path.join(work, GO_FILE), 1800, "start signal")["train_until"]
 
-    step, losses_seen, total = 0, [], None
-    timed_from = time.time()
-    lr_guess = 10 ** 9  # the schedule's warm-up does not depend on the total beyond 2,000 steps
-    while total is None or step < total:
+    stream = batches(np.random.default_rng(seed), bucket_ids, batch_size)
+    warmup = min(WARMUP_STEPS, steps // 10) if steps else WARMUP_STEPS
+    step, losses_seen, began = 0, [], time.time()
+    decay_from = began
+    while (step < steps) if steps else (time.time() < until):
+        if step == warmup:
+            decay_from = time.time()
+        if steps:
+            fraction = (step - warmup) / max(1, steps - warmup)
+        else:
+            fraction = (time.time() - decay_from) / max(1e-9, until - decay_from)
         bucket, members = next(stream)
         x, y = batch_of(members, bucket)
-        lr = learning_rate(step, total or lr_guess, peak)
-        loss, state = train_step(state, x, y, np.float32(lr))
+        loss, state = train_step(state, x, y, np.float32(learning_rate(step, fraction, peak,
+                                                                       warmup)))
         step += 1
-        if step % 100 == 0 or step == calibration_steps:
+        if step % 100 == 0:
             losses_seen.append((step, float(loss)))
-            print(f"[{variant}] step {step}/{total or '?'} loss {float(loss):.3f} "
-                  f"{time.time() - start:.0f} s", flush=True)
-        if total is None and step == calibration_steps:
-            loss.block_until_ready()
-            record["calibration_step_seconds"] = (time.time() - timed_from) / step
-            with open(os.path.join(work, f"calibrated_{variant}.json"), "w") as f:
-                json.dump({"step_seconds": record["calibration_step_seconds"]}, f)
-            decided = _wait_for(os.path.join(work, STEPS_FILE), timeout=600)
-            if decided is None:
-                raise SystemExit(f"[{variant}] no {STEPS_FILE} from the parent in 600 s")
-            total = max(calibration_steps, int(decided["steps"]))
-            deadline = decided["deadline"]
-            print(f"[{variant}] training {total} steps in all", flush=True)
-        if total is not None and step % 20 == 0 and time.time() > deadline:
-            # A guard, not the plan: the step count was set to end well before it.
-            print(f"[{variant}] DEADLINE: stopped at step {step} of {total}", flush=True)
+            print(f"[{variant}] step {step}{f'/{steps}' if steps else ''} loss "
+                  f"{float(loss):.3f} {time.time() - began:.0f} s", flush=True)
+        if steps and step % 20 == 0 and time.time() > until + GUARD_SECONDS:
+            print(f"[{variant}] DEADLINE: stopped at step {step} of {steps}", flush=True)
             record["stopped_at_deadline"] = True
             break
     jax.block_until_ready(state)
     record["steps"] = step
-    record["train_seconds"] = time.time() - start
+    record["train_seconds"] = time.time() - began
+    record["final_learning_rate"] = learning_rate(step, 1.0 if not steps else (
+        (step - warmup) / max(1, steps - warmup)), peak, warmup)
     record["losses"] = losses_seen
+    print(f"[{variant}] trained {step} steps in {record['train_seconds']:.0f} s", flush=True)
 
     trainable, non_trainable, _ = state
     val_loss, val_acc, weight = 0.0, 0.0, 0
@@ -400,11 +424,11 @@ def train_one(variant: str, data: str, work: str, out: str, batch_size: int, see
 
 
 def train_all(variants, data: str, out: str, budget_seconds: float, decode_reserve: float,
-              calibration_steps: int, max_steps: int, argv_common: list[str],
-              work: str | None = None) -> dict:
-    """Starts one `train_one` process per variant on the one device, waits for their
-    calibrations, writes the common step count (what fits the budget at the slowest
-    variant's calibrated speed, at most `max_steps`), waits for them all."""
+              steps: int | None, argv_common: list[str], work: str | None = None) -> dict:
+    """Starts one `train_one` process per variant on the one device; once all have compiled,
+    tells them to train (`go.json`: until `budget_seconds - decode_reserve` after this
+    call began, or `steps` steps with that time as a guard); waits for them all. Writes
+    `out/train_log.txt` (every worker's log) and `out/decision.json`."""
     start = time.time()
     work = work or os.path.join(out, ".work")
     os.makedirs(work, exist_ok=True)
@@ -418,32 +442,31 @@ def train_all(variants, data: str, out: str, budget_seconds: float, decode_reser
         procs[variant] = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.translation_by_length_accelerator",
              "--stage=train_one", f"--variant={variant}", f"--data={data}", f"--out={out}",
-             f"--work={work}", f"--calibration_steps={calibration_steps}", *argv_common],
+             f"--work={work}", *([f"--steps={steps}"] if steps else []), *argv_common],
             stdout=logs[variant], stderr=subprocess.STDOUT, env=env)
-    calibrated = {}
-    while len(calibrated) < len(variants):
+    train_until = start + budget_seconds - decode_reserve
+    compiled, failed = {}, []
+    while len(compiled) < len(variants) and not failed:
         for variant in variants:
-            path = os.path.join(work, f"calibrated_{variant}.json")
-            if variant not in calibrated and os.path.isfile(path):
-                calibrated[variant] = _wait_for(path, 5)["step_seconds"]
+            path = os.path.join(work, f"compiled_{variant}.json")
+            if variant not in compiled and os.path.isfile(path):
+                with open(path, encoding="utf-8") as f:
+                    compiled[variant] = json.load(f)
         failed = [v for v, p in procs.items() if p.poll() not in (None, 0)]
-        if failed:  # the others would wait for a step count: stop them all now
-            print(f"{failed} failed before calibrating; stopping every variant", flush=True)
-            for p in procs.values():
-                if p.poll() is None:
-                    p.kill()
-            break
-        time.sleep(0.5)
-    decision = {"calibrated_step_seconds": calibrated, "decided_at_seconds": time.time() - start}
-    if len(calibrated) == len(variants):
-        left = budget_seconds - decode_reserve - (time.time() - start)
-        slowest = max(calibrated.values())
-        decision["steps"] = int(min(max_steps, calibration_steps + max(0, left) / slowest))
-        decision["deadline"] = start + budget_seconds - 0.5 * decode_reserve
-        with open(os.path.join(work, STEPS_FILE), "w") as f:
-            json.dump(decision, f)
-        print(f"calibrated (s/step): {calibrated}; every variant trains "
-              f"{decision['steps']} steps", flush=True)
+        time.sleep(0.2)
+    decision = {"budget": f"{steps} steps" if steps else "time", "compile_seconds": compiled,
+                "started_training_at_seconds": time.time() - start,
+                "train_until_seconds": train_until - start}
+    if failed:  # the others would wait for the start signal: stop them all now
+        print(f"{failed} failed before training; stopping every variant", flush=True)
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+    else:
+        _write_json(os.path.join(work, GO_FILE), {"train_until": train_until})
+        print(f"every variant compiled ({compiled}); training "
+              + (f"{steps} steps each" if steps else
+                 f"for {train_until - time.time():.0f} s each"), flush=True)
     for p in procs.values():
         p.wait()
     for f in logs.values():
@@ -462,9 +485,22 @@ def train_all(variants, data: str, out: str, budget_seconds: float, decode_reser
 
 
 # ------------------------------------------------------------------------------- score
-def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str) -> dict:
+def corpus_hashes(data: str) -> dict:
+    """SHA-256 of what scoring depends on: the vocabulary and the test pairs."""
+    import hashlib
+
+    out = {}
+    for name in (os.path.join("subword", "vocab.txt"), TEST):
+        with open(os.path.join(data, name), "rb") as f:
+            out[name] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str,
+          name: str = NAME) -> dict:
     """Detokenizes each variant's output ids, scores them by English length and writes the
-    results (the verdicts and bootstrap of `benchmarks.translation_by_length`)."""
+    results `name`.{json,md,png} (the verdicts and bootstrap of
+    `benchmarks.translation_by_length`)."""
     import numpy as np
 
     from apps.common import subword
@@ -474,6 +510,7 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
     from benchmarks import translation_by_length as by_length
 
     _, meta = load_corpus(data)
+    hashes = corpus_hashes(data)
     sources, references, _ = by_length.read_translations(os.path.join(data, TEST))
     tokenizer = subword.SubwordTokenizer.load(
         os.path.join(data, "subword"), max_length=meta["model"]["max_target_length"] + 1,
@@ -483,10 +520,19 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
         path = os.path.join(outputs, f"{variant}.npz")
         if not os.path.isfile(path):
             continue
-        with np.load(path) as z:
-            ids, record = z["outputs"], json.loads(str(z["record"]))
-        if len(ids) != len(sources):
-            raise ValueError(f"{path}: {len(ids)} outputs for {len(sources)} test sources")
+        try:
+            with np.load(path) as z:
+                ids, record = z["outputs"], json.loads(str(z["record"]))
+        except (OSError, ValueError, KeyError) as error:
+            raise ValueError(f"{path}: not a train stage's output ({error})") from error
+        made_from = record.get("corpus")
+        if made_from is not None and made_from != hashes:
+            raise ValueError(f"{path} was made from another preparation than {data} "
+                             f"(SHA-256 {made_from} vs {hashes}): score it with the --data "
+                             "it was trained on.")
+        if ids.ndim != 2 or len(ids) != len(sources):
+            raise ValueError(f"{path}: outputs of shape {ids.shape} for {len(sources)} test "
+                             "sources")
         texts = translation_export.postprocess(tokenizer.detokenize(ids)).numpy()
         hypotheses = [t.decode("utf-8") for t in texts]
         directory = os.path.join(runs_dir, variant)
@@ -499,7 +545,9 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
             "bleu": corpus["bleu"], "chrf": corpus["chrf"],
             "bleu_by_words": evaluation.bleu_by_words(sources, hypotheses, references),
             "parameters": record["parameters"], "train_seconds": record["train_seconds"],
-            "steps": record["steps"], "validation_loss": record["validation_loss"],
+            "steps": record["steps"],
+            "passes": record["steps"] * record["batch_size"] / meta["pairs"]["train"],
+            "validation_loss": record["validation_loss"],
             "validation_token_accuracy": record["validation_token_accuracy"],
             "over_twice_reference": int(sum(
                 len(h.split()) > 2 * len(r.split()) for h, r in zip(hypotheses, references,
@@ -511,38 +559,43 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
     checks = by_length.targets(results)
     intervals = by_length.bootstrap(runs_dir, list(results)) if len(results) > 1 else {}
     first = next(iter(records.values()))
-    passes = first["steps"] * first["batch_size"] / meta["pairs"]["train"]
     counts = next(iter(results.values()))["bleu_by_words"]
     headers = (["variant"] + [f"{b} ({counts[b]['sentences']})" for b in by_length.BUCKETS]
-               + ["all", "val. token acc.", "outputs > 2x ref.", "params"])
+               + ["all", "steps", "passes", "train s", "val. token acc.",
+                  "outputs > 2x ref.", "params"])
     rows = [[v] + [f"{r['bleu_by_words'][b]['bleu']:.2f}" for b in by_length.BUCKETS]
-            + [f"{r['bleu']:.2f}", f"{r['validation_token_accuracy']:.3f}",
-               r["over_twice_reference"], f"{r['parameters']:,}"]
+            + [f"{r['bleu']:.2f}", f"{r['steps']:,}" + (
+                " (guard)" if records[v].get("stopped_at_deadline") else ""),
+               f"{r['passes']:.1f}", f"{r['train_seconds']:.0f}",
+               f"{r['validation_token_accuracy']:.3f}", r["over_twice_reference"],
+               f"{r['parameters']:,}"]
             for v, r in results.items()]
-    steps = sorted({r["steps"] for r in records.values()})
+    budget = ("the same wall-clock window on the shared device"
+              if first.get("budget") == "time" else "a step count")
     text = "\n".join([
         f"# BLEU by source length at an accelerator's budget ({meta['dataset']}; cf. "
         "Bahdanau et al. 2015, Fig. 2)", "",
-        f"Every variant: {'/'.join(map(str, steps))} steps of {first['batch_size']} pairs "
-        f"({passes:.1f} passes over {meta['pairs']['train']:,} training pairs), batches "
-        f"from length buckets {first['buckets']}, seed {first['seed']}, the app's Adam "
-        "(clipnorm 1) and warm-up + cosine schedule, label smoothing "
-        f"{first['config']['label_smoothing']}, no copying; beam {first['beam_width']}, "
-        f"length penalty {first['length_penalty']}; Keras {first['backend']} backend on "
-        f"{first.get('device', '?')}, the variants trained at once on the one device. "
-        "sacreBLEU, case-insensitive; buckets in English words of the source (test "
-        "sentences in brackets)." + (" SMOKE RUN: the numbers mean nothing."
-                                     if meta.get("smoke") else ""), "",
+        f"Budget: {budget}"
+        f" per variant, batches of {first['batch_size']} pairs from length buckets "
+        f"{first['buckets']} ({meta['pairs']['train']:,} training pairs), seed "
+        f"{first['seed']}, the app's Adam (clipnorm 1), warm-up and cosine decay, label "
+        f"smoothing {first['config']['label_smoothing']}, no copying; beam "
+        f"{first['beam_width']}, length penalty {first['length_penalty']}; Keras "
+        f"{first['backend']} backend on {first.get('device', '?')}, the variants trained at "
+        "once on the one device. sacreBLEU, case-insensitive; buckets in English words of "
+        "the source (test sentences in brackets). `(guard)`: stopped by the time guard "
+        "before its planned steps." + (" SMOKE RUN: the numbers mean nothing."
+                                        if meta.get("smoke") else ""), "",
         f"Command: `{command}`", "",
         _common.markdown_table(headers, rows), "",
         *by_length.verdict_lines(checks),
         *by_length.interval_lines(intervals),
     ]) + "\n"
-    record = {"meta": meta, "runs": records, "results": results, "targets": checks,
-              "intervals": intervals, "scored_on": _common.machine_info()}
-    _common.write_results(NAME, record, text, results_dir)
-    by_length.plot(results, os.path.join(results_dir, f"{NAME}.png"),
-                   f"{meta['dataset']}: BLEU by source length ({passes:.0f} passes)")
+    record = {"meta": meta, "corpus": hashes, "runs": records, "results": results,
+              "targets": checks, "intervals": intervals, "scored_on": _common.machine_info()}
+    _common.write_results(name, record, text, results_dir)
+    by_length.plot(results, os.path.join(results_dir, f"{name}.png"),
+                   f"{meta['dataset']}: BLEU by source length ({first.get('device', '?')})")
     return {**record, "markdown": text}
 
 
@@ -554,15 +607,17 @@ def define_flags() -> None:
     flags.DEFINE_string("data", os.path.join(".gpu", "fig2"), "The prepared corpus.")
     flags.DEFINE_string("out", None, "train: where the outputs go.")
     flags.DEFINE_string("outputs", None, "score: the train stage's --out.")
-    flags.DEFINE_string("work", None, "The workers' logs and calibration files (default: "
+    flags.DEFINE_string("work", None, "train: the workers' logs and signal files (default: "
                         "--out/.work).")
     flags.DEFINE_list("variants", list(VARIANTS), "Variants to train, at the same budget.")
-    flags.DEFINE_float("budget_seconds", 520.0, "train: wall-clock budget of the whole stage.")
-    flags.DEFINE_float("decode_reserve", 110.0, "train: seconds kept for the validation "
+    flags.DEFINE_float("budget_seconds", 500.0, "train: wall-clock budget of the whole "
+                       "stage; every variant trains until --decode_reserve seconds before "
+                       "its end (with --steps, that is a guard).")
+    flags.DEFINE_float("decode_reserve", 90.0, "train: seconds kept for the validation "
                        "pass and beam search after training.")
-    flags.DEFINE_integer("calibration_steps", 60, "Steps timed (all variants at once) "
-                         "before the step count is set.")
-    flags.DEFINE_integer("max_steps", 50000, "The most steps, whatever the budget.")
+    flags.DEFINE_integer("steps", None, "train: a budget of this many steps for every "
+                         "variant instead of the time window (the learning rate decays over "
+                         "them).", lower_bound=1)
     flags.DEFINE_string("buckets", "32:40,64:72", "Length buckets SOURCE:TARGET (pieces) besides "
                         "the longest (the model's maxima).")
     flags.DEFINE_integer("beam_width", None, "Beam (default: the prepared corpus', 4).")
@@ -573,6 +628,7 @@ def define_flags() -> None:
                         "per variant.")
     flags.DEFINE_string("results_dir", None, "score: where the JSON, markdown, PNG go "
                         "(default benchmarks/results).")
+    flags.DEFINE_string("name", NAME, "score: the results' file name (without extension).")
     flags.DEFINE_bool("smoke", False, "A tiny corpus slice and model: a pipeline check.")
     flags.register_validator(
         "variants", lambda names: bool(names) and set(names) <= set(VARIANTS),
@@ -598,13 +654,17 @@ def main(argv):
             ["--smoke"] if f.smoke else [])
         if f.stage == "train":
             load_corpus(f.data)  # fails here, before any process starts
+            if f.decode_reserve >= f.budget_seconds:
+                raise app.UsageError(f"--decode_reserve={f.decode_reserve:g} leaves no time "
+                                     f"of --budget_seconds={f.budget_seconds:g} to train")
             print(json.dumps(train_all(f.variants, f.data, f.out, f.budget_seconds,
-                                       f.decode_reserve, f.calibration_steps, f.max_steps,
-                                       common, f.work), indent=1))
+                                       f.decode_reserve, f.steps, common, f.work), indent=1))
         else:
+            if not (common_flags.VARIANT.value in VARIANTS and f.work):
+                raise app.UsageError(f"--stage=train_one needs --variant (one of {VARIANTS}) "
+                                     "and --work")
             train_one(common_flags.VARIANT.value, f.data, f.work, f.out, batch_size, seed,
-                      f.buckets,
-                      f.calibration_steps, f.beam_width, f.decode_batch, f.smoke)
+                      f.buckets, f.steps, f.beam_width, f.decode_batch, f.smoke)
     else:
         if not f.outputs:
             raise app.UsageError("--stage=score needs --outputs")
@@ -613,7 +673,7 @@ def main(argv):
         command = (f"python -m benchmarks.translation_by_length_accelerator --stage=score "
                    f"--data={f.data} --outputs={f.outputs}")
         print(score(f.data, f.outputs, f.runs_dir, f.results_dir or _common.RESULTS_DIR,
-                    command)["markdown"])
+                    command, f.name)["markdown"])
 
 
 if __name__ == "__main__":
