@@ -79,11 +79,7 @@ def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False) -> dict:
     pieces, the seeded validation sample, the first `test_per_bucket` test pairs of
     each English-length bucket (sources cut at 128 pieces as the export cuts them).
     """
-    import numpy as np
-
     from apps.common import data as common_data
-    from apps.common import text as common_text
-    from apps.translation import evaluation, pipeline
     from apps.translation import train as translation_train
     from benchmarks import translation_by_length
 
@@ -91,6 +87,21 @@ def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False) -> dict:
     base = dataclasses.replace(base, long_test_per_bucket=test_per_bucket if not smoke else 8)
     trains, validation, tests, languages = translation_train._splits(
         base, common_data.data_dir(base.data_dir))
+    return write_prepared(out, base, trains, validation, next(iter(tests.values())),
+                          languages, smoke)
+
+
+def write_prepared(out: str, base, trains: dict, validation, test, languages,
+                   smoke: bool = False) -> dict:
+    """The preparation of `prepare` from given splits (`trains`: {part: Pairs}): the
+    WordPiece vocabulary learnt from the training pairs, the ids of the pairs that fit
+    `base.model`'s lengths, the validation and test ids, the test pairs, the metadata."""
+    import numpy as np
+
+    from apps.common import text as common_text
+    from apps.translation import evaluation, pipeline
+    from apps.translation import train as translation_train
+
     m = base.model
     source_tokenizer, target_tokenizer = pipeline.make_tokenizers(
         translation_train._joined(trains.values()), m.source_vocab_size, m.target_vocab_size,
@@ -100,7 +111,6 @@ def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False) -> dict:
     pipeline.save_tokenizers(source_tokenizer, target_tokenizer, out)
     train_pairs, dropped, per_part = translation_train.training_pairs(
         base, trains, source_tokenizer, target_tokenizer)
-    test = next(iter(tests.values()))
 
     def ids(tokenizer, texts):
         return common_text.token_ids(tokenizer, texts).numpy().astype(np.uint16)
@@ -127,9 +137,8 @@ def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False) -> dict:
                   "test": len(test)},
         "test_per_bucket": base.long_test_per_bucket,
         "beam_width": base.beam_width, "length_penalty": base.length_penalty,
-        "smoke": smoke,
+        "smoke": smoke, "hashes": corpus_hashes(out),
     }
-    meta["hashes"] = corpus_hashes(out)
     with open(os.path.join(out, META), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1)
     return meta

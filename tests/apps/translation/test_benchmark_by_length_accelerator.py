@@ -1,0 +1,174 @@
+"""benchmarks/translation_by_length_accelerator.py: the three stages on a tiny corpus (the
+train stage on JAX's CPU backend, as it runs on an accelerator), and its parts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks import translation_by_length_accelerator as bench
+from tests import _backend_runs
+from tests.apps.translation.fixtures import WORDS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+
+def test_learning_rate_is_the_apps_schedule_over_the_steps():
+    import keras
+
+    total, peak = 2000, 2e-3
+    warmup = min(bench.WARMUP_STEPS, total // 10)
+    keras_schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=total - warmup, alpha=0.1, warmup_target=peak, warmup_steps=warmup)
+    for step in (0, 50, warmup, 700, 1400, total - 1, total):
+        ours = bench.learning_rate(step, (step - warmup) / (total - warmup), peak, warmup)
+        assert ours == pytest.approx(float(keras_schedule(step)), rel=1e-5, abs=1e-9), step
+    # The time budget: a fraction past the end stays at the floor (10% of the peak).
+    assert bench.learning_rate(10_000, 1.7, peak) == pytest.approx(0.1 * peak)
+
+
+def test_buckets_are_parsed_sorted_clamped_and_end_with_the_maxima():
+    assert bench.parse_buckets("64:72, 32:40", 128, 144) == [(32, 40), (64, 72), (128, 144)]
+    assert bench.parse_buckets("", 128, 144) == [(128, 144)]
+    assert bench.parse_buckets("200:300", 128, 144) == [(128, 144)]
+    for bad in ("32", "a:b", "0:4", "3:4:5"):
+        with pytest.raises(ValueError, match="--buckets"):
+            bench.parse_buckets(bad, 128, 144)
+
+
+def test_each_pair_goes_to_the_smallest_bucket_it_fits_and_every_pass_covers_it_once():
+    buckets = [(4, 5), (8, 9)]
+    # Target lengths count START and END: 6 ids = 5 positions of target_in / target_out.
+    ids = bench.bucket_of(np.array([3, 4, 5, 2, 8]), np.array([6, 6, 3, 7, 10]), buckets)
+    assert ids.tolist() == [0, 0, 1, 1, 1]
+    rng = np.random.default_rng(0)
+    many = np.repeat([0, 1, 2], [40, 24, 8])
+    stream = bench.batches(rng, many, 8)
+    seen = [next(stream) for _ in range(9)]  # one pass: 5 + 3 + 1 batches
+    assert all(np.all(many[members] == bucket) for bucket, members in seen)
+    assert sorted(np.concatenate([m for _, m in seen]).tolist()) == list(range(72))
+    # Fewer pairs than a batch: the stream still gives them.
+    bucket, members = next(bench.batches(rng, np.zeros(3, int), 8))
+    assert bucket == 0 and sorted(members.tolist()) == [0, 1, 2]
+
+
+def test_a_missing_or_broken_preparation_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--stage=prepare"):
+        bench.load_corpus(str(tmp_path))
+    (tmp_path / bench.CORPUS).write_bytes(b"not an npz")
+    (tmp_path / bench.META).write_text("{}")
+    with pytest.raises(ValueError, match="unreadable corpus"):
+        bench.load_corpus(str(tmp_path))
+
+
+def _pairs(count, seed):
+    """English -> French word-for-word sentences of 2-14 words (the fixture dictionary)."""
+    from apps.translation import pipeline
+
+    rng = random.Random(seed)
+    words = sorted(WORDS)
+    sources, targets = [], []
+    for _ in range(count):
+        chosen = [rng.choice(words) for _ in range(rng.randint(2, 14))]
+        sources.append(" ".join(chosen))
+        targets.append(" ".join(WORDS[w] for w in chosen))
+    return pipeline.Pairs(sources, targets)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from apps.translation import model as translation_model
+    from apps.translation import train as translation_train
+
+    out = str(tmp_path_factory.mktemp("prepared"))
+    model = translation_model.ModelConfig(source_vocab_size=600, target_vocab_size=600,
+                                          max_source_length=24, max_target_length=24,
+                                          units=16, embedding_dim=8, attention_units=8,
+                                          intermediate_dim=16, num_layers=1)
+    base = dataclasses.replace(translation_train.TrainConfig(), model=model,
+                               long_train_pairs=None)
+    meta = bench.write_prepared(out, base, {"fixture/fr": _pairs(300, 0)}, _pairs(20, 1),
+                                _pairs(12, 2), ["en", "fr"])
+    return out, meta
+
+
+def test_prepared_corpus_holds_ids_lengths_and_hashes(prepared):
+    out, meta = prepared
+    arrays, loaded = bench.load_corpus(out)
+    assert loaded == meta and meta["pairs"]["train"] == len(arrays["train_source"])
+    # The pairs longer than 24 pieces on either side are dropped, as the app drops them.
+    assert meta["pairs"]["train"] + meta["pairs"]["dropped_long_pairs"] == 300
+    assert 0 < meta["pairs"]["dropped_long_pairs"] < 300
+    assert np.all((arrays["train_target"] != 0).sum(1) <= 25)
+    assert arrays["train_source"].shape[1] == 24 and arrays["train_target"].shape[1] == 25
+    assert np.all(arrays["train_target"][:, 0] == meta["start_id"])
+    assert meta["model"]["copy"] is False
+    assert meta["hashes"] == bench.corpus_hashes(out)
+
+
+def test_train_on_jax_then_score(prepared, tmp_path):
+    """The train stage as it runs on an accelerator (here JAX on the CPU): two variants
+    at once, the same steps, then the score stage reads their outputs."""
+    data, meta = prepared
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.translation_by_length_accelerator",
+         "--stage=train", f"--data={data}", f"--out={out}", f"--work={tmp_path / 'work'}",
+         "--variants=seq2seq,bahdanau", "--steps=12", "--batch_size=16",
+         "--budget_seconds=400", "--decode_reserve=60", "--buckets=12:12",
+         "--decode_batch=8"],
+        cwd=ROOT, env=_backend_runs.environment("jax"), capture_output=True, text=True,
+        timeout=600, check=False)
+    log = (out / "train_log.txt").read_text() if (out / "train_log.txt").exists() else ""
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + log[-3000:]
+    decision = json.loads((out / "decision.json").read_text())
+    assert decision["returncodes"] == {"seq2seq": 0, "bahdanau": 0}
+    records = {}
+    for variant in ("seq2seq", "bahdanau"):
+        with np.load(out / f"{variant}.npz") as z:
+            outputs, records[variant] = z["outputs"], json.loads(str(z["record"]))
+        assert outputs.shape == (12, 25) and np.all(outputs[:, 0] == meta["start_id"])
+        assert records[variant]["steps"] == 12 and records[variant]["backend"] == "jax"
+        assert records[variant]["buckets"] == [[12, 12], [24, 24]]
+        assert records[variant]["corpus"] == meta["hashes"]
+
+    results = tmp_path / "results"
+    record = bench.score(data, str(out), str(tmp_path / "runs"), str(results), "cmd",
+                         name="fig2_test")
+    assert set(record["results"]) == {"seq2seq", "bahdanau"}
+    assert "bahdanau" in record["targets"]
+    rows = (tmp_path / "runs" / "bahdanau" / "translations.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 12
+    for suffix in ("json", "md", "png"):
+        assert (results / f"fig2_test.{suffix}").is_file()
+
+    # Outputs of another preparation are refused, naming the file.
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in (bench.CORPUS, bench.META, bench.TEST):
+        shutil.copy(os.path.join(data, name), other / name)
+    shutil.copytree(os.path.join(data, "subword"), other / "subword")
+    with open(other / "subword" / "vocab.txt", "a", encoding="utf-8") as f:
+        f.write("extra\n")
+    with pytest.raises(ValueError, match="another preparation"):
+        bench.score(str(other), str(out), str(tmp_path / "runs2"), str(results), "cmd")
+
+
+def test_the_train_stage_refuses_a_reserve_longer_than_the_budget(prepared, tmp_path):
+    data, _ = prepared
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.translation_by_length_accelerator",
+         "--stage=train", f"--data={data}", f"--out={tmp_path}", "--budget_seconds=50",
+         "--decode_reserve=60"],
+        cwd=ROOT, env=_backend_runs.environment("jax"), capture_output=True, text=True,
+        timeout=300, check=False)
+    assert proc.returncode != 0 and "leaves no time" in proc.stderr
