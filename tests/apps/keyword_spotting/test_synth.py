@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -170,3 +171,84 @@ def test_the_neural_voice_says_the_word_and_its_warp_and_rate_change_the_clip():
     assert 0.8 * base.size < high.size < 0.95 * base.size  # Played 1.14x faster.
     with pytest.raises(ValueError, match="Piper voice"):
         synth.synthesize({**item, "speaker": "nobody"}, "/nonexistent")
+
+
+# ----------------------------------------------------------------- MBROLA's missing diphones
+_US3_OFF = "O2\t93\t 0 102 80 76 100 76\nf\t142\n_\t301\n_\t1\n"
+_WARNINGS = ("mbrola: Warning: _-O2 unknown, replaced with _-_\n"
+             "mbrola: Warning: O2-f unknown, replaced with _-_\n")
+
+
+def test_mbrola_warnings_name_the_missing_diphones():
+    assert synth.unknown_diphones(_WARNINGS) == ["_-O2", "O2-f"]
+    assert synth.unknown_diphones("") == []
+    assert synth.unknown_diphones("some other message\n") == []
+
+
+def test_phoneme_substitution_keeps_durations_and_pitch():
+    out = synth.substitute_phonemes(_US3_OFF + "; a comment\n", {"O2": "O", "l=": "l"})
+    assert out.splitlines() == ["O\t93\t 0 102 80 76 100 76", "f\t142", "_\t301", "_\t1",
+                                "; a comment"]
+    assert synth.substitute_phonemes("l=\t78\tx\n", {"O2": "O", "l=": "l"}) == "l\t78\tx\n"
+    assert synth.substitute_phonemes(_US3_OFF, {}) == _US3_OFF
+
+
+class _FakeEngines:
+    """espeak-ng and mbrola as the us3 voice behaves: `-w` meets the missing O2 diphone;
+    `--pho` gives the phonemes; mbrola reads them on stdin."""
+
+    def __init__(self, still_missing=""):
+        self.calls, self.still_missing = [], still_missing
+
+    def __call__(self, cmd, path=None, stdin=None):
+        import subprocess as sp
+        import wave
+
+        self.calls.append((cmd[0], stdin))
+        if "--pho" in cmd:
+            return sp.CompletedProcess(cmd, 0, stdout=_US3_OFF, stderr="")
+        seconds = 0.1 if cmd[0] == "espeak-ng" else 0.3  # the vowel said: a longer clip
+        with wave.open(path, "wb") as f:
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(16000)
+            tone = 0.5 * np.sin(np.arange(int(16000 * seconds)) * 0.3)
+            f.writeframes((tone * 32767).astype(np.int16).tobytes())
+        stderr = _WARNINGS if cmd[0] == "espeak-ng" else self.still_missing
+        return sp.CompletedProcess(cmd, 0, stdout="", stderr=stderr)
+
+
+def test_a_clip_with_missing_diphones_is_synthesized_again_from_substituted_phonemes(
+        monkeypatch, tmp_path):
+    engines = _FakeEngines()
+    monkeypatch.setattr(synth, "_run", engines)
+    item = {"engine": "mbrola", "speaker": "us3", "accent": "", "speed": 150, "pitch": 40,
+            "word": "off", "key": "k"}
+    audio = synth.synthesize(item, str(tmp_path))
+    assert [c for c, _ in engines.calls] == ["espeak-ng", "espeak-ng", "mbrola"]
+    assert engines.calls[2][1].startswith("O\t93\t")  # mbrola got O, not O2
+    assert audio.size > 0.25 * 16000 and not list(tmp_path.iterdir())  # files cleaned up
+    # A voice that still lacks a diphone is an error that names it, not a silent clip.
+    monkeypatch.setattr(synth, "_run", _FakeEngines(still_missing="Warning: O-f unknown, x\n"))
+    with pytest.raises(RuntimeError, match=r"us3 has no diphones \['O-f'\] for 'off'"):
+        synth.synthesize(item, str(tmp_path))
+    assert not list(tmp_path.iterdir())
+
+
+def test_espeak_voices_never_take_the_mbrola_path(monkeypatch, tmp_path):
+    engines = _FakeEngines()
+    monkeypatch.setattr(synth, "_run", engines)
+    synth.synthesize({"engine": "espeak-ng", "speaker": "m3", "accent": "en-us", "speed": 150,
+                      "pitch": 40, "word": "off", "key": "k"}, str(tmp_path))
+    assert [c for c, _ in engines.calls] == ["espeak-ng"]
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(synth.MBROLA_DIR, "us3", "us3")),
+                    reason="the MBROLA us3 voice is installed by the corpus builder (non-free)")
+def test_the_real_us3_voice_says_the_vowel_of_on_and_off(tmp_path):
+    for word in ("on", "off", "visual"):
+        item = {"engine": "mbrola", "speaker": "us3", "accent": "", "speed": 150,
+                "pitch": 40, "word": word, "key": word}
+        us3 = synth.synthesize(item, str(tmp_path))
+        us2 = synth.synthesize({**item, "speaker": "us2"}, str(tmp_path))
+        assert us3.size > 0.7 * us2.size, word  # 1.2.0: a 0.09 s "n" against 0.32 s
