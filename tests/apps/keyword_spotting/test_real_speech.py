@@ -171,3 +171,33 @@ def test_rows_of_a_speed_ensemble_export_are_told_apart_from_plain_ones():
     assert _spec_label({**row, "test_speeds": [1.0]}) == "attention_rnn"
     assert _spec_label({**row, "test_speeds": [0.9, 1.0, 1.1]}) == (
         "attention_rnn test speeds 0.9/1/1.1")
+
+
+def test_rows_name_their_corpus_version_and_seeds_of_two_versions_are_not_averaged():
+    import types
+
+    from apps.keyword_spotting import ivr_prompts
+    from benchmarks.keyword_spotting_real import corpus_version, markdown
+
+    assert corpus_version(types.SimpleNamespace(builder=types.SimpleNamespace(
+        version="1.2.1"))) == "1.2.1"
+    assert corpus_version(object()) is None
+    scores = {"predictions": [], "digit": {"correct": 10, "clips": 10},
+              **{g: {"correct": 10, "clips": 20} for g in ivr_prompts.GROUPS[1:]}}
+    row = {"corpus": "neural_voice_wide_warp", "channel_augment": 0.5,
+           "variant": "attention_rnn", "synthetic_clean": 0.92, "synthetic_telephone": 0.8,
+           "synthetic_room": 0.7, "real_clean_keywords": 1.0, "real_clean_unknown": 0.5,
+           "real_telephone_keywords": 1.0, "train_seconds": 560.0, "epochs": 12, "seed": 42,
+           "real_clips": {"keywords": 13, "unknown": 11}, "ivr_prompts": scores}
+    old_seed_1 = {**row, "seed": 1, "synthetic_clean": 0.93}
+    new = [{**r, "corpus_version": "1.2.1", "synthetic_clean": r["synthetic_clean"] + 0.015}
+           for r in (row, old_seed_1)]
+    text = markdown({"machine": {"cpu_model": "X"}, "command": "cmd",
+                     "rows": [row, old_seed_1, *new]})
+    assert "| neural_voice_wide_warp | 0.5 | attention_rnn | 42 | 92.0% |" in text
+    assert "| neural_voice_wide_warp 1.2.1 | 0.5 | attention_rnn | 42 | 93.5% |" in text
+    summary = text.split("Over seeds")[1]
+    assert "| neural_voice_wide_warp | 0.5 | attention_rnn | 1, 42 | 92.5% [92.0%, 93.0%]" \
+        in summary
+    assert "| neural_voice_wide_warp 1.2.1 | 0.5 | attention_rnn | 1, 42 | 94.0% [93.5%, " \
+        "94.5%]" in summary
