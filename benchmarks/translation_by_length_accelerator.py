@@ -34,7 +34,7 @@ from another preparation (the vocabulary's and test pairs' SHA-256 differ).
 
 Why a time window and not a step count fixed ahead: the first version timed
 each variant's first 60-100 steps and set the steps from them, and the
-variants then ran 2-4x slower than timed once all shared the device (README).
+variants then ran 2-5x slower than timed once all shared the device (README).
 
 Batches are drawn from length buckets (`--buckets`, source:target pieces) in
 proportion to the pairs in each, so a batch of short sentences does not run
