@@ -62,8 +62,8 @@ TEST = "test.tsv"
 GO_FILE = "go.json"
 #: With `--steps`, a worker still past the time window by this much stops (a guard).
 GUARD_SECONDS = 30.0
-#: Pairs per step (`--batch_size`): four times the CPU benchmark's 64; on an accelerator
-#: a recurrent step costs about the same at either size.
+#: Pairs per step (`--batch_size`): four times the CPU benchmark's 64 (the H200 runs of the
+#: README used it; the batch size was not varied there).
 DEFAULT_BATCH = 256
 
 FLAGS = flags.FLAGS
