@@ -310,8 +310,15 @@ def test_a_telephone_call_of_a_synthetic_word_decodes_in_the_export(tiny_run, ti
     np.save(tmp_path / "line.npy", line)
     out = run_isolated(_TELEPHONE, path=tiny_run.export_path, wav=str(tmp_path / "call.wav"),
                        line=str(tmp_path / "line.npy"))
-    assert out["wav_label"] == out["waveform_label"]
     np.testing.assert_allclose(out["wav"], out["waveform"], atol=0.02)
+    # The same answer, up to a near tie: the tiny model's classes can be within the codec's
+    # error of each other (CI once saw "left" against "yes" here).
+    names = tiny_run.metrics["class_names"]
+    wav, waveform = np.asarray(out["wav"])[0], np.asarray(out["waveform"])[0]
+    assert names[int(wav.argmax())] == out["wav_label"]
+    assert names[int(waveform.argmax())] == out["waveform_label"]
+    assert waveform[names.index(out["wav_label"])] >= waveform.max() - 0.02, (
+        f"{out['wav_label']} vs {out['waveform_label']}: {wav.round(3)} / {waveform.round(3)}")
 
 
 def test_speed_perturbation_resamples_to_a_length_of_whole_steps():
