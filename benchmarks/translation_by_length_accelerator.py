@@ -130,7 +130,7 @@ def write_prepared(out: str, base, trains: dict, validation, test, languages,
                                 target_vocab_size=target_tokenizer.vocabulary_size, copy=False)
     meta = {
         "dataset": base.dataset_name, "languages": languages, "seed": base.seed,
-        "model": dataclasses.asdict(model), "batch_size": base.batch_size,
+        "model": dataclasses.asdict(model),
         "start_id": int(target_tokenizer.start_id), "end_id": int(target_tokenizer.end_id),
         "pairs": {"train": len(train_pairs), "train_parts": per_part,
                   "dropped_long_pairs": dropped, "validation": len(validation),
@@ -243,13 +243,6 @@ def _wait_for(path: str, timeout: float, what: str) -> dict:
     raise SystemExit(f"no {what} ({path}) after {timeout:.0f} s")
 
 
-def _write_json(path: str, value) -> None:
-    """Written whole or not at all (another process polls for it)."""
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(value, f)
-    os.replace(path + ".tmp", path)
-
-
 def train_one(variant: str, data: str, work: str, out: str, batch_size: int, seed: int,
               buckets_text: str, steps: int | None, beam_width: int | None,
               decode_batch: int, smoke: bool) -> dict:
@@ -265,7 +258,7 @@ def train_one(variant: str, data: str, work: str, out: str, batch_size: int, see
     import numpy as np
     from keras import ops
 
-    from apps.common import losses
+    from apps.common import losses, training
     from apps.translation import model as translation_model
     from keras_attention.decoding.samplers import BeamSampler
 
@@ -340,7 +333,9 @@ def train_one(variant: str, data: str, work: str, out: str, batch_size: int, see
     record["compile_seconds"] = time.time() - start
     print(f"[{variant}] compiled {len(buckets)} shapes in {record['compile_seconds']:.1f} s",
           flush=True)
-    _write_json(os.path.join(work, f"compiled_{variant}.json"), record["compile_seconds"])
+    # Written whole or not at all: the parent polls for it (apps.common.training's writer).
+    training._write_json(os.path.join(work, f"compiled_{variant}.json"),
+                        record["compile_seconds"])
     until = _wait_for(os.path.join(work, GO_FILE), 1800, "start signal")["train_until"]
 
     stream = batches(np.random.default_rng(seed), bucket_ids, batch_size)
@@ -438,6 +433,8 @@ def train_all(variants, data: str, out: str, budget_seconds: float, decode_reser
     tells them to train (`go.json`: until `budget_seconds - decode_reserve` after this
     call began, or `steps` steps with that time as a guard); waits for them all. Writes
     `out/train_log.txt` (every worker's log) and `out/decision.json`."""
+    from apps.common import training  # imports Keras: KERAS_BACKEND is set by `main`
+
     start = time.time()
     work = work or os.path.join(out, ".work")
     os.makedirs(work, exist_ok=True)
@@ -472,7 +469,7 @@ def train_all(variants, data: str, out: str, budget_seconds: float, decode_reser
             if p.poll() is None:
                 p.kill()
     else:
-        _write_json(os.path.join(work, GO_FILE), {"train_until": train_until})
+        training._write_json(os.path.join(work, GO_FILE), {"train_until": train_until})
         print(f"every variant compiled ({compiled}); training "
               + (f"{steps} steps each" if steps else
                  f"for {train_until - time.time():.0f} s each"), flush=True)
@@ -656,18 +653,28 @@ def main(argv):
     elif f.stage in ("train", "train_one"):
         if not f.out:
             raise app.UsageError(f"--stage={f.stage} needs --out")
+        # Before anything imports Keras: a machine without TensorFlow cannot load Keras'
+        # default backend. A backend set by the user is kept (train_one names a wrong one).
+        os.environ.setdefault("KERAS_BACKEND", "jax")
         os.makedirs(f.out, exist_ok=True)
         common = [f"--batch_size={batch_size}", f"--seed={seed}", f"--buckets={f.buckets}",
                   f"--decode_batch={f.decode_batch}"] + (
             [f"--beam_width={f.beam_width}"] if f.beam_width else []) + (
             ["--smoke"] if f.smoke else [])
         if f.stage == "train":
-            load_corpus(f.data)  # fails here, before any process starts
+            _, meta = load_corpus(f.data)  # fails here, before any process starts
+            parse_buckets(f.buckets, meta["model"]["max_source_length"],
+                          meta["model"]["max_target_length"])
             if f.decode_reserve >= f.budget_seconds:
                 raise app.UsageError(f"--decode_reserve={f.decode_reserve:g} leaves no time "
                                      f"of --budget_seconds={f.budget_seconds:g} to train")
-            print(json.dumps(train_all(f.variants, f.data, f.out, f.budget_seconds,
-                                       f.decode_reserve, f.steps, common, f.work), indent=1))
+            decision = train_all(f.variants, f.data, f.out, f.budget_seconds,
+                                 f.decode_reserve, f.steps, common, f.work)
+            print(json.dumps(decision, indent=1))
+            failed = {v: c for v, c in decision["returncodes"].items() if c != 0}
+            if failed:
+                raise SystemExit(f"variants failed (exit codes {failed}); their logs are in "
+                                 f"{os.path.join(f.out, 'train_log.txt')}")
         else:
             if not (common_flags.VARIANT.value in VARIANTS and f.work):
                 raise app.UsageError(f"--stage=train_one needs --variant (one of {VARIANTS}) "

@@ -23,15 +23,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 def test_learning_rate_is_the_apps_schedule_over_the_steps():
-    import keras
+    from apps.translation import model as translation_model
 
-    total, peak = 2000, 2e-3
+    # The schedule the app compiles (so a change there fails here).
+    total = 2000
+    config = translation_model.ModelConfig(units=8, embedding_dim=4, attention_units=4,
+                                           source_vocab_size=20, target_vocab_size=20)
+    model = translation_model.compile_model(translation_model.build_model(config), config,
+                                            decay_steps=total)
+    apps_schedule = model.optimizer._learning_rate
+    peak = 2e-3  # the RNNs' default peak
     warmup = min(bench.WARMUP_STEPS, total // 10)
-    keras_schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=total - warmup, alpha=0.1, warmup_target=peak, warmup_steps=warmup)
     for step in (0, 50, warmup, 700, 1400, total - 1, total):
         ours = bench.learning_rate(step, (step - warmup) / (total - warmup), peak, warmup)
-        assert ours == pytest.approx(float(keras_schedule(step)), rel=1e-5, abs=1e-9), step
+        assert ours == pytest.approx(float(apps_schedule(step)), rel=1e-5, abs=1e-9), step
     # The time budget: a fraction past the end stays at the floor (10% of the peak).
     assert bench.learning_rate(10_000, 1.7, peak) == pytest.approx(0.1 * peak)
 
@@ -172,3 +177,32 @@ def test_the_train_stage_refuses_a_reserve_longer_than_the_budget(prepared, tmp_
         cwd=ROOT, env=_backend_runs.environment("jax"), capture_output=True, text=True,
         timeout=300, check=False)
     assert proc.returncode != 0 and "leaves no time" in proc.stderr
+
+
+def test_a_failing_variant_stops_the_others_and_the_stage_fails(prepared, tmp_path):
+    data, meta = prepared
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    (broken / bench.META).write_text(json.dumps({**meta, "model": {**meta["model"],
+                                                                   "units": 15}}))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.translation_by_length_accelerator",
+         "--stage=train", f"--data={broken}", f"--out={out}", "--variants=seq2seq,bahdanau",
+         "--budget_seconds=300", "--decode_reserve=60"],
+        cwd=ROOT, env=_backend_runs.environment("jax"), capture_output=True, text=True,
+        timeout=300, check=False)
+    assert proc.returncode != 0 and "variants failed" in proc.stderr
+    assert "units must be even" in (out / "train_log.txt").read_text()
+    assert not list(out.glob("*.npz"))
+
+
+def test_bad_buckets_are_refused_before_any_worker_starts(prepared, tmp_path):
+    data, _ = prepared
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.translation_by_length_accelerator",
+         "--stage=train", f"--data={data}", f"--out={tmp_path}", "--buckets=12"],
+        cwd=ROOT, env=_backend_runs.environment("jax"), capture_output=True, text=True,
+        timeout=300, check=False)
+    assert proc.returncode != 0 and "--buckets: '12' is not SOURCE:TARGET" in proc.stderr
+    assert not (tmp_path / "train_log.txt").exists()
