@@ -246,21 +246,27 @@ def run_export(run_dir: str, metrics: dict) -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(run_dir))), path)
 
 
-def reexport(run_dir: str, metrics: dict, speeds, out_dir: str) -> str:
-    """The run's explainer, rebuilt from its `model_config` with the weights of its export,
-    exported again to `out_dir` with `speeds`; returns the version directory. Checks first
-    that the rebuilt model answers as the export does (at the export's own speeds)."""
+def rebuild(run_dir: str, metrics: dict, data_dir=None):
+    """The run's explainer rebuilt from its `model_config` with the weights of its export:
+    `(explainer, members)`, `members` each model by name (one, or the variant and
+    `speech_embedding` of an `embedding_ensemble` run, whose explainer is their product).
+    Checks that the rebuilt model answers as the export does (at the export's own speeds)."""
     import tensorflow as tf
 
-    from apps.keyword_spotting import ensemble, export
-    from apps.keyword_spotting.model import ModelConfig, build_model
+    from apps.keyword_spotting import ensemble
+    from apps.keyword_spotting.model import ModelConfig, build_model, product_of_experts
 
-    if metrics.get("embedding_ensemble"):
-        raise ValueError(f"{run_dir}: its export joins two models (embedding_ensemble); "
-                         "--kws_real_speeds re-exports one model's weights only.")
     fields = {k: tuple(v) if isinstance(v, list) else v
               for k, v in metrics["model_config"].items()}
-    explainer = build_model(ModelConfig(**fields)).explainer
+    config = ModelConfig(**fields)
+    members = {config.variant: build_model(config, cache_dir=data_dir).explainer}
+    explainer = members[config.variant]
+    if metrics.get("embedding_ensemble"):
+        members["speech_embedding"] = build_model(
+            dataclasses.replace(config, variant="speech_embedding"),
+            cache_dir=data_dir).explainer
+        explainer = product_of_experts(
+            list(members.values()), exponents=(1.0, metrics.get("embedding_exponent") or 1.0))
     loaded = tf.saved_model.load(run_export(run_dir, metrics))
     weights = [w for w in loaded.weights
                if w.name.split(":")[0] not in ("class_names", "test_speeds")]
@@ -276,6 +282,18 @@ def reexport(run_dir: str, metrics: dict, speeds, out_dir: str) -> str:
     ours = ensemble.SpeedEnsemble(explainer, metrics.get("test_speeds", [1.0]))(probe)
     if np.abs(theirs - np.asarray(ours["probabilities"])).max() > 1e-4:
         raise ValueError(f"{run_dir}: the rebuilt model does not answer as the export does.")
+    return explainer, members
+
+
+def reexport(run_dir: str, metrics: dict, speeds, out_dir: str) -> str:
+    """The run's explainer (`rebuild`) exported again to `out_dir` with `speeds`; returns
+    the version directory."""
+    from apps.keyword_spotting import export
+
+    if metrics.get("embedding_ensemble"):
+        raise ValueError(f"{run_dir}: its export joins two models (embedding_ensemble); "
+                         "--kws_real_speeds re-exports one model's weights only.")
+    explainer, _ = rebuild(run_dir, metrics)
     return export.export(explainer, metrics["class_names"], out_dir, speeds=speeds)
 
 

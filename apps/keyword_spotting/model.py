@@ -427,26 +427,52 @@ def build_model(config: ModelConfig, pretrained: bool = True,
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class ProductOfExperts(keras.layers.Layer):
-    """Probabilities of several models -> their normalized geometric mean (a product of
-    experts: a class wins only if no member rules it out)."""
+    """Probabilities of several models -> their normalized weighted geometric mean (a
+    product of experts: a class wins only if no member rules it out).
+
+    Args:
+        exponents: one non-negative exponent per member (None: all equal), normalized to sum
+            to 1; e.g. `(1.0, 0.5)` counts the second model's log-probabilities half as
+            much as the first's.
+    """
+
+    def __init__(self, exponents=None, **kwargs):
+        super().__init__(**kwargs)
+        if exponents is not None:
+            exponents = tuple(float(w) for w in exponents)
+            if not exponents or any(not w >= 0 for w in exponents) or not sum(exponents) > 0:
+                raise ValueError("`exponents` must be non-negative numbers, not all 0. "
+                                 f"Received: exponents={exponents!r}")
+        self.exponents = exponents
 
     def call(self, probabilities):
-        logs = [ops.log(ops.maximum(ops.cast(p, "float32"), 1e-12)) for p in probabilities]
-        return ops.softmax(ops.mean(ops.stack(logs, 0), axis=0), axis=-1)
+        exponents = self.exponents or (1.0,) * len(probabilities)
+        if len(exponents) != len(probabilities):
+            raise ValueError(f"{len(exponents)} exponents for {len(probabilities)} members.")
+        total = sum(exponents)
+        logs = [ops.log(ops.maximum(ops.cast(p, "float32"), 1e-12)) * (w / total)
+                for p, w in zip(probabilities, exponents, strict=True)]
+        return ops.softmax(ops.sum(ops.stack(logs, 0), axis=0), axis=-1)
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
 
+    def get_config(self):
+        return {**super().get_config(), "exponents": self.exponents}
 
-def product_of_experts(explainers: list[keras.Model], name: str = "kws_product_of_experts"
-                       ) -> keras.Model:
+
+def product_of_experts(explainers: list[keras.Model], name: str = "kws_product_of_experts",
+                       exponents=None) -> keras.Model:
     """One explainer from several with the same input: the normalized geometric mean of
-    their probabilities, and the attention weights of the first."""
+    their probabilities (weighted by `exponents`, `ProductOfExperts`), and the attention
+    weights of the first."""
     if len(explainers) < 2:
         raise ValueError(f"A product of experts needs two models or more; got {len(explainers)}")
+    if exponents is not None and len(exponents) != len(explainers):
+        raise ValueError(f"{len(exponents)} exponents for {len(explainers)} models.")
     waveform = keras.Input(tuple(explainers[0].inputs[0].shape[1:]), name="waveform")
     outputs = [explainer(waveform) for explainer in explainers]
-    probabilities = ProductOfExperts(name="product_of_experts")(
+    probabilities = ProductOfExperts(exponents, name="product_of_experts")(
         [out["probabilities"] for out in outputs])
     return keras.Model(waveform, {"probabilities": probabilities,
                                   "attention_weights": outputs[0]["attention_weights"]},

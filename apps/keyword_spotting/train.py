@@ -100,6 +100,9 @@ class TrainConfig(common_config.CommonTrainConfig):
             the head trains on (the first without the channel augmentation).
         embedding_epochs: epochs of the head over those features.
         embedding_learning_rate: the head's peak learning rate.
+        embedding_exponent: the speech-embedding model's exponent in the product of the two
+            models' probabilities (`model.ProductOfExperts`; the variant's is 1): 1 counts
+            both alike, 0.5 the embedding's log-probabilities half as much.
         sample_clips: test clips drawn with their attention (0: none).
         plots: write the confusion matrix and attention plots.
         backup: resume from `model_dir/backup` after an interruption.
@@ -125,6 +128,7 @@ class TrainConfig(common_config.CommonTrainConfig):
     embedding_passes: int = 2
     embedding_epochs: int = 20
     embedding_learning_rate: float = 1e-3
+    embedding_exponent: float = 1.0
     sample_clips: int = 8
     plots: bool = True
     backup: bool = True
@@ -145,6 +149,7 @@ class TrainConfig(common_config.CommonTrainConfig):
         _validation.positive_int("embedding_passes", self.embedding_passes)
         _validation.positive_int("embedding_epochs", self.embedding_epochs)
         _validation.positive_float("embedding_learning_rate", self.embedding_learning_rate)
+        _validation.positive_float("embedding_exponent", self.embedding_exponent)
         if isinstance(self.corpus, str):
             _validation.one_of("corpus", self.corpus, builder.CONFIG_NAMES)
         speeds = self.speed_perturbation
@@ -212,7 +217,8 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
             members[name] = evaluation.evaluate(member, splits, config.batch_size,
                                                 sample_clips=0)["test_accuracy"]
         logging.info("test accuracy of each model alone: %s", members)
-        explainer = product_of_experts([spotter.explainer, companion.explainer])
+        explainer = product_of_experts([spotter.explainer, companion.explainer],
+                                       exponents=(1.0, config.embedding_exponent))
     chief = common_strategy.is_chief(strategy)
     served = dataclasses.replace(
         spotter, explainer=ensemble.SpeedEnsemble(explainer, config.test_speeds))
@@ -232,6 +238,7 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         "test_speeds": list(config.test_speeds),
         "embedding_ensemble": bool(members),
         "member_test_accuracy": members,
+        "embedding_exponent": config.embedding_exponent if members else None,
     }
     export_path = None
     if chief and config.export_dir:

@@ -108,3 +108,31 @@ def test_the_benchmark_exports_a_runs_own_weights_again_with_other_speeds(tmp_pa
     with pytest.raises(ValueError, match="joins two models"):
         reexport(str(tmp_path), {**metrics, "embedding_ensemble": True}, ensemble.SPEEDS,
                  str(tmp_path / "two"))
+
+
+@pytest.mark.slow
+def test_the_benchmark_rebuilds_both_members_of_the_default_export(tiny_run, tiny_corpus):
+    """`rebuild` gives the two models of an `embedding_ensemble` export with its weights, and
+    their weighted product, joined by the members benchmark, answers as the export does."""
+    import json
+    import os
+
+    from benchmarks import keyword_spotting_members
+    from benchmarks.keyword_spotting_real import rebuild
+
+    run_dir = os.path.dirname(tiny_run.metrics_path)
+    with open(tiny_run.metrics_path) as f:
+        metrics = json.load(f)
+    assert metrics["embedding_exponent"] == 1.0
+    explainer, members = rebuild(run_dir, metrics, tiny_corpus[0])
+    assert list(members) == ["attention_rnn", "speech_embedding"]
+    x = clips(3)
+    served = tf.saved_model.load(tiny_run.export_path).signatures["waveform"]
+    data = {"members": np.array(list(members)), "probe/label": np.zeros(3, np.int64)}
+    for name, member in members.items():
+        data[f"probe/{name}/1"] = np.asarray(member(x)["probabilities"])
+    np.testing.assert_allclose(keyword_spotting_members.join(data, "probe", 1.0, (1.0,)),
+                               served(waveform=tf.constant(x))["probabilities"], atol=1e-5)
+    # A run joined with another exponent is rebuilt with it (the export check would fail).
+    with pytest.raises(ValueError, match="does not answer as the export does"):
+        rebuild(run_dir, {**metrics, "embedding_exponent": 0.25}, tiny_corpus[0])

@@ -178,3 +178,25 @@ def test_product_of_experts_is_the_normalized_geometric_mean():
     np.testing.assert_array_equal(joined["attention_weights"], 0)  # The first member's.
     with pytest.raises(ValueError, match="two models or more"):
         product_of_experts(members[:1])
+    # Weighted: the second member's log-probabilities count half as much as the first's.
+    weighted = product_of_experts(members, exponents=(1.0, 0.5))(np.ones((2, 4), np.float32))
+    expected = probabilities[0] ** (2 / 3) * probabilities[1] ** (1 / 3)
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(weighted["probabilities"], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="2 exponents for 3 models"):
+        product_of_experts(members + members[:1], exponents=(1.0, 0.5))
+
+
+def test_product_of_experts_exponents_serialize_and_are_checked():
+    from apps.keyword_spotting.model import ProductOfExperts
+
+    layer = ProductOfExperts((1.0, 0.25), name="p")
+    again = ProductOfExperts.from_config(layer.get_config())
+    assert again.exponents == (1.0, 0.25)
+    p = [np.array([[0.5, 0.5]], np.float32), np.array([[0.9, 0.1]], np.float32)]
+    np.testing.assert_allclose(again(p), layer(p), atol=1e-7)
+    # An exponent 0 leaves the first member's probabilities as they are.
+    np.testing.assert_allclose(ProductOfExperts((1.0, 0.0))(p), p[0], atol=1e-6)
+    for bad in ((1.0, -0.5), (0.0, 0.0), (1.0, float("nan"))):
+        with pytest.raises(ValueError, match="non-negative"):
+            ProductOfExperts(bad)
