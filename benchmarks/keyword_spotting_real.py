@@ -74,6 +74,10 @@ _SPEEDS = flags.DEFINE_list(
     "kws_real_speeds", [], "With --kws_real_score: export each run's own weights again with "
     "these test-time speeds (`ensemble.SpeedEnsemble`, e.g. 0.9,1,1.1; 1: the clip alone) "
     "and score that export: the same weights either way, so an A/B of the ensemble alone.")
+_EXPONENT = flags.DEFINE_float(
+    "kws_real_embedding_exponent", None, "With --kws_real_score, for runs whose export joins "
+    "the speech-embedding model: export each run's own weights again with this exponent of "
+    "the embedding in the product (`train.TrainConfig.embedding_exponent`) and score that.")
 _APPEND = flags.DEFINE_bool("kws_real_append", False,
                             "Add the rows to those of the results JSON instead of replacing it.")
 REFERENCE_CORPUS = "no_mbrola"  # The 1.1.0 voices: one test split for every model.
@@ -234,7 +238,9 @@ def _row(spec: RunSpec, corpus: str, seed: int, epochs: int, train_seconds: floa
             # Runs whose export joins the speech-embedding model (`embedding_ensemble`);
             # runs before it: none.
             "embedding_ensemble": bool(metrics.get("embedding_ensemble", False)),
-            "member_test_accuracy": metrics.get("member_test_accuracy", {})}
+            "member_test_accuracy": metrics.get("member_test_accuracy", {}),
+            # The embedding's exponent in the product; runs before it: 1 (or one model).
+            "embedding_exponent": metrics.get("embedding_exponent")}
 
 
 def run_export(run_dir: str, metrics: dict) -> str:
@@ -285,23 +291,31 @@ def rebuild(run_dir: str, metrics: dict, data_dir=None):
     return explainer, members
 
 
-def reexport(run_dir: str, metrics: dict, speeds, out_dir: str) -> str:
-    """The run's explainer (`rebuild`) exported again to `out_dir` with `speeds`; returns
-    the version directory."""
+def reexport(run_dir: str, metrics: dict, speeds, out_dir: str,
+             embedding_exponent: float | None = None, data_dir=None) -> str:
+    """The run's explainer (`rebuild`) exported again to `out_dir` with `speeds` (empty: the
+    export's own) and, for a run whose export joins the speech-embedding model,
+    `embedding_exponent` (None: the export's own); returns the version directory."""
     from apps.keyword_spotting import export
+    from apps.keyword_spotting.model import product_of_experts
 
-    if metrics.get("embedding_ensemble"):
-        raise ValueError(f"{run_dir}: its export joins two models (embedding_ensemble); "
-                         "--kws_real_speeds re-exports one model's weights only.")
-    explainer, _ = rebuild(run_dir, metrics)
-    return export.export(explainer, metrics["class_names"], out_dir, speeds=speeds)
+    explainer, members = rebuild(run_dir, metrics, data_dir)
+    if embedding_exponent is not None:
+        if len(members) < 2:
+            raise ValueError(f"{run_dir}: its export is one model ({', '.join(members)}); "
+                             "an embedding exponent needs the two of embedding_ensemble.")
+        explainer = product_of_experts(list(members.values()),
+                                       exponents=(1.0, embedding_exponent))
+    return export.export(explainer, metrics["class_names"], out_dir,
+                         speeds=speeds or metrics.get("test_speeds", [1.0]))
 
 
 def _speeds_flag(speeds) -> str:
     return " --kws_real_speeds=" + ",".join(f"{x:g}" for x in speeds) if speeds else ""
 
 
-def score_runs(pairs: list[str], data_dir, on_row=None, speeds=()) -> dict:
+def score_runs(pairs: list[str], data_dir, on_row=None, speeds=(),
+               embedding_exponent: float | None = None) -> dict:
     """Scores runs the app already trained, each `SPEC@RUN_DIR` (the spec it was trained
     with; its `metrics.json` gives the export, epochs and training time), as `benchmark`
     would have scored them."""
@@ -328,15 +342,21 @@ def score_runs(pairs: list[str], data_dir, on_row=None, speeds=()) -> dict:
         splits = pipeline.load_splits("synthetic_speech_commands", data_dir, spec.corpus)
         with tempfile.TemporaryDirectory() as tmp:
             path = run_export(run_dir, metrics)
-            if speeds:
-                path = reexport(run_dir, metrics, speeds, tmp)
-                row.update(test_speeds=list(speeds), reexported=True)
+            if speeds or embedding_exponent is not None:
+                path = reexport(run_dir, metrics, speeds, tmp, embedding_exponent, data_dir)
+                row.update(reexported=True)
+                if speeds:
+                    row.update(test_speeds=list(speeds))
+                if embedding_exponent is not None:
+                    row.update(embedding_exponent=embedding_exponent)
             row.update(evaluate(_Served(path), splits, real_clips, reference, prompts))
         rows.append(row)
         record = {"benchmark": NAME, "machine": {**machine, "load_average_at_end": [
                       round(x, 2) for x in os.getloadavg()]}, "rows": rows,
                   "command": "python -m benchmarks.keyword_spotting_real --kws_real_score="
-                             + ",".join(pairs) + _speeds_flag(speeds)}
+                             + ",".join(pairs) + _speeds_flag(speeds)
+                             + ("" if embedding_exponent is None else
+                                f" --kws_real_embedding_exponent={embedding_exponent:g}")}
         if on_row:
             on_row(record)
     return record
@@ -392,6 +412,8 @@ def _spec_label(row: dict) -> str:
     tta = [] if list(speeds) == [1.0] else [
         "test speeds " + "/".join(f"{s:g}" for s in speeds)]
     joined = ["+ speech_embedding"] if row.get("embedding_ensemble") else []
+    if row.get("embedding_exponent") not in (None, 1.0):
+        joined = [f"+ speech_embedding^{row['embedding_exponent']:g}"]
     return " ".join([row["variant"], *joined, *row.get("overrides", []), *tta])
 
 
@@ -504,7 +526,7 @@ def main(argv):
 
     if _SCORE.value:
         speeds = tuple(float(x) for x in _SPEEDS.value)
-        record = score_runs(_SCORE.value, _DATA_DIR.value, write, speeds)
+        record = score_runs(_SCORE.value, _DATA_DIR.value, write, speeds, _EXPONENT.value)
     else:
         record = benchmark(specs, _SEED.value, _EPOCHS.value, _DATA_DIR.value,
                            _RUNS_DIR.value, _QUICK.value, write)

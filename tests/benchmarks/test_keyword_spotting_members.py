@@ -66,8 +66,10 @@ def test_the_table_chooses_on_validation_and_reports_every_join():
     chosen = [r for r in rows if r["chosen"]]
     assert len(chosen) == 1
     # attention_rnn is right on every clip, and so is every product that counts it more than
-    # the embedding: ties go to the clip alone, so the chosen join plays no other speeds.
+    # the embedding (the plain product ties where they disagree); the choice is among the
+    # joins of the clip alone.
     assert chosen[0]["validation"] == 1.0 and chosen[0]["speeds"] == [1.0]
+    assert chosen[0]["exponent"] < 1.0
     assert "embedding alone" in text and "test speeds 0.9/1/1.1" in text
     assert text.count("**") == 4  # The chosen row's label and test accuracy, in bold.
     # When the embedding is the better member on validation, a join that counts it wins.

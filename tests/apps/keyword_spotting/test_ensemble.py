@@ -104,10 +104,9 @@ def test_the_benchmark_exports_a_runs_own_weights_again_with_other_speeds(tmp_pa
         reexport(str(tmp_path), {**metrics, "model_config": {**metrics["model_config"],
                                                              "rnn_units": 5}},
                  ensemble.SPEEDS, str(tmp_path / "bad"))
-    # An export of two models (the default's speech-embedding product) is refused by name.
-    with pytest.raises(ValueError, match="joins two models"):
-        reexport(str(tmp_path), {**metrics, "embedding_ensemble": True}, ensemble.SPEEDS,
-                 str(tmp_path / "two"))
+    # An embedding exponent needs the two models of an embedding_ensemble export.
+    with pytest.raises(ValueError, match="one model .attention_rnn.*needs the two"):
+        reexport(str(tmp_path), metrics, (), str(tmp_path / "two"), embedding_exponent=0.5)
 
 
 @pytest.mark.slow
@@ -136,3 +135,12 @@ def test_the_benchmark_rebuilds_both_members_of_the_default_export(tiny_run, tin
     # A run joined with another exponent is rebuilt with it (the export check would fail).
     with pytest.raises(ValueError, match="does not answer as the export does"):
         rebuild(run_dir, {**metrics, "embedding_exponent": 0.25}, tiny_corpus[0])
+    # Exported again with exponent 0.5: the served product is the members' weighted one.
+    from benchmarks.keyword_spotting_real import reexport
+
+    again = tf.saved_model.load(reexport(run_dir, metrics, (), str(run_dir) + "_half",
+                                         embedding_exponent=0.5, data_dir=tiny_corpus[0]))
+    np.testing.assert_allclose(again.signatures["waveform"](waveform=tf.constant(x))
+                               ["probabilities"],
+                               keyword_spotting_members.join(data, "probe", 0.5, (1.0,)),
+                               atol=1e-5)

@@ -171,6 +171,13 @@ def test_rows_of_a_speed_ensemble_export_are_told_apart_from_plain_ones():
     assert _spec_label({**row, "test_speeds": [1.0]}) == "attention_rnn"
     assert _spec_label({**row, "test_speeds": [0.9, 1.0, 1.1]}) == (
         "attention_rnn test speeds 0.9/1/1.1")
+    joined = {**row, "embedding_ensemble": True}
+    assert _spec_label({**joined, "embedding_exponent": None}) == (
+        "attention_rnn + speech_embedding")  # A row from before the exponent.
+    assert _spec_label({**joined, "embedding_exponent": 1.0}) == (
+        "attention_rnn + speech_embedding")
+    assert _spec_label({**joined, "embedding_exponent": 0.5}) == (
+        "attention_rnn + speech_embedding^0.5")
 
 
 def test_rows_name_their_corpus_version_and_seeds_of_two_versions_are_not_averaged():
