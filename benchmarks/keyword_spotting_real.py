@@ -208,6 +208,7 @@ def benchmark(specs: list[RunSpec], seed: int, epochs: int | None, data_dir, run
         result = train.run(config)
         row = _row(spec, corpus, config.seed, config.epochs, result.train_seconds,
                    result.export_path, result.metrics)
+        row["scored_on"] = _common.cpu_kind(machine)
         splits = pipeline.load_splits(config.dataset, data_dir, corpus)
         scores = evaluate(_Served(result.export_path), splits, real_clips, reference, prompts)
         row.update(scores)
@@ -339,6 +340,9 @@ def score_runs(pairs: list[str], data_dir, on_row=None, speeds=(),
             metrics = json.load(f)
         row = _row(spec, spec.corpus, metrics["model_config"]["seed"], metrics["epochs"],
                    metrics["train_seconds"], metrics["export_path"], metrics)
+        # The machine that scored it (the table's header names only the last one); the
+        # training time is the run's own, on the machine that trained it.
+        row["scored_on"] = _common.cpu_kind(machine)
         splits = pipeline.load_splits("synthetic_speech_commands", data_dir, spec.corpus)
         with tempfile.TemporaryDirectory() as tmp:
             path = run_export(run_dir, metrics)

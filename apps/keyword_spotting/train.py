@@ -33,7 +33,8 @@ signatures `serving_default` (WAV bytes) and `waveform` (float samples).
 By default (`embedding_ensemble`) a second model joins the variant: the
 `speech_embedding` variant (a head on a speech embedding pretrained on real
 speech, `speech_embedding.py`), trained after it on the same corpus; the export
-answers with the product of the two models' probabilities and the variant's
+answers with the weighted product of the two models' probabilities (the
+embedding's exponent `embedding_exponent`, 0.5 by default) and the variant's
 attention. The speech embedding is fixed, so `fit_embedding_head` computes its
 features once for `embedding_passes` passes over the training clips (the first
 with speed perturbation only, the others through the simulated channels too)
@@ -102,7 +103,7 @@ class TrainConfig(common_config.CommonTrainConfig):
         embedding_learning_rate: the head's peak learning rate.
         embedding_exponent: the speech-embedding model's exponent in the product of the two
             models' probabilities (`model.ProductOfExperts`; the variant's is 1): 1 counts
-            both alike, 0.5 the embedding's log-probabilities half as much.
+            both alike, 0.5 (the default) the embedding's log-probabilities half as much.
         sample_clips: test clips drawn with their attention (0: none).
         plots: write the confusion matrix and attention plots.
         backup: resume from `model_dir/backup` after an interruption.
@@ -128,7 +129,10 @@ class TrainConfig(common_config.CommonTrainConfig):
     embedding_passes: int = 2
     embedding_epochs: int = 20
     embedding_learning_rate: float = 1e-3
-    embedding_exponent: float = 1.0
+    # 0.5: over seeds 42, 1 and 2 (benchmarks/keyword_spotting_members.py), unseen synthetic
+    # voices 94.8% against 94.3% for 1 (both alike), validation 94.7% against 93.7%, the real
+    # IVR digits 29/30 against 28/30; at no serving cost.
+    embedding_exponent: float = 0.5
     sample_clips: int = 8
     plots: bool = True
     backup: bool = True
