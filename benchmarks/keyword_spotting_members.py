@@ -27,7 +27,8 @@ Usage (from the repository root; the runs of `python -m apps.keyword_spotting.tr
 
     python -m benchmarks.keyword_spotting_members --kws_members_runs=DIR1,DIR2,DIR3
 
-Writes benchmarks/results/keyword_spotting_members.{json,md}.
+Writes benchmarks/results/keyword_spotting_members.{json,md} (`--kws_members_out`: another
+base name).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ CACHE = "members_probabilities.npz"
 _RUNS = flags.DEFINE_list("kws_members_runs", [], "Run directories of the app (each trained "
                           "with the default embedding_ensemble).")
 _DATA_DIR = flags.DEFINE_string("kws_members_data_dir", None, "Dataset cache (default: shared).")
+_OUT = flags.DEFINE_string("kws_members_out", NAME, "Base name of the result files under "
+                           "benchmarks/results (another name keeps the default's table).")
 
 
 def _sets(data_dir) -> dict:
@@ -217,8 +220,9 @@ def main(argv):
               "rows": [{**r, "exponent": None if math.isinf(r["exponent"]) else r["exponent"],
                         "embedding_alone": math.isinf(r["exponent"])} for r in rows],
               "command": "python -m benchmarks.keyword_spotting_members --kws_members_runs="
-                         + ",".join(_RUNS.value)}
-    _common.publish(NAME, record, header + text)
+                         + ",".join(_RUNS.value)
+                         + ("" if _OUT.value == NAME else f" --kws_members_out={_OUT.value}")}
+    _common.publish(_OUT.value, record, header + text)
 
 
 if __name__ == "__main__":
