@@ -188,7 +188,7 @@ def table(runs: list[dict], groups) -> tuple[list[dict], str]:
     n = len(runs)
     lines = ["| join | validation | unseen synthetic (test), mean [each run] | telephone | "
              f"IVR digits (of {10 * n}) | p(right digit) | IVR other words (of {70 * n}) | "
-             f"PocketSphinx (of {24 * n}) |", "|---|---|---|---|---|---|---|---|"]
+             f"PocketSphinx clips right (of {24 * n}) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mark = "**" if r["chosen"] else ""
         lines.append(
