@@ -54,9 +54,10 @@ _OUT = flags.DEFINE_string("kws_members_out", NAME, "Base name of the result fil
                            "benchmarks/results (another name keeps the default's table).")
 
 
-def _sets(data_dir) -> dict:
-    """Every clip set scored: name -> (batches of dicts with `waveform` and `label`,
-    channel for `evaluation.through_channel`)."""
+def _sets(data_dir) -> tuple[dict, str | None, list[str]]:
+    """`(sets, corpus version, the IVR prompts' groups)`: every clip set scored, name ->
+    (a function giving batches of dicts with `waveform` and `label`, the channel for
+    `evaluation.through_channel`)."""
     import tensorflow as tf
 
     from apps.keyword_spotting import audio, ivr_prompts, pipeline, real_speech, train
@@ -103,11 +104,18 @@ def member_probabilities(members: dict, sets: dict, speeds) -> dict:
 
 
 def probabilities_of(run_dir: str, data_dir, sets: dict) -> dict:
-    """The cached member probabilities of `run_dir`, computed (and cached) when missing or
-    made from another export."""
+    """The cached member probabilities of `run_dir`, computed (and cached) when missing,
+    unreadable or made from another export (the cache is derived data: a corrupt one is
+    computed again, not trusted)."""
+    import zipfile
+
     from benchmarks.keyword_spotting_real import rebuild, run_export
 
-    with open(os.path.join(run_dir, "metrics.json")) as f:
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if not os.path.isfile(metrics_path):
+        raise ValueError(f"--kws_members_runs: {metrics_path} does not exist (a run directory "
+                         "of `python -m apps.keyword_spotting.train`).")
+    with open(metrics_path) as f:
         metrics = json.load(f)
     if not metrics.get("embedding_ensemble"):
         raise ValueError(f"{run_dir}: not an embedding_ensemble run (its export is one model).")
@@ -115,8 +123,12 @@ def probabilities_of(run_dir: str, data_dir, sets: dict) -> dict:
     path = os.path.join(run_dir, CACHE)
     speeds = sorted({s for group in SPEED_SETS for s in group})
     if os.path.exists(path):
-        with np.load(path) as cached:
-            data = dict(cached)
+        try:
+            with np.load(path) as cached:
+                data = dict(cached)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            print(f"[{NAME}] {path} is unreadable ({err!r}); computing it again.")
+            data = {}
         if str(data.get("export")) == export and all(
                 f"{s}/label" in data for s in sets):
             return {**data, "metrics": metrics}

@@ -76,3 +76,35 @@ def test_the_table_chooses_on_validation_and_reports_every_join():
     bad = [_data(1, rnn_good=False)]
     rows, _ = members.table(bad, groups)
     assert next(r for r in rows if r["chosen"])["exponent"] > 1.0
+
+
+def test_the_cache_is_used_recomputed_when_corrupt_and_a_missing_run_is_named(tmp_path,
+                                                                              monkeypatch):
+    import json
+
+    from benchmarks import keyword_spotting_real
+
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="metrics.json does not exist"):
+        members.probabilities_of(str(run), None, {"test": None})
+    run.mkdir()
+    export = run / "export" / "1"
+    export.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(
+        {"embedding_ensemble": True, "export_path": str(export), "model_config": {}}))
+    calls = []
+    monkeypatch.setattr(keyword_spotting_real, "rebuild",
+                        lambda *a: calls.append(a) or (None, {"m": None}))
+    monkeypatch.setattr(members, "member_probabilities",
+                        lambda m, sets, speeds: {"test/label": np.arange(3)})
+    first = members.probabilities_of(str(run), None, {"test": None})
+    np.testing.assert_array_equal(first["test/label"], np.arange(3))
+    members.probabilities_of(str(run), None, {"test": None})
+    assert len(calls) == 1  # The second call read the cache.
+    (run / members.CACHE).write_bytes(b"not a zip file")
+    again = members.probabilities_of(str(run), None, {"test": None})
+    assert len(calls) == 2 and np.array_equal(again["test/label"], np.arange(3))
+    # One-model runs are refused by name.
+    (run / "metrics.json").write_text(json.dumps({"embedding_ensemble": False}))
+    with pytest.raises(ValueError, match="not an embedding_ensemble run"):
+        members.probabilities_of(str(run), None, {"test": None})
