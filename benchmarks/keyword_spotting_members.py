@@ -33,7 +33,6 @@ base name).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -109,14 +108,9 @@ def probabilities_of(run_dir: str, data_dir, sets: dict) -> dict:
     computed again, not trusted)."""
     import zipfile
 
-    from benchmarks.keyword_spotting_real import rebuild, run_export
+    from benchmarks.keyword_spotting_real import read_run_metrics, rebuild, run_export
 
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    if not os.path.isfile(metrics_path):
-        raise ValueError(f"--kws_members_runs: {metrics_path} does not exist (a run directory "
-                         "of `python -m apps.keyword_spotting.train`).")
-    with open(metrics_path) as f:
-        metrics = json.load(f)
+    metrics = read_run_metrics(run_dir, "--kws_members_runs")
     if not metrics.get("embedding_ensemble"):
         raise ValueError(f"{run_dir}: not an embedding_ensemble run (its export is one model).")
     export = os.path.abspath(run_export(run_dir, metrics))
@@ -151,9 +145,7 @@ def join(data: dict, set_name: str, exponent: float, speeds) -> np.ndarray:
     for speed in speeds:
         p_rnn = data[f"{set_name}/{rnn}/{speed:g}"]
         p_emb = data[f"{set_name}/{emb}/{speed:g}"]
-        if exponent == 0:
-            joined.append(p_rnn)
-        elif math.isinf(exponent):
+        if math.isinf(exponent):
             joined.append(p_emb)
         else:
             joined.append(np.asarray(ProductOfExperts((1.0, exponent))([p_rnn, p_emb])))

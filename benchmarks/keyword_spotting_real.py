@@ -244,6 +244,17 @@ def _row(spec: RunSpec, corpus: str, seed: int, epochs: int, train_seconds: floa
             "embedding_exponent": metrics.get("embedding_exponent")}
 
 
+def read_run_metrics(run_dir: str, where: str) -> dict:
+    """The `metrics.json` of an app's run directory; a ValueError naming `where` (the flag
+    that gave it) when there is none."""
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"{where}: {path} does not exist (a run directory of `python -m "
+                         "apps.keyword_spotting.train`).")
+    with open(path) as f:
+        return json.load(f)
+
+
 def run_export(run_dir: str, metrics: dict) -> str:
     """The export a run's `metrics.json` names (a relative path is tried from the working
     directory, then from the directory that holds `runs/`)."""
@@ -332,12 +343,7 @@ def score_runs(pairs: list[str], data_dir, on_row=None, speeds=(),
         if not sep:
             raise ValueError(f"--kws_real_score={pair!r}: expected SPEC@RUN_DIR.")
         spec = RunSpec.parse(text)
-        path = os.path.join(run_dir, "metrics.json")
-        if not os.path.isfile(path):
-            raise ValueError(f"--kws_real_score={pair!r}: {path} does not exist (a run "
-                             "directory of `python -m apps.keyword_spotting.train`).")
-        with open(path) as f:
-            metrics = json.load(f)
+        metrics = read_run_metrics(run_dir, f"--kws_real_score={pair!r}")
         row = _row(spec, spec.corpus, metrics["model_config"]["seed"], metrics["epochs"],
                    metrics["train_seconds"], metrics["export_path"], metrics)
         # The machine that scored it (the table's header names only the last one); the

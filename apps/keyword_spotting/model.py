@@ -468,6 +468,8 @@ def product_of_experts(explainers: list[keras.Model], name: str = "kws_product_o
     weights of the first."""
     if len(explainers) < 2:
         raise ValueError(f"A product of experts needs two models or more; got {len(explainers)}")
+    # Checked here: the layer's own check runs only when it is called on data (building the
+    # model uses `compute_output_shape`).
     if exponents is not None and len(exponents) != len(explainers):
         raise ValueError(f"{len(exponents)} exponents for {len(explainers)} models.")
     waveform = keras.Input(tuple(explainers[0].inputs[0].shape[1:]), name="waveform")
