@@ -276,6 +276,7 @@ def rebuild(run_dir: str, metrics: dict, data_dir=None):
 
     fields = {k: tuple(v) if isinstance(v, list) else v
               for k, v in metrics["model_config"].items()}
+    fields.setdefault("embedding_heads", 1)  # Runs from before the field had one head.
     config = ModelConfig(**fields)
     members = {config.variant: build_model(config, cache_dir=data_dir).explainer}
     explainer = members[config.variant]

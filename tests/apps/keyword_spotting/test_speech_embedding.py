@@ -3,6 +3,7 @@ running the published files, the `speech_embedding` variant and the product of e
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zipfile
 
@@ -11,7 +12,12 @@ import numpy as np
 import pytest
 
 from apps.keyword_spotting import speech_embedding as se
-from apps.keyword_spotting.model import ModelConfig, build_model, product_of_experts
+from apps.keyword_spotting.model import (
+    ModelConfig,
+    build_model,
+    head_classifiers,
+    product_of_experts,
+)
 from tests.apps.keyword_spotting.conftest import clips
 
 
@@ -157,6 +163,31 @@ def test_speech_embedding_variant_builds_and_trains_only_its_head():
         ModelConfig(variant="speech_embedding", clip_samples=8000)
     with pytest.raises(ValueError, match="16 kHz"):
         ModelConfig(variant="speech_embedding", sample_rate=8000, max_freq=4000)
+
+
+def test_embedding_heads_answer_with_their_mean_and_train_apart():
+    config = ModelConfig(variant="speech_embedding", num_classes=5, embedding_units=8,
+                         embedding_heads=3)
+    spotter = build_model(config, pretrained=False)
+    heads = head_classifiers(spotter.head)
+    assert len(heads) == 3
+    # Each head has its own weights, and the head model holds exactly theirs.
+    own = [{id(w) for w in head.trainable_weights} for head in heads]
+    assert all(own) and not (own[0] & own[1] or own[0] & own[2] or own[1] & own[2])
+    assert set().union(*own) == {id(w) for w in spotter.head.trainable_weights}
+    embeddings = np.random.default_rng(0).normal(size=(4, 6, 96)).astype("float32")
+    each = np.stack([np.asarray(head(embeddings)) for head in heads])
+    assert np.abs(each[0] - each[1]).max() > 1e-4  # Different initial weights.
+    out = spotter.head(embeddings)
+    np.testing.assert_allclose(np.asarray(out["probabilities"]), each.mean(0), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out["attention_weights"]).sum(-1), 1, atol=1e-5)
+    # One head keeps the layer names (and so the weights' order) it always had.
+    single = build_model(dataclasses.replace(config, embedding_heads=1), pretrained=False)
+    names = [layer.name for layer in single.head.layers]
+    assert "probabilities" in names and not any(n.endswith("_1") for n in names)
+    assert len(head_classifiers(single.head)) == 1
+    with pytest.raises(ValueError, match="embedding_heads"):
+        ModelConfig(variant="speech_embedding", embedding_heads=0)
 
 
 def test_product_of_experts_is_the_normalized_geometric_mean():
