@@ -275,21 +275,15 @@ def embedding_features(features, dataset):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def fit_embedding_head(spotter, splits, config: TrainConfig, strategy):
-    """Trains the head of a `speech_embedding` spotter on its fixed features, computed once
-    for `config.embedding_passes` passes over the training clips, each of its heads
-    (`ModelConfig.embedding_heads`) in turn; returns (the first head's history, seconds, the
-    features' included). A head's epochs resume from a backup under
-    `model_dir/speech_embedding_head` (`_1`, `_2`, ... for the others) after a kill; the
-    features are computed anew."""
-    import time
-
+def embedding_training_features(spotter, splits, config: TrainConfig):
+    """The fixed speech-embedding features a `speech_embedding` spotter's head trains on:
+    `(x float16 (n, windows, 96), y (n,), validation (x, y))`, `x` of
+    `config.embedding_passes` passes over the training clips (the first with speed
+    perturbation only, the others through the simulated channels too)."""
     import numpy as np
 
     from apps.keyword_spotting import pipeline
-    from apps.keyword_spotting.model import compile_model, head_classifiers, head_suffix
 
-    start = time.perf_counter()
     xs, ys = [], []
     for i in range(config.embedding_passes):
         dataset = pipeline.make_dataset(
@@ -299,19 +293,25 @@ def fit_embedding_head(spotter, splits, config: TrainConfig, strategy):
         x, y = embedding_features(spotter.features, dataset)
         xs.append(x)
         ys.append(y)
-    x, y = np.concatenate(xs), np.concatenate(ys)
     validation = embedding_features(spotter.features,
                                     pipeline.make_dataset(splits, "validation", 256))
-    logging.info("speech-embedding features of %d training clips in %.0f s", len(y),
-                 time.perf_counter() - start)
+    return np.concatenate(xs), np.concatenate(ys), validation
+
+
+def fit_heads(spotter, x, y, validation, config: TrainConfig, strategy):
+    """Trains each head of a `speech_embedding` spotter (`ModelConfig.embedding_heads`) in
+    turn on the features `x`, `y` for `config.embedding_epochs`; they differ by their initial
+    weights and the order of their batches, and the model answers with their mean. Returns
+    the first head's history. A head's epochs resume from a backup under
+    `model_dir/speech_embedding_head` (`_1`, `_2`, ... for the others) after a kill."""
+    from apps.keyword_spotting.model import compile_model, head_classifiers, head_suffix
+
     history = None
-    # Each head trains alone on the same features, one after the other (they differ by their
-    # initial weights and the order of their batches); the model answers with their mean.
+    batch_size = 128
     for index, classifier in enumerate(head_classifiers(spotter.head)):
         with strategy.scope():
-            batch_size = 128
-            steps = config.embedding_epochs * -(-len(y) // batch_size)
-            compile_model(classifier, config.embedding_learning_rate, steps=steps)
+            compile_model(classifier, config.embedding_learning_rate,
+                          steps=config.embedding_epochs * -(-len(y) // batch_size))
         backup = os.path.join(config.model_dir, "speech_embedding_head" + head_suffix(index))
         fitted, _ = training.timed_fit(
             classifier, x.astype("float32"), validation, epochs=config.embedding_epochs,
@@ -322,6 +322,21 @@ def fit_embedding_head(spotter, splits, config: TrainConfig, strategy):
             history = fitted
         logging.info("speech-embedding head %d: validation accuracy %.4f", index,
                      fitted.history["val_accuracy"][-1])
+    return history
+
+
+def fit_embedding_head(spotter, splits, config: TrainConfig, strategy):
+    """Trains the heads of a `speech_embedding` spotter on its fixed features, computed once
+    (`embedding_training_features`; `fit_heads`); returns (the first head's history,
+    seconds, the features' included). After a kill the heads resume from their backups;
+    the features are computed anew."""
+    import time
+
+    start = time.perf_counter()
+    x, y, validation = embedding_training_features(spotter, splits, config)
+    logging.info("speech-embedding features of %d training clips in %.0f s", len(y),
+                 time.perf_counter() - start)
+    history = fit_heads(spotter, x, y, validation, config, strategy)
     return history, time.perf_counter() - start
 
 
