@@ -35,7 +35,9 @@ Variants (`ModelConfig.variant`):
   small head learns the keywords: a dense layer, a bidirectional GRU over the
   windows and attention pooling (`keras_attention.layers.AttentionPooling`),
   whose weights over the windows say when the word was heard. Only the head
-  trains, on features computed once (`train.fit_embedding_head`).
+  trains, on features computed once (`train.fit_embedding_head`); with
+  `embedding_heads` (2 by default) several such heads, each with its own
+  initial weights, answer with the mean of their probabilities and attention.
 
 `product_of_experts` joins two trained explainers into one: the normalized
 geometric mean of their probabilities, the attention of the first.

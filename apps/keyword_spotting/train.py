@@ -38,7 +38,8 @@ embedding's exponent `embedding_exponent`, 0.5 by default) and the variant's
 attention. The speech embedding is fixed, so `fit_embedding_head` computes its
 features once for `embedding_passes` passes over the training clips (the first
 with speed perturbation only, the others through the simulated channels too)
-and trains only the head on them.
+and trains only the head on them: `model.ModelConfig.embedding_heads` heads (two by
+default, `embedding_epochs` each), one after the other, their mean answering.
 """
 
 from __future__ import annotations
