@@ -142,10 +142,11 @@ class ModelConfig:
     embedding_stride: int = 4
     embedding_units: int = 96
     # 2 (with train.TrainConfig.embedding_epochs 10: the training time of one head of 20):
-    # heads trained again on the features of seeds 42, 1 and 2 and joined with those runs'
-    # own attention_rnn, the product on unseen synthetic voices 95.2% (95.3, 95.2, 95.1)
-    # against 95.0% for one head of 20 epochs (two draws: 94.8-95.3), validation 95.2%
-    # against 94.9-95.1% (benchmarks/keyword_spotting_heads.py).
+    # over three runs each (seeds 42, 1, 2; benchmarks/keyword_spotting_members.py), the
+    # product on unseen synthetic voices 94.9% against 94.8% with one head of 20 epochs,
+    # through a telephone 92.1% against 91.5%, other real IVR words rejected 138 of 210
+    # against 129; the heads alone 82.3% against 81.5% (README: "Two heads on the speech
+    # embedding"; benchmarks/keyword_spotting_heads.py compares heads on the same runs).
     embedding_heads: int = 2
     seed: int | None = None
 
@@ -418,7 +419,7 @@ def _speech_embedding_head(config: ModelConfig) -> keras.Model:
 
 def head_classifiers(head: keras.Model) -> list[keras.Model]:
     """Each head of a speech-embedding `head` model alone: embeddings -> its probabilities
-    (sharing the head's layers: what `train.fit_embedding_head` trains, one at a time)."""
+    (sharing the head's layers: what `train.fit_heads` trains, one at a time)."""
     out = []
     index = 0
     while any(layer.name == f"probabilities{head_suffix(index)}" for layer in head.layers):

@@ -100,7 +100,8 @@ class TrainConfig(common_config.CommonTrainConfig):
             `speech_embedding`.
         embedding_passes: passes over the training clips whose speech-embedding features
             the head trains on (the first without the channel augmentation).
-        embedding_epochs: epochs of the head over those features.
+        embedding_epochs: epochs of each head (`model.ModelConfig.embedding_heads`) over
+            those features.
         embedding_learning_rate: the head's peak learning rate.
         embedding_exponent: the speech-embedding model's exponent in the product of the two
             models' probabilities (`model.ProductOfExperts`; the variant's is 1): 1 counts
