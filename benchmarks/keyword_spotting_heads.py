@@ -12,8 +12,10 @@ them (`train.fit_heads`), `embedding_heads` heads of `embedding_epochs` epochs e
 (their mean answering: `model.ModelConfig.embedding_heads`); every arm is joined with the
 run's `attention_rnn` at the run's embedding exponent and scored on the validation voices,
 the unseen test voices, the same through a telephone line, Asterisk's real IVR prompts and
-the PocketSphinx words (`keyword_spotting_members.score`). An arm's `draw` changes only
-the seed of its heads, to show how far one configuration's heads scatter.
+the PocketSphinx words (`keyword_spotting_members.score`). `--kws_heads_exponent` joins
+at another exponent than the run's (runs from before the 0.5 default recorded 1). An
+arm's `draw` changes only the seed of its heads, to show how far one configuration's heads
+scatter.
 
 Usage (from the repository root; runs of `python -m apps.keyword_spotting.train --seed=S
 --model_dir=DIR --export_dir=DIR/export`):
@@ -47,6 +49,9 @@ _RUNS = flags.DEFINE_list("kws_heads_runs", [], "Run directories of the app (eac
                           "the default embedding_ensemble).")
 _ARMS = flags.DEFINE_list("kws_heads_arms", list(DEFAULT_ARMS), "Arms: "
                           "`embedding_heads=K;embedding_epochs=E[;draw=D]`, comma-separated.")
+_EXPONENT = flags.DEFINE_float("kws_heads_exponent", None, "The speech embedding's exponent "
+                               "in the product (default: the one each run recorded; runs "
+                               "from before the 0.5 default recorded 1).")
 _DATA_DIR = flags.DEFINE_string("kws_heads_data_dir", None, "Dataset cache (default: shared).")
 _OUT = flags.DEFINE_string("kws_heads_out", NAME, "Base name of the result files under "
                            "benchmarks/results.")
@@ -86,23 +91,25 @@ def with_embedding(data: dict, probabilities: dict) -> dict:
     return out
 
 
-def run_arms(run_dir: str, arms: list[dict], sets: dict, groups, data_dir=None) -> list[dict]:
+def run_arms(run_dir: str, arms: list[dict], sets: dict, groups, data_dir=None,
+             exponent: float | None = None) -> list[dict]:
     """Every arm's heads trained on `run_dir`'s features and scored joined with its
-    `attention_rnn`: one dict per arm (the arm, `train_seconds` of its heads, `alone`: the
+    `attention_rnn` at the embedding's `exponent` (None: the one the run recorded): one dict
+    per arm (the arm, `train_seconds` of its heads, `alone`: the
     heads' own test accuracy, and `keyword_spotting_members.score`'s accuracies)."""
     from apps.common import strategy as common_strategy
     from apps.common import training
     from apps.keyword_spotting import pipeline, train
-    from apps.keyword_spotting.model import ModelConfig, build_model
+    from apps.keyword_spotting.model import build_model
+    from benchmarks.keyword_spotting_real import run_model_config
 
     data = members.probabilities_of(run_dir, data_dir, sets)
     metrics = data["metrics"]
-    fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in metrics["model_config"].items()}
-    seed = fields["seed"]
-    model_config = dataclasses.replace(ModelConfig(**{**fields, "embedding_heads": 1}),
-                                       variant="speech_embedding")
-    exponent = metrics.get("embedding_exponent") or 1.0
+    recorded = run_model_config(metrics)
+    seed = recorded.seed
+    model_config = dataclasses.replace(recorded, variant="speech_embedding", embedding_heads=1)
+    if exponent is None:
+        exponent = metrics.get("embedding_exponent") or 1.0
     splits = pipeline.load_splits("synthetic_speech_commands", data_dir, train.DEFAULT_CORPUS)
     strategy = common_strategy.get_strategy("default")
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,16 +176,24 @@ def main(argv):
         raise app.UsageError(str(err)) from err
     sets, version, groups = members._sets(_DATA_DIR.value)
     machine = _common.machine_info()
-    per_run = [run_arms(d, arms, sets, groups, _DATA_DIR.value) for d in _RUNS.value]
+    if _EXPONENT.value is not None and not _EXPONENT.value > 0:
+        raise app.UsageError(f"--kws_heads_exponent must be above 0. Received: "
+                             f"{_EXPONENT.value}")
+    per_run = [run_arms(d, arms, sets, groups, _DATA_DIR.value, _EXPONENT.value)
+               for d in _RUNS.value]
     rows, text = table(per_run, arms)
+    exponent_text = ("each run recorded" if _EXPONENT.value is None
+                     else f"{_EXPONENT.value:g}")
     header = (f"Runs {', '.join(_RUNS.value)}, corpus {version}: each run's own attention_rnn "
               "joined with heads trained here on its seed's speech-embedding features, at "
-              f"the run's embedding exponent. {_common.machine_line(machine)}\n\n")
+              f"embedding exponent {exponent_text}. {_common.machine_line(machine)}\n\n")
     record = {"benchmark": NAME, "machine": machine, "corpus_version": version,
               "runs": list(_RUNS.value), "rows": rows,
               "command": "python -m benchmarks.keyword_spotting_heads --kws_heads_runs="
                          + ",".join(_RUNS.value) + " --kws_heads_arms='"
                          + ",".join(_ARMS.value) + "'"
+                         + ("" if _EXPONENT.value is None
+                            else f" --kws_heads_exponent={_EXPONENT.value:g}")
                          + ("" if _OUT.value == NAME else f" --kws_heads_out={_OUT.value}")}
     _common.publish(_OUT.value, record, header + text)
 

@@ -255,6 +255,16 @@ def read_run_metrics(run_dir: str, where: str) -> dict:
         return json.load(f)
 
 
+def run_model_config(metrics: dict):
+    """The `model.ModelConfig` a run's `metrics.json` records (lists back to tuples; runs
+    from before `embedding_heads` existed had one head)."""
+    from apps.keyword_spotting.model import ModelConfig
+
+    fields = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in metrics["model_config"].items()}
+    return ModelConfig(**{"embedding_heads": 1, **fields})
+
+
 def run_export(run_dir: str, metrics: dict) -> str:
     """The export a run's `metrics.json` names (a relative path is tried from the working
     directory, then from the directory that holds `runs/`)."""
@@ -272,12 +282,9 @@ def rebuild(run_dir: str, metrics: dict, data_dir=None):
     import tensorflow as tf
 
     from apps.keyword_spotting import ensemble
-    from apps.keyword_spotting.model import ModelConfig, build_model, product_of_experts
+    from apps.keyword_spotting.model import build_model, product_of_experts
 
-    fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in metrics["model_config"].items()}
-    fields.setdefault("embedding_heads", 1)  # Runs from before the field had one head.
-    config = ModelConfig(**fields)
+    config = run_model_config(metrics)
     members = {config.variant: build_model(config, cache_dir=data_dir).explainer}
     explainer = members[config.variant]
     if metrics.get("embedding_ensemble"):

@@ -62,3 +62,17 @@ def test_the_table_averages_each_arm_over_the_runs():
     assert rows[1]["ivr_digits"] == 18 and rows[1]["pocketsphinx"] == 24
     assert "| 2 heads x 10 epochs | 20 | 80.00% | 96.00% | 96.00% [95.00%, 97.00%]" in text
     assert "(of 20)" in text and "(of 48)" in text
+
+
+def test_a_runs_model_config_is_read_back_with_one_head_for_older_runs():
+    import dataclasses
+
+    from apps.keyword_spotting.model import ModelConfig
+    from benchmarks.keyword_spotting_real import run_model_config
+
+    recorded = dataclasses.asdict(ModelConfig(cnn_filters=(4, 8), embedding_heads=3))
+    recorded["cnn_filters"] = list(recorded["cnn_filters"])  # As JSON stores it.
+    assert run_model_config({"model_config": recorded}) == ModelConfig(cnn_filters=(4, 8),
+                                                                       embedding_heads=3)
+    del recorded["embedding_heads"]  # A run from before the field.
+    assert run_model_config({"model_config": recorded}).embedding_heads == 1
