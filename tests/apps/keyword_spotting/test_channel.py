@@ -56,6 +56,26 @@ def test_shape_range_and_seeding(name):
     assert not np.allclose(a, x, atol=1e-4)
 
 
+def test_random_draws_are_per_clip_and_well_spread():
+    """The counter-based draws: a row's numbers depend on its own seed only (every 32-bit
+    word of it), and have the moments they should."""
+    seeds = tf.constant([[1, 2], [1, 2 + 2**32], [2**32 + 1, 2], [-1, 2], [1, 3]], tf.int64)
+    u = channel._uniform(seeds, 1000, 2.0, 4.0).numpy()
+    np.testing.assert_array_equal(channel._uniform(seeds[:1], 1000, 2.0, 4.0).numpy()[0], u[0])
+    for i in range(1, 5):  # Any word of the seed changes the draws.
+        assert np.mean(u[i] == u[0]) < 0.01
+    many = channel._uniform(tf.constant([[i, 0] for i in range(200)], tf.int64), 500,
+                            0.0, 1.0).numpy()
+    assert many.min() >= 0.0 and many.max() < 1.0
+    assert abs(many.mean() - 0.5) < 0.01 and abs(many.var() - 1 / 12) < 0.005
+    assert abs(np.corrcoef(many[:, :-1].ravel(), many[:, 1:].ravel())[0, 1]) < 0.01
+    z = channel._normal(tf.constant([[i, 5] for i in range(50)], tf.int64), 4000).numpy()
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1.0) < 0.01
+    assert abs(np.mean(z ** 4) - 3.0) < 0.1 and np.all(np.isfinite(z))
+    children = channel.split_seeds(seeds, 3).numpy()
+    assert children.shape == (5, 3, 2) and len({tuple(c) for c in children[0]}) == 3
+
+
 def test_seed_must_be_integers():
     with pytest.raises(ValueError, match="seed"):
         channel.microphone_eq(_sine(1000), tf.constant([1.0, 2.0]))
@@ -83,7 +103,7 @@ def test_g711_round_trip(law):
 def test_reverb_of_an_impulse_is_the_decaying_rir():
     seed = tf.constant([7, 8], tf.int64)
     out = channel.reverberate(_impulse(), seed, wet=(1.0, 1.0)).numpy()
-    rir_seed = tf.random.experimental.stateless_split(seed, 2)[0]
+    rir_seed = channel.split_seeds(seed[tf.newaxis], 2)[0, 0]
     rir = channel.room_impulse_response(rir_seed).numpy()
     np.testing.assert_allclose(out, rir[:N], atol=1e-5)
     assert np.argmax(np.abs(out)) < 16  # The direct path leads (within 1 ms).
@@ -145,7 +165,7 @@ def test_augment_channel_probabilities():
     seed = tf.constant([9, 9])
     np.testing.assert_array_equal(channel.augment_channel(x, seed, 0.0).numpy(), x)
     only_eq = channel.augment_channel(x, seed, {"microphone": 1.0}).numpy()
-    eq_seed = tf.random.experimental.stateless_split(tf.constant([9, 9], tf.int64), 8)[3]
+    eq_seed = channel.split_seeds(tf.constant([[9, 9]], tf.int64), 8)[0, 3]
     np.testing.assert_allclose(only_eq, channel.microphone_eq(x, eq_seed).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="echo"):
         channel.augment_channel(x, seed, {"echo": 1.0})
