@@ -527,8 +527,10 @@ def product_of_experts(explainers: list[keras.Model], name: str = "kws_product_o
 
 
 def compile_model(model: keras.Model, learning_rate: float = 2e-3,
-                  steps: int | None = None) -> keras.Model:
-    """Adam (cosine decay over `steps` when given) and sparse cross-entropy."""
+                  steps: int | None = None, ema_momentum: float = 0.0) -> keras.Model:
+    """Adam (cosine decay over `steps` when given) and sparse cross-entropy; with
+    `ema_momentum` > 0 the optimizer keeps an exponential moving average of the weights,
+    which `fit` writes into the model when it ends (Keras' `use_ema`)."""
     schedule = learning_rate
     if steps:
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -536,7 +538,8 @@ def compile_model(model: keras.Model, learning_rate: float = 2e-3,
             warmup_steps=max(1, steps // 20),
         )
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=keras.optimizers.Adam(schedule, use_ema=ema_momentum > 0,
+                                        ema_momentum=ema_momentum or 0.99),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )

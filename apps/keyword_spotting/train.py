@@ -81,6 +81,8 @@ class TrainConfig(common_config.CommonTrainConfig):
         export_dir: SavedModel base path; None skips the export.
         epochs, batch_size, learning_rate, seed: training (peak learning rate of a cosine
             schedule with warmup).
+        ema_momentum: the variant's weights at the end are an exponential moving average
+            over its steps with this momentum (0: off, the default).
         strategy: `apps.common.strategy` name.
         quick: the small corpus (and, from the command line, QUICK_EPOCHS epochs).
         corpus: the synthetic corpus' builder config: a name (`builder.CONFIG_NAMES`) or,
@@ -118,6 +120,7 @@ class TrainConfig(common_config.CommonTrainConfig):
     epochs: int = 12
     batch_size: int = 64
     learning_rate: float = 2e-3
+    ema_momentum: float = 0.0
     corpus: str | builder.SpeechCommandsConfig | None = None
     speed_perturbation: tuple[float, ...] = (0.9, 1.1)
     # 0.5: on the same corpus and seed, 92.3% on unseen voices against 92.1% without it, and
@@ -147,6 +150,9 @@ class TrainConfig(common_config.CommonTrainConfig):
         _validation.positive_int("epochs", self.epochs)
         _validation.positive_int("batch_size", self.batch_size)
         _validation.positive_float("learning_rate", self.learning_rate)
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise ValueError("`ema_momentum` must be in [0, 1) (0: off). "
+                             f"Received: ema_momentum={self.ema_momentum!r}")
         _validation.non_negative_int("seed", self.seed)
         _validation.non_negative_int("sample_clips", self.sample_clips)
         if not isinstance(self.embedding_ensemble, bool):
@@ -202,7 +208,8 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
         spotter = build_model(model_config, cache_dir=config.data_dir)
         if spotter.head is None:
             compile_model(spotter.classifier, config.learning_rate,
-                          steps=config.epochs * steps_per_epoch)
+                          steps=config.epochs * steps_per_epoch,
+                          ema_momentum=config.ema_momentum)
     logging.info("%s: %d parameters", spotter.classifier.name, spotter.classifier.count_params())
     members = {}  # Each model's own test accuracy when two answer together.
     if spotter.head is not None:
@@ -234,6 +241,7 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     metrics = {
         "epochs": config.epochs,
         "batch_size": config.batch_size,
+        "ema_momentum": config.ema_momentum,
         "parameters": int(spotter.classifier.count_params()),
         "split_sizes": splits.sizes,
         "class_names": splits.class_names,
