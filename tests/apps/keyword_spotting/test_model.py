@@ -87,6 +87,26 @@ def test_bad_model_config_names_the_field(field, value, message):
         model.ModelConfig(**{field: value})
 
 
+def test_compile_model_with_ema_ends_fit_on_the_average_weights():
+    """`ema_momentum`: fit ends with the optimizer's moving average written into the model,
+    not the last step's weights (they differ after a few steps at a high learning rate)."""
+    x, y = clips(8, seed=2), np.arange(8) % 5
+    finals = {}
+    for momentum in (0.0, 0.9):
+        spotter = model.build_model(model.ModelConfig(variant="cnn", seed=3, **SMALL))
+        model.compile_model(spotter.classifier, 1e-2, ema_momentum=momentum)
+        optimizer = spotter.classifier.optimizer
+        assert optimizer.use_ema == (momentum > 0)
+        spotter.classifier.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        weights = spotter.classifier.trainable_weights
+        if momentum:
+            averages = optimizer._model_variables_moving_average
+            for weight, average in zip(weights, averages, strict=True):
+                np.testing.assert_array_equal(np.asarray(weight), np.asarray(average))
+        finals[momentum] = [np.asarray(w) for w in weights]
+    assert any(not np.allclose(a, b) for a, b in zip(finals[0.0], finals[0.9], strict=True))
+
+
 def test_compile_model_schedules_the_learning_rate():
     spotter = model.build_model(model.ModelConfig(variant="cnn", **SMALL))
     assert model.compile_model(spotter.classifier, 1e-3, steps=100) is spotter.classifier

@@ -65,7 +65,8 @@ def test_bad_configuration_is_refused_before_anything_runs():
                          ("sample_clips", -1), ("corpus", "huge"),
                          ("speed_perturbation", (1.1, 0.9)), ("embedding_ensemble", "yes"),
                          ("embedding_passes", 0), ("embedding_epochs", 0),
-                         ("embedding_learning_rate", -1.0), ("embedding_exponent", 0.0)):
+                         ("embedding_learning_rate", -1.0), ("embedding_exponent", 0.0),
+                         ("ema_momentum", 1.0), ("ema_momentum", -0.1)):
         with pytest.raises(ValueError, match=f"{field}="):
             train.TrainConfig(**{field: value})
 
