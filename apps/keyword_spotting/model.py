@@ -526,7 +526,7 @@ def product_of_experts(explainers: list[keras.Model], name: str = "kws_product_o
                        name=name)
 
 
-def compile_model(model: keras.Model, learning_rate: float = 2e-3,
+def compile_model(model: keras.Model, learning_rate: float = 3e-3,
                   steps: int | None = None, ema_momentum: float = 0.0) -> keras.Model:
     """Adam (cosine decay over `steps` when given) and sparse cross-entropy; with
     `ema_momentum` > 0 the optimizer keeps an exponential moving average of the weights,

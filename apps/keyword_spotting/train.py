@@ -119,7 +119,10 @@ class TrainConfig(common_config.CommonTrainConfig):
     export_dir: str | None = os.path.join("saved_models", APP)
     epochs: int = 12
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    # 3e-3 (2e-3 before session 33): over seeds 42, 1 and 2, validation 95.7% against 94.8%,
+    # unseen voices 95.3% against 94.9%, PocketSphinx 50/72 against 44
+    # (benchmarks/results/keyword_spotting_members_lr3.md against _heads2.md).
+    learning_rate: float = 3e-3
     ema_momentum: float = 0.0
     corpus: str | builder.SpeechCommandsConfig | None = None
     speed_perturbation: tuple[float, ...] = (0.9, 1.1)
