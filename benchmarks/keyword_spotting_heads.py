@@ -174,11 +174,11 @@ def main(argv):
         arms = parse_arms(_ARMS.value)
     except ValueError as err:
         raise app.UsageError(str(err)) from err
-    sets, version, groups = members._sets(_DATA_DIR.value)
-    machine = _common.machine_info()
     if _EXPONENT.value is not None and not _EXPONENT.value > 0:
         raise app.UsageError(f"--kws_heads_exponent must be above 0. Received: "
                              f"{_EXPONENT.value}")
+    sets, version, groups = members._sets(_DATA_DIR.value)
+    machine = _common.machine_info()
     per_run = [run_arms(d, arms, sets, groups, _DATA_DIR.value, _EXPONENT.value)
                for d in _RUNS.value]
     rows, text = table(per_run, arms)

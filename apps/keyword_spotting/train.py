@@ -153,9 +153,7 @@ class TrainConfig(common_config.CommonTrainConfig):
         _validation.positive_int("epochs", self.epochs)
         _validation.positive_int("batch_size", self.batch_size)
         _validation.positive_float("learning_rate", self.learning_rate)
-        if not 0.0 <= self.ema_momentum < 1.0:
-            raise ValueError("`ema_momentum` must be in [0, 1) (0: off). "
-                             f"Received: ema_momentum={self.ema_momentum!r}")
+        _validation.rate("ema_momentum", self.ema_momentum)
         _validation.non_negative_int("seed", self.seed)
         _validation.non_negative_int("sample_clips", self.sample_clips)
         if not isinstance(self.embedding_ensemble, bool):
