@@ -64,10 +64,15 @@ def perturb_speed(waveforms: tf.Tensor, low: float = 0.9, high: float = 1.1,
     """Plays a batch `(batch, samples)` of clips at one random speed in [low, high] (pitch,
     formants and tempo together, as a shorter or longer vocal tract would) and fits the
     clips back to 1 s (`fit_to_clip`). One speed per batch keeps it to a few batched ops.
+    `seed`: a stateless seed (two integers), or None for TensorFlow's stateful draw.
 
     Reference: Ko et al., "Audio augmentation for speech recognition", Interspeech 2015.
     """
-    return play_at_speed(waveforms, tf.random.uniform([], low, high, seed=seed))
+    if seed is None:
+        speed = tf.random.uniform([], low, high)
+    else:
+        speed = tf.random.stateless_uniform([], tf.cast(seed, tf.int64), low, high)
+    return play_at_speed(waveforms, speed)
 
 
 def play_at_speed(waveforms: tf.Tensor, factor) -> tf.Tensor:

@@ -25,6 +25,9 @@ from apps.keyword_spotting.synth import CLIP_SAMPLES, SPLITS
 DATASETS = ("synthetic_speech_commands", "speech_commands")
 SPEED_PERTURBATION = (0.9, 1.1)
 _SHUFFLE_BUFFER = 20000
+# `Dataset.random`'s seed for the batches' speeds is the run's seed plus this, so that
+# its stream is not the one that seeds the clips' channel augmentation.
+_SPEED_STREAM = 0x9E3779B9
 
 
 @dataclasses.dataclass
@@ -118,7 +121,7 @@ def load_splits(dataset: str = "synthetic_speech_commands", data_dir: str | None
 def make_dataset(splits: Splits, split: str, batch_size: int, training: bool = False,
                  seed: int = 42,
                  speed_perturbation: tuple[float, ...] = SPEED_PERTURBATION,
-                 channel_augment: float = 0.0) -> tf.data.Dataset:
+                 channel_augment: float = 0.0, autotune: bool = False) -> tf.data.Dataset:
     """Batches of `(waveform (batch, 16000), label (batch,))` of `split`.
 
     Args:
@@ -126,13 +129,21 @@ def make_dataset(splits: Splits, split: str, batch_size: int, training: bool = F
         split: `train`, `validation` or `test`.
         batch_size: examples per batch.
         training: shuffle (with `seed`, anew each epoch) and perturb the speed.
-        seed: seeds the order of the files and of the examples.
+        seed: seeds the order of the files and of the examples, and the augmentations.
         speed_perturbation: `(low, high)`: every training batch is played at a random speed
-            in this range, each epoch anew (`audio.perturb_speed`); empty: off.
+            in this range (`audio.perturb_speed`), drawn from a seed per batch that is
+            reproducible from `seed` and new each epoch; empty: off.
         channel_augment: the probability of each channel augmentation of every training
             clip (room, microphone, level and clipping, telephone line:
             `channel.augment_channel`), after the speed perturbation, with a seed per clip
             drawn from `seed` (anew each epoch); 0: off (the pipeline is then unchanged).
+        autotune: let tf.data's autotuner choose the parallel maps' threads and the
+            prefetch buffer (`tf.data.Options().autotune`). Off by default: on two cores,
+            sharing them with the training step, it settled on a slow configuration for
+            whole epochs at random (an epoch of the augmented pipeline alone 10.6-11.0 s
+            in 8 of 14 epochs, 7.2-8.2 s in the others; without it 7.3-7.8 s in every epoch
+            after the first). Without it every `AUTOTUNE` parallelism is the number of
+            cores.
     """
     ds = splits.read(split, training, seed)
     if training:
@@ -145,9 +156,20 @@ def make_dataset(splits: Splits, split: str, batch_size: int, training: bool = F
     ds = ds.batch(batch_size)
     if training and speed_perturbation:
         low, high = speed_perturbation
-        ds = ds.map(lambda x, y, *s: (audio.perturb_speed(x, low, high), y, *s),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        # A seed per batch, new each epoch (a random op inside the map would draw the same
+        # speed for the i-th batch of every epoch).
+        speed_seeds = tf.data.Dataset.random(seed=seed + _SPEED_STREAM,
+                                             rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, speed_seeds).map(
+            lambda example, s: (audio.perturb_speed(example[0], low, high, seed=s),
+                                *example[1:]),
+            num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
         ds = ds.map(lambda x, y, s: (channel.augment_batch(x, s, channel_augment), y),
                     num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    if not autotune:
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        ds = ds.with_options(options)
+    return ds

@@ -92,6 +92,8 @@ class TrainConfig(common_config.CommonTrainConfig):
         channel_augment: probability of each real-world channel augmentation (room,
             microphone, level and clipping, telephone line; `channel.augment_channel`) of
             every training clip (default 0.5); 0: off.
+        data_autotune: let tf.data's autotuner size the input pipeline
+            (`pipeline.make_dataset`'s `autotune`); off by default.
         model: the `ModelConfig` (`num_classes` is set from the dataset; `seed` None: `seed`).
         test_speeds: the speeds at which the test clips and the export's inputs are also
             played, the probabilities averaged (`ensemble.SpeedEnsemble`; must hold 1.0,
@@ -129,6 +131,9 @@ class TrainConfig(common_config.CommonTrainConfig):
     # 0.5: on the same corpus and seed, 92.3% on unseen voices against 92.1% without it, and
     # 89.1% against 53.5% through a telephone line (benchmarks/keyword_spotting_real.py).
     channel_augment: float = 0.5
+    # Off: on two cores tf.data's autotuner made whole epochs ~1.7 times slower at random
+    # (pipeline.make_dataset's docstring; README).
+    data_autotune: bool = False
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     # (0.9, 1, 1.1) on six trained models: +0.2 to +1.5 points on unseen synthetic voices, but
     # no gain on the real IVR digits, for about twice the serving time: off by default.
@@ -156,6 +161,9 @@ class TrainConfig(common_config.CommonTrainConfig):
         _validation.rate("ema_momentum", self.ema_momentum)
         _validation.non_negative_int("seed", self.seed)
         _validation.non_negative_int("sample_clips", self.sample_clips)
+        if not isinstance(self.data_autotune, bool):
+            raise ValueError("`data_autotune` must be true or false. Received: "
+                             f"data_autotune={self.data_autotune!r}")
         if not isinstance(self.embedding_ensemble, bool):
             raise ValueError("`embedding_ensemble` must be true or false. Received: "
                              f"embedding_ensemble={self.embedding_ensemble!r}")
@@ -199,8 +207,10 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     splits = pipeline.load_splits(config.dataset, config.data_dir, config.corpus_config)
     train = pipeline.make_dataset(splits, "train", config.batch_size, training=True,
                                   seed=config.seed, speed_perturbation=config.speed_perturbation,
-                                  channel_augment=config.channel_augment)
-    validation = pipeline.make_dataset(splits, "validation", config.batch_size)
+                                  channel_augment=config.channel_augment,
+                                  autotune=config.data_autotune)
+    validation = pipeline.make_dataset(splits, "validation", config.batch_size,
+                                       autotune=config.data_autotune)
     steps_per_epoch = max(1, -(-splits.sizes["train"] // config.batch_size))
     model_config = dataclasses.replace(
         config.model, num_classes=len(splits.class_names),
@@ -300,12 +310,14 @@ def embedding_training_features(spotter, splits, config: TrainConfig):
         dataset = pipeline.make_dataset(
             splits, "train", 256, training=True, seed=config.seed + i,
             speed_perturbation=config.speed_perturbation,
-            channel_augment=config.channel_augment if i else 0.0)
+            channel_augment=config.channel_augment if i else 0.0,
+            autotune=config.data_autotune)
         x, y = embedding_features(spotter.features, dataset)
         xs.append(x)
         ys.append(y)
     validation = embedding_features(spotter.features,
-                                    pipeline.make_dataset(splits, "validation", 256))
+                                    pipeline.make_dataset(splits, "validation", 256,
+                                                          autotune=config.data_autotune))
     return np.concatenate(xs), np.concatenate(ys), validation
 
 

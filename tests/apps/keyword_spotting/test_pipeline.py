@@ -51,3 +51,52 @@ def test_fix_length_pads_or_crops():
 def test_unknown_dataset_is_refused():
     with pytest.raises(ValueError, match="speech_commands"):
         pipeline.load_splits("librispeech")
+
+
+def _tone_splits(clips: int):
+    """A stand-in for `Splits` whose every training clip is the same 1 kHz tone, so that a
+    batch's peak frequency tells the speed it was played at."""
+    import types
+
+    t = np.arange(16000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+    waveforms = np.tile(tone, (clips, 1))
+    labels = np.zeros(clips, np.int32)
+    return types.SimpleNamespace(
+        read=lambda split, training, seed: tf.data.Dataset.from_tensor_slices((waveforms,
+                                                                              labels)),
+        sizes={"train": clips})
+
+
+def _peaks(dataset) -> list[float]:
+    """The peak frequency (Hz) of the first clip of each batch of one epoch."""
+    return [float(np.argmax(np.abs(np.fft.rfft(x.numpy()[0])))) for x, _ in dataset]
+
+
+def test_speeds_are_drawn_anew_each_epoch_and_follow_the_seed():
+    import keras
+
+    # As training sets it: with a global seed, a random op inside the map drew the same
+    # speeds every epoch (in an order that varied with the threads).
+    keras.utils.set_random_seed(0)
+    splits = _tone_splits(16)
+
+    def dataset(seed):
+        return pipeline.make_dataset(splits, "train", 2, training=True, seed=seed,
+                                     speed_perturbation=(0.7, 1.3))
+
+    ds = dataset(3)
+    first, second = _peaks(ds), _peaks(ds)
+    assert len(first) == 8 and 700 <= min(first) and max(first) <= 1300
+    assert len(set(first)) > 1  # Each batch its own speed...
+    assert sorted(first) != sorted(second)  # ...and each epoch anew.
+    again = dataset(3)
+    assert _peaks(again) == first and _peaks(again) == second  # A run is reproducible.
+    assert _peaks(dataset(4)) != first
+
+
+def test_autotune_is_off_unless_asked():
+    splits = _tone_splits(4)
+    assert pipeline.make_dataset(splits, "train", 2).options().autotune.enabled is False
+    assert pipeline.make_dataset(splits, "train", 2, training=True,
+                                 autotune=True).options().autotune.enabled is not False
