@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import keyword_spotting_members as members
 
-SETS = ("validation", "test", "test_telephone", "pocketsphinx", "ivr")
+SETS = ("validation", "validation_telephone", "test", "test_telephone", "pocketsphinx", "ivr")
 
 
 def _data(seed: int, rnn_good: bool):
@@ -78,6 +78,24 @@ def test_the_table_chooses_on_validation_and_reports_every_join():
     assert next(r for r in rows if r["chosen"])["exponent"] > 1.0
 
 
+def test_the_choice_hears_the_telephone_validation_too():
+    # attention_rnn is right on every clean validation clip, but through the telephone it is
+    # wrong on every one and the embedding right on all: the mean of the two chooses a join
+    # that counts the embedding more than the clean clips alone would.
+    data = _data(1, rnn_good=True)
+    for speed in (0.9, 1.0, 1.1):
+        rnn = data[f"validation_telephone/attention_rnn/{speed:g}"]
+        data[f"validation_telephone/attention_rnn/{speed:g}"] = np.roll(rnn, 1, axis=1)
+        data[f"validation_telephone/speech_embedding/{speed:g}"] = rnn
+    rows, text = members.table([data], ["digit"] * 10 + ["other"] * 70)
+    chosen = next(r for r in rows if r["chosen"])
+    clean_best = max((r for r in rows if r["speeds"] == [1.0]), key=lambda r: r["validation"])
+    assert chosen["choice"] == max(r["choice"] for r in rows if r["speeds"] == [1.0])
+    assert chosen["choice"] == (chosen["validation"] + chosen["validation_telephone"]) / 2
+    assert chosen["exponent"] > clean_best["exponent"]
+    assert f"({chosen['choice']:.2%})" in text
+
+
 def test_the_cache_is_used_recomputed_when_corrupt_and_a_missing_run_is_named(tmp_path,
                                                                               monkeypatch):
     import json
@@ -95,15 +113,24 @@ def test_the_cache_is_used_recomputed_when_corrupt_and_a_missing_run_is_named(tm
     calls = []
     monkeypatch.setattr(keyword_spotting_real, "rebuild",
                         lambda *a: calls.append(a) or (None, {"m": None}))
+    computed = []
     monkeypatch.setattr(members, "member_probabilities",
-                        lambda m, sets, speeds: {"test/label": np.arange(3)})
+                        lambda m, sets, speeds: computed.append(sorted(sets)) or {
+                            f"{name}/label": np.arange(3) + i for i, name in enumerate(sets)})
     first = members.probabilities_of(str(run), None, {"test": None})
     np.testing.assert_array_equal(first["test/label"], np.arange(3))
     members.probabilities_of(str(run), None, {"test": None})
     assert len(calls) == 1  # The second call read the cache.
+    # A set the cache lacks is computed alone and added; the cached one is kept.
+    both = members.probabilities_of(str(run), None, {"test": None, "validation": None})
+    assert computed == [["test"], ["validation"]] and len(calls) == 2
+    np.testing.assert_array_equal(both["test/label"], np.arange(3))
+    np.testing.assert_array_equal(both["validation/label"], np.arange(3))
+    members.probabilities_of(str(run), None, {"test": None, "validation": None})
+    assert len(calls) == 2
     (run / members.CACHE).write_bytes(b"not a zip file")
     again = members.probabilities_of(str(run), None, {"test": None})
-    assert len(calls) == 2 and np.array_equal(again["test/label"], np.arange(3))
+    assert len(calls) == 3 and np.array_equal(again["test/label"], np.arange(3))
     # One-model runs are refused by name.
     (run / "metrics.json").write_text(json.dumps({"embedding_ensemble": False}))
     with pytest.raises(ValueError, match="not an embedding_ensemble run"):
