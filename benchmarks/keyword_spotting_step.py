@@ -3,6 +3,7 @@
     python -m benchmarks.keyword_spotting_step      # LSTMs looped vs unrolled
     python -m benchmarks.keyword_spotting_step --kws_step_arms="rnn_unroll=true,rnn_units=96"
     python -m benchmarks.keyword_spotting_step --kws_step_augment   # the input pipeline's parts
+    python -m benchmarks.keyword_spotting_step --kws_step_epochs=8   # its epochs, autotune on/off
 
 Each arm (`field=value;field=value` over `ModelConfig` fields, on top of the
 default's) trains on the same random batch of the default job's shape (64
@@ -18,6 +19,12 @@ augmentation) is not in it. Only relative times within one run mean anything.
 batch of random clips, in turns the same way: the speed perturbation
 (`audio.perturb_speed`), the channel augmentation at the default probability
 (`channel.augment_batch`), and each channel stage applied to every clip.
+
+`--kws_step_epochs=N` times whole epochs of the training input pipeline alone (the
+default corpus' training split, speed perturbation and channel augmentation as the
+default job has them, no model), with tf.data's autotuner off (the default) and on
+(`pipeline.make_dataset`'s `autotune`), one epoch of each in turn, N each; every epoch's
+seconds are kept (`turns`), since what differs is how often an epoch is slow.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ flags.DEFINE_integer("kws_step_rounds", 4, "Timed turns per arm.")
 flags.DEFINE_integer("kws_step_batch_size", 64, "Clips per step.")
 flags.DEFINE_bool("kws_step_augment", False,
                   "Time the input pipeline's augmentations, not training steps.")
+flags.DEFINE_integer("kws_step_epochs", 0,
+                     "Time this many epochs of the training input pipeline per autotune "
+                     "setting, not training steps (0: off).")
 flags.DEFINE_string("kws_step_output", "benchmarks/results/keyword_spotting_step.json",
                     "Where to write.")
 
@@ -103,22 +113,60 @@ def time_augmentations(*, steps: int, rounds: int, batch_size: int) -> dict:
     return _turns({name: (lambda f=fn: f().numpy()) for name, fn in fns.items()}, steps, rounds)
 
 
+def time_pipeline_epochs(splits, *, epochs: int, batch_size: int, seed: int = 42) -> dict:
+    """`{"autotune off" | "autotune on": {"seconds_per_step": median seconds an epoch,
+    "turns": every epoch's seconds, "batches": per epoch}}`: whole epochs of `splits`'
+    training pipeline, the two settings in turn."""
+    import time
+
+    import numpy as np
+
+    from apps.keyword_spotting import pipeline, train
+
+    config = train.TrainConfig()
+    datasets = {f"autotune {'on' if on else 'off'}": pipeline.make_dataset(
+        splits, "train", batch_size, training=True, seed=seed,
+        speed_perturbation=config.speed_perturbation, channel_augment=config.channel_augment,
+        autotune=on) for on in (False, True)}
+    times = {name: [] for name in datasets}
+    batches = {}
+    for _ in range(epochs):
+        for name, dataset in datasets.items():
+            start = time.perf_counter()
+            batches[name] = sum(1 for _ in dataset)
+            times[name].append(time.perf_counter() - start)
+    return {name: {"seconds_per_step": float(np.median(t)), "turns": t,
+                   "every_epoch": ", ".join(f"{x:.1f}" for x in t),
+                   "batches": batches[name]} for name, t in times.items()}
+
+
 def main(argv):
     del argv
     sizes = dict(steps=FLAGS.kws_step_count, rounds=FLAGS.kws_step_rounds,
                  batch_size=FLAGS.kws_step_batch_size)
-    if FLAGS.kws_step_augment:
+    epochs = FLAGS.kws_step_epochs
+    if epochs < 0:
+        raise app.UsageError(f"--kws_step_epochs must be >= 0. Received: {epochs}")
+    if epochs:
+        from apps.keyword_spotting import pipeline, train
+
+        splits = pipeline.load_splits(train.TrainConfig().dataset, None, train.DEFAULT_CORPUS)
+        results = time_pipeline_epochs(splits, epochs=epochs, batch_size=sizes["batch_size"])
+    elif FLAGS.kws_step_augment:
         results = time_augmentations(**sizes)
     else:
         arms = {text: _common.parse_arm(text) for text in FLAGS.kws_step_arms.split(",")}
         results = time_arms(arms, **sizes)
-    meta = {**sizes, "augment": FLAGS.kws_step_augment}
+    meta = {**sizes, "augment": FLAGS.kws_step_augment, "pipeline_epochs": epochs}
     output = FLAGS.kws_step_output
-    if FLAGS.kws_step_augment and output == FLAGS["kws_step_output"].default:
-        output = output.replace("_step.json", "_augment.json")
-    _common.write_step_results("keyword_spotting_step", results, meta, output,
-                               unit="ms / batch" if FLAGS.kws_step_augment else "s / step",
-                               scale=1000.0 if FLAGS.kws_step_augment else 1.0)
+    if output == FLAGS["kws_step_output"].default and (epochs or FLAGS.kws_step_augment):
+        output = output.replace("_step.json", "_pipeline.json" if epochs else "_augment.json")
+    unit, scale = ("s / epoch", 1.0) if epochs else (
+        ("ms / batch", 1000.0) if FLAGS.kws_step_augment else ("s / step", 1.0))
+    _common.write_step_results("keyword_spotting_step", results, meta, output, unit=unit,
+                               scale=scale, extra_columns={"every epoch (s)": "every_epoch",
+                                                           "batches": "batches"}
+                               if epochs else None)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,13 @@ def test_every_augmentation_is_timed_and_keeps_the_batch():
         assert tuple(fn().shape) == (3, 16000)
     out = keyword_spotting_step.time_augmentations(steps=1, rounds=1, batch_size=2)
     assert list(out) == list(fns) and all(r["seconds_per_step"] > 0 for r in out.values())
+
+
+def test_pipeline_epochs_are_timed_with_autotune_off_and_on():
+    from tests.apps.keyword_spotting.test_pipeline import _tone_splits
+
+    out = keyword_spotting_step.time_pipeline_epochs(_tone_splits(6), epochs=2, batch_size=4)
+    assert list(out) == ["autotune off", "autotune on"]
+    for result in out.values():
+        assert len(result["turns"]) == 2 and result["seconds_per_step"] > 0
+        assert result["batches"] == 2 and result["every_epoch"].count(",") == 1
