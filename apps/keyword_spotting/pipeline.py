@@ -139,10 +139,10 @@ def make_dataset(splits: Splits, split: str, batch_size: int, training: bool = F
             drawn from `seed` (anew each epoch); 0: off (the pipeline is then unchanged).
         autotune: let tf.data's autotuner choose the parallel maps' threads and the
             prefetch buffer (`tf.data.Options().autotune`). Off by default: on two cores,
-            sharing them with the training step, it settled on a slow configuration for
-            whole epochs at random (an epoch of the augmented pipeline alone 10.6-11.0 s
-            in 8 of 14 epochs, 7.2-8.2 s in the others; without it 7.3-7.8 s in every epoch
-            after the first). Without it every `AUTOTUNE` parallelism is the number of
+            it settled on a slow configuration for whole epochs at random (an epoch of
+            the augmented pipeline alone took 10.6-10.7 s in 8 of 14 epochs after the
+            first, 7.2-7.6 s in the others; without it 7.3-7.8 s in all 12 after the
+            first; README). Without it every `AUTOTUNE` parallelism is the number of
             cores.
     """
     ds = splits.read(split, training, seed)
