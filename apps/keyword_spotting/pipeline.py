@@ -156,8 +156,9 @@ def make_dataset(splits: Splits, split: str, batch_size: int, training: bool = F
     ds = ds.batch(batch_size)
     if training and speed_perturbation:
         low, high = speed_perturbation
-        # A seed per batch, new each epoch (a random op inside the map would draw the same
-        # speed for the i-th batch of every epoch).
+        # A seed per batch, new each epoch (a random op inside the map, under the global
+        # seed that training sets, drew the same speeds every epoch, in an order that
+        # varied with the threads).
         speed_seeds = tf.data.Dataset.random(seed=seed + _SPEED_STREAM,
                                              rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, speed_seeds).map(

@@ -131,8 +131,8 @@ class TrainConfig(common_config.CommonTrainConfig):
     # 0.5: on the same corpus and seed, 92.3% on unseen voices against 92.1% without it, and
     # 89.1% against 53.5% through a telephone line (benchmarks/keyword_spotting_real.py).
     channel_augment: float = 0.5
-    # Off: on two cores tf.data's autotuner made whole epochs ~1.7 times slower at random
-    # (pipeline.make_dataset's docstring; README).
+    # Off: on two cores tf.data's autotuner made whole epochs slower at random (training
+    # epochs of 40-42 s against 23-25 s; pipeline.make_dataset's docstring; README).
     data_autotune: bool = False
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     # (0.9, 1, 1.1) on six trained models: +0.2 to +1.5 points on unseen synthetic voices, but
