@@ -4,6 +4,7 @@
     python -m benchmarks.keyword_spotting_step --kws_step_arms="rnn_unroll=true,rnn_units=96"
     python -m benchmarks.keyword_spotting_step --kws_step_augment   # the input pipeline's parts
     python -m benchmarks.keyword_spotting_step --kws_step_epochs=8   # its epochs, autotune on/off
+    python -m benchmarks.keyword_spotting_step --kws_step_epochs=12 --kws_step_epochs_model_steps=72
 
 Each arm (`field=value;field=value` over `ModelConfig` fields, on top of the
 default's) trains on the same random batch of the default job's shape (64
@@ -25,6 +26,8 @@ default corpus' training split, speed perturbation and channel augmentation as t
 default job has them, no model), with tf.data's autotuner off (the default) and on
 (`pipeline.make_dataset`'s `autotune`), one epoch of each in turn, N each; every epoch's
 seconds are kept (`turns`), since what differs is how often an epoch is slow.
+`--kws_step_epochs_model_steps=S` makes each epoch train `attention_rnn` on S batches
+instead, the pipeline and the model sharing the cores as in the app.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ flags.DEFINE_bool("kws_step_augment", False,
 flags.DEFINE_integer("kws_step_epochs", 0,
                      "Time this many epochs of the training input pipeline per autotune "
                      "setting, not training steps (0: off).")
+flags.DEFINE_integer("kws_step_epochs_model_steps", 0,
+                     "With --kws_step_epochs: each epoch trains attention_rnn on this many "
+                     "batches of the pipeline (0: the pipeline alone).")
 flags.DEFINE_string("kws_step_output", "benchmarks/results/keyword_spotting_step.json",
                     "Where to write.")
 
@@ -97,7 +103,8 @@ def augmentations(batch_size: int, seed: int = 0) -> dict:
     seeds = tf.constant(rng.integers(0, 2**31, (batch_size, 2)), tf.int64)
     low, high = pipeline.SPEED_PERTURBATION
     parts = {
-        "speed perturbation": lambda: audio.perturb_speed(clips, low, high),
+        "speed perturbation": lambda: audio.perturb_speed(  # A new speed each call.
+            clips, low, high, tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)),
         "channel augmentation (p=0.5)": lambda: channel.augment_batch(clips, seeds, 0.5),
         "room reverberation (every clip)": lambda: channel._reverberate(clips, seeds),
         "microphone EQ (every clip)": lambda: channel._microphone_eq(clips, seeds),
@@ -113,14 +120,19 @@ def time_augmentations(*, steps: int, rounds: int, batch_size: int) -> dict:
     return _turns({name: (lambda f=fn: f().numpy()) for name, fn in fns.items()}, steps, rounds)
 
 
-def time_pipeline_epochs(splits, *, epochs: int, batch_size: int, seed: int = 42) -> dict:
+def time_pipeline_epochs(splits, *, epochs: int, batch_size: int, seed: int = 42,
+                         model_steps: int = 0) -> dict:
     """`{"autotune off" | "autotune on": {"seconds_per_step": median seconds an epoch,
     "turns": every epoch's seconds, "batches": per epoch}}`: whole epochs of `splits`'
-    training pipeline, the two settings in turn."""
+    training pipeline, the two settings in turn. `model_steps` > 0: each epoch instead
+    trains the default `attention_rnn` (one model per setting) on the first `model_steps`
+    batches (`fit`, one epoch a call: a new iterator, as at an epoch's start), so the
+    pipeline shares the cores with the training step as in the app."""
     import time
 
     import numpy as np
 
+    from apps.keyword_spotting import model as kws_model
     from apps.keyword_spotting import pipeline, train
 
     config = train.TrainConfig()
@@ -128,12 +140,27 @@ def time_pipeline_epochs(splits, *, epochs: int, batch_size: int, seed: int = 42
         splits, "train", batch_size, training=True, seed=seed,
         speed_perturbation=config.speed_perturbation, channel_augment=config.channel_augment,
         autotune=on) for on in (False, True)}
+    if model_steps:
+        models = {}
+        for name in datasets:
+            spotter = kws_model.build_model(kws_model.ModelConfig(
+                seed=seed, num_classes=len(splits.class_names)))
+            models[name] = kws_model.compile_model(spotter.classifier,
+                                                   steps=epochs * model_steps)
+        datasets = {name: d.take(model_steps) for name, d in datasets.items()}
+
+    def epoch(name) -> int:
+        if model_steps:
+            models[name].fit(datasets[name], epochs=1, verbose=0)
+            return model_steps
+        return sum(1 for _ in datasets[name])
+
     times = {name: [] for name in datasets}
     batches = {}
     for _ in range(epochs):
-        for name, dataset in datasets.items():
+        for name in datasets:
             start = time.perf_counter()
-            batches[name] = sum(1 for _ in dataset)
+            batches[name] = epoch(name)
             times[name].append(time.perf_counter() - start)
     return {name: {"seconds_per_step": float(np.median(t)), "turns": t,
                    "every_epoch": ", ".join(f"{x:.1f}" for x in t),
@@ -145,22 +172,27 @@ def main(argv):
     sizes = dict(steps=FLAGS.kws_step_count, rounds=FLAGS.kws_step_rounds,
                  batch_size=FLAGS.kws_step_batch_size)
     epochs = FLAGS.kws_step_epochs
-    if epochs < 0:
-        raise app.UsageError(f"--kws_step_epochs must be >= 0. Received: {epochs}")
+    if epochs < 0 or FLAGS.kws_step_epochs_model_steps < 0:
+        raise app.UsageError("--kws_step_epochs and --kws_step_epochs_model_steps must be "
+                             f">= 0. Received: {epochs}, {FLAGS.kws_step_epochs_model_steps}")
     if epochs:
         from apps.keyword_spotting import pipeline, train
 
         splits = pipeline.load_splits(train.TrainConfig().dataset, None, train.DEFAULT_CORPUS)
-        results = time_pipeline_epochs(splits, epochs=epochs, batch_size=sizes["batch_size"])
+        results = time_pipeline_epochs(splits, epochs=epochs, batch_size=sizes["batch_size"],
+                                       model_steps=FLAGS.kws_step_epochs_model_steps)
     elif FLAGS.kws_step_augment:
         results = time_augmentations(**sizes)
     else:
         arms = {text: _common.parse_arm(text) for text in FLAGS.kws_step_arms.split(",")}
         results = time_arms(arms, **sizes)
-    meta = {**sizes, "augment": FLAGS.kws_step_augment, "pipeline_epochs": epochs}
+    meta = {**sizes, "augment": FLAGS.kws_step_augment, "pipeline_epochs": epochs,
+            "model_steps": FLAGS.kws_step_epochs_model_steps}
     output = FLAGS.kws_step_output
     if output == FLAGS["kws_step_output"].default and (epochs or FLAGS.kws_step_augment):
-        output = output.replace("_step.json", "_pipeline.json" if epochs else "_augment.json")
+        output = output.replace("_step.json", (
+            ("_pipeline_model.json" if FLAGS.kws_step_epochs_model_steps else "_pipeline.json")
+            if epochs else "_augment.json"))
     unit, scale = ("s / epoch", 1.0) if epochs else (
         ("ms / batch", 1000.0) if FLAGS.kws_step_augment else ("s / step", 1.0))
     _common.write_step_results("keyword_spotting_step", results, meta, output, unit=unit,

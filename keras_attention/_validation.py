@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
+def boolean(name: str, value):
+    """Returns `value` if it is a bool (not 0/1, not a string), else raises."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be true or false. Received: {name}={value!r}")
+    return value
+
+
 def positive_int(name: str, value, allow_none: bool = False):
     """Returns `value` if it is a positive int (or None when allowed), else raises."""
     if value is None and allow_none:

@@ -59,20 +59,16 @@ def fit_to_clip(waveforms: tf.Tensor, samples: int = CLIP_SAMPLES) -> tf.Tensor:
     return tf.ensure_shape(fitted, [None, samples])
 
 
-def perturb_speed(waveforms: tf.Tensor, low: float = 0.9, high: float = 1.1,
-                  seed=None) -> tf.Tensor:
+def perturb_speed(waveforms: tf.Tensor, low: float, high: float, seed) -> tf.Tensor:
     """Plays a batch `(batch, samples)` of clips at one random speed in [low, high] (pitch,
     formants and tempo together, as a shorter or longer vocal tract would) and fits the
     clips back to 1 s (`fit_to_clip`). One speed per batch keeps it to a few batched ops.
-    `seed`: a stateless seed (two integers), or None for TensorFlow's stateful draw.
+    `seed`: a stateless seed (two integers), so the speed follows it and nothing else.
 
     Reference: Ko et al., "Audio augmentation for speech recognition", Interspeech 2015.
     """
-    if seed is None:
-        speed = tf.random.uniform([], low, high)
-    else:
-        speed = tf.random.stateless_uniform([], tf.cast(seed, tf.int64), low, high)
-    return play_at_speed(waveforms, speed)
+    return play_at_speed(
+        waveforms, tf.random.stateless_uniform([], tf.cast(seed, tf.int64), low, high))
 
 
 def play_at_speed(waveforms: tf.Tensor, factor) -> tf.Tensor:

@@ -161,12 +161,8 @@ class TrainConfig(common_config.CommonTrainConfig):
         _validation.rate("ema_momentum", self.ema_momentum)
         _validation.non_negative_int("seed", self.seed)
         _validation.non_negative_int("sample_clips", self.sample_clips)
-        if not isinstance(self.data_autotune, bool):
-            raise ValueError("`data_autotune` must be true or false. Received: "
-                             f"data_autotune={self.data_autotune!r}")
-        if not isinstance(self.embedding_ensemble, bool):
-            raise ValueError("`embedding_ensemble` must be true or false. Received: "
-                             f"embedding_ensemble={self.embedding_ensemble!r}")
+        _validation.boolean("data_autotune", self.data_autotune)
+        _validation.boolean("embedding_ensemble", self.embedding_ensemble)
         _validation.positive_int("embedding_passes", self.embedding_passes)
         _validation.positive_int("embedding_epochs", self.embedding_epochs)
         _validation.positive_float("embedding_learning_rate", self.embedding_learning_rate)

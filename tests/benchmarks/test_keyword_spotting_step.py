@@ -42,3 +42,6 @@ def test_pipeline_epochs_are_timed_with_autotune_off_and_on():
     for result in out.values():
         assert len(result["turns"]) == 2 and result["seconds_per_step"] > 0
         assert result["batches"] == 2 and result["every_epoch"].count(",") == 1
+    model = keyword_spotting_step.time_pipeline_epochs(_tone_splits(6), epochs=1,
+                                                       batch_size=2, model_steps=1)
+    assert all(r["batches"] == 1 and len(r["turns"]) == 1 for r in model.values())

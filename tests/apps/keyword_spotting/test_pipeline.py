@@ -65,7 +65,7 @@ def _tone_splits(clips: int):
     return types.SimpleNamespace(
         read=lambda split, training, seed: tf.data.Dataset.from_tensor_slices((waveforms,
                                                                               labels)),
-        sizes={"train": clips})
+        sizes={"train": clips}, class_names=list(synth.CLASSES))
 
 
 def _peaks(dataset) -> list[float]:
@@ -100,3 +100,11 @@ def test_autotune_is_off_unless_asked():
     assert pipeline.make_dataset(splits, "train", 2).options().autotune.enabled is False
     assert pipeline.make_dataset(splits, "train", 2, training=True,
                                  autotune=True).options().autotune.enabled is not False
+
+
+def test_data_autotune_must_be_a_bool():
+    from apps.keyword_spotting import train
+
+    assert train.TrainConfig(data_autotune=True).data_autotune is True
+    with pytest.raises(ValueError, match="data_autotune"):
+        train.TrainConfig(data_autotune="yes")
