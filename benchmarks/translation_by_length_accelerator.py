@@ -70,7 +70,8 @@ FLAGS = flags.FLAGS
 
 
 # ----------------------------------------------------------------------------- prepare
-def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False) -> dict:
+def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False,
+            manpages_per_bucket: int = 0) -> dict:
     """Writes the token ids of the long corpus and its vocabulary under `out` (TensorFlow).
 
     The pairs, vocabulary, lengths and test selection are those of
@@ -78,24 +79,40 @@ def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False) -> dict:
     (its README run used 500): the training pairs that fit 128 source / 144 target
     pieces, the seeded validation sample, the first `test_per_bucket` test pairs of
     each English-length bucket (sources cut at 128 pieces as the export cuts them).
+    With `manpages_per_bucket`, a second test set follows the first: that many pairs
+    of each bucket (seeded) of the man pages of Debian's tools, which no split of the
+    corpus holds (`apps.translation.unseen_programs`, kind "manpages"), so that the
+    long buckets have more sentences than the corpus' test split's 162 at 40-60 words.
     """
     from apps.common import data as common_data
+    from apps.translation import pipeline, unseen_programs
     from apps.translation import train as translation_train
     from benchmarks import translation_by_length
 
     base = translation_by_length.base_config(smoke)
     base = dataclasses.replace(base, long_test_per_bucket=test_per_bucket if not smoke else 8)
-    trains, validation, tests, languages = translation_train._splits(
-        base, common_data.data_dir(base.data_dir))
+    data_dir = common_data.data_dir(base.data_dir)
+    trains, validation, tests, languages = translation_train._splits(base, data_dir)
+    extra = {}
+    if manpages_per_bucket:
+        language = base.dataset_name.rsplit("/", 1)[-1]
+        picked = unseen_programs.per_bucket_sample(
+            unseen_programs.load(language, data_dir, kind="manpages"), manpages_per_bucket)
+        extra[f"{unseen_programs.MANPAGES.name}/{language}"] = pipeline.Pairs(
+            [p[0] for p in picked], [p[1] for p in picked])
     return write_prepared(out, base, trains, validation, next(iter(tests.values())),
-                          languages, smoke)
+                          languages, smoke, extra_tests=extra)
 
 
 def write_prepared(out: str, base, trains: dict, validation, test, languages,
-                   smoke: bool = False) -> dict:
+                   smoke: bool = False, extra_tests: dict | None = None) -> dict:
     """The preparation of `prepare` from given splits (`trains`: {part: Pairs}): the
     WordPiece vocabulary learnt from the training pairs, the ids of the pairs that fit
-    `base.model`'s lengths, the validation and test ids, the test pairs, the metadata."""
+    `base.model`'s lengths, the validation and test ids, the test pairs, the metadata.
+
+    `extra_tests` (`{name: Pairs}`) are more test sets, decoded with the first and
+    scored apart: their rows follow `test`'s, and `meta["test_sets"]` holds each
+    set's `[first, end)` rows."""
     import numpy as np
 
     from apps.common import text as common_text
@@ -114,6 +131,15 @@ def write_prepared(out: str, base, trains: dict, validation, test, languages,
 
     def ids(tokenizer, texts):
         return common_text.token_ids(tokenizer, texts).numpy().astype(np.uint16)
+
+    test_sets, rows = {base.dataset_name: [0, len(test)]}, len(test)
+    for name, pairs in (extra_tests or {}).items():
+        if name in test_sets or not len(pairs):
+            raise ValueError(f"extra_tests: {name!r} is " + (
+                "the corpus' own test set's name." if name in test_sets else "empty."))
+        test_sets[name] = [rows, rows + len(pairs)]
+        rows += len(pairs)
+    test = translation_train._joined([test, *(extra_tests or {}).values()])
 
     np.savez_compressed(
         os.path.join(out, CORPUS),
@@ -135,6 +161,7 @@ def write_prepared(out: str, base, trains: dict, validation, test, languages,
         "pairs": {"train": len(train_pairs), "train_parts": per_part,
                   "dropped_long_pairs": dropped, "validation": len(validation),
                   "test": len(test)},
+        "test_sets": test_sets,
         "test_per_bucket": base.long_test_per_bucket,
         "beam_width": base.beam_width, "length_penalty": base.length_penalty,
         "smoke": smoke, "hashes": corpus_hashes(out),
@@ -502,6 +529,45 @@ def corpus_hashes(data: str) -> dict:
     return out
 
 
+def _slug(set_name: str) -> str:
+    return set_name.replace("/", "_")
+
+
+def _scores(sources, references, hypotheses, directory: str) -> dict:
+    """BLEU, chrF, BLEU by English words and over-long outputs of one variant on one test
+    set; its `translations.tsv` written under `directory`."""
+    from apps.translation import evaluation
+    from benchmarks import translation_by_length as by_length
+
+    os.makedirs(directory, exist_ok=True)
+    evaluation.write_translations(os.path.join(directory, by_length.TRANSLATIONS),
+                                  zip(sources, references, hypotheses, hypotheses, strict=True))
+    corpus = evaluation.corpus_scores(hypotheses, references)
+    return {"bleu": corpus["bleu"], "chrf": corpus["chrf"],
+            "bleu_by_words": evaluation.bleu_by_words(sources, hypotheses, references),
+            "over_twice_reference": int(sum(
+                len(h.split()) > 2 * len(r.split())
+                for h, r in zip(hypotheses, references, strict=True)))}
+
+
+def _other_set_lines(set_name: str, scored: dict) -> list[str]:
+    """A further test set's table, verdicts and intervals (markdown lines)."""
+    from benchmarks import _common
+    from benchmarks import translation_by_length as by_length
+
+    results = scored["results"]
+    counts = next(iter(results.values()))["bleu_by_words"]
+    headers = (["variant"] + [f"{b} ({counts[b]['sentences']})" for b in by_length.BUCKETS]
+               + ["all", "outputs > 2x ref."])
+    rows = [[v] + [f"{r['bleu_by_words'][b]['bleu']:.2f}" for b in by_length.BUCKETS]
+            + [f"{r['bleu']:.2f}", r["over_twice_reference"]] for v, r in results.items()]
+    first, end = scored["rows"]
+    return ["", f"## The same models on `{set_name}` ({end - first} test sentences, decoded "
+            "with the first set)", "", _common.markdown_table(headers, rows), "",
+            *by_length.verdict_lines(scored["targets"]),
+            *by_length.interval_lines(scored["intervals"])]
+
+
 def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str,
           name: str = NAME) -> dict:
     """Detokenizes each variant's output ids, scores them by English length and writes the
@@ -510,7 +576,6 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
     import numpy as np
 
     from apps.common import subword
-    from apps.translation import evaluation
     from apps.translation import export as translation_export
     from benchmarks import _common
     from benchmarks import translation_by_length as by_length
@@ -521,7 +586,7 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
     tokenizer = subword.SubwordTokenizer.load(
         os.path.join(data, "subword"), max_length=meta["model"]["max_target_length"] + 1,
         bos_eos=True)
-    results, records = {}, {}
+    hypotheses_of, records = {}, {}
     for variant in VARIANTS:
         path = os.path.join(outputs, f"{variant}.npz")
         if not os.path.isfile(path):
@@ -540,30 +605,35 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
             raise ValueError(f"{path}: outputs of shape {ids.shape} for {len(sources)} test "
                              "sources")
         texts = translation_export.postprocess(tokenizer.detokenize(ids)).numpy()
-        hypotheses = [t.decode("utf-8") for t in texts]
-        directory = os.path.join(runs_dir, variant)
-        os.makedirs(directory, exist_ok=True)
-        evaluation.write_translations(os.path.join(directory, by_length.TRANSLATIONS),
-                                      zip(sources, references, hypotheses, hypotheses,
-                                          strict=True))
-        corpus = evaluation.corpus_scores(hypotheses, references)
-        results[variant] = {
-            "bleu": corpus["bleu"], "chrf": corpus["chrf"],
-            "bleu_by_words": evaluation.bleu_by_words(sources, hypotheses, references),
-            "parameters": record["parameters"], "train_seconds": record["train_seconds"],
-            "steps": record["steps"],
-            "passes": record["steps"] * record["batch_size"] / meta["pairs"]["train"],
-            "validation_loss": record["validation_loss"],
-            "validation_token_accuracy": record["validation_token_accuracy"],
-            "over_twice_reference": int(sum(
-                len(h.split()) > 2 * len(r.split()) for h, r in zip(hypotheses, references,
-                                                                    strict=True))),
-        }
+        hypotheses_of[variant] = [t.decode("utf-8") for t in texts]
         records[variant] = record
-    if not results:
+    if not hypotheses_of:
         raise FileNotFoundError(f"{outputs}: no <variant>.npz to score")
-    checks = by_length.targets(results)
-    intervals = by_length.bootstrap(runs_dir, list(results)) if len(results) > 1 else {}
+    sets = meta.get("test_sets") or {meta["dataset"]: [0, len(sources)]}
+    scored = {}
+    for index, (set_name, (first, end)) in enumerate(sets.items()):
+        # The corpus' own test set keeps the layout of before: <runs_dir>/<variant>/.
+        set_dir = runs_dir if index == 0 else os.path.join(runs_dir, _slug(set_name))
+        results = {}
+        for variant, hypotheses in hypotheses_of.items():
+            record = records[variant]
+            results[variant] = _scores(
+                sources[first:end], references[first:end], hypotheses[first:end],
+                os.path.join(set_dir, variant))
+            results[variant].update({
+                "parameters": record["parameters"], "train_seconds": record["train_seconds"],
+                "steps": record["steps"],
+                "passes": record["steps"] * record["batch_size"] / meta["pairs"]["train"],
+                "validation_loss": record["validation_loss"],
+                "validation_token_accuracy": record["validation_token_accuracy"]})
+        scored[set_name] = {
+            "rows": [first, end], "results": results,
+            "targets": by_length.targets(results),
+            "intervals": (by_length.bootstrap(set_dir, list(results))
+                          if len(results) > 1 else {})}
+    main_set, *other_sets = scored
+    results, checks, intervals = (scored[main_set][k] for k in ("results", "targets",
+                                                                "intervals"))
     first = next(iter(records.values()))
     counts = next(iter(results.values()))["bleu_by_words"]
     headers = (["variant"] + [f"{b} ({counts[b]['sentences']})" for b in by_length.BUCKETS]
@@ -596,12 +666,19 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
         _common.markdown_table(headers, rows), "",
         *by_length.verdict_lines(checks),
         *by_length.interval_lines(intervals),
+        *[line for other in other_sets for line in _other_set_lines(other, scored[other])],
     ]) + "\n"
     record = {"meta": meta, "corpus": hashes, "runs": records, "results": results,
-              "targets": checks, "intervals": intervals, "scored_on": _common.machine_info()}
+              "targets": checks, "intervals": intervals, "scored_on": _common.machine_info(),
+              "other_test_sets": {other: scored[other] for other in other_sets}}
     _common.write_results(name, record, text, results_dir)
+    device = first.get("device", "?")
     by_length.plot(results, os.path.join(results_dir, f"{name}.png"),
-                   f"{meta['dataset']}: BLEU by source length ({first.get('device', '?')})")
+                   f"{meta['dataset']}: BLEU by source length ({device})")
+    for other in other_sets:
+        by_length.plot(scored[other]["results"],
+                       os.path.join(results_dir, f"{name}_{_slug(other)}.png"),
+                       f"{other}: BLEU by source length ({device})")
     return {**record, "markdown": text}
 
 
@@ -630,6 +707,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("decode_batch", 256, "Test sources per beam-search call.")
     flags.DEFINE_integer("test_per_bucket", 500, "prepare: test pairs per English-length "
                          "bucket.")
+    flags.DEFINE_integer("manpages_per_bucket", 0, "prepare: a second test set of this many "
+                         "pairs per English-length bucket (seeded) of the man pages of "
+                         "Debian's tools (unseen_programs kind=manpages); 0: none.",
+                         lower_bound=0)
     flags.DEFINE_string("runs_dir", os.path.join("runs", NAME), "score: translations.tsv "
                         "per variant.")
     flags.DEFINE_string("results_dir", None, "score: where the JSON, markdown, PNG go "
@@ -649,7 +730,8 @@ def main(argv):
     batch_size = common_flags.BATCH_SIZE.value or DEFAULT_BATCH
     seed = common_flags.SEED.value
     if f.stage == "prepare":
-        print(json.dumps(prepare(f.data, f.test_per_bucket, f.smoke), indent=1))
+        print(json.dumps(prepare(f.data, f.test_per_bucket, f.smoke, f.manpages_per_bucket),
+                         indent=1))
     elif f.stage in ("train", "train_one"):
         if not f.out:
             raise app.UsageError(f"--stage={f.stage} needs --out")

@@ -10,6 +10,12 @@ removed. Each export is called through its `serving_default` signature
 and scored like the app scores its test split (`apps.translation.evaluation`):
 sacreBLEU BLEU and chrF, case-insensitive, and BLEU by source-length third.
 
+With `--manpages_per_bucket=N` every row is also scored on long sentences of
+pages it never saw: `unseen_programs.prepare(kind="manpages")`, the man pages
+that Debian's tools (dpkg, apt, debhelper, ...) ship with their translations,
+N pairs of each English-length bucket drawn at random (seed 0), BLEU by English
+words.
+
 A `copy-source` row scores the English source itself as the "translation":
 program strings are full of names, options and numbers that a translation
 keeps, so a model has to beat this floor before its score means anything.
@@ -168,21 +174,25 @@ def score_by_words(pairs: list, hypotheses: list[str]) -> dict:
 
 def run(exports: dict[str, str], pairs: list, set_record: dict, *, batch_size: int = BATCH_SIZE,
         command: str = "", results_dir: str | None = None, limit: int | None = None,
-        ui_test: list | None = None, long_pairs: list | None = None) -> dict:
+        ui_test: list | None = None, long_pairs: list | None = None,
+        manpage_pairs: list | None = None, manpage_record: dict | None = None) -> dict:
     """Scores `copy-source` and each export on `pairs`; writes the JSON and markdown.
 
     With `ui_test` (`[(source, target, package)]`, e.g. `ui_test_v1`), each row
     is also scored on those pairs, under the key `ui_test`; with `long_pairs`
     (`[(source, target)]`, e.g. `long_test`), on those by English length, under
-    `long_test`.
+    `long_test`; with `manpage_pairs` (`[(source, target)]`, of the man-page set
+    whose record is `manpage_record`), by English length under `manpages`.
     """
+    by_words = {"long_test": long_pairs or [], "manpages": manpage_pairs or []}
     machine = _common.machine_info()
     results = {COPY: {"export": None, "seconds": None,
                       **score(pairs, [p[0] for p in pairs])}}
     if ui_test:
         results[COPY]["ui_test"] = score(ui_test, [p[0] for p in ui_test])
-    if long_pairs:
-        results[COPY]["long_test"] = score_by_words(long_pairs, [p[0] for p in long_pairs])
+    for key, chosen in by_words.items():
+        if chosen:
+            results[COPY][key] = score_by_words(chosen, [p[0] for p in chosen])
     for name, path in exports.items():
         resolved = resolve_export(path)
         start = time.perf_counter()
@@ -197,21 +207,40 @@ def run(exports: dict[str, str], pairs: list, set_record: dict, *, batch_size: i
                 ui_test, translate(resolved, [p[0] for p in ui_test], batch_size))
             print(f"{name} on the UI test split: BLEU {results[name]['ui_test']['bleu']:.2f}",
                   flush=True)
-        if long_pairs:
-            results[name]["long_test"] = score_by_words(
-                long_pairs, translate(resolved, [p[0] for p in long_pairs], batch_size))
-            print(f"{name} on the long test split: BLEU {results[name]['long_test']['bleu']:.2f}",
-                  flush=True)
+        for key, chosen in by_words.items():
+            if chosen:
+                results[name][key] = score_by_words(
+                    chosen, translate(resolved, [p[0] for p in chosen], batch_size))
+                print(f"{name} on {key}: BLEU {results[name][key]['bleu']:.2f}", flush=True)
     machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     meta = {"command": command, "machine": machine, "batch_size": batch_size, "limit": limit,
             "rows": len(pairs), "ui_test_rows": len(ui_test or []),
             "long_test_rows": len(long_pairs or []),
-            "set": {key: set_record.get(key) for key in (
-                "language", "rows", "sha256", "training", "packages", "totals")}}
+            "manpages_rows": len(manpage_pairs or []),
+            "set": _set_summary(set_record)}
+    if manpage_record:
+        meta["manpage_set"] = _set_summary(manpage_record)
     record = {"meta": meta, "results": results}
     text = markdown(record)
     _common.write_results(NAME, record, text, results_dir)
     return {**record, "markdown": text}
+
+
+def _set_summary(record: dict) -> dict:
+    return {key: record.get(key) for key in (
+        "language", "rows", "sha256", "training", "packages", "totals")}
+
+
+def _by_words_table(results: dict, key: str, intro: str) -> list[str]:
+    """Each row's BLEU, chrF and BLEU by English words on the pairs scored under `key`."""
+    buckets = next(iter(results.values()))[key]["bleu_by_words"]
+    names = [n for n, b in buckets.items() if b["sentences"]]
+    rows = [[name, f"{r[key]['bleu']:.2f}", f"{r[key]['chrf']:.2f}"]
+            + [f"{r[key]['bleu_by_words'][n]['bleu']:.2f}" for n in names]
+            + [r[key]["empty"]] for name, r in results.items()]
+    return ["", intro, "", _common.markdown_table(
+        ["model", "BLEU", "chrF", *[f"{n} ({buckets[n]['sentences']})" for n in names],
+         "empty"], rows)]
 
 
 def markdown(record: dict) -> str:
@@ -236,18 +265,20 @@ def markdown(record: dict) -> str:
               _common.markdown_table(["model", "BLEU", "chrF", "empty"], ui_rows)]
     long = []
     if meta.get("long_test_rows"):
-        buckets = next(iter(results.values()))["long_test"]["bleu_by_words"]
-        names = [n for n, b in buckets.items() if b["sentences"]]
-        long_rows = [[name, f"{r['long_test']['bleu']:.2f}", f"{r['long_test']['chrf']:.2f}"]
-                     + [f"{r['long_test']['bleu_by_words'][n]['bleu']:.2f}" for n in names]
-                     + [r["long_test"]["empty"]] for name, r in results.items()]
-        long = ["", f"The same rows on the test split of `long_translations` (man pages and "
-                f"package descriptions; {meta['long_test_rows']} pairs, the first of each "
-                "English-length bucket), BLEU by English words:", "",
-                _common.markdown_table(
-                    ["model", "BLEU", "chrF",
-                     *[f"{n} ({buckets[n]['sentences']})" for n in names], "empty"],
-                    long_rows)]
+        long = _by_words_table(results, "long_test", (
+            f"The same rows on the test split of `long_translations` (man pages and "
+            f"package descriptions; {meta['long_test_rows']} pairs, the first of each "
+            "English-length bucket), BLEU by English words:"))
+    if meta.get("manpages_rows"):
+        m = meta.get("manpage_set") or {}
+        tools = ", ".join(f"{p['name']} {p['kept']}" for p in m.get("packages") or []
+                          if p.get("kept"))
+        long += _by_words_table(results, "manpages", (
+            f"The same rows on man pages never trained on (`unseen_programs`, "
+            f"kind=manpages: the pages Debian's tools ship with their translations; "
+            f"{meta['manpages_rows']} of its {m.get('rows')} pairs, a seeded sample of each "
+            f"English-length bucket; pairs kept per package: {tools}), BLEU by English "
+            "words:"))
     s = meta["set"]
     packages = ", ".join(f"{p['name']} {p['kept']}" for p in s.get("packages") or [])
     totals = s.get("totals") or {}
@@ -284,6 +315,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("long_test_per_bucket", 0, "Also score every row on the test split of "
                          "long_translations, this many pairs of each English-length bucket "
                          "(0: not).")
+    flags.DEFINE_integer("manpages_per_bucket", 0, "Also score every row on the man pages "
+                         "of Debian's tools (unseen_programs kind=manpages), this many pairs "
+                         "of each English-length bucket (0: not).")
     flags.DEFINE_string("results_dir", _common.RESULTS_DIR, "Where the JSON and markdown go.")
 
 
@@ -304,10 +338,21 @@ def main(argv) -> None:
                              "(off) or a positive number of pairs per bucket.")
     long_pairs = (long_test(f.language, data_dir, f.long_test_per_bucket)
                   if f.long_test_per_bucket else None)
+    if f.manpages_per_bucket < 0:
+        raise app.UsageError(f"--manpages_per_bucket={f.manpages_per_bucket}: expected 0 "
+                             "(off) or a positive number of pairs per bucket.")
+    manpage_pairs = manpage_record = None
+    if f.manpages_per_bucket:
+        if f.language not in unseen_programs.MANPAGES.languages:
+            raise app.UsageError(f"--manpages_per_bucket with --language={f.language}: the "
+                                 f"man-page set has {sorted(unseen_programs.MANPAGES.languages)}.")
+        pages, manpage_record = unseen_programs.prepare(f.language, data_dir, kind="manpages")
+        manpage_pairs = unseen_programs.per_bucket_sample(pages, f.manpages_per_bucket)
     record = run(exports, sample(pairs, f.limit), set_record,
                  batch_size=common_flags.resolve(common_flags.BATCH_SIZE, BATCH_SIZE),
                  command=command, results_dir=f.results_dir, limit=f.limit,
-                 ui_test=sample(ui_test, f.limit) if ui_test else None, long_pairs=long_pairs)
+                 ui_test=sample(ui_test, f.limit) if ui_test else None, long_pairs=long_pairs,
+                 manpage_pairs=manpage_pairs, manpage_record=manpage_record)
     print(record["markdown"])
 
 

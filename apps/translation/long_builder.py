@@ -51,16 +51,21 @@ LANGUAGES = {"fr": "French", "de": "German"}
 SPLITS = gettext_builder.SPLITS
 
 
-def read_manpages(trees: list[str], name: str) -> dict[str, str]:
+def read_manpages(trees: list[str], name: str, language: str | None = None) -> dict[str, str]:
     """`{page key: roff text}` of the man pages under unpacked package trees (no symlinks).
 
     Pages are gzip'd UTF-8 roff. A file that is not (a damaged package) raises
-    `long_corpus.FormatError` naming it.
+    `long_corpus.FormatError` naming it. `language` None reads every page (a
+    package of one language, as `manpages-fr`); "en" only the untranslated
+    pages (`usr/share/man/man*/`), another code only `usr/share/man/<code>/man*/`
+    (a program's own package that ships its translations beside its pages).
     """
+    man = ("usr", "share", "man")
+    pattern = (os.path.join(*man, "**", "*") if language is None else
+               os.path.join(*man, *([] if language == "en" else [language]), "man*", "*"))
     pages = {}
     for tree in trees:
-        for path in sorted(glob.glob(os.path.join(tree, "usr", "share", "man", "**", "*"),
-                                     recursive=True)):
+        for path in sorted(glob.glob(os.path.join(tree, pattern), recursive=language is None)):
             if os.path.islink(path) or not os.path.isfile(path):
                 continue
             key = long_corpus.page_key(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import struct
@@ -72,3 +73,30 @@ def build_deb(directory: str, name: str, version: str, catalogues: dict) -> str:
     subprocess.run(["dpkg-deb", "-Znone", "--build", root, deb], check=True,
                    capture_output=True)
     return deb
+
+
+def manpage_deb(directory, name, version, pages):
+    """A `.deb` holding gzip'd man pages `{"man2/demo.2": roff}`.
+
+    The pages are put in the tree `build_deb` packs (`<directory>/<name>-root`).
+    """
+    root = os.path.join(directory, f"{name}-root")
+    for key, text in pages.items():
+        path = os.path.join(root, "usr", "share", "man", *key.split("/")) + ".gz"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with gzip.open(path, "wb") as f:
+            f.write(text.encode("utf-8"))
+    return build_deb(directory, name, version, {})
+
+
+def generated_pages(count):
+    """`count` English pages and their word-by-word 'French' pages (3 paragraphs each)."""
+    english, french = {}, {}
+    for i in range(count):
+        pairs = list(sentence_pairs(3, seed=100 + i, min_words=4, max_words=8).items())
+        en = [f"Page {i} paragraph {j}: {s}." for j, (s, _) in enumerate(pairs)]
+        fr = [f"Page {i} paragraphe {j} : {t}." for j, (_, t) in enumerate(pairs)]
+        head = f'.TH P{i} 1 2023 "x"\n.SH NAME\np{i} \\- page\n.SH DESCRIPTION\n'
+        english[f"man1/p{i}.1"] = head + "\n.PP\n".join(en) + "\n"
+        french[f"man1/p{i}.1"] = head.replace("NAME", "NOM") + "\n.PP\n".join(fr) + "\n"
+    return english, french

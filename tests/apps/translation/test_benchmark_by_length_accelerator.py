@@ -102,7 +102,8 @@ def prepared(tmp_path_factory):
     base = dataclasses.replace(translation_train.TrainConfig(), model=model,
                                long_train_pairs=None)
     meta = bench.write_prepared(out, base, {"fixture/fr": _pairs(300, 0)}, _pairs(20, 1),
-                                _pairs(12, 2), ["en", "fr"])
+                                _pairs(12, 2), ["en", "fr"],
+                                extra_tests={"pages_fixture/fr": _pairs(6, 3)})
     return out, meta
 
 
@@ -118,6 +119,21 @@ def test_prepared_corpus_holds_ids_lengths_and_hashes(prepared):
     assert np.all(arrays["train_target"][:, 0] == meta["start_id"])
     assert meta["model"]["copy"] is False
     assert meta["hashes"] == bench.corpus_hashes(out)
+    # The second test set's rows follow the first's, decoded with them.
+    assert meta["test_sets"] == {meta["dataset"]: [0, 12], "pages_fixture/fr": [12, 18]}
+    assert meta["pairs"]["test"] == len(arrays["test_source"]) == 18
+
+
+def test_an_extra_test_set_must_be_named_apart_and_hold_pairs(tmp_path):
+    from apps.translation import pipeline
+    from apps.translation import train as translation_train
+
+    base = dataclasses.replace(translation_train.TrainConfig(), long_train_pairs=None)
+    for extra, message in (({base.dataset_name: _pairs(2, 0)}, "own test set's name"),
+                           ({"x/fr": pipeline.Pairs([], [])}, "empty")):
+        with pytest.raises(ValueError, match=message):
+            bench.write_prepared(str(tmp_path), base, {"fixture/fr": _pairs(30, 0)},
+                                 _pairs(4, 1), _pairs(4, 2), ["en", "fr"], extra_tests=extra)
 
 
 def test_train_on_jax_then_score(prepared, tmp_path):
@@ -141,7 +157,7 @@ def test_train_on_jax_then_score(prepared, tmp_path):
     for variant in ("seq2seq", "bahdanau"):
         with np.load(out / f"{variant}.npz") as z:
             outputs, records[variant] = z["outputs"], json.loads(str(z["record"]))
-        assert outputs.shape == (12, 25) and np.all(outputs[:, 0] == meta["start_id"])
+        assert outputs.shape == (18, 25) and np.all(outputs[:, 0] == meta["start_id"])
         assert records[variant]["steps"] == 12 and records[variant]["backend"] == "jax"
         assert records[variant]["buckets"] == [[12, 12], [24, 24]]
         assert records[variant]["corpus"] == meta["hashes"]
@@ -155,6 +171,28 @@ def test_train_on_jax_then_score(prepared, tmp_path):
     assert len(rows) == 1 + 12
     for suffix in ("json", "md", "png"):
         assert (results / f"fig2_test.{suffix}").is_file()
+    # The second test set: scored apart, with its own verdicts, translations and plot.
+    pages = record["other_test_sets"]["pages_fixture/fr"]
+    assert pages["rows"] == [12, 18] and set(pages["results"]) == {"seq2seq", "bahdanau"}
+    assert sum(b["sentences"] for b in pages["results"]["bahdanau"]["bleu_by_words"].values()
+               ) == 6 and "bahdanau" in pages["targets"]
+    rows = (tmp_path / "runs" / "pages_fixture_fr" / "seq2seq" / "translations.tsv"
+            ).read_text().splitlines()
+    assert len(rows) == 1 + 6 and rows[1].split("\t")[0] == _pairs(6, 3).sources[0]
+    assert "## The same models on `pages_fixture/fr` (6 test sentences" in record["markdown"]
+    assert (results / "fig2_test_pages_fixture_fr.png").is_file()
+    # A preparation from before the test sets (no `test_sets`): every row is one set.
+    older = tmp_path / "older"
+    shutil.copytree(data, older)
+    with open(older / bench.META, encoding="utf-8") as f:
+        old_meta = json.load(f)
+    del old_meta["test_sets"]
+    with open(older / bench.META, "w", encoding="utf-8") as f:
+        json.dump(old_meta, f)
+    whole = bench.score(str(older), str(out), str(tmp_path / "runs3"), str(results), "cmd",
+                        name="fig2_older")
+    assert whole["other_test_sets"] == {} and sum(
+        b["sentences"] for b in whole["results"]["seq2seq"]["bleu_by_words"].values()) == 18
 
     # Outputs of another preparation are refused, naming the file.
     other = tmp_path / "other"

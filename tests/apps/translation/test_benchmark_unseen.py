@@ -120,6 +120,23 @@ def test_run_scores_the_long_test_split_by_english_words(export_base, tmp_path):
     assert "| <=10 (2) |" in record["markdown"]
 
 
+def test_run_scores_the_manpage_set_apart_from_the_long_test(export_base, tmp_path):
+    pages = [(" ".join(["page"] * n), " ".join(["mot"] * n), "tool") for n in (4, 12, 12, 45)]
+    picked = [(p[0], p[1]) for p in pages[:2] + pages[3:]]
+    record = bench.run({"upper": export_base}, PAIRS, SET, batch_size=2, command="cmd",
+                       results_dir=str(tmp_path), manpage_pairs=picked,
+                       manpage_record={**SET, "rows": 4,
+                                       "packages": [{"name": "tool", "kept": 4},
+                                                    {"name": "none", "kept": 0}]})
+    by_words = record["results"]["upper"]["manpages"]["bleu_by_words"]
+    assert [by_words[b]["sentences"] for b in ("<=10", "10-20", "40-60")] == [1, 1, 1]
+    assert "long_test" not in record["results"]["upper"]
+    assert record["meta"]["manpages_rows"] == 3 and record["meta"]["manpage_set"]["rows"] == 4
+    assert "man pages never trained on" in record["markdown"]
+    assert "3 of its 4 pairs" in record["markdown"] and "tool 4)" in record["markdown"]
+    assert "none 0" not in record["markdown"] and "| 40-60 (1) |" in record["markdown"]
+
+
 def test_translate_keeps_the_order_of_sources_of_mixed_lengths(export_base):
     sources = ["a b c d e f", "x", "m n o", "p q", "r s t u"]
     assert bench.translate(os.path.join(export_base, "3"), sources, batch_size=2) == [

@@ -6,7 +6,6 @@ and no apt-get.
 """
 
 import collections
-import gzip
 import hashlib
 import os
 
@@ -123,33 +122,6 @@ PACKAGES_INDEX = "\n".join([
     "Package: tool\nVersion: 1.0\n", "Package: tool-doc\nSource: tool (1.0)\nVersion: 1.0\n",
     "Package: other\nVersion: 2\n",
     *[f"Package: lib{i}-doc\nSource: lib{i}\nVersion: 1\n" for i in range(4)]])
-
-
-def _deb(directory, name, version, pages):
-    """A `.deb` holding gzip'd man pages `{"man2/demo.2": roff}`.
-
-    The pages are put in the tree `fixtures.build_deb` packs (`<directory>/<name>-root`).
-    """
-    root = os.path.join(directory, f"{name}-root")
-    for key, text in pages.items():
-        path = os.path.join(root, "usr", "share", "man", *key.split("/")) + ".gz"
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with gzip.open(path, "wb") as f:
-            f.write(text.encode("utf-8"))
-    return fixtures.build_deb(directory, name, version, {})
-
-
-def _generated_pages(count):
-    """`count` English pages and their word-by-word 'French' pages (3 paragraphs each)."""
-    english, french = {}, {}
-    for i in range(count):
-        pairs = list(fixtures.sentence_pairs(3, seed=100 + i, min_words=4, max_words=8).items())
-        en = [f"Page {i} paragraph {j}: {s}." for j, (s, _) in enumerate(pairs)]
-        fr = [f"Page {i} paragraphe {j} : {t}." for j, (_, t) in enumerate(pairs)]
-        head = f'.TH P{i} 1 2023 "x"\n.SH NAME\np{i} \\- page\n.SH DESCRIPTION\n'
-        english[f"man1/p{i}.1"] = head + "\n.PP\n".join(en) + "\n"
-        french[f"man1/p{i}.1"] = head.replace("NAME", "NOM") + "\n.PP\n".join(fr) + "\n"
-    return english, french
 
 
 # ---------------------------------------------------------------------- roff text
@@ -445,14 +417,14 @@ def test_private_apt_config_keeps_away_from_the_system(tmp_path):
 
 
 def test_damaged_deb_is_deleted_fetched_again_then_named(tmp_path, monkeypatch):
-    deb = _deb(str(tmp_path), "fx-pages", "1.0", {"man1/a.1": ".TH A 1\n"})
+    deb = fixtures.manpage_deb(str(tmp_path), "fx-pages", "1.0", {"man1/a.1": ".TH A 1\n"})
     good = common_acquire.sha256(deb)
     fetches = []
 
     def fake_fetch(packages, directory, timeout=600):
         fetches.append(os.path.exists(deb))
         if not os.path.exists(deb):
-            _deb(str(tmp_path), "fx-pages", "1.0", {"man1/a.1": ".TH A 1\n"})
+            fixtures.manpage_deb(str(tmp_path), "fx-pages", "1.0", {"man1/a.1": ".TH A 1\n"})
         return {"fx-pages": (deb, "1.0")}
 
     monkeypatch.setattr(acquire, "fetch_packages", fake_fetch)
@@ -478,10 +450,10 @@ def built(tmp_path_factory):
     from apps.translation import long_builder
 
     root = str(tmp_path_factory.mktemp("long"))
-    english, french = _generated_pages(30)
+    english, french = fixtures.generated_pages(30)
     english["man2/demo.2"], french["man2/demo.2"] = EN_PAGE, FR_PAGE
-    _deb(root, "fx-manpages", "1.0", english)
-    _deb(root, "fx-manpages-fr", "2.0", french)
+    fixtures.manpage_deb(root, "fx-manpages", "1.0", english)
+    fixtures.manpage_deb(root, "fx-manpages-fr", "2.0", french)
     indices = {}
     for index, text in (("main/binary-amd64/Packages", PACKAGES_INDEX),
                         ("main/i18n/Translation-en", EN_INDEX),

@@ -128,3 +128,111 @@ def test_pinned_packages_are_not_trained_on():
     assert lines[0].split() == ["package", "version", "catalogues", "entries", "clean",
                                 "unique", "removed_seen", "kept"]
     assert lines[-1].split() == ["total", "10", "5", "4", "1", "3"]
+
+
+# ------------------------------------------------------------- the man-page set
+def _tool_pages(english, french, keys, prefix=""):
+    """The tree of a tool's package: English pages, and the French of `keys` beside them."""
+    pages = {key: english[key] for key in english if not prefix or key.startswith(prefix)}
+    pages.update({f"fr/{key}": french[key] for key in keys})
+    return pages
+
+
+@pytest.fixture(scope="module")
+def manpage_debs(tmp_path_factory):
+    """tool-a: pages 0-2, French of 0 and 1; tool-b: page 0 again (a duplicate) and page 3
+    with its French; tool-c: English pages only."""
+    root = str(tmp_path_factory.mktemp("unseen-manpage-debs"))
+    english, french = fixtures.generated_pages(4)
+    fixtures.manpage_deb(root, "tool-a", "1.0", _tool_pages(
+        {k: english[k] for k in ("man1/p0.1", "man1/p1.1", "man1/p2.1")}, french,
+        ["man1/p0.1", "man1/p1.1"]))
+    fixtures.manpage_deb(root, "tool-b", "2.0", _tool_pages(
+        {k: english[k] for k in ("man1/p0.1", "man1/p3.1")}, french,
+        ["man1/p0.1", "man1/p3.1"]))
+    fixtures.manpage_deb(root, "tool-c", "3.0", {"man1/p2.1": english["man1/p2.1"]})
+    return root, english, french
+
+
+MANPAGE_TOOLS = [("tool-a", "1.0"), ("tool-b", "2.0"), ("tool-c", "3.0")]
+
+
+def _page_pairs(english_page, french_page):
+    from apps.translation import long_corpus
+
+    pairs, _ = long_corpus.manpage_pairs({"k": english_page}, {"k": french_page}, "fr")
+    return [(p.source, p.target) for p in pairs]
+
+
+def test_manpage_set_aligns_each_tools_pages_dedups_and_drops_training(tmp_path,
+                                                                       manpage_debs):
+    root, english, french = manpage_debs
+    expected = {page: _page_pairs(english[f"man1/{page}.1"], french[f"man1/{page}.1"])
+                for page in ("p0", "p1", "p3")}
+    assert all(len(pairs) == 3 for pairs in expected.values())
+    seen = expected["p1"][0][0]  # one sentence of page 1 is in the training corpora
+    pairs, record = unseen_programs.prepare(
+        "fr", str(tmp_path), deb_dir=root, training_sources=[seen.upper()],
+        packages=MANPAGE_TOOLS, kind="manpages")
+    wanted = ([(s, t, "tool-a") for page in ("p0", "p1") for s, t in expected[page]]
+              + [(s, t, "tool-b") for s, t in expected["p3"]])
+    wanted.remove((seen, expected["p1"][0][1], "tool-a"))
+    assert sorted(pairs) == sorted(wanted)
+    assert [p[0].casefold() for p in pairs] == sorted(p[0].casefold() for p in pairs)
+    counts = {p["name"]: p for p in record["packages"]}
+    assert counts["tool-a"] == {"name": "tool-a", "pinned": "1.0", "version": "1.0",
+                                "pages": 2, "aligned": 2, "pairs": 6, "unique": 6,
+                                "removed_seen": 1, "kept": 5}
+    # Page 0 again in tool-b: its pairs are tool-a's (the package name breaks the tie).
+    assert counts["tool-b"]["pairs"] == 6 and counts["tool-b"]["unique"] == 3
+    assert counts["tool-c"]["pages"] == 0 and counts["tool-c"]["kept"] == 0
+    assert record["totals"]["kept"] == len(pairs) == 8 and record["rules"].startswith(
+        "long_corpus.manpage_pairs")
+    tsv, _ = unseen_programs.cache_paths("fr", str(tmp_path), "manpages")
+    assert os.path.basename(os.path.dirname(tsv)) == "unseen_manpages" and os.path.isfile(tsv)
+    assert not os.path.exists(unseen_programs.cache_paths("fr", str(tmp_path))[0])
+    assert unseen_programs.load("fr", str(tmp_path), deb_dir=root,
+                                training_sources=[seen.upper()], packages=MANPAGE_TOOLS,
+                                kind="manpages") == pairs
+    lines = unseen_programs.counts_lines(record, "manpages")
+    assert lines[0].split()[2:] == ["pages", "aligned", "pairs", "unique", "removed_seen",
+                                    "kept"]
+    assert lines[-1].split() == ["total", "4", "4", "12", "9", "1", "8"]
+
+
+def test_manpage_set_errors_name_the_input(tmp_path, manpage_debs):
+    root = manpage_debs[0]
+    with pytest.raises(ValueError, match="language='es'.*'de', 'fr'"):
+        unseen_programs.prepare("es", str(tmp_path), deb_dir=root, training_sources=[],
+                                packages=MANPAGE_TOOLS, kind="manpages")
+    with pytest.raises(ValueError, match=r"\['manpages-fr'\] are read by long_translations"):
+        unseen_programs.prepare("fr", str(tmp_path), deb_dir=root, training_sources=[],
+                                packages=[("manpages-fr", "4.18.1-1")], kind="manpages")
+    with pytest.raises(ValueError, match="kind='pages'"):
+        unseen_programs.cache_paths("fr", str(tmp_path), "pages")
+
+
+def test_manpage_packages_are_tools_not_the_long_corpus():
+    names = [name for name, _ in unseen_programs.MANPAGE_PACKAGES]
+    assert len(names) == len(set(names))
+    unseen_programs._check_arguments("fr", unseen_programs.MANPAGE_PACKAGES,
+                                     unseen_programs.MANPAGES)
+    from apps.translation import long_builder
+
+    assert set(unseen_programs.MANPAGES.languages) == set(long_builder.LANGUAGES)
+    assert unseen_programs.training_dataset("de", "manpages") == (
+        "gettext_translations/de+long_translations/de")
+
+
+def test_per_bucket_sample_is_seeded_random_and_keeps_the_order():
+    pairs = [(" ".join([f"w{i}"] * n), f"t{i}", "pkg") for i, n in
+             enumerate([3] * 50 + [15] * 5 + [45] * 2)]
+    picked = unseen_programs.per_bucket_sample(pairs, 4)
+    assert len(picked) == 4 + 4 + 2
+    assert picked == unseen_programs.per_bucket_sample(pairs, 4, seed=0)
+    assert picked != unseen_programs.per_bucket_sample(pairs, 4, seed=1)
+    index = [int(t[1:]) for _, t in picked]
+    assert index == sorted(index) and index[:4] != [0, 1, 2, 3]  # not the first rows
+    assert unseen_programs.per_bucket_sample(pairs, 100) == [(s, t) for s, t, _ in pairs]
+    with pytest.raises(ValueError, match="count=0"):
+        unseen_programs.per_bucket_sample(pairs, 0)
