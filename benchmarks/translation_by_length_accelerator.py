@@ -9,8 +9,10 @@ learning-rate schedule, test sentences and decoding: beam 4, length penalty
 0.6, no copying) with many more passes, on any Keras backend with an
 accelerator (JAX on a GPU was what it was written for), in three stages:
 
-    # 1. CPU, TensorFlow: the corpus as token ids, the vocabulary, the test pairs.
-    python -m benchmarks.translation_by_length_accelerator --stage=prepare --data=.gpu/fig2
+    # 1. CPU, TensorFlow: the corpus as token ids, the vocabulary, the test pairs (and,
+    #    with --manpages_per_bucket, a second test set: man pages of Debian's tools).
+    python -m benchmarks.translation_by_length_accelerator --stage=prepare --data=.gpu/fig2 \
+        --manpages_per_bucket=500
 
     # 2. The accelerator, KERAS_BACKEND=jax (no TensorFlow needed): every variant
     #    trained at once, one process each on the one device. Once all have compiled,
@@ -126,7 +128,7 @@ def write_prepared(out: str, base, trains: dict, validation, test, languages,
         vocabulary="subword")
     os.makedirs(out, exist_ok=True)
     pipeline.save_tokenizers(source_tokenizer, target_tokenizer, out)
-    train_pairs, dropped, per_part = translation_train.training_pairs(
+    train_pairs, dropped, per_part, by_words = translation_train.training_pairs(
         base, trains, source_tokenizer, target_tokenizer)
 
     def ids(tokenizer, texts):
@@ -159,7 +161,8 @@ def write_prepared(out: str, base, trains: dict, validation, test, languages,
         "model": dataclasses.asdict(model),
         "start_id": int(target_tokenizer.start_id), "end_id": int(target_tokenizer.end_id),
         "pairs": {"train": len(train_pairs), "train_parts": per_part,
-                  "dropped_long_pairs": dropped, "validation": len(validation),
+                  "dropped_long_pairs": dropped, "train_by_words": by_words,
+                  "validation": len(validation),
                   "test": len(test)},
         "test_sets": test_sets,
         "test_per_bucket": base.long_test_per_bucket,

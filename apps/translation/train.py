@@ -287,16 +287,23 @@ def _splits(config: TrainConfig, data_dir: str):
 
 def training_pairs(config: TrainConfig, trains: dict, source_tokenizer, target_tokenizer):
     """The pairs trained on: those of each part that fit the lengths, the long corpus
-    sampled to `long_train_pairs`; with the count dropped for length and kept per part."""
-    kept, dropped, per_part = [], 0, {}
+    sampled to `long_train_pairs`; with the count dropped for length, the count kept per
+    part, and per part and English-length bucket `{"pairs", "fit", "trained"}` (how
+    many of a bucket the lengths let the model see at all)."""
+    kept, dropped, per_part, by_words = [], 0, {}, {}
     for name, pairs in trains.items():
         fitting, too_long = pipeline.fitting_pairs(pairs, source_tokenizer, target_tokenizer)
         dropped += too_long
+        counts = {"pairs": evaluation.words_per_bucket(pairs.sources),
+                  "fit": evaluation.words_per_bucket(fitting.sources)}
         if config.long_train_pairs and name.split("/")[0] == pipeline.LONG:
             fitting = _sample(fitting, config.long_train_pairs, config.seed)
+        counts["trained"] = evaluation.words_per_bucket(fitting.sources)
+        by_words[name] = {bucket: {key: counts[key][bucket] for key in counts}
+                          for bucket in counts["pairs"]}
         per_part[name] = len(fitting)
         kept.append(fitting)
-    return _joined(kept), dropped, per_part
+    return _joined(kept), dropped, per_part, by_words
 
 
 def run_tokenizers(config: TrainConfig, train: pipeline.Pairs, model_dir: str):
@@ -337,7 +344,8 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
     m = config.model
     source_tokenizer, target_tokenizer = run_tokenizers(config, _joined(trains.values()),
                                                         model_dir)
-    train, dropped, per_part = training_pairs(config, trains, source_tokenizer, target_tokenizer)
+    train, dropped, per_part, by_words = training_pairs(config, trains, source_tokenizer,
+                                                       target_tokenizer)
     logging.info("%d training pairs longer than %d source / %d target tokens dropped; "
                  "%s kept", dropped, m.max_source_length, m.max_target_length, per_part)
     if not len(train):
@@ -394,6 +402,7 @@ def run(config: TrainConfig) -> common_metrics.RunResult:
                   "test": len(next(iter(tests.values()))),
                   "test_sets": {k: len(v) for k, v in tests.items()}},
         "dropped_long_pairs": dropped,
+        "training_pairs_by_words": by_words,
         "languages": languages,
         "vocabulary": {"kind": config.vocabulary, "source": source_tokenizer.vocabulary_size,
                        "target": target_tokenizer.vocabulary_size},

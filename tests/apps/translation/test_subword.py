@@ -152,9 +152,15 @@ def test_training_pairs_fit_each_part_and_sample_the_long_corpus():
                           [f"Ouvrir {i}" for i in range(10)] + ["Ouvrir"])
     trains = {"gettext_translations/fr": ui, "long_translations/fr": long}
     config = train.TrainConfig(dataset=train.LONG_DATASET, long_train_pairs=4, seed=3)
-    kept, dropped, per_part = train.training_pairs(config, trains, source, target)
+    kept, dropped, per_part, by_words = train.training_pairs(config, trains, source, target)
     # One too long in each part; the long corpus's 10 that fit sampled down to 4.
     assert dropped == 2 and per_part == {"gettext_translations/fr": 2, "long_translations/fr": 4}
+    # Per English-length bucket: how many there are, fit the lengths, and are trained on.
+    assert by_words["long_translations/fr"]["<=10"] == {"pairs": 10, "fit": 10, "trained": 4}
+    assert by_words["long_translations/fr"]["10-20"] == {"pairs": 1, "fit": 0, "trained": 0}
+    assert by_words["gettext_translations/fr"]["<=10"] == {"pairs": 2, "fit": 2, "trained": 2}
+    assert list(by_words["long_translations/fr"]) == ["<=10", "10-20", "20-30", "30-40",
+                                                      "40-60", ">60"]
     assert kept.sources[:2] == ["Open the file", "Close"]
     assert set(kept.sources[2:]) < {f"Open file {i}" for i in range(10)}
     assert kept.sources == train.training_pairs(config, trains, source, target)[0].sources
