@@ -62,6 +62,9 @@ CORPUS = "corpus.npz"
 META = "meta.json"
 TEST = "test.tsv"
 GO_FILE = "go.json"
+#: With more than one test set, every set's sentences together are scored too (the
+#: long buckets then have the most sentences, so the narrowest intervals).
+POOLED = "all_test_sets"
 #: With `--steps`, a worker still past the time window by this much stops (a guard).
 GUARD_SECONDS = 30.0
 #: Pairs per step (`--batch_size`): four times the CPU benchmark's 64 (the H200 runs of the
@@ -565,8 +568,9 @@ def _other_set_lines(set_name: str, scored: dict) -> list[str]:
     rows = [[v] + [f"{r['bleu_by_words'][b]['bleu']:.2f}" for b in by_length.BUCKETS]
             + [f"{r['bleu']:.2f}", r["over_twice_reference"]] for v, r in results.items()]
     first, end = scored["rows"]
-    return ["", f"## The same models on `{set_name}` ({end - first} test sentences, decoded "
-            "with the first set)", "", _common.markdown_table(headers, rows), "",
+    title = (f"every test set together ({end - first} sentences)" if set_name == POOLED else
+             f"`{set_name}` ({end - first} test sentences, decoded with the first set)")
+    return ["", f"## The same models on {title}", "", _common.markdown_table(headers, rows), "",
             *by_length.verdict_lines(scored["targets"]),
             *by_length.interval_lines(scored["intervals"])]
 
@@ -612,7 +616,9 @@ def score(data: str, outputs: str, runs_dir: str, results_dir: str, command: str
         records[variant] = record
     if not hypotheses_of:
         raise FileNotFoundError(f"{outputs}: no <variant>.npz to score")
-    sets = meta.get("test_sets") or {meta["dataset"]: [0, len(sources)]}
+    sets = dict(meta.get("test_sets") or {meta["dataset"]: [0, len(sources)]})
+    if len(sets) > 1:
+        sets[POOLED] = [0, len(sources)]
     scored = {}
     for index, (set_name, (first, end)) in enumerate(sets.items()):
         # The corpus' own test set keeps the layout of before: <runs_dir>/<variant>/.

@@ -181,6 +181,12 @@ def test_train_on_jax_then_score(prepared, tmp_path):
     assert len(rows) == 1 + 6 and rows[1].split("\t")[0] == _pairs(6, 3).sources[0]
     assert "## The same models on `pages_fixture/fr` (6 test sentences" in record["markdown"]
     assert (results / "fig2_test_pages_fixture_fr.png").is_file()
+    # And both sets together, the most sentences per bucket.
+    pooled = record["other_test_sets"][bench.POOLED]
+    assert pooled["rows"] == [0, 18] and sum(
+        b["sentences"] for b in pooled["results"]["seq2seq"]["bleu_by_words"].values()) == 18
+    assert "## The same models on every test set together (18 sentences)" in record["markdown"]
+    assert list(record["other_test_sets"]) == ["pages_fixture/fr", bench.POOLED]
     # A preparation from before the test sets (no `test_sets`): every row is one set.
     older = tmp_path / "older"
     shutil.copytree(data, older)
