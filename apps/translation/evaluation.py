@@ -8,7 +8,6 @@ case-insensitive (`lowercase=True`, `case:lc` in the signature).
 
 from __future__ import annotations
 
-import collections
 import os
 import re
 
@@ -201,12 +200,6 @@ def bleu_by_length_bins(sources, hypotheses, references, bins=BINS) -> list[dict
 def word_bucket(n_words: int) -> str:
     """The `WORD_BUCKETS` name of a source of `n_words` English words."""
     return long_corpus.length_bucket(n_words)
-
-
-def words_per_bucket(sources) -> dict[str, int]:
-    """How many of `sources` fall in each `WORD_BUCKETS` bucket (English words), in order."""
-    counts = collections.Counter(word_bucket(long_corpus.words(s)) for s in sources)
-    return {name: counts.get(name, 0) for name, _, _ in WORD_BUCKETS}
 
 
 def bleu_by_words(sources, hypotheses, references) -> dict:

@@ -679,12 +679,17 @@ def deduplicate(pairs: list[Pair], exclude: set | None = None) -> tuple[list[Pai
     return kept, dict(stats)
 
 
+def length_counts(texts) -> dict[str, int]:
+    """How many of the English `texts` fall in each `LENGTH_BUCKETS` bucket, in order."""
+    buckets = collections.Counter(length_bucket(words(text)) for text in texts)
+    return {name: buckets.get(name, 0) for name, _ in LENGTH_BUCKETS}
+
+
 def counts(pairs: list[Pair]) -> dict:
     """`{origin: {"pairs": n, "by_length": {bucket: n}}}` plus `"all"` (English words)."""
     out = {}
     for origin in (*ORIGINS, "all"):
         chosen = [p for p in pairs if origin in ("all", p.origin)]
-        buckets = collections.Counter(length_bucket(words(p.source)) for p in chosen)
         out[origin] = {"pairs": len(chosen),
-                       "by_length": {name: buckets.get(name, 0) for name, _ in LENGTH_BUCKETS}}
+                       "by_length": length_counts(p.source for p in chosen)}
     return out

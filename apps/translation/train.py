@@ -67,7 +67,7 @@ from apps.common import data as common_data
 from apps.common import metrics as common_metrics
 from apps.common import strategy as common_strategy
 from apps.common import training
-from apps.translation import evaluation, pipeline
+from apps.translation import evaluation, long_corpus, pipeline
 from apps.translation import export as translation_export
 from apps.translation import model as translation_model
 
@@ -294,11 +294,11 @@ def training_pairs(config: TrainConfig, trains: dict, source_tokenizer, target_t
     for name, pairs in trains.items():
         fitting, too_long = pipeline.fitting_pairs(pairs, source_tokenizer, target_tokenizer)
         dropped += too_long
-        counts = {"pairs": evaluation.words_per_bucket(pairs.sources),
-                  "fit": evaluation.words_per_bucket(fitting.sources)}
+        counts = {"pairs": long_corpus.length_counts(pairs.sources),
+                  "fit": long_corpus.length_counts(fitting.sources)}
         if config.long_train_pairs and name.split("/")[0] == pipeline.LONG:
             fitting = _sample(fitting, config.long_train_pairs, config.seed)
-        counts["trained"] = evaluation.words_per_bucket(fitting.sources)
+        counts["trained"] = long_corpus.length_counts(fitting.sources)
         by_words[name] = {bucket: {key: counts[key][bucket] for key in counts}
                           for bucket in counts["pairs"]}
         per_part[name] = len(fitting)
