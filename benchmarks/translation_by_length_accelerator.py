@@ -101,10 +101,10 @@ def prepare(out: str, test_per_bucket: int = 500, smoke: bool = False,
     extra = {}
     if manpages_per_bucket:
         language = base.dataset_name.rsplit("/", 1)[-1]
-        picked = unseen_programs.per_bucket_sample(
-            unseen_programs.load(language, data_dir, kind="manpages"), manpages_per_bucket)
-        extra[f"{unseen_programs.MANPAGES.name}/{language}"] = pipeline.Pairs(
-            [p[0] for p in picked], [p[1] for p in picked])
+        pages = unseen_programs.load(language, data_dir, kind="manpages")
+        extra[f"{unseen_programs.MANPAGES.name}/{language}"] = translation_train.per_bucket(
+            pipeline.Pairs([p[0] for p in pages], [p[1] for p in pages]), manpages_per_bucket,
+            seed=0)
     return write_prepared(out, base, trains, validation, next(iter(tests.values())),
                           languages, smoke, extra_tests=extra)
 

@@ -347,7 +347,11 @@ def main(argv) -> None:
             raise app.UsageError(f"--manpages_per_bucket with --language={f.language}: the "
                                  f"man-page set has {sorted(unseen_programs.MANPAGES.languages)}.")
         pages, manpage_record = unseen_programs.prepare(f.language, data_dir, kind="manpages")
-        manpage_pairs = unseen_programs.per_bucket_sample(pages, f.manpages_per_bucket)
+        from apps.translation import pipeline, train
+
+        picked = train.per_bucket(pipeline.Pairs([p[0] for p in pages], [p[1] for p in pages]),
+                                  f.manpages_per_bucket, seed=0)
+        manpage_pairs = list(zip(picked.sources, picked.targets, strict=True))
     record = run(exports, sample(pairs, f.limit), set_record,
                  batch_size=common_flags.resolve(common_flags.BATCH_SIZE, BATCH_SIZE),
                  command=command, results_dir=f.results_dir, limit=f.limit,

@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import random
 import time
 from typing import Literal
 
@@ -224,15 +225,21 @@ def _sample(pairs, count: int | None, seed: int):
     return pipeline.Pairs([pairs.sources[i] for i in picked], [pairs.targets[i] for i in picked])
 
 
-def per_bucket(pairs, count: int):
-    """The first `count` pairs of each English-length bucket (`evaluation.WORD_BUCKETS`)."""
+def per_bucket(pairs, count: int, seed: int | None = None):
+    """The first `count` pairs of each English-length bucket (`evaluation.WORD_BUCKETS`),
+    or with `seed` a seeded random `count` of each (for pairs in an order that is not
+    random, e.g. sorted by source); kept in their order either way."""
+    order = list(range(len(pairs)))
+    if seed is not None:
+        random.Random(seed).shuffle(order)
     taken: dict = {}
     keep = []
-    for i, source in enumerate(pairs.sources):
-        bucket = evaluation.word_bucket(len(source.split()))
+    for i in order:
+        bucket = evaluation.word_bucket(len(pairs.sources[i].split()))
         if taken.get(bucket, 0) < count:
             taken[bucket] = taken.get(bucket, 0) + 1
             keep.append(i)
+    keep.sort()
     return pipeline.Pairs([pairs.sources[i] for i in keep], [pairs.targets[i] for i in keep])
 
 

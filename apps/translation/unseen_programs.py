@@ -68,7 +68,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import random
 import tempfile
 from collections.abc import Iterable
 
@@ -379,26 +378,6 @@ def load(language: str = "fr", data_dir: str | None = None, deb_dir: str | None 
          kind: str = "ui") -> list[Pair]:
     """The set's `[(source, target, package)]` (see `prepare`: the same arguments)."""
     return prepare(language, data_dir, deb_dir, training_sources, packages, kind)[0]
-
-
-def per_bucket_sample(pairs, count: int, seed: int = 0) -> list[tuple[str, str]]:
-    """A seeded random `count` pairs of each English-length bucket (`long_corpus.LENGTH_BUCKETS`;
-    all of a bucket that has fewer), as `[(source, target)]` in the order of `pairs`.
-
-    The set's rows are sorted by their folded source, so its first rows would all
-    begin alike (digits, "a ..."): the pairs of a bucket are drawn at random instead.
-    """
-    if count < 1:
-        raise ValueError(f"count={count}: expected a positive number of pairs per bucket.")
-    order = list(range(len(pairs)))
-    random.Random(seed).shuffle(order)
-    taken, keep = {}, []
-    for i in order:
-        bucket = long_corpus.length_bucket(long_corpus.words(pairs[i][0]))
-        if taken.get(bucket, 0) < count:
-            taken[bucket] = taken.get(bucket, 0) + 1
-            keep.append(i)
-    return [(pairs[i][0], pairs[i][1]) for i in sorted(keep)]
 
 
 def counts_lines(record: dict, kind: str = "ui") -> list[str]:

@@ -178,3 +178,18 @@ def test_per_bucket_keeps_the_first_pairs_of_each_length_bucket():
     pairs = pipeline.Pairs([" ".join(["w"] * n) for n in lengths], [str(n) for n in lengths])
     kept = train.per_bucket(pairs, 2)
     assert kept.targets == ["3", "25", "4", "30", "45"]
+
+
+def test_per_bucket_with_a_seed_draws_each_bucket_at_random_and_keeps_the_order():
+    from apps.translation import train
+
+    lengths = [3] * 50 + [15] * 5 + [45] * 2
+    pairs = pipeline.Pairs([" ".join([f"w{i}"] * n) for i, n in enumerate(lengths)],
+                           [str(i) for i in range(len(lengths))])
+    picked = train.per_bucket(pairs, 4, seed=0)
+    index = [int(t) for t in picked.targets]
+    assert len(index) == 4 + 4 + 2 and index == sorted(index)
+    assert index[:4] != [0, 1, 2, 3]  # not the first of the bucket
+    assert picked.targets == train.per_bucket(pairs, 4, seed=0).targets
+    assert picked.targets != train.per_bucket(pairs, 4, seed=1).targets
+    assert train.per_bucket(pairs, 100, seed=0).targets == pairs.targets

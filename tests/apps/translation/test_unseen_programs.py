@@ -223,16 +223,3 @@ def test_manpage_packages_are_tools_not_the_long_corpus():
     assert unseen_programs.training_dataset("de", "manpages") == (
         "gettext_translations/de+long_translations/de")
 
-
-def test_per_bucket_sample_is_seeded_random_and_keeps_the_order():
-    pairs = [(" ".join([f"w{i}"] * n), f"t{i}", "pkg") for i, n in
-             enumerate([3] * 50 + [15] * 5 + [45] * 2)]
-    picked = unseen_programs.per_bucket_sample(pairs, 4)
-    assert len(picked) == 4 + 4 + 2
-    assert picked == unseen_programs.per_bucket_sample(pairs, 4, seed=0)
-    assert picked != unseen_programs.per_bucket_sample(pairs, 4, seed=1)
-    index = [int(t[1:]) for _, t in picked]
-    assert index == sorted(index) and index[:4] != [0, 1, 2, 3]  # not the first rows
-    assert unseen_programs.per_bucket_sample(pairs, 100) == [(s, t) for s, t, _ in pairs]
-    with pytest.raises(ValueError, match="count=0"):
-        unseen_programs.per_bucket_sample(pairs, 0)
